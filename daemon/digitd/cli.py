@@ -1,0 +1,198 @@
+"""Command line: ``digitd run | predict | check-config``.
+
+A thin layer: parse arguments, load the config, call the library, and turn
+errors into exit codes in ONE place (:func:`main`):
+
+* :class:`~digitd.errors.DigitdError` -> ``digitd: error: <message>`` on stderr
+  and its ``exit_code`` (1 inputs failed, 2 config/usage, 3 model);
+* argparse usage errors -> argparse's message and exit 2;
+* anything else -> ``digitd: crashed: <type>: <message>`` and exit 70
+  (traceback too when ``DIGITD_DEBUG=1``).
+
+Heavy libraries (TensorFlow, OpenCV, matplotlib) are imported only inside the
+commands that need them, so ``digitd --help`` and ``check-config`` are instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from digitd import __version__
+from digitd.errors import DigitdError, UsageError, one_line
+
+EXIT_CRASH = 70  # EX_SOFTWARE: an internal error, not the user's fault
+EXIT_INTERRUPTED = 130
+
+DEBUG_ENV = "DIGITD_DEBUG"
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------
+# Commands
+
+
+def _load(args: argparse.Namespace):
+    from digitd.config import config_path_from, load_config
+
+    return load_config(config_path_from(args.config))
+
+
+def _setup_logging(level: str) -> None:
+    """Plain lines on stderr; journald adds the time."""
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _implementation(command: str, module: str, func: str) -> Callable[..., Any]:
+    """``module.func``, imported only now; UsageError if not there yet."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:  # a dependency of the module is missing: a real crash
+            raise
+        raise UsageError(f"'{command}' is not implemented yet") from None
+    fn = getattr(mod, func, None)
+    if not callable(fn):
+        raise UsageError(f"'{command}' is not implemented yet")
+    return fn
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args)
+    _setup_logging(config.log_level)
+    run = _implementation("run", "digitd.service", "run")
+    log.info("digitd %s starting with config %s", __version__, config.source)
+    return int(run(config) or 0)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    config = _load(args)
+    changes: dict[str, Any] = {}
+    if args.model is not None:
+        changes["model"] = Path(os.path.abspath(os.path.expanduser(args.model)))
+    if args.out is not None:
+        changes["outbox"] = Path(os.path.abspath(os.path.expanduser(args.out)))
+    if args.no_annotate:
+        changes["annotate"] = False
+    if changes:
+        config = config.replace(**changes)
+    _setup_logging(config.log_level)
+    predict = _implementation("predict", "digitd.predict", "main")
+    return int(predict(config, args) or 0)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from digitd.config import existence_warnings
+
+    config = _load(args)
+    for warning in existence_warnings(config):
+        print(f"digitd: warning: {warning}", file=sys.stderr)
+    sys.stdout.write(f"# effective config from {config.source}\n")
+    sys.stdout.write(yaml.safe_dump(config.as_dict(), sort_keys=False, default_flow_style=False))
+    sys.stdout.flush()
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Parser
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="PATH", default=None,
+        help="config file (default: $DIGITD_CONFIG if set, else ./config.yaml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="digitd",
+        description="Read handwritten digits from scanned images: images dropped into the "
+                    "inbox folder are recognised and the results written to the outbox.",
+        epilog="Exit codes: 0 success, 1 some inputs failed, 2 bad config or usage, "
+               "3 model cannot be loaded, 70 internal error.",
+    )
+    parser.add_argument("--version", action="version", version=f"digitd {__version__}",
+                        help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", help="run the hot-folder service in the foreground",
+        description="Run the service in the foreground (systemd style): watch the inbox, "
+                    "recognise every image dropped there and write the results to the "
+                    "outbox. Stops cleanly on SIGTERM or Ctrl-C.")
+    _add_config_option(run)
+    run.set_defaults(func=cmd_run)
+
+    predict = commands.add_parser(
+        "predict", help="recognise the given files and folders once, then exit",
+        description="One-shot recognition of image files and folders: writes exactly what "
+                    "the service writes into the outbox, without touching the inputs.")
+    _add_config_option(predict)
+    predict.add_argument("--model", metavar="PATH", default=None,
+                         help="model file to use instead of the configured 'model'")
+    predict.add_argument("--out", metavar="DIR", default=None,
+                         help="write results to DIR instead of the configured 'outbox'")
+    predict.add_argument("--no-annotate", action="store_true",
+                         help="do not write annotated pictures")
+    predict.add_argument("--json", action="store_true",
+                         help="print one result object per input on stdout, one per line")
+    predict.add_argument("paths", nargs="+", metavar="PATH",
+                         help="image file or folder of images")
+    predict.set_defaults(func=cmd_predict)
+
+    check = commands.add_parser(
+        "check-config", help="validate the config and print the effective values",
+        description="Validate the config file and print the effective config (every key, "
+                    "defaults filled in, paths made absolute) as YAML on stdout. Warns on "
+                    "stderr when the inbox, outbox or model do not exist.")
+    _add_config_option(check)
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+# ---------------------------------------------------------------------------
+# Entry point: the one place where errors become exit codes
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return args.func(args)
+    except DigitdError as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        print(f"digitd: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("digitd: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `digitd check-config | head -1`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return 141  # 128 + SIGPIPE, as a shell would report
+    except Exception as exc:  # noqa: BLE001 - the crash handler
+        if os.environ.get(DEBUG_ENV) == "1":
+            traceback.print_exc()
+        print(f"digitd: crashed: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
+        return EXIT_CRASH
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

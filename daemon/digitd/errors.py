@@ -1,0 +1,56 @@
+"""Errors that end a digitd command, each with its exit code.
+
+Library code raises these; the single handler in :mod:`digitd.cli` turns them
+into ``digitd: error: <message>`` on stderr and the exit code, no traceback.
+Exit codes are part of the product contract (DESIGN.md):
+
+* 0 success
+* 1 some inputs failed (``predict``)          -> :class:`InputsFailed`
+* 2 bad config or usage                       -> :class:`ConfigError`, :class:`UsageError`
+* 3 the model cannot be loaded                -> :class:`ModelLoadError`
+* 70 anything unexpected (a crash; see cli.py)
+"""
+
+from __future__ import annotations
+
+
+def one_line(text: object) -> str:
+    """Collapse any text to a single line (messages must never span lines)."""
+    return " ".join(str(text).split())
+
+
+class DigitdError(Exception):
+    """Base class: an expected failure with an actionable one-line message."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        self.message = one_line(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputsFailed(DigitdError):
+    """Some inputs could not be processed (the others were)."""
+
+    exit_code = 1
+
+
+class ConfigError(DigitdError):
+    """The config file is missing, unreadable or invalid; names file and key."""
+
+    exit_code = 2
+
+
+class UsageError(DigitdError):
+    """The command line asks for something that cannot be done."""
+
+    exit_code = 2
+
+
+class ModelLoadError(DigitdError):
+    """The model file is missing or cannot be loaded."""
+
+    exit_code = 3
