@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""Train digitd's digit model on MNIST.
+
+    python scripts/train.py --data ../shared/data/mnist.npz [--arch cnn|mlp]
+                            [--epochs N] [--out models/NAME.keras]
+
+Without --data, Keras's normal MNIST download is used. Every image goes
+through ``digitd.preprocess.to_mnist_form``, the function the service uses at
+inference. The CNN is trained on digits distorted the way real scans differ
+from MNIST (rotation, shear, scale and aspect, stroke thickness, small
+shifts), freshly drawn each epoch. Writes the model, its card
+(``NAME.json``), a confusion matrix (``NAME.confusion.png``) and a grid of
+misclassified test digits (``NAME.errors.png``). The best epoch on the
+validation split is kept in ``NAME.ckpt.keras`` while training runs; Ctrl-C
+stops training and finishes the model from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "daemon"))  # runnable from a plain checkout too
+
+from digitd import model as digit_model  # noqa: E402
+from digitd.preprocess import SIZE, to_mnist_batch, to_mnist_form  # noqa: E402
+
+# ---------------------------------------------------------------- constants
+NUM_CLASSES = 10
+SEED = 1337
+EPOCHS = {"cnn": 30, "mlp": 20}
+BATCH_SIZE = 128
+VALIDATION = 5000  # training images held out for validation (best-epoch choice)
+LEARNING_RATE = 1e-3
+LR_DECAY = 0.90  # per epoch
+# Augmentation (CNN): what real scans do that MNIST does not.
+ROTATE_DEG = 12.0
+SHEAR = 0.25
+SCALE = (0.85, 1.15)  # per axis, so the aspect changes too
+SHIFT_PX = 2  # after normalisation: imperfect crops at inference
+THICKNESS = ((-1, 0.15), (1, 0.20), (2, 0.10))  # (pixels at 2x, probability)
+
+
+class DataError(Exception):
+    """The --data file cannot be used; the message names the file and the problem."""
+
+
+# ---------------------------------------------------------------- data
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_data(path: Path | None):
+    """-> (x_train, y_train, x_test, y_test, sha256 or None); raises DataError."""
+    if path is None:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        return x_train, y_train, x_test, y_test, None
+    if not path.exists():
+        raise DataError(f"--data {path}: no such file")
+    if not path.is_file():
+        raise DataError(f"--data {path}: not a file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in npz.files]
+            if missing:
+                raise DataError(
+                    f"--data {path}: missing array(s) {', '.join(missing)}; "
+                    "expected x_train, y_train, x_test, y_test"
+                )
+            arrays = [npz[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"--data {path}: not a readable NumPy .npz file ({type(exc).__name__})") from None
+    for (name, arr), kind in zip(zip(("x_train", "y_train", "x_test", "y_test"), arrays), "xyxy"):
+        if kind == "x" and (arr.ndim != 3 or arr.shape[1:] != (SIZE, SIZE)):
+            raise DataError(f"--data {path}: {name} has shape {arr.shape}, expected (N, {SIZE}, {SIZE})")
+        if kind == "y" and arr.ndim != 1:
+            raise DataError(f"--data {path}: {name} has shape {arr.shape}, expected (N,)")
+        if not np.issubdtype(arr.dtype, np.number):
+            raise DataError(f"--data {path}: {name} has dtype {arr.dtype}, expected numbers")
+    x_train, y_train, x_test, y_test = arrays
+    for xs, ys, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
+        if len(xs) != len(ys):
+            raise DataError(f"--data {path}: x_{split} has {len(xs)} images but y_{split} {len(ys)} labels")
+        if len(xs) == 0:
+            raise DataError(f"--data {path}: x_{split} is empty")
+        if ys.min() < 0 or ys.max() >= NUM_CLASSES or not np.all(ys == np.round(ys)):
+            raise DataError(f"--data {path}: y_{split} holds labels outside 0-9")
+    return x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64), sha256_file(path)
+
+
+def as_ink(images: np.ndarray) -> np.ndarray:
+    """MNIST-layout images (white on black, 0-255 or 0-1) -> float32 0-1."""
+    images = images.astype(np.float32)
+    return images / 255.0 if images.max() > 1.0 else images
+
+
+# ---------------------------------------------------------------- augmentation
+def distort(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random real-scan-like distortion of a 28x28 float digit, then MNIST form."""
+    import cv2
+
+    big = cv2.resize(img, (2 * SIZE, 2 * SIZE), interpolation=cv2.INTER_LINEAR)
+    big = cv2.copyMakeBorder(big, SIZE, SIZE, SIZE, SIZE, cv2.BORDER_CONSTANT, value=0)
+    c = big.shape[0] / 2
+    angle = np.deg2rad(rng.uniform(-ROTATE_DEG, ROTATE_DEG))
+    sx, sy = rng.uniform(*SCALE, size=2)
+    shear = rng.uniform(-SHEAR, SHEAR)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    lin = rot @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([sx, sy])
+    m = np.hstack([lin, (np.array([c, c]) - lin @ np.array([c, c]))[:, None]])
+    big = cv2.warpAffine(big, m, big.shape[::-1], flags=cv2.INTER_LINEAR)
+    r = rng.random()
+    for px, p in THICKNESS:
+        if r < p:
+            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(px) + 1, 2 * abs(px) + 1))
+            big = cv2.dilate(big, k) if px > 0 else cv2.erode(big, k)
+            break
+        r -= p
+    out = to_mnist_form(big)
+    dy, dx = rng.integers(-SHIFT_PX, SHIFT_PX + 1, size=2)
+    return np.roll(out, (dy, dx), axis=(0, 1))  # the border is empty: a shift
+
+
+def make_epoch_dataset(x, y, batch_size: int, seed: int):
+    """A Keras PyDataset that draws a fresh distortion of every digit each epoch."""
+    import keras
+
+    class Distorted(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.draw()
+
+        def draw(self):
+            order = self.rng.permutation(len(x))
+            self.x = np.stack([distort(x[i], self.rng) for i in order])[..., None]
+            self.y = y[order]
+
+        def __len__(self):
+            return (len(x) + batch_size - 1) // batch_size
+
+        def __getitem__(self, i):
+            s = slice(i * batch_size, (i + 1) * batch_size)
+            return self.x[s], self.y[s]
+
+        def on_epoch_end(self):
+            self.draw()
+
+    return Distorted()
+
+
+# ---------------------------------------------------------------- pictures
+def save_confusion(cm: np.ndarray, path: Path, title: str) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 5.5), dpi=110)
+    ax = fig.add_subplot()
+    shown = np.log1p(cm)
+    ax.imshow(shown, cmap="Blues")
+    for t in range(NUM_CLASSES):
+        for p in range(NUM_CLASSES):
+            if cm[t, p]:
+                dark = shown[t, p] > shown.max() * 0.6
+                ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_xticks(range(NUM_CLASSES))
+    ax.set_yticks(range(NUM_CLASSES))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def save_errors(images, true, pred, conf, path: Path, title: str, limit: int = 100) -> None:
+    from matplotlib.figure import Figure
+
+    n = min(limit, len(images))
+    cols = 10
+    rows = max(1, (n + cols - 1) // cols)
+    fig = Figure(figsize=(cols * 1.0, rows * 1.15 + 0.5), dpi=100)
+    fig.suptitle(f"{title}: {len(images)} misclassified test digits" + (f" (first {n})" if n < len(images) else ""), fontsize=9)
+    for k in range(rows * cols):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.axis("off")
+        if k < n:
+            ax.imshow(images[k], cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title(f"true {true[k]} → {pred[k]} ({conf[k]:.2f})", fontsize=6.5, color="firebrick")
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path)
+
+
+# ---------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, help="npz with x_train, y_train, x_test, y_test (MNIST layout); default: Keras's MNIST download")
+    p.add_argument("--arch", choices=digit_model.ARCHS, default="cnn", help="network: cnn (default) or the seed's mlp")
+    p.add_argument("--epochs", type=int, help="epochs (default: cnn 30, mlp 20)")
+    p.add_argument("--out", type=Path, help="model path, ending in .keras (default: models/digitd-ARCH.keras)")
+    p.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"batch size (default {BATCH_SIZE})")
+    p.add_argument("--validation", type=int, default=VALIDATION, help=f"training images held out for validation (default {VALIDATION}, at most a fifth)")
+    p.add_argument("--no-augment", action="store_true", help="train on the digits as they are (the mlp never augments)")
+    args = p.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / "models" / f"digitd-{args.arch}.keras"
+    if args.out.suffix != ".keras":
+        p.error(f"--out {args.out}: must end in .keras")
+    if args.epochs is None:
+        args.epochs = EPOCHS[args.arch]
+    if args.epochs < 1:
+        p.error("--epochs must be at least 1")
+    if args.batch_size < 1:
+        p.error("--batch-size must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    try:
+        x_train, y_train, x_test, y_test, data_sha = load_data(args.data)
+    except DataError as exc:
+        print(f"train.py: error: {exc}", file=sys.stderr)
+        return 2
+
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    augment = args.arch == "cnn" and not args.no_augment
+
+    # Data: the serving normalisation, a seeded validation split.
+    x_train, x_test = as_ink(x_train), as_ink(x_test)
+    order = np.random.default_rng(args.seed).permutation(len(x_train))
+    n_val = min(args.validation, len(x_train) // 5)
+    val_idx, fit_idx = order[:n_val], order[n_val:]
+    x_fit, y_fit = x_train[fit_idx], y_train[fit_idx]
+    x_val = to_mnist_batch(x_train[val_idx])[..., None]
+    y_val = y_train[val_idx]
+    x_test_in = to_mnist_batch(x_test)[..., None]
+    print(f"train {x_fit.shape} val {x_val.shape} test {x_test_in.shape}; augment={augment}", flush=True)
+
+    model = digit_model.build(args.arch)
+    model.summary()
+    model.compile(
+        optimizer=keras.optimizers.Adam(LEARNING_RATE),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = args.out.with_name(args.out.stem + ".ckpt.keras")
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_accuracy", save_best_only=True, verbose=1),
+        keras.callbacks.LearningRateScheduler(lambda epoch: LEARNING_RATE * LR_DECAY**epoch),
+    ]
+    if augment:
+        train_data = make_epoch_dataset(x_fit, y_fit, args.batch_size, args.seed)
+        fit_kwargs = {}
+    else:
+        train_data, fit_kwargs = to_mnist_batch(x_fit)[..., None], {"y": y_fit, "batch_size": args.batch_size, "shuffle": True}
+
+    interrupted = False
+    fit_started = time.time()
+    history = None
+    try:
+        history = model.fit(
+            train_data,
+            epochs=args.epochs,
+            validation_data=(x_val, y_val),
+            callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+            **fit_kwargs,
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: finishing from the best checkpoint", file=sys.stderr, flush=True)
+    fit_seconds = time.time() - fit_started
+    if not ckpt.exists():
+        print(f"train.py: error: no checkpoint was written ({ckpt}); nothing to save", file=sys.stderr)
+        return 1
+
+    best = digit_model.load(ckpt)
+    best.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    test_loss, test_acc = best.evaluate(x_test_in, y_test, batch_size=1024, verbose=0)
+    probs = best.predict(x_test_in, batch_size=1024, verbose=0)
+    pred = probs.argmax(axis=1)
+    cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    np.add.at(cm, (y_test, pred), 1)
+    per_class = {str(c): round(float(cm[c, c] / max(cm[c].sum(), 1)), 5) for c in range(NUM_CLASSES)}
+
+    # Save atomically, then prove the saved file reloads (safe mode) and predicts the same.
+    tmp = args.out.with_name(args.out.stem + ".tmp.keras")
+    best.save(tmp)
+    reloaded = digit_model.load(tmp)
+    np.testing.assert_allclose(reloaded.predict(x_test_in[:256], verbose=0), probs[:256], rtol=1e-5, atol=1e-6)
+    os.replace(tmp, args.out)
+
+    name = args.out.stem
+    hist = history.history if history is not None else {}
+    epochs_done = len(hist.get("loss", [])) if history is not None else None
+    val_acc = hist.get("val_accuracy", [])
+    import cv2
+    import matplotlib
+    import tensorflow as tf
+
+    card = {
+        "name": name,
+        "file": args.out.name,
+        "architecture": args.arch,
+        "layers": [f"{layer.__class__.__name__}{tuple(layer.output.shape[1:])}" for layer in best.layers],
+        "parameters": int(best.count_params()),
+        "input": "28x28x1 float32 0-1, white ink on black, made by digitd.preprocess.to_mnist_form",
+        "epochs": args.epochs,
+        "epochs_completed": epochs_done,
+        "interrupted": interrupted,
+        "best_epoch": int(np.argmax(val_acc)) + 1 if val_acc else None,
+        "best_val_accuracy": round(float(max(val_acc)), 5) if val_acc else None,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "optimizer": f"Adam lr {LEARNING_RATE} x {LR_DECAY}^epoch",
+        "augmentation": (
+            f"each epoch: rotation +-{ROTATE_DEG} deg, shear +-{SHEAR}, scale {SCALE[0]}-{SCALE[1]} per axis, "
+            f"stroke thickness {THICKNESS} (px at 2x, probability), then to_mnist_form, then shift +-{SHIFT_PX} px"
+            if augment
+            else None
+        ),
+        "data": {
+            "path": str(args.data) if args.data else "keras.datasets.mnist.load_data()",
+            "sha256": data_sha,
+            "train": int(len(fit_idx)),
+            "validation": int(n_val),
+            "test": int(len(x_test)),
+            "source": 'Y. LeCun, C. Cortes, C. Burges, "The MNIST database of handwritten digits", CC BY-SA 3.0',
+        },
+        "test_accuracy": round(float(test_acc), 5),
+        "test_loss": round(float(test_loss), 5),
+        "test_errors": int((pred != y_test).sum()),
+        "per_class_accuracy": per_class,
+        "training_seconds": round(fit_seconds, 1),
+        "total_seconds": round(time.time() - started, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "opencv": cv2.__version__,
+            "matplotlib": matplotlib.__version__,
+        },
+        "command": "python scripts/train.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    card_path = args.out.with_suffix(".json")
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+
+    title = f"{name}: test accuracy {test_acc:.2%} on {len(x_test)} digits"
+    save_confusion(cm, args.out.with_suffix(".confusion.png"), title)
+    wrong = np.flatnonzero(pred != y_test)
+    save_errors(x_test_in[wrong, ..., 0], y_test[wrong], pred[wrong], probs[wrong].max(axis=1), args.out.with_suffix(".errors.png"), name)
+    ckpt.unlink(missing_ok=True)
+
+    print(f"test accuracy {test_acc:.4%}  loss {test_loss:.4f}  errors {card['test_errors']}")
+    print(f"wrote {args.out}, {card_path.name}, {name}.confusion.png, {name}.errors.png in {card['total_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""scripts/train.py end to end on a small font-drawn dataset, its error messages,
+and the shipped model against the accuracy its card claims."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = ROOT / "scripts" / "train.py"
+SHIPPED = ROOT / "models" / "digitd-cnn-v1.keras"
+
+FONTS = [
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+    cv2.FONT_HERSHEY_PLAIN,
+]
+
+
+def font_digit(digit: int, font: int, thickness: int, angle: float) -> np.ndarray:
+    """A white-on-black 28x28 uint8 digit drawn with an OpenCV font, roughly MNIST-sized."""
+    canvas = np.zeros((56, 56), np.uint8)
+    cv2.putText(canvas, str(digit), (14, 44), font, 1.4, 255, thickness, cv2.LINE_AA)
+    rot = cv2.getRotationMatrix2D((28, 28), angle, 1.0)
+    canvas = cv2.warpAffine(canvas, rot, (56, 56))
+    return cv2.resize(canvas, (28, 28), interpolation=cv2.INTER_AREA)
+
+
+def font_dataset(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    ys = np.arange(n) % 10
+    xs = np.stack(
+        [font_digit(int(y), FONTS[rng.integers(len(FONTS))], int(rng.integers(2, 5)), rng.uniform(-10, 10)) for y in ys]
+    )
+    return xs, ys.astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def font_npz(tmp_path_factory) -> Path:
+    x_train, y_train = font_dataset(400, seed=1)
+    x_test, y_test = font_dataset(100, seed=2)
+    path = tmp_path_factory.mktemp("data") / "fonts.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def run_train(*args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(TRAIN), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def mnist_form_batch(images: np.ndarray) -> np.ndarray:
+    from digitd.preprocess import to_mnist_batch
+
+    return to_mnist_batch(images.astype(np.float32) / 255.0)[..., None]
+
+
+def accuracy_of(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    from digitd import model as digit_model
+
+    model = digit_model.load(model_path)
+    probs = model.predict(mnist_form_batch(x), batch_size=1024, verbose=0)
+    return float((probs.argmax(axis=1) == y).mean())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch,epochs,floor", [("mlp", 12, 0.80), ("cnn", 2, None)])
+def test_training_end_to_end(font_npz, tmp_path, arch, epochs, floor):
+    out = tmp_path / "models" / f"tiny-{arch}.keras"
+    proc = run_train("--data", font_npz, "--arch", arch, "--epochs", epochs, "--out", out, "--validation", 50)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    for suffix in (".keras", ".json", ".confusion.png", ".errors.png"):
+        assert out.with_suffix(suffix).is_file(), suffix
+    assert not out.with_name(out.stem + ".ckpt.keras").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        f"tiny-{arch}{s}" for s in (".keras", ".json", ".confusion.png", ".errors.png")
+    )
+
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["architecture"] == arch
+    assert card["epochs"] == epochs and card["epochs_completed"] == epochs
+    assert card["seed"] == 1337
+    assert card["data"]["train"] == 350 and card["data"]["validation"] == 50 and card["data"]["test"] == 100
+    import hashlib
+
+    assert card["data"]["sha256"] == hashlib.sha256(font_npz.read_bytes()).hexdigest()
+    assert sorted(card["per_class_accuracy"]) == [str(d) for d in range(10)]
+    for key in ("parameters", "test_accuracy", "test_loss", "training_seconds", "versions", "date"):
+        assert key in card, key
+    assert set(card["versions"]) >= {"tensorflow", "keras", "numpy", "python"}
+
+    # The saved model reloads (safe mode) and predicts what the in-memory model
+    # scored before saving: the card's accuracy, to the digit.
+    with np.load(font_npz) as npz:
+        x_test, y_test = npz["x_test"], npz["y_test"]
+    acc = accuracy_of(out, x_test, y_test)
+    assert acc == pytest.approx(card["test_accuracy"], abs=1e-5)
+    assert card["test_errors"] == round((1 - acc) * 100)
+    if floor is not None:
+        assert acc >= floor, f"{arch} learnt little: {acc:.2%}"
+    assert f"test accuracy {acc:.4%}" in proc.stdout
+
+
+def write_npz(path: Path, **arrays) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+GOOD = dict(
+    x_train=np.zeros((10, 28, 28), np.uint8),
+    y_train=np.zeros(10, np.uint8),
+    x_test=np.zeros((5, 28, 28), np.uint8),
+    y_test=np.zeros(5, np.uint8),
+)
+
+
+@pytest.mark.parametrize(
+    "name,make,message",
+    [
+        ("missing", lambda p: p, "--data {p}: no such file"),
+        ("folder", lambda p: (p.mkdir(), p)[1], "--data {p}: not a file"),
+        ("text", lambda p: (p.write_text("hello, I am not an npz\n"), p)[1], "--data {p}: not a readable NumPy .npz file (ValueError)"),
+        (
+            "keys",
+            lambda p: write_npz(p, x_train=GOOD["x_train"], y_train=GOOD["y_train"]),
+            "--data {p}: missing array(s) x_test, y_test; expected x_train, y_train, x_test, y_test",
+        ),
+        (
+            "shape",
+            lambda p: write_npz(p, **{**GOOD, "x_train": np.zeros((10, 32, 32), np.uint8)}),
+            "--data {p}: x_train has shape (10, 32, 32), expected (N, 28, 28)",
+        ),
+        (
+            "labels2d",
+            lambda p: write_npz(p, **{**GOOD, "y_test": np.zeros((5, 10), np.uint8)}),
+            "--data {p}: y_test has shape (5, 10), expected (N,)",
+        ),
+        (
+            "count",
+            lambda p: write_npz(p, **{**GOOD, "y_train": np.zeros(9, np.uint8)}),
+            "--data {p}: x_train has 10 images but y_train 9 labels",
+        ),
+        (
+            "range",
+            lambda p: write_npz(p, **{**GOOD, "y_test": np.full(5, 12, np.uint8)}),
+            "--data {p}: y_test holds labels outside 0-9",
+        ),
+    ],
+)
+def test_bad_data_gives_one_clear_line(tmp_path, name, make, message):
+    path = make(tmp_path / f"{name}.npz")
+    proc = run_train("--data", path, "--out", tmp_path / "m.keras", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == f"train.py: error: {message.format(p=path)}\n"
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_bad_out_is_a_usage_error(tmp_path):
+    proc = run_train("--out", tmp_path / "model.h5", timeout=120)
+    assert proc.returncode == 2
+    assert f"--out {tmp_path / 'model.h5'}: must end in .keras" in proc.stderr
+
+
+@pytest.mark.slow
+def test_shipped_model_reaches_its_card_on_mnist(mnist_path):
+    card = json.loads(SHIPPED.with_suffix(".json").read_text())
+    assert card["file"] == SHIPPED.name
+    assert card["test_accuracy"] >= 0.995
+    with np.load(mnist_path) as npz:
+        x_test, y_test = npz["x_test"], npz["y_test"]
+    acc = accuracy_of(SHIPPED, x_test, y_test)
+    assert abs(acc - card["test_accuracy"]) <= 0.001, (acc, card["test_accuracy"])
