@@ -1,0 +1,200 @@
+"""Reading an input file: bytes in once, checked, decoded into a Scan.
+
+Everything that can be wrong with an input's bytes is an :class:`InputError`
+with a reason a person understands; the file is then quarantined. Sizes are
+checked from the header before any pixel is decoded, so a decompression bomb
+never reaches the decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+# OpenCV's own backstop against huge images, read when cv2 first decodes; the
+# header checks below refuse them earlier with a clearer reason.
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 28))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .records import Scan  # noqa: E402
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp"})
+
+
+class InputError(Exception):
+    """The input cannot be recognised, and retrying will not help (quarantine it)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def read_bytes(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The file's bytes, read once. Too large -> InputError; OSErrors pass through."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
+            raise InputError(f"file too large: {size} bytes > limit {max_bytes} (max_file_mb)")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError(f"file too large: more than {max_bytes} bytes (max_file_mb)")
+    return data
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format the bytes hold, from their magic number, or None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if data.startswith(b"BM"):
+        return "BMP"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return None
+
+
+def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """(width, height) read from the header without decoding, where the format allows."""
+    try:
+        if fmt == "PNG" and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if fmt == "BMP":
+            w, h = struct.unpack("<ii", data[18:26])
+            return abs(w), abs(h)
+        if fmt == "WebP":
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                w = int.from_bytes(data[24:27], "little") + 1
+                h = int.from_bytes(data[27:30], "little") + 1
+                return w, h
+            if chunk == b"VP8L":
+                b = int.from_bytes(data[21:25], "little")
+                return (b & 0x3FFF) + 1, ((b >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return w & 0x3FFF, h & 0x3FFF
+        if fmt == "JPEG":
+            i = 2
+            while i + 9 < len(data):
+                if data[i] != 0xFF:
+                    i += 1
+                    continue
+                marker = data[i + 1]
+                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                    i += 1 if marker == 0xFF else 2
+                    continue
+                length = struct.unpack(">H", data[i + 2 : i + 4])[0]
+                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                    h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+                    return w, h
+                i += 2 + length
+    except struct.error:
+        return None
+    return None
+
+
+def _truncated(data: bytes, fmt: str) -> bool:
+    if fmt == "PNG":
+        return b"IEND" not in data[-32:]
+    if fmt == "JPEG":
+        return b"\xff\xd9" not in data[-64:]
+    return False
+
+
+def decode(data: bytes, max_pixels: int) -> Scan:
+    """Bytes -> Scan (float32 RGB 0-1, transparency composited), or InputError."""
+    if not data:
+        raise InputError("empty file (0 bytes)")
+    fmt = sniff(data)
+    if fmt is None:
+        head = data[:64]
+        if all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+            raise InputError("not an image: the file holds text")
+        raise InputError(f"not a supported image (unknown format, starts with {data[:8].hex(' ')})")
+    size = header_size(data, fmt)
+    if size is not None:
+        w, h = size
+        if w <= 0 or h <= 0:
+            raise InputError(f"corrupt {fmt}: header says {w}x{h} pixels")
+        if w * h > max_pixels:
+            raise InputError(f"image too large: {w}x{h} = {w * h} pixels > limit {max_pixels} (max_image_pixels)")
+    if _truncated(data, fmt):
+        raise InputError(f"truncated {fmt}: the file ends before the image does")
+    buf = np.frombuffer(data, np.uint8)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise InputError(f"cannot decode {fmt}: {str(exc).strip().splitlines()[-1]}") from None
+    if img is None or img.size == 0:
+        raise InputError(f"cannot decode {fmt}: corrupt or unsupported data")
+    if img.shape[0] * img.shape[1] > max_pixels:
+        raise InputError(
+            f"image too large: {img.shape[1]}x{img.shape[0]} = {img.shape[0] * img.shape[1]} pixels "
+            f"> limit {max_pixels} (max_image_pixels)"
+        )
+    palette = fmt == "PNG" and len(data) > 25 and data[25] == 3
+    return to_scan(img, palette=palette)
+
+
+def to_scan(img: np.ndarray, palette: bool = False) -> Scan:
+    """An array as OpenCV decodes it (gray, BGR or BGRA; any depth) -> Scan."""
+    dtype = img.dtype
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if dtype == np.uint8:
+        a = img.astype(np.float32) / 255.0
+    elif dtype == np.uint16:
+        a = img.astype(np.float32) / 65535.0
+    elif dtype == np.int16:
+        a = (img.astype(np.float32) + 32768.0) / 65535.0
+    elif np.issubdtype(dtype, np.floating):
+        a = np.nan_to_num(img.astype(np.float32))
+        top = float(a.max()) if a.size else 0.0
+        a = a / top if top > 1.0 else a
+        a = np.clip(a, 0.0, 1.0)
+    else:
+        a = img.astype(np.float32)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    if channels == 1:
+        rgb, alpha, kind = np.repeat(a[..., None], 3, axis=2), None, "gray"
+    elif channels == 2:
+        rgb, alpha, kind = np.repeat(a[..., :1], 3, axis=2), a[..., 1], "gray+alpha"
+    elif channels == 3:
+        rgb, alpha, kind = a[..., ::-1], None, "RGB"
+    else:
+        rgb, alpha, kind = a[..., 2::-1], a[..., 3], "RGBA"
+    if palette:
+        kind = "palette" + ("+alpha" if alpha is not None else "")
+    if alpha is not None:
+        rgb = composite(rgb, alpha)
+    h, w = rgb.shape[:2]
+    return Scan(image=np.ascontiguousarray(rgb, dtype=np.float32), width=w, height=h, mode=f"{dtype.name} {kind}")
+
+
+def composite(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Flatten transparency onto a backdrop that contrasts with what is drawn.
+
+    Drawings on a transparent canvas carry their ink in the opaque pixels:
+    dark ink goes onto white paper, light ink onto black, so the ink stays
+    visible whatever colour the transparent pixels happen to hold.
+    """
+    if float(alpha.min()) >= 0.999:
+        return rgb
+    lum = rgb @ np.float32([0.299, 0.587, 0.114])
+    weight = float(alpha.sum())
+    content = float((lum * alpha).sum() / weight) if weight > 0 else 0.0
+    backdrop = 1.0 if content < 0.5 else 0.0
+    return rgb * alpha[..., None] + backdrop * (1.0 - alpha[..., None])

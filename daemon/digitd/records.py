@@ -1,0 +1,53 @@
+"""The small immutable records passed from stage to stage.
+
+decode (imageio) -> Scan -> find_digits (segment) -> [Mark] -> model -> Reading -> results/annotate
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Box = tuple[int, int, int, int]  # x, y, w, h in the original image's pixels
+
+STATUSES = ("ok", "uncertain", "blank", "failed")
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One decoded input image."""
+
+    image: np.ndarray  # float32 H x W x 3 RGB in 0-1, transparency composited
+    width: int
+    height: int
+    mode: str  # what the file held, e.g. "uint16 gray", "uint8 RGBA", "uint8 palette"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One digit found on a scan: where it is, and the 28x28 input the model sees."""
+
+    box: Box
+    pixels: np.ndarray  # float32 28 x 28, 0-1, white ink on black (MNIST form)
+
+
+@dataclass(frozen=True)
+class DigitReading:
+    digit: int
+    confidence: float
+    box: Box
+    probabilities: tuple[float, ...]  # 10 floats
+    pixels: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What was read from one image (the part of the result that depends on pixels only)."""
+
+    status: str  # ok | uncertain | blank | failed
+    number: str | None
+    digits: tuple[DigitReading, ...]
+    confidence: float | None
+    polarity: str | None = None  # "dark_on_light" | "light_on_dark"
+    error: str | None = None
