@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"digitd {__version__}",
                         help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", required=True,
+        help="see 'digitd COMMAND --help' for each")
 
     run = commands.add_parser(
         "run", help="run the hot-folder service in the foreground",

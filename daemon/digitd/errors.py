@@ -16,7 +16,7 @@ from __future__ import annotations
 
 def one_line(text: object) -> str:
     """Collapse any text to a single line (messages must never span lines)."""
-    return " ".join(str(text).split())
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
 class DigitdError(Exception):
