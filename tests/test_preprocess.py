@@ -276,3 +276,16 @@ def test_to_scan_float_and_two_channel():
     ga = np.zeros((4, 4, 2), np.uint8)
     ga[..., 1] = 255
     assert to_scan(ga).mode == "uint8 gray+alpha"
+
+
+def test_photographed_page_on_a_dark_desk():
+    """Paper fills most of the photo; the desk shows along two sides and must not count as ink."""
+    rgb = page("9", h=240, w=240)
+    clean = only_mark(rgb)
+    desk = rgb.copy()
+    desk[:, :45] = 0.15  # desk on the left
+    desk[:30, :] = 0.2  # and along the top
+    desk[30:, 45:] = desk[30:, 45:] * np.linspace(1.0, 0.75, 195, dtype=np.float32)[None, :, None]  # shade
+    assert detect_polarity(luminance(desk)) == "dark_on_light"
+    mark = only_mark(desk)
+    assert np.abs(np.array(mark.box) - np.array(clean.box)).max() <= 4

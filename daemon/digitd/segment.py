@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .preprocess import to_mnist_form
+from .preprocess import stroke_width, to_mnist_form
 from .records import Mark
 
 WORK_MAX = 1024  # longest side the analysis works at (larger scans are shrunk)
@@ -54,17 +54,10 @@ def working_scale(h: int, w: int) -> float:
     return 1.0
 
 
-def border_pixels(a: np.ndarray) -> np.ndarray:
-    h, w = a.shape[:2]
-    t = max(1, int(round(min(h, w) * 0.03)))
-    return np.concatenate([a[:t].reshape(-1, *a.shape[2:]), a[-t:].reshape(-1, *a.shape[2:]),
-                           a[:, :t].reshape(-1, *a.shape[2:]), a[:, -t:].reshape(-1, *a.shape[2:])])
-
-
 def detect_polarity(lum: np.ndarray) -> str:
-    """Dark ink on light paper, or the reverse: the paper is what the border mostly is,
-    and the ink is what lies furthest from it."""
-    paper = float(np.median(border_pixels(lum)))
+    """Dark ink on light paper, or the reverse: the paper is what most of the image is
+    (ink covers far less than half of a page), and the ink is what lies furthest from it."""
+    paper = float(np.median(lum))
     lo, hi = np.percentile(lum, [0.5, 99.5])
     return "dark_on_light" if paper - lo >= hi - paper else "light_on_dark"
 
@@ -144,10 +137,21 @@ def pieces(mask: np.ndarray) -> tuple[np.ndarray, list[Piece]]:
     largest = max(p.area for p in found)
     H, W = mask.shape
     kept = [p for p in found if p.area >= max(2, SPECK * largest)]
-    # Ruled lines and page edges: long, flat pieces spanning much of the page.
-    lines = [p for p in kept if p.w > 4 * p.h and p.w > 0.5 * W]
-    if lines and len(lines) < len(kept):
-        kept = [p for p in kept if p not in lines]
+    # Ruled lines, and the desk or shadow around a photographed page: long flat
+    # pieces across much of the page, and pieces on the frame's edge whose
+    # strokes are far thicker than those of the pieces inside it.
+    def touches(p: Piece) -> bool:
+        return p.x == 0 or p.y == 0 or p.x + p.w == W or p.y + p.h == H
+
+    def width(p: Piece) -> float:
+        return stroke_width(labels[p.y : p.y + p.h, p.x : p.x + p.w] == p.label)
+
+    inner = [width(p) for p in kept if not touches(p) and p.area >= 0.25 * largest]
+    thick = 2.0 * float(np.median(inner)) if inner else float("inf")
+    junk = [p for p in kept if (p.w > 4 * p.h and p.w > 0.5 * W)
+            or (touches(p) and (p.w > 0.9 * W or p.h > 0.9 * H or width(p) > thick))]
+    if junk and len(junk) < len(kept):
+        kept = [p for p in kept if p not in junk]
     return labels, kept
 
 
