@@ -1,0 +1,443 @@
+"""Noticing files in the inbox and deciding when each one is complete.
+
+Three parts, three kinds of thread:
+
+* the watchdog observer thread runs :class:`_Handler`, which only filters
+  names and appends a hint (path, kind) to a deque - nothing slow, nothing that
+  can raise out of it;
+* the settler thread (:meth:`Inbox._run`) turns hints and periodic rescans
+  into candidates, ``lstat``s them and moves each one that is complete to the
+  ready queue;
+* the worker (in :mod:`digitd.service`) takes ready paths with
+  :meth:`Inbox.take` and claims them.
+
+Events are hints, never trusted: the inbox is scanned at start (the backlog)
+and every ``rescan_seconds``, and every candidate is checked on disk.
+
+A file is *ready* when
+
+* a close-after-write event was seen and its size, mtime and inode have not
+  changed since, with no write event after it, for at least one tick; or
+* its size, mtime and inode have stayed unchanged for ``settle_seconds``
+  (the only rule in polling mode, where there are no close events) - or, for
+  a file written to and not closed since, for much longer (a slow copy may
+  pause longer than the settle time and then go on).
+
+Skipped without touching, each name logged once: hidden and temporary names,
+folders (unless ``recursive``), and names that are not an image type.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+
+log = logging.getLogger(__name__)
+
+# Kept in step with digitd.imageio.IMAGE_EXTENSIONS (a test checks they agree);
+# repeated here so that watching the inbox does not import OpenCV.
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp"})
+TEMP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download", ".swp")
+SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
+TICK = 0.1  # seconds between checks of the candidates
+SKIP_MEMORY = 10_000
+# A file written to and not yet closed counts as complete only after this many
+# times settle_seconds (at least OPEN_SETTLE_MIN s) without change: a safety
+# net for a lost close event, not the normal way.
+OPEN_SETTLE_FACTOR, OPEN_SETTLE_MIN = 10, 30.0  # names remembered for "logged once"
+
+# Hint kinds
+SEEN, WRITTEN, CLOSED, FOLDER = "seen", "written", "closed", "folder"
+
+
+def skip_reason(name: str) -> str | None:
+    """Why a file name is left alone, or None if it may be an input. Pure."""
+    lower = name.lower()
+    if lower in SYSTEM_NAMES:
+        return "system file"
+    if name.startswith(".~lock"):
+        return "temporary name (lock file)"
+    if name.startswith("."):
+        return "hidden name"
+    if name.startswith("~$"):
+        return "temporary name (lock file)"
+    if lower.endswith(TEMP_SUFFIXES) or name.endswith("~"):
+        return "temporary name (still being written?)"
+    ext = os.path.splitext(lower)[1]
+    if ext not in IMAGE_EXTENSIONS:
+        return f"not an image type ({ext or 'no extension'})"
+    return None
+
+
+def describe_oserror(exc: OSError) -> str:
+    """An OSError in plain words (``"inotify watch limit reached"``)."""
+    return exc.strerror or str(exc)
+
+
+@dataclass
+class _Candidate:
+    key: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) last seen
+    since: float = 0.0  # when key was first seen unchanged
+    closed_key: tuple[int, int, int] | None = None  # key at a close-after-write event
+    closed_tick: int = -1  # tick when the close was processed
+    writing: bool = False  # a write event came and no close-after-write since
+
+
+class _Handler(FileSystemEventHandler):
+    """Runs on the observer thread: filter, then enqueue. Never raises."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            self._dispatch(event)
+        except Exception:  # noqa: BLE001 - an exception would end the observer thread
+            log.exception("ignoring a watch event that could not be handled: %r", event)
+
+    def _dispatch(self, event: FileSystemEvent) -> None:
+        hint = self.inbox._hint
+        if isinstance(event, (DirCreatedEvent, DirMovedEvent)):
+            path = event.dest_path if isinstance(event, DirMovedEvent) else event.src_path
+            hint(os.fsdecode(path), FOLDER)
+        elif isinstance(event, FileClosedEvent):
+            hint(os.fsdecode(event.src_path), CLOSED)
+        elif isinstance(event, FileModifiedEvent):
+            hint(os.fsdecode(event.src_path), WRITTEN)
+        elif isinstance(event, (FileCreatedEvent, FileAttribEvent)):
+            hint(os.fsdecode(event.src_path), SEEN)
+        elif isinstance(event, FileMovedEvent):
+            hint(os.fsdecode(event.dest_path), SEEN)
+        # deleted, opened, closed-without-write: nothing to do
+
+
+def make_observer(polling: bool, poll_interval: float):
+    """A watchdog observer: inotify (or the platform's), or the polling one."""
+    if polling:
+        from watchdog.observers.polling import PollingObserver
+
+        return PollingObserver(timeout=poll_interval)
+    from watchdog.observers import Observer
+
+    return Observer()
+
+
+class Inbox:
+    """Watches one inbox folder; hands out paths of complete files.
+
+    ``ignore`` is the service's own hidden folder inside the inbox (never a
+    candidate, never logged). ``observer_factory(polling, poll_interval)`` is
+    :func:`make_observer` unless a test replaces it.
+    """
+
+    def __init__(self, root: Path, *, recursive: bool = False, polling: bool = False,
+                 poll_interval: float = 2.0, settle_seconds: float = 1.0,
+                 rescan_seconds: float = 60.0, ignore: Path | None = None,
+                 observer_factory: Callable[[bool, float], object] = make_observer) -> None:
+        self.root = Path(root)
+        self.recursive = recursive
+        self.polling = polling
+        self.poll_interval = poll_interval
+        self.settle_seconds = settle_seconds
+        self.rescan_seconds = rescan_seconds
+        self.open_settle_seconds = max(OPEN_SETTLE_FACTOR * settle_seconds, OPEN_SETTLE_MIN)
+        self.ignore = Path(ignore) if ignore else None
+        self._observer_factory = observer_factory
+        self._observer = None
+        self._hints: collections.deque[tuple[str, str]] = collections.deque()
+        self._cond = threading.Condition()
+        self._ready: collections.deque[str] = collections.deque()
+        self._queued: set[str] = set()  # in _ready, or taken and not yet done()
+        self._candidates: dict[str, _Candidate] = {}
+        self._skipped: set[str] = set()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._rescan_requested = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tick = 0
+        self.last_rescan = 0.0
+        self.rescans = 0
+
+    # -- life -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start watching (falls back to polling on inotify limits), then scan."""
+        self._start_observer()
+        self._rescan_requested.set()  # the backlog scan, first thing the settler does
+        self._thread = threading.Thread(target=self._run, name="digitd-inbox", daemon=True)
+        self._thread.start()
+
+    def _start_observer(self) -> None:
+        observer = self._observer_factory(self.polling, self.poll_interval)
+        observer.schedule(_Handler(self), str(self.root), recursive=self.recursive)
+        try:
+            observer.start()
+        except OSError as exc:
+            if self.polling or exc.errno not in (errno.ENOSPC, errno.EMFILE, errno.ENOMEM):
+                raise
+            log.warning("cannot watch %s with inotify (%s): polling every %g s instead",
+                        self.root, describe_oserror(exc), self.poll_interval)
+            self.polling = True
+            observer = self._observer_factory(True, self.poll_interval)
+            observer.schedule(_Handler(self), str(self.root), recursive=self.recursive)
+            observer.start()
+        self._observer = observer
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._observer is not None:
+            try:
+                self._observer.stop()
+                self._observer.join(timeout)
+            except Exception:  # noqa: BLE001 - stopping must not fail
+                log.debug("observer did not stop cleanly", exc_info=True)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        """True while the observer (and its emitters) and the settler thread run."""
+        obs = self._observer
+        if obs is None or not obs.is_alive():
+            return False
+        if any(not e.is_alive() for e in getattr(obs, "emitters", ())):
+            return False
+        return self._thread is not None and self._thread.is_alive()
+
+    def request_rescan(self) -> None:
+        self._rescan_requested.set()
+        self._wake.set()
+
+    # -- the worker's side -------------------------------------------------
+
+    def take(self, limit: int, timeout: float) -> list[Path]:
+        """Up to ``limit`` ready paths; waits up to ``timeout`` for the first one."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._ready and not self._stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                self._cond.wait(left)
+            out = []
+            while self._ready and len(out) < limit:
+                out.append(Path(self._ready.popleft()))
+            return out
+
+    def done(self, path: Path) -> None:
+        """The worker is finished with ``path`` (claimed it, or it vanished).
+
+        Call this BEFORE claiming: an event for a new file of the same name
+        that arrives after the claim must not be ignored.
+        """
+        with self._cond:
+            self._queued.discard(str(path))
+
+    @property
+    def waiting(self) -> int:
+        """Files noticed but not yet taken (settling or ready)."""
+        with self._cond:
+            return len(self._candidates) + len(self._ready)
+
+    # -- the observer's side -----------------------------------------------
+
+    def _hint(self, path: str, kind: str) -> None:
+        self._hints.append((path, kind))  # deque.append is thread-safe
+        self._wake.set()
+
+    # -- the settler thread --------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - keep watching whatever happens
+                log.exception("inbox check failed; continuing")
+                self._stop.wait(1.0)
+            self._wake.wait(TICK)
+            self._wake.clear()
+
+    def _step(self) -> None:
+        self._tick += 1
+        now = time.monotonic()
+        if self._rescan_requested.is_set() or now - self.last_rescan >= self.rescan_seconds:
+            self._rescan_requested.clear()
+            self.last_rescan = now
+            self._scan()
+            self.rescans += 1
+        while self._hints:
+            path, kind = self._hints.popleft()
+            self._take_hint(path, kind)
+        self._check_candidates()
+
+    def _relative(self, path: str) -> str | None:
+        """Path relative to the inbox, or None if outside it."""
+        try:
+            rel = os.path.relpath(path, self.root)
+        except ValueError:
+            return None
+        if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+            return None
+        return rel
+
+    def _filtered(self, path: str, is_folder: bool = False) -> bool:
+        """True if ``path`` is to be left alone (logging the reason once)."""
+        rel = self._relative(path)
+        if rel is None:
+            return True
+        parts = rel.split(os.sep)
+        if parts[0] == ".digitd" or (self.ignore is not None and path.startswith(str(self.ignore))):
+            return True
+        if not self.recursive and len(parts) > 1:
+            return True
+        for folder in parts[:-1]:  # inside a hidden or temporary folder: silently
+            if folder.startswith((".", "~$")):
+                return True
+        if is_folder:
+            return False
+        reason = skip_reason(parts[-1])
+        if reason is not None:
+            self._skip_once(rel, reason)
+            return True
+        return False
+
+    def _skip_once(self, rel: str, reason: str) -> None:
+        if rel in self._skipped:
+            return
+        if len(self._skipped) >= SKIP_MEMORY:
+            self._skipped.clear()
+        self._skipped.add(rel)
+        log.info("skipped %s: %s", rel, reason)
+
+    def _take_hint(self, path: str, kind: str) -> None:
+        if kind == FOLDER:
+            if self._filtered(path, is_folder=True):
+                return
+            if self.recursive:
+                self._scan(Path(path))
+            else:
+                self._skip_once(self._relative(path) or path, "a folder")
+            return
+        if self._filtered(path):
+            return
+        with self._cond:
+            if path in self._queued:
+                return
+        cand = self._candidates.get(path)
+        if cand is None:
+            cand = self._candidates[path] = _Candidate()
+        if kind == CLOSED:
+            cand.writing = False
+            try:
+                cand.closed_key = _key(os.lstat(path))
+                cand.closed_tick = self._tick
+            except OSError:
+                cand.closed_key = None
+        elif kind == WRITTEN:
+            cand.writing = True  # (again) open for writing: not complete
+            cand.closed_key = None
+
+    def _scan(self, folder: Path | None = None) -> None:
+        """Every candidate in the inbox (or one folder of it) becomes a candidate."""
+        top = folder or self.root
+        stack = [top]
+        found = 0
+        while stack:
+            current = stack.pop()
+            try:
+                entries = list(os.scandir(current))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.warning("cannot scan %s: %s", current, describe_oserror(exc))
+                continue
+            for entry in entries:
+                path = entry.path
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir:
+                    if self._filtered(path, is_folder=True):
+                        continue
+                    if self.recursive:
+                        stack.append(Path(path))
+                    elif not entry.name.startswith("."):
+                        self._skip_once(self._relative(path) or path, "a folder")
+                    continue
+                if self._filtered(path):
+                    continue
+                with self._cond:
+                    if path in self._queued:
+                        continue
+                if path not in self._candidates:
+                    self._candidates[path] = _Candidate()
+                    found += 1
+        if folder is None and found:
+            log.info("scan of %s: %d new file(s)", self.root, found)
+
+    def _check_candidates(self) -> None:
+        now = time.monotonic()
+        ready: list[str] = []
+        for path, cand in list(self._candidates.items()):
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                log.debug("%s vanished before it was ready", path)
+                del self._candidates[path]
+                continue
+            except OSError as exc:
+                log.debug("cannot stat %s: %s", path, describe_oserror(exc))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                del self._candidates[path]
+                self._skip_once(self._relative(path) or path, "a folder")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                # symlinks, FIFOs...: complete as they are; the worker quarantines them
+                ready.append(path)
+                continue
+            key = _key(st)
+            if key != cand.key:
+                cand.key, cand.since = key, now
+            closed = (cand.closed_key is not None and cand.closed_key == key
+                      and self._tick > cand.closed_tick)
+            # A file still open for writing (a write event, no close yet) waits
+            # much longer than settle_seconds: a slow copy pauses, then goes on.
+            settle = self.open_settle_seconds if cand.writing else self.settle_seconds
+            if closed or now - cand.since >= settle:
+                ready.append(path)
+        if ready:
+            with self._cond:
+                for path in ready:
+                    del self._candidates[path]
+                    if path not in self._queued:
+                        self._queued.add(path)
+                        self._ready.append(path)
+                self._cond.notify_all()
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)

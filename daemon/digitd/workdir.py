@@ -1,0 +1,262 @@
+"""Claiming inbox files, and the per-file state that makes a crash harmless.
+
+Layout, inside the inbox (so every rename stays on the inbox's filesystem)::
+
+    inbox/.digitd/<id>.lock            held with flock(LOCK_EX) while instance <id> lives
+    inbox/.digitd/work/<id>/           files instance <id> has claimed
+        <token>_<escaped relative path>              a claimed input
+        <token>_<escaped relative path>.state.json   its state record
+
+* **Claim** = ``os.rename(inbox/x.png, work/<id>/<token>_x.png)``. The rename
+  is the lock: of several instances racing for one file exactly one rename
+  succeeds; the others get ENOENT and move on. The token makes every claimed
+  name unique, so a second ``x.png`` dropped later never replaces the first.
+* **State record** (:class:`State`), written atomically (temp + rename) next
+  to the claimed file before any result is written: the reserved output NAME,
+  the input's sha256, attempts so far, the phase. It is removed last, after
+  the original has left the work folder.
+* **Adoption**: a work folder whose lock can be taken belongs to a dead
+  instance (flock locks die with their process, even on ``kill -9``). The
+  adopter keeps holding that lock while it finishes or redoes the folder's
+  files in place, then removes the folder and the lock. Files never move
+  between work folders, so there is no window where a file and its state
+  record are apart.
+
+State records are not fsynced: they protect against the process dying at
+any moment (``kill -9``, OOM, a crash), which leaves the page cache intact.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import itertools
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HIDDEN = ".digitd"
+STATE_SUFFIX = ".state.json"
+_counter = itertools.count()
+
+
+def escape(rel: str) -> str:
+    """A relative inbox path as one file name (``%`` and ``/`` escaped). Pure."""
+    return rel.replace("%", "%25").replace("/", "%2F")
+
+
+def unescape(name: str) -> str:
+    return name.replace("%2F", "/").replace("%25", "%")
+
+
+def new_token() -> str:
+    return f"{time.time_ns():x}{next(_counter):x}"
+
+
+def source_of(work_name: str) -> str:
+    """The relative inbox path a claimed file came from, from its work name."""
+    _token, _, rest = work_name.partition("_")
+    return unescape(rest or work_name)
+
+
+@dataclass
+class State:
+    """What survives a crash about one claimed input (``<work file>.state.json``)."""
+
+    source: str  # relative path in the inbox
+    name: str | None = None  # reserved output NAME
+    sha256: str | None = None
+    attempts: int = 0  # failed attempts so far (transient errors)
+    phase: str = "recognise"  # recognise | quarantine
+    reason: str | None = None  # why it is being quarantined
+    last_error: str | None = None
+    claimed_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def load(cls, path: Path) -> State | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            return cls(**known)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("unreadable state record %s (%s): starting that file over", path, exc)
+            return None
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        data = json.dumps(asdict(self), ensure_ascii=False).encode("utf-8")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+
+def state_path(work_file: Path) -> Path:
+    return work_file.with_name(work_file.name + STATE_SUFFIX)
+
+
+@dataclass
+class Leftover:
+    """A file found in a work folder at start or adoption: what is known about it."""
+
+    path: Path  # the claimed file (may no longer exist if only its state is left)
+    state: State | None
+    exists: bool
+
+
+class WorkArea:
+    """This instance's lock and work folder, and the folders it adopted."""
+
+    def __init__(self, inbox: Path, instance_id: str | None = None) -> None:
+        self.inbox = Path(inbox)
+        self.base = self.inbox / HIDDEN
+        self.id = instance_id or f"{_safe(socket.gethostname())}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.folder = self.base / "work" / self.id
+        self._locks: dict[str, int] = {}  # instance id -> lock fd (ours and adopted)
+
+    # -- life -------------------------------------------------------------
+
+    def open(self) -> None:
+        """Take our own lock and make our work folder."""
+        (self.base / "work").mkdir(parents=True, exist_ok=True)
+        fd = self._try_lock(self.id)
+        if fd is None:
+            raise RuntimeError(f"instance id {self.id} is already in use")
+        self.folder.mkdir(exist_ok=True)
+
+    def close(self) -> None:
+        """Give up every lock; remove our folder (and lock file) if it is empty."""
+        for ident in list(self._locks):
+            self._release(ident)
+
+    def _lock_path(self, ident: str) -> Path:
+        return self.base / f"{ident}.lock"
+
+    def _try_lock(self, ident: str) -> int | None:
+        fd = os.open(self._lock_path(ident), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        self._locks[ident] = fd
+        return fd
+
+    def _release(self, ident: str) -> None:
+        """Remove the folder of ``ident`` if empty, then its lock file; unlock."""
+        fd = self._locks.pop(ident, None)
+        if fd is None:
+            return
+        folder = self.base / "work" / ident
+        try:
+            folder.rmdir()
+            removed = True
+        except FileNotFoundError:
+            removed = True
+        except OSError:
+            removed = False  # not empty: files wait for the next adopter
+        if removed:
+            try:
+                os.unlink(self._lock_path(ident))
+            except FileNotFoundError:
+                pass
+        os.close(fd)
+
+    # -- claiming ---------------------------------------------------------
+
+    def claim(self, src: Path) -> Path | None:
+        """Rename ``src`` (in the inbox) into our work folder; None if it is gone."""
+        rel = os.path.relpath(src, self.inbox)
+        dest = self.folder / f"{new_token()}_{escape(rel)}"
+        try:
+            os.rename(src, dest)
+        except FileNotFoundError:
+            return None  # another instance (or a person) took it first
+        return dest
+
+    # -- recovery -----------------------------------------------------------
+
+    def adopt(self) -> list[Path]:
+        """Take over the work folders of dead instances; returns them (locks held)."""
+        work = self.base / "work"
+        taken: list[Path] = []
+        try:
+            entries = sorted(os.scandir(work), key=lambda e: e.name)
+        except FileNotFoundError:
+            return taken
+        for entry in entries:
+            ident = entry.name
+            if ident in self._locks or not entry.is_dir(follow_symlinks=False):
+                continue
+            if self._try_lock(ident) is None:
+                continue  # its instance is alive, or another one adopted it
+            log.info("adopting the work folder of stopped instance %s", ident)
+            taken.append(Path(entry.path))
+        return taken
+
+    def leftovers(self, folder: Path) -> list[Leftover]:
+        """Claimed files (and orphan state records) in one work folder."""
+        names = set()
+        try:
+            listing = os.listdir(folder)
+        except FileNotFoundError:
+            return []
+        for name in listing:
+            if name.startswith("."):
+                # a temp file of an interrupted state write
+                try:
+                    os.unlink(folder / name)
+                except OSError:
+                    pass
+                continue
+            names.add(name[: -len(STATE_SUFFIX)] if name.endswith(STATE_SUFFIX) else name)
+        out = []
+        for name in sorted(names):
+            path = folder / name
+            state = State.load(state_path(path))
+            exists = os.path.lexists(path)
+            out.append(Leftover(path=path, state=state, exists=exists))
+        return out
+
+    def finished_with(self, folder: Path) -> None:
+        """An adopted folder has been emptied: remove it and drop its lock."""
+        ident = folder.name
+        if ident != self.id:
+            self._release(ident)
+
+    @property
+    def adopted(self) -> list[Path]:
+        return [self.base / "work" / i for i in self._locks if i != self.id]
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in text)[:40] or "host"
+
+
+def remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
