@@ -42,7 +42,7 @@ EPOCHS = {"cnn": 30, "mlp": 20}
 BATCH_SIZE = 128
 VALIDATION = 5000  # training images held out for validation (best-epoch choice)
 LEARNING_RATE = 1e-3
-LR_DECAY = 0.90  # per epoch
+FINAL_LR = 0.03  # the learning rate decays exponentially to this fraction of its start
 # Augmentation (CNN): what real scans do that MNIST does not.
 ROTATE_DEG = 12.0
 SHEAR = 0.25
@@ -249,6 +249,51 @@ def save_errors(images, true, pred, conf, path: Path, title: str, limit: int = 1
     fig.savefig(path)
 
 
+# ---------------------------------------------------------------- fitting
+def decay(epochs: int) -> float:
+    return FINAL_LR ** (1.0 / max(1, epochs - 1))
+
+
+def fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment):
+    """Fit one network, keeping its best epoch (validation accuracy) in `ckpt`.
+    -> (history or None, interrupted)."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = digit_model.build(args.arch, name=f"{args.arch}_{k}" if args.members > 1 else args.arch)
+    if k == 0:
+        model.summary()
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    rate = decay(args.epochs)
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_accuracy", save_best_only=True, verbose=1),
+        keras.callbacks.LearningRateScheduler(lambda epoch: LEARNING_RATE * rate**epoch),
+    ]
+    if augment:
+        data, kwargs = make_epoch_dataset(x_fit, y_fit, args.batch_size, seed), {}
+    else:
+        data, kwargs = to_mnist_batch(x_fit)[..., None], {"y": y_fit, "batch_size": args.batch_size, "shuffle": True}
+    if args.members > 1:
+        print(f"member {k + 1} of {args.members} (seed {seed})", flush=True)
+    try:
+        history = model.fit(data, epochs=args.epochs, validation_data=(x_val, y_val), callbacks=callbacks,
+                            verbose=1 if sys.stdout.isatty() else 2, **kwargs)
+        return history, False
+    except KeyboardInterrupt:
+        print("\ninterrupted: finishing from the best checkpoint", file=sys.stderr, flush=True)
+        return None, True
+
+
+def average_of(members, arch: str):
+    """One model whose output is the mean of the members' probabilities (stock layers only)."""
+    import keras
+
+    inputs = keras.Input(shape=(SIZE, SIZE, 1))
+    outputs = keras.layers.Average()([m(inputs) for m in members])
+    return keras.Model(inputs, outputs, name=f"{arch}_x{len(members)}")
+
+
 # ---------------------------------------------------------------- main
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -260,6 +305,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"batch size (default {BATCH_SIZE})")
     p.add_argument("--validation", type=int, default=VALIDATION, help=f"training images held out for validation (default {VALIDATION}, at most a fifth)")
     p.add_argument("--no-augment", action="store_true", help="train on the digits as they are (the mlp never augments)")
+    p.add_argument("--members", type=int, default=1, help="networks trained with seeds SEED, SEED+1, ... and averaged into one model (default 1)")
     p.add_argument("--fonts", type=int, help=f"printed-style digits mixed into the training set (default: cnn {FONT_DIGITS}, mlp 0)")
     args = p.parse_args(argv)
     if args.out is None:
@@ -272,6 +318,8 @@ def parse_args(argv=None):
         args.fonts = FONT_DIGITS if args.arch == "cnn" and not args.no_augment else 0
     if args.epochs < 1:
         p.error("--epochs must be at least 1")
+    if args.members < 1:
+        p.error("--members must be at least 1")
     if args.batch_size < 1:
         p.error("--batch-size must be at least 1")
     return args
@@ -305,47 +353,26 @@ def main(argv=None) -> int:
     x_test_in = to_mnist_batch(x_test)[..., None]
     print(f"train {x_fit.shape} val {x_val.shape} test {x_test_in.shape}; augment={augment}", flush=True)
 
-    model = digit_model.build(args.arch)
-    model.summary()
-    model.compile(
-        optimizer=keras.optimizers.Adam(LEARNING_RATE),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = args.out.with_name(args.out.stem + ".ckpt.keras")
-    callbacks = [
-        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_accuracy", save_best_only=True, verbose=1),
-        keras.callbacks.LearningRateScheduler(lambda epoch: LEARNING_RATE * LR_DECAY**epoch),
-    ]
-    if augment:
-        train_data = make_epoch_dataset(x_fit, y_fit, args.batch_size, args.seed)
-        fit_kwargs = {}
-    else:
-        train_data, fit_kwargs = to_mnist_batch(x_fit)[..., None], {"y": y_fit, "batch_size": args.batch_size, "shuffle": True}
-
-    interrupted = False
     fit_started = time.time()
-    history = None
-    try:
-        history = model.fit(
-            train_data,
-            epochs=args.epochs,
-            validation_data=(x_val, y_val),
-            callbacks=callbacks,
-            verbose=1 if sys.stdout.isatty() else 2,
-            **fit_kwargs,
-        )
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted: finishing from the best checkpoint", file=sys.stderr, flush=True)
+    members, histories, interrupted = [], [], False
+    for k in range(args.members):
+        seed = args.seed + k
+        ckpt = args.out.with_name(args.out.stem + (f".m{k}" if args.members > 1 else "") + ".ckpt.keras")
+        history, interrupted = fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment)
+        if not ckpt.exists():
+            if members:
+                break
+            print(f"train.py: error: no checkpoint was written ({ckpt}); nothing to save", file=sys.stderr)
+            return 1
+        members.append(digit_model.load(ckpt))
+        histories.append(history.history if history is not None else {})
+        if interrupted:
+            break
     fit_seconds = time.time() - fit_started
-    if not ckpt.exists():
-        print(f"train.py: error: no checkpoint was written ({ckpt}); nothing to save", file=sys.stderr)
-        return 1
+    member_acc = [float((m.predict(x_test_in, batch_size=1024, verbose=0).argmax(1) == y_test).mean()) for m in members]
+    best = members[0] if len(members) == 1 else average_of(members, args.arch)
 
-    best = digit_model.load(ckpt)
     best.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     test_loss, test_acc = best.evaluate(x_test_in, y_test, batch_size=1024, verbose=0)
     probs = best.predict(x_test_in, batch_size=1024, verbose=0)
@@ -362,9 +389,6 @@ def main(argv=None) -> int:
     os.replace(tmp, args.out)
 
     name = args.out.stem
-    hist = history.history if history is not None else {}
-    epochs_done = len(hist.get("loss", [])) if history is not None else None
-    val_acc = hist.get("val_accuracy", [])
     import cv2
     import matplotlib
     import tensorflow as tf
@@ -377,13 +401,21 @@ def main(argv=None) -> int:
         "parameters": int(best.count_params()),
         "input": "28x28x1 float32 0-1, white ink on black, made by digitd.preprocess.to_mnist_form",
         "epochs": args.epochs,
-        "epochs_completed": epochs_done,
         "interrupted": interrupted,
-        "best_epoch": int(np.argmax(val_acc)) + 1 if val_acc else None,
-        "best_val_accuracy": round(float(max(val_acc)), 5) if val_acc else None,
+        "members": [
+            {
+                "seed": args.seed + k,
+                "epochs_completed": len(h.get("loss", [])),
+                "best_epoch": int(np.argmax(h["val_accuracy"])) + 1 if h.get("val_accuracy") else None,
+                "best_val_accuracy": round(float(max(h["val_accuracy"])), 5) if h.get("val_accuracy") else None,
+                "test_accuracy": round(acc, 5),
+            }
+            for k, (h, acc) in enumerate(zip(histories, member_acc))
+        ],
+        "combination": "average of the members' probabilities" if len(members) > 1 else None,
         "seed": args.seed,
         "batch_size": args.batch_size,
-        "optimizer": f"Adam lr {LEARNING_RATE} x {LR_DECAY}^epoch",
+        "optimizer": f"Adam lr {LEARNING_RATE}, decaying x {decay(args.epochs):.4f} per epoch to {FINAL_LR:.0%} of it",
         "augmentation": (
             f"each epoch: rotation +-{ROTATE_DEG} deg, shear +-{SHEAR}, scale {SCALE[0]}-{SCALE[1]} per axis, "
             f"stroke thickness {THICKNESS} (px at 2x, probability), then to_mnist_form, then shift +-{SHIFT_PX} px"
@@ -424,7 +456,8 @@ def main(argv=None) -> int:
     save_confusion(cm, args.out.with_suffix(".confusion.png"), title)
     wrong = np.flatnonzero(pred != y_test)
     save_errors(x_test_in[wrong, ..., 0], y_test[wrong], pred[wrong], probs[wrong].max(axis=1), args.out.with_suffix(".errors.png"), name)
-    ckpt.unlink(missing_ok=True)
+    for k in range(args.members):
+        args.out.with_name(args.out.stem + (f".m{k}" if args.members > 1 else "") + ".ckpt.keras").unlink(missing_ok=True)
 
     print(f"test accuracy {test_acc:.4%}  loss {test_loss:.4f}  errors {card['test_errors']}")
     print(f"wrote {args.out}, {card_path.name}, {name}.confusion.png, {name}.errors.png in {card['total_seconds']} s")

@@ -14,7 +14,7 @@ from .preprocess import SIZE
 ARCHS = ("cnn", "mlp")
 
 
-def build_mlp():
+def build_mlp(name: str = "mlp"):
     """The seed's network (Flatten, Dense 128 relu x2, Dense 10 softmax)."""
     import keras
     from keras import layers
@@ -27,11 +27,11 @@ def build_mlp():
             layers.Dense(128, activation="relu"),
             layers.Dense(10, activation="softmax"),
         ],
-        name="mlp",
+        name=name,
     )
 
 
-def build_cnn():
+def build_cnn(name: str = "cnn"):
     """A convolutional network: two blocks of 3x3 convolutions, each closed by a
     strided 5x5 convolution instead of pooling, batch normalisation and dropout,
     then a 4x4 convolution that sees the whole field."""
@@ -61,15 +61,15 @@ def build_cnn():
             layers.Dropout(0.4),
             layers.Dense(10, activation="softmax"),
         ],
-        name="cnn",
+        name=name,
     )
 
 
-def build(arch: str):
+def build(arch: str, name: str | None = None):
     if arch == "cnn":
-        return build_cnn()
+        return build_cnn(name or "cnn")
     if arch == "mlp":
-        return build_mlp()
+        return build_mlp(name or "mlp")
     raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
 
 
