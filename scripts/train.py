@@ -266,8 +266,24 @@ def fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment):
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     rate = decay(args.epochs)
+
+    class BestCheckpoint(keras.callbacks.Callback):
+        """Keep the best epoch (validation accuracy) in `ckpt`, written to a temporary
+        name and renamed, so Ctrl-C in the middle of a save cannot break it."""
+
+        best = -1.0
+
+        def on_epoch_end(self, epoch, logs=None):
+            acc = float((logs or {}).get("val_accuracy", -1.0))
+            if acc > self.best:
+                tmp = ckpt.with_name(ckpt.stem + ".partial.keras")
+                self.model.save(tmp)
+                os.replace(tmp, ckpt)
+                print(f"epoch {epoch + 1}: val_accuracy {acc:.4f} is the best so far, saved {ckpt.name}", flush=True)
+                self.best = acc
+
     callbacks = [
-        keras.callbacks.ModelCheckpoint(ckpt, monitor="val_accuracy", save_best_only=True, verbose=1),
+        BestCheckpoint(),
         keras.callbacks.LearningRateScheduler(lambda epoch: LEARNING_RATE * rate**epoch),
     ]
     if augment:
@@ -457,7 +473,9 @@ def main(argv=None) -> int:
     wrong = np.flatnonzero(pred != y_test)
     save_errors(x_test_in[wrong, ..., 0], y_test[wrong], pred[wrong], probs[wrong].max(axis=1), args.out.with_suffix(".errors.png"), name)
     for k in range(args.members):
-        args.out.with_name(args.out.stem + (f".m{k}" if args.members > 1 else "") + ".ckpt.keras").unlink(missing_ok=True)
+        stem = args.out.stem + (f".m{k}" if args.members > 1 else "")
+        for leftover in (".ckpt.keras", ".ckpt.partial.keras"):
+            args.out.with_name(stem + leftover).unlink(missing_ok=True)
 
     print(f"test accuracy {test_acc:.4%}  loss {test_loss:.4f}  errors {card['test_errors']}")
     print(f"wrote {args.out}, {card_path.name}, {name}.confusion.png, {name}.errors.png in {card['total_seconds']} s")

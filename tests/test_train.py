@@ -74,22 +74,26 @@ def accuracy_of(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,epochs,floor", [("mlp", 12, 0.80), ("cnn", 2, None)])
-def test_training_end_to_end(font_npz, tmp_path, arch, epochs, floor):
+@pytest.mark.parametrize("arch,epochs,members,floor", [("mlp", 12, 1, 0.80), ("cnn", 2, 1, None), ("mlp", 3, 2, None)])
+def test_training_end_to_end(font_npz, tmp_path, arch, epochs, members, floor):
     out = tmp_path / "models" / f"tiny-{arch}.keras"
-    proc = run_train("--data", font_npz, "--arch", arch, "--epochs", epochs, "--out", out, "--validation", 50)
+    proc = run_train("--data", font_npz, "--arch", arch, "--epochs", epochs, "--out", out, "--validation", 50,
+                     "--members", members, "--fonts", 0)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     for suffix in (".keras", ".json", ".confusion.png", ".errors.png"):
         assert out.with_suffix(suffix).is_file(), suffix
-    assert not out.with_name(out.stem + ".ckpt.keras").exists()
+    assert not list(out.parent.glob("*.ckpt.keras"))
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(
         f"tiny-{arch}{s}" for s in (".keras", ".json", ".confusion.png", ".errors.png")
     )
 
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["architecture"] == arch
-    assert card["epochs"] == epochs and card["epochs_completed"] == epochs
+    assert card["epochs"] == epochs and card["interrupted"] is False
+    assert [m["epochs_completed"] for m in card["members"]] == [epochs] * members
+    assert [m["seed"] for m in card["members"]] == [1337 + k for k in range(members)]
+    assert (card["combination"] is None) == (members == 1)
     assert card["seed"] == 1337
     assert card["data"]["train"] == 350 and card["data"]["validation"] == 50 and card["data"]["test"] == 100
     import hashlib
@@ -181,3 +185,33 @@ def test_shipped_model_reaches_its_card_on_mnist(mnist_path):
         x_test, y_test = npz["x_test"], npz["y_test"]
     acc = accuracy_of(SHIPPED, x_test, y_test)
     assert abs(acc - card["test_accuracy"]) <= 0.001, (acc, card["test_accuracy"])
+
+
+@pytest.mark.slow
+def test_ctrl_c_finishes_from_the_best_checkpoint(font_npz, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "m" / "stopped.keras"
+    ckpt = out.with_name("stopped.ckpt.keras")
+    proc = subprocess.Popen([sys.executable, str(TRAIN), "--data", str(font_npz), "--arch", "mlp", "--epochs", "500",
+                             "--out", str(out), "--validation", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ckpt.exists(), "no checkpoint within 120 s"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "interrupted: finishing from the best checkpoint" in stderr
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["interrupted"] is True
+    assert out.is_file() and not ckpt.exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        f"stopped{s}" for s in (".keras", ".json", ".confusion.png", ".errors.png"))
+    with np.load(font_npz) as npz:
+        assert accuracy_of(out, npz["x_test"], npz["y_test"]) == pytest.approx(card["test_accuracy"], abs=1e-5)

@@ -7,9 +7,14 @@ seconds, and only the commands that need a model should pay for it.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .preprocess import SIZE
+
+# TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature hints) is not
+# for our users' logs; real warnings and errors still come through.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ARCHS = ("cnn", "mlp")
 
