@@ -1,0 +1,460 @@
+"""The annotated picture: what a person checks a reading against at a glance.
+
+One PNG per input showing
+
+* the title: the number read, its status and confidence (coloured by status);
+* the original image (RGB, shrunk to fit), each digit found boxed and labelled;
+* for each digit (up to :data:`MAX_SHOWN`, then "+N more"): the 28x28 image
+  the model saw, its answer and confidence, and its ten probabilities as bars;
+* the footer: source file name, image size and kind, model name.
+
+Cheap by construction (the service writes one per input): matplotlib's
+``Figure`` API with the Agg canvas only (no pyplot, no global state), one
+figure per layout (number of digit columns) built once, its static parts
+(axes, ticks) rendered once and kept as a background. Each picture restores
+that background, updates the few changing artists (``set_data``,
+``set_height``, ``set_text``, rectangle bounds), draws only them, and encodes
+the pixels with OpenCV's PNG writer at a low compression level.
+
+:func:`make_view` (numpy, in the caller's process) reduces a scan and its
+reading to a small picklable :class:`View`; :meth:`Annotator.render` turns a
+view into PNG bytes, so rendering can also run in worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import cv2
+import matplotlib
+import numpy as np
+
+from .records import Reading, Scan
+
+MAX_SHOWN = 6  # digit columns drawn; more digits get "+N more"
+PANEL = 240  # height of the original's panel, pixels; its width grows with the digits shown
+DPI = 100
+MARGIN = 10
+TITLE_H = 36
+FOOT_H = 24
+COLUMN_W = 112
+MORE_W = 64
+ZOOM = 3  # the 28x28 inputs are drawn at 84x84 pixels
+BACKDROP = 232  # letterbox grey around the original in its panel
+
+COLOURS = {"ok": "#1a7f37", "uncertain": "#bc4c00", "blank": "#57606a", "failed": "#cf222e"}
+BAR = "#afb8c1"
+PNG_LEVEL = 1  # zlib level: fast; pictures are ~30-60 KB
+# Set only while drawing (rc_context restores them): FreeType hinting costs a
+# third of the drawing time and is invisible at these sizes.
+RC = {"text.hinting": "no_hinting", "font.family": "DejaVu Sans"}
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything a picture shows, small and picklable (no full-size image)."""
+
+    source: str
+    model: str
+    status: str
+    number: str | None
+    confidence: float | None
+    display: np.ndarray  # uint8 PANEL x panel_width(...) x 3: the original letterboxed
+    frame: tuple[float, float, float, float]  # where the original lies in display: x, y, w, h
+    boxes: tuple[tuple[float, float, float, float], ...]  # digit boxes in display pixels
+    digits: tuple[int, ...]
+    confidences: tuple[float, ...]
+    probabilities: np.ndarray  # (k, 10) float32 for the shown digits
+    pixels: np.ndarray  # (k, 28, 28) float32 for the shown digits
+    image_info: str  # e.g. "1240x1754 uint8 RGB"
+    threshold: float = 0.8
+    error: str | None = None
+
+
+def panel_width(n_digits: int) -> int:
+    """Width of the original's panel: wider for numbers, which are mostly wide scans."""
+    columns = min(n_digits, MAX_SHOWN)
+    return PANEL if columns <= 2 else (3 * PANEL) // 2 if columns == 3 else 2 * PANEL
+
+
+def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL
+                  ) -> tuple[np.ndarray, float, float, float]:
+    """The image fitted into a height x width uint8 panel: (panel, scale, x0, y0).
+
+    Shrunk with area averaging (after a cheap stride for huge scans), enlarged
+    with nearest neighbours so small drawings show their pixels.
+    """
+    h, w = rgb.shape[:2]
+    scale = min(width / w, height / h)
+    nw, nh = max(1, min(width, round(w * scale))), max(1, min(height, round(h * scale)))
+    img = rgb
+    if scale < 1:
+        step = int(1 / scale) // 2
+        if step >= 2:
+            img = img[::step, ::step]
+        small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    else:
+        small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    small = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if small.ndim == 2:
+        small = np.repeat(small[..., None], 3, axis=2)
+    panel = np.full((height, width, 3), BACKDROP, np.uint8)
+    x0, y0 = (width - nw) // 2, (height - nh) // 2
+    panel[y0 : y0 + nh, x0 : x0 + nw] = small
+    return panel, nw / w, float(x0), float(y0)
+
+
+def make_view(scan: Scan | None, reading: Reading, *, source: str, model: str,
+              threshold: float = 0.8) -> View:
+    """Reduce a scan and its reading to what the picture shows."""
+    digits = reading.digits
+    width = panel_width(len(digits))
+    if scan is not None:
+        panel, s, x0, y0 = display_image(scan.image, width, PANEL)
+        frame = (x0, y0, scan.width * s, scan.height * s)
+        info = f"{scan.width}x{scan.height} {scan.mode}"
+    else:
+        panel = np.full((PANEL, width, 3), BACKDROP, np.uint8)
+        s, x0, y0, frame, info = 1.0, 0.0, 0.0, (0.0, 0.0, 0.0, 0.0), "not decoded"
+    shown = digits[:MAX_SHOWN]
+    return View(
+        source=source,
+        model=model,
+        status=reading.status,
+        number=reading.number,
+        confidence=reading.confidence,
+        display=panel,
+        frame=frame,
+        boxes=tuple((x0 + d.box[0] * s, y0 + d.box[1] * s, d.box[2] * s, d.box[3] * s) for d in digits),
+        digits=tuple(d.digit for d in digits),
+        confidences=tuple(float(d.confidence) for d in digits),
+        probabilities=np.array([d.probabilities for d in shown], np.float32).reshape(-1, 10),
+        pixels=np.array([d.pixels for d in shown], np.float32).reshape(-1, 28, 28),
+        image_info=info,
+        threshold=threshold,
+        error=reading.error,
+    )
+
+
+def zoom(pixels: np.ndarray) -> np.ndarray:
+    """A 28x28 0-1 model input as a ZOOM-times larger uint8 RGB picture (white ink on black)."""
+    g = np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    g = np.repeat(np.repeat(g, ZOOM, axis=0), ZOOM, axis=1)
+    return np.repeat(g[..., None], 3, axis=2)
+
+
+def title_text(view: View) -> str:
+    conf = "" if view.confidence is None else f", confidence {view.confidence:.2f}"
+    if view.status == "failed":
+        return f"Failed: {view.error or 'unknown error'}"
+    if view.status == "blank":
+        return "Blank: no digits found"
+    return f"Read {view.number}  \u2014  {view.status}{conf}"
+
+
+def _trim(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _paste(canvas: np.ndarray, at: tuple[int, int], rgb: np.ndarray) -> None:
+    r, c = at
+    h, w = rgb.shape[:2]
+    canvas[r : r + h, c : c + w, :3] = rgb
+
+
+class _Layout:
+    """One figure for a given number of digit columns, with its background cached."""
+
+    def __init__(self, columns: int, more: bool, model: str, dpi: int) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        self.columns = columns
+        pw = panel_width(columns + (1 if more else 0))
+        right = max(columns * COLUMN_W + (MORE_W if more else 0), 2 * COLUMN_W)
+        self.W = W = MARGIN + pw + 2 * MARGIN + right + MARGIN
+        self.H = H = TITLE_H + PANEL + FOOT_H + MARGIN
+        self.fig = fig = Figure(figsize=(W / dpi, H / dpi), dpi=dpi, facecolor="white")
+        self.canvas = FigureCanvasAgg(fig)
+
+        def rect(x: float, y_top: float, w: float, h: float) -> list[float]:
+            """Figure fraction from pixels measured from the top-left corner."""
+            return [x / W, 1 - (y_top + h) / H, w / W, h / H]
+
+        dyn = []  # the artists that change per picture, drawn in this order
+
+        # Original, in a fixed square panel: axes data coordinates = panel pixels.
+        # Its pixels are copied straight into the canvas (a resampling
+        # AxesImage/FigureImage costs ~1.5 ms each): the panel is exactly
+        # pw x PANEL pixels at (rows, cols) ``self.image_at``.
+        ax = fig.add_axes(rect(MARGIN, TITLE_H, pw, PANEL))
+        ax.set_axis_off()
+        ax.set_xlim(0, pw)
+        ax.set_ylim(PANEL, 0)
+        self.ax_img = ax
+        self.image_at = (TITLE_H, MARGIN)
+        self.frame = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#6e7781", linewidth=0.8,
+                               clip_on=False, animated=True)
+        ax.add_patch(self.frame)
+        dyn.append(self.frame)
+        self.boxes: list = []
+        self.labels: list = []
+
+        x_right = MARGIN + pw + 2 * MARGIN
+        x_cols = x_right + (right - columns * COLUMN_W - (MORE_W if more else 0)) / 2
+        self.px, self.bars, self.heads = [], [], []
+        for i in range(columns):
+            x = x_cols + i * COLUMN_W
+            head = fig.text((x + COLUMN_W / 2) / W, 1 - (TITLE_H + 10) / H, "", ha="center",
+                            va="center", fontsize=10, fontweight="bold", animated=True)
+            side = 28 * ZOOM
+            left = round(x + (COLUMN_W - side) / 2)
+            axp = fig.add_axes(rect(left - 1, TITLE_H + 21, side + 2, side + 2))  # a 1 px frame
+            axp.set_xticks([])
+            axp.set_yticks([])
+            for spine in axp.spines.values():
+                spine.set_edgecolor("#d0d7de")
+            self.px.append((TITLE_H + 22, left))  # where the zoomed input is copied
+            axb = fig.add_axes(rect(x + 18, TITLE_H + 22 + side + 10, COLUMN_W - 24, 96))
+            bars = axb.bar(range(10), np.zeros(10), width=0.75, color=BAR, animated=True)
+            axb.set_ylim(0, 1)
+            axb.set_xlim(-0.6, 9.6)
+            axb.set_xticks(range(10))
+            axb.tick_params(axis="x", labelsize=7, length=0, pad=2)
+            axb.set_yticks([0, 0.5, 1], ["0", ".5", "1"])
+            axb.tick_params(axis="y", labelsize=6, length=2, pad=1)
+            axb.yaxis.grid(True, color="#eaeef2", linewidth=0.6)
+            axb.set_axisbelow(True)
+            for side_name in ("top", "right"):
+                axb.spines[side_name].set_visible(False)
+            self.bars.append(list(bars))
+            self.heads.append(head)
+            dyn += [head, *bars]
+        self.more = None
+        if more:
+            self.more = fig.text((x_cols + columns * COLUMN_W + MORE_W / 2) / W,
+                                 1 - (TITLE_H + 22 + 42) / H, "", ha="center", va="center",
+                                 fontsize=10, color="#57606a", animated=True)
+            dyn.append(self.more)
+        self.note = fig.text((x_right + right / 2) / W, 1 - (TITLE_H + PANEL / 2) / H, "",
+                             ha="center", va="center", fontsize=11, color="#57606a",
+                             wrap=False, animated=True)
+        self.title = fig.text(MARGIN / W, 1 - (TITLE_H / 2 + 2) / H, "", ha="left", va="center",
+                              fontsize=14, fontweight="bold", animated=True)
+        self.footer = fig.text(MARGIN / W, (FOOT_H / 2 + MARGIN / 2) / H, "", ha="left",
+                               va="center", fontsize=8, color="#57606a", animated=True)
+        # The model is the same for every picture: drawn once, in the background.
+        fig.text(1 - MARGIN / W, (FOOT_H / 2 + MARGIN / 2) / H, _trim(f"model {model}", 40),
+                 ha="right", va="center", fontsize=8, color="#57606a")
+        dyn += [self.note, self.title, self.footer]
+        self.dynamic = dyn
+
+        self.canvas.draw()  # static parts only: animated artists are left out
+        self.background = self.canvas.copy_from_bbox(fig.bbox)
+        self.max_chars = int(W / 7.5)  # footer/title truncation at ~7.5 px per character
+
+    def _box(self, i: int):
+        from matplotlib.patches import Rectangle
+
+        while len(self.boxes) <= i:
+            box = Rectangle((0, 0), 1, 1, fill=False, linewidth=1.6, animated=True)
+            label = self.ax_img.text(0, 0, "", fontsize=9, fontweight="bold", color="white",
+                                     ha="left", va="bottom", animated=True,
+                                     bbox={"boxstyle": "square,pad=0.15", "linewidth": 0})
+            self.ax_img.add_patch(box)
+            self.boxes.append(box)
+            self.labels.append(label)
+        return self.boxes[i], self.labels[i]
+
+    def render_rgba(self, view: View) -> np.ndarray:
+        """The picture as an H x W x 4 uint8 RGBA array (a view of the canvas)."""
+        colour = COLOURS.get(view.status, "#24292f")
+        self.canvas.restore_region(self.background)
+        pixels = np.asarray(self.canvas.buffer_rgba())
+        _paste(pixels, self.image_at, view.display)
+        fx, fy, fw, fh = view.frame
+        self.frame.set_bounds(fx - 0.5, fy - 0.5, fw + 1, fh + 1)
+        self.frame.set_visible(view.frame[2] > 0)
+        drawn = list(self.dynamic)
+
+        for i, (x, y, w, h) in enumerate(view.boxes):
+            box, label = self._box(i)
+            sure = view.confidences[i] >= view.threshold
+            c = COLOURS["ok"] if sure else COLOURS["uncertain"]
+            box.set_bounds(x, y, max(w, 1.0), max(h, 1.0))
+            box.set_edgecolor(c)
+            label.set_text(str(view.digits[i]))
+            label.get_bbox_patch().set_facecolor(c)
+            # Above the box; below it for every other digit of a crowded number
+            # (labels wider than their boxes would overlap); inside if no room.
+            crowded = i % 2 == 1 and w < 14 and y + h + 14 <= PANEL
+            if crowded:
+                label.set_position((x, y + h + 1))
+                label.set_va("top")
+            elif y >= 14:
+                label.set_position((x, y - 1))
+                label.set_va("bottom")
+            else:
+                label.set_position((x + 1, y + 1))
+                label.set_va("top")
+            drawn += [box, label]
+
+        for i in range(self.columns):
+            p = view.probabilities[i]
+            best = int(p.argmax())
+            sure = view.confidences[i] >= view.threshold
+            _paste(pixels, self.px[i], zoom(view.pixels[i]))
+            for j, bar in enumerate(self.bars[i]):
+                bar.set_height(float(p[j]))
+                bar.set_color((COLOURS["ok"] if sure else COLOURS["uncertain"]) if j == best else BAR)
+            self.heads[i].set_text(f"{view.digits[i]}   {view.confidences[i]:.2f}")
+            self.heads[i].set_color(COLOURS["ok"] if sure else COLOURS["uncertain"])
+        if self.more is not None:
+            self.more.set_text(f"+{len(view.digits) - self.columns}\nmore")
+
+        if self.columns == 0:
+            self.note.set_text("no digits found" if view.status != "failed" else "not read")
+        else:
+            self.note.set_text("")
+        self.title.set_text(_trim(title_text(view), self.max_chars // 2 + 10))
+        self.title.set_color(colour)
+        self.footer.set_text(_trim(f"{view.source}  \u00b7  {view.image_info}",
+                                   int(self.max_chars * 1.25) - 45))
+
+        fig = self.fig
+        for artist in drawn:
+            fig.draw_artist(artist)
+        return pixels
+
+
+class Annotator:
+    """Renders views to PNG bytes, reusing one figure per layout (not thread-safe)."""
+
+    def __init__(self, dpi: int = DPI, png_level: int = PNG_LEVEL) -> None:
+        self.dpi = dpi
+        self.png_level = png_level
+        self._layouts: dict[tuple[int, bool], _Layout] = {}
+
+    def layout(self, n_digits: int, model: str) -> _Layout:
+        columns = min(n_digits, MAX_SHOWN)
+        key = (columns, n_digits > MAX_SHOWN, model)
+        if key not in self._layouts:
+            with matplotlib.rc_context(RC):
+                self._layouts[key] = _Layout(*key, dpi=self.dpi)
+        return self._layouts[key]
+
+    def render_rgb(self, view: View) -> np.ndarray:
+        """The picture as an H x W x 3 uint8 RGB array (a copy)."""
+        with matplotlib.rc_context(RC):
+            return self.layout(len(view.digits), view.model).render_rgba(view)[..., :3].copy()
+
+    def render(self, view: View) -> bytes:
+        """The picture as PNG bytes."""
+        with matplotlib.rc_context(RC):
+            rgba = self.layout(len(view.digits), view.model).render_rgba(view)
+        # No PNG row filters: adaptive filtering costs more than the deflate
+        # itself, and flat figure colours compress as well without it.
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR),
+                               [cv2.IMWRITE_PNG_COMPRESSION, self.png_level,
+                                cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE])
+        if not ok:  # pragma: no cover - encoding an ordinary array does not fail
+            raise RuntimeError("PNG encoding failed")
+        return buf.tobytes()
+
+
+# ---------------------------------------------------------------------------
+# Drawing many pictures: here, or in worker processes
+
+
+def _init_worker(dpi: int, png_level: int) -> None:
+    global _worker
+    _worker = Annotator(dpi, png_level)
+
+
+def _render_in_worker(view: View) -> tuple[bytes, float]:
+    t0 = time.perf_counter()
+    assert _worker is not None, "worker not initialised"
+    return _worker.render(view), time.perf_counter() - t0
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+_worker: Annotator | None = None
+
+
+def default_processes() -> int:
+    """Worker processes worth starting: the usable CPUs, up to 4; none on one CPU."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return 0 if cpus < 2 else min(cpus, 4)
+
+
+class Pictures:
+    """Draws annotated pictures: ``submit(view)`` -> Future of (PNG bytes, seconds).
+
+    With ``processes`` > 0 the drawing runs in that many worker processes
+    (started with ``spawn``: they import matplotlib and OpenCV, never
+    TensorFlow), fed with small :class:`View` records, so a batch's pictures
+    are drawn on all cores while the main process recognises the next batch.
+    If the pool breaks (a worker killed), drawing continues here.
+    """
+
+    def __init__(self, processes: int = 0, *, dpi: int = DPI, png_level: int = PNG_LEVEL) -> None:
+        self.dpi, self.png_level = dpi, png_level
+        self._local: Annotator | None = None
+        self._pool = None
+        if processes > 0:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker, initargs=(dpi, png_level))
+            for _ in range(processes):  # start them now: their imports overlap the caller's
+                self._pool.submit(_ready)
+
+    @property
+    def processes(self) -> int:
+        return 0 if self._pool is None else self._pool._max_workers
+
+    def submit(self, view: View):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self._pool is not None:
+            try:
+                return self._pool.submit(_render_in_worker, view)
+            except (BrokenProcessPool, RuntimeError) as exc:
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "picture workers stopped (%s); drawing in the main process", exc)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+        future: Future = Future()
+        t0 = time.perf_counter()
+        try:
+            if self._local is None:
+                self._local = Annotator(self.dpi, self.png_level)
+            future.set_result((self._local.render(view), time.perf_counter() - t0))
+        except Exception as exc:  # noqa: BLE001 - reported by whoever waits for it
+            future.set_exception(exc)
+        return future
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Pictures:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
