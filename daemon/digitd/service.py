@@ -1,0 +1,801 @@
+"""``digitd run``: the hot-folder service (DESIGN.md, "A file's life").
+
+Threads:
+
+* the watchdog observer and the settler (:mod:`digitd.watcher`) notice files
+  and decide when each is complete;
+* ONE worker owns the model: it claims ready files by renaming them into its
+  work folder (:mod:`digitd.workdir`), recognises them in micro-batches
+  through :mod:`digitd.pipeline`, writes the results and moves the originals;
+  it also takes over the work folders of dead instances, retries transient
+  failures with backoff, and reloads the model when its file is replaced;
+* the main thread waits for SIGTERM/SIGINT, and meanwhile writes
+  ``outbox/status.json`` and speaks sd_notify (``READY``, ``STATUS``,
+  ``WATCHDOG`` while the other threads are alive and the worker is not stuck,
+  ``STOPPING``).
+
+One input, once (the order is what makes ``kill -9`` at any moment harmless):
+
+1. claim: rename into ``inbox/.digitd/work/<instance>/``;
+2. a NAME is reserved in the outbox and recorded, with the input's sha256,
+   in the state record next to the claimed file;
+3. ``annotated/NAME.png``, the CSV row, ``results/NAME.json`` last;
+4. the original to ``outbox/originals/`` (or deleted; or, when it failed,
+   to ``outbox/failed/`` with ``NAME.error.json``);
+5. the state record is removed.
+
+Redoing a file after a crash: if ``results/NAME.json`` exists only step 4
+is left; otherwise the result is written again under the same NAME, without
+a second CSV row when results.csv already has one pointing at
+``results/NAME.json``. A move in step 4 is a hard link then an unlink; if the
+crash fell between the two, the redo finds the link by inode and only
+unlinks.
+
+Failures are per file. Permanent ones (not an image, truncated, too large, a
+symlink, not a regular file, recognition raising on this file only) give a
+*failed* result (JSON and CSV row, as ``digitd predict`` writes) and the
+original goes to ``failed/``. Transient ones (any OSError: disk full,
+permission, I/O) leave the file claimed and are retried after
+``retry_backoff_seconds``, doubling; after ``retry_max_attempts`` the file is
+failed with the last error as reason; if even that cannot be written the
+file stays claimed and is tried again every few minutes - never dropped.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import datetime as _dt
+import heapq
+import itertools
+import logging
+import os
+import signal
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import ConfigError, one_line
+from .notify import Notifier
+from .status import Counters, status_line, write_status
+from .workdir import State, WorkArea, remove_quietly, source_of, state_path
+
+log = logging.getLogger(__name__)
+
+EXIT_THREAD_DIED = 70
+TICK = 0.2  # main loop and idle worker wake-up, seconds
+STOP_JOIN_SECONDS = 25.0  # the unit's TimeoutStopSec is 30
+MAX_BACKOFF = 300.0  # longest wait between two attempts at a file
+MODEL_CHECK_SECONDS = 1.0
+MIN_HANG_SECONDS = 60.0  # a worker silent this long is stuck (no WATCHDOG=1)
+INSTANCE_ENV = "DIGITD_INSTANCE"  # set by digitd@.service: status-<instance>.json
+
+
+class Permanent(Exception):
+    """This file cannot be processed, and retrying will not help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Job:
+    """One claimed input, from claim to finished."""
+
+    path: Path  # the claimed file in a work folder
+    folder: Path  # that work folder (ours or adopted)
+    state: State
+    resumed: bool = False  # found after a crash: anything may already be written
+    check_csv: bool = False  # an earlier attempt may have appended its CSV row
+    due: float = 0.0
+    scheduled: bool = False  # waiting in the retry queue
+    finished: bool = False
+
+    @property
+    def source(self) -> str:
+        return self.state.source
+
+    @property
+    def state_file(self) -> Path:
+        return state_path(self.path)
+
+
+def preflight(config: Config) -> None:
+    """Refuse to start, with one line naming the key, on missing or read-only folders."""
+    where = f" in {config.source}" if config.source else ""
+    for key in ("inbox", "outbox"):
+        path: Path = getattr(config, key)
+        if not path.exists():
+            raise ConfigError(f"{key} folder {path} does not exist (key '{key}'{where})")
+        if not path.is_dir():
+            raise ConfigError(f"{key} {path} is not a folder (key '{key}'{where})")
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            raise ConfigError(f"{key} folder {path} is not writable by this user "
+                              f"(key '{key}'{where})")
+
+
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _words(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        from .pipeline import os_reason
+
+        return os_reason(exc).removeprefix("cannot read: ")
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
+def _linked_copy(path: Path, folder: Path) -> Path | None:
+    """A hard link of ``path`` in ``folder`` (a move cut short between link and unlink)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if st.st_nlink < 2:
+        return None
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.inode() == st.st_ino:
+                    if os.lstat(entry.path).st_dev == st.st_dev:
+                        return Path(entry.path)
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def csv_results(path: Path) -> set[str]:
+    """The ``result`` column of every row in results.csv (used only when redoing a file)."""
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            return {row.get("result") or "" for row in csv.DictReader(f)}
+    except FileNotFoundError:
+        return set()
+
+
+class _JobOutbox:
+    """The outbox as :func:`digitd.pipeline.finish` sees it for ONE job.
+
+    The NAME was reserved and recorded before anything is written, so
+    ``claim_name`` hands out that NAME and ``release`` keeps it (the service
+    releases it once the input is finished). When the CSV already holds this
+    NAME's row (a redo after a crash), ``append_csv`` does not add a second.
+    """
+
+    def __init__(self, outbox, name: str, row_exists: bool) -> None:
+        self._outbox = outbox
+        self._name = name
+        self._row_exists = row_exists
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._outbox, attr)
+
+    def claim_name(self, stem: str) -> str:
+        return self._name
+
+    def release(self, name: str) -> None:
+        if name != self._name:
+            self._outbox.release(name)
+
+    def append_csv(self, row) -> None:
+        if self._row_exists:
+            log.debug("results.csv already has the row of %s", self._name)
+            return
+        self._outbox.append_csv(row)
+
+
+def _default_recognizer(config: Config):
+    from .recognize import Recognizer
+
+    return Recognizer.from_config(config)
+
+
+class Service:
+    """The running service. ``start()``, then ``serve()`` until the stop event is set.
+
+    The keyword arguments let tests plug fakes in through the real interfaces:
+    ``recognizer_factory(config)`` returns an object with ``.read(scans)`` and
+    ``.name``; ``outbox`` an :class:`digitd.results.Outbox`-like object.
+    """
+
+    def __init__(self, config: Config, *, stop_event: threading.Event | None = None,
+                 recognizer_factory: Callable[[Config], Any] | None = None,
+                 outbox: Any = None, notifier: Notifier | None = None,
+                 observer_factory: Callable | None = None, pictures: Any = None,
+                 instance_id: str | None = None) -> None:
+        self.config = config
+        self.stop_event = stop_event or threading.Event()
+        self._recognizer_factory = recognizer_factory or _default_recognizer
+        self.outbox = outbox
+        self.notifier = notifier or Notifier()
+        self._observer_factory = observer_factory
+        self.pictures = pictures
+        self._instance_id = instance_id
+        self.counters = Counters()
+        self.recognizer: Any = None
+        self.inbox: Any = None
+        self.work: WorkArea | None = None
+        self._worker: threading.Thread | None = None
+        self._retry: list[tuple[float, int, Job]] = []
+        self._recovered: collections.deque[Job] = collections.deque()
+        self._seq = itertools.count()
+        self._outstanding: dict[Path, int] = {}  # adopted folder -> jobs not finished
+        self._in_batch = 0
+        self._beat = time.monotonic()
+        self._model_key: tuple[int, int, int] | None = None
+        self._model_candidate: tuple[int, int, int] | None = None
+        self._bad_model_key: tuple[int, int, int] | None = None
+        self._model_missing_logged = False
+        self._next_model_check = 0.0
+        self._next_adopt = 0.0
+        self._csv_cache: set[str] | None = None
+        self._last_line = ""
+        self.exit_code = 0
+        self.started = time.monotonic()
+        instance = os.environ.get(INSTANCE_ENV, "")
+        self.status_path = config.outbox / (f"status-{instance}.json" if instance else "status.json")
+
+    # ------------------------------------------------------------------
+    # Start and stop
+
+    def start(self) -> None:
+        """Check folders, load the model, take over leftovers, start watching; READY=1."""
+        from .watcher import Inbox, make_observer
+
+        config = self.config
+        log.info("config: %s", ", ".join(f"{k}={v}" for k, v in config.as_dict().items()))
+        preflight(config)
+        self.work = WorkArea(config.inbox, self._instance_id)
+        try:
+            self.work.open()
+        except OSError as exc:
+            raise ConfigError(f"inbox folder {config.inbox}: cannot create the work folder "
+                              f"{self.work.folder}: {exc.strerror or exc} (key 'inbox')") from None
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+        t0 = time.monotonic()
+        self.recognizer = self._recognizer_factory(config)  # ModelLoadError: exit 3
+        self._model_key = _file_key(config.model)
+        if self.outbox is None:
+            from .results import Outbox
+
+            self.outbox = Outbox(config.outbox)
+        if self.pictures is None and config.annotate:
+            from .annotate import Pictures
+
+            self.pictures = Pictures(0)
+        from .pipeline import limits
+
+        self._limits = limits(config)
+        log.info("model %s loaded in %.1f s", self.recognizer.name, time.monotonic() - t0)
+        self.inbox = Inbox(
+            config.inbox, recursive=config.recursive, polling=config.polling,
+            poll_interval=config.poll_interval_seconds, settle_seconds=config.settle_seconds,
+            rescan_seconds=config.rescan_seconds, ignore=self.work.base,
+            observer_factory=self._observer_factory or make_observer)
+        self.inbox.start()
+        self._worker = threading.Thread(target=self._work_loop, name="digitd-worker", daemon=True)
+        self._worker.start()
+        mode = f"polling every {config.poll_interval_seconds:g} s" if self.inbox.polling else "inotify"
+        log.info("watching %s (%s%s) as instance %s; results to %s", config.inbox, mode,
+                 ", recursive" if config.recursive else "", self.work.id, config.outbox)
+        if not self.stop_event.is_set():
+            self.notifier.ready(f"watching {config.inbox}")
+
+    def serve(self) -> int:
+        """Run until the stop event is set (or a thread dies); returns the exit code."""
+        wd = self.notifier.watchdog_seconds
+        now = time.monotonic()
+        next_status, next_watchdog = now, now
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            dead = self._dead_thread()
+            if dead:
+                log.error("the %s stopped unexpectedly; exiting so that the service is restarted",
+                          dead)
+                self.exit_code = EXIT_THREAD_DIED
+                break
+            if wd is not None and now >= next_watchdog:
+                if self.healthy():
+                    self.notifier.watchdog()
+                else:
+                    log.warning("worker busy for %.0f s: not telling systemd it is alive",
+                                now - self._beat)
+                next_watchdog = now + wd
+            if now >= next_status:
+                self.report()
+                next_status = now + self.config.status_interval_seconds
+            wait = TICK if wd is None else min(TICK, max(0.0, next_watchdog - now))
+            self.stop_event.wait(wait)
+        self.shutdown()
+        return self.exit_code
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def shutdown(self) -> None:
+        """STOPPING=1; stop watching; let the worker finish its batch; last status."""
+        self.stop_event.set()
+        snap_line = status_line(self._snapshot())
+        self.notifier.stopping(f"stopping: {snap_line}")
+        log.info("stopping: finishing the current batch")
+        if self.inbox is not None:
+            self.inbox.stop()
+        if self._worker is not None:
+            self._worker.join(STOP_JOIN_SECONDS)
+            if self._worker.is_alive():
+                log.error("the worker did not finish within %.0f s; exiting anyway "
+                          "(its files are redone at the next start)", STOP_JOIN_SECONDS)
+        self.report()
+        if self.pictures is not None and hasattr(self.pictures, "close"):
+            self.pictures.close()
+        if self.work is not None:
+            self.work.close()
+        self.notifier.close()
+        log.info("stopped: %s", status_line(self._snapshot()))
+
+    # ------------------------------------------------------------------
+    # Health and status
+
+    def _dead_thread(self) -> str | None:
+        if self._worker is not None and not self._worker.is_alive():
+            return "worker thread"
+        if self.inbox is not None and not self.inbox.alive():
+            return "inbox watcher"
+        return None
+
+    def healthy(self) -> bool:
+        """Observer, settler and worker alive, and the worker not stuck."""
+        if self._dead_thread():
+            return False
+        limit = max(MIN_HANG_SECONDS, 4 * (self.notifier.watchdog_seconds or 0))
+        return time.monotonic() - self._beat < limit
+
+    def _snapshot(self) -> dict[str, Any]:
+        queued = (self.inbox.waiting if self.inbox is not None else 0) + self._in_batch \
+            + len(self._recovered)
+        self.counters.retrying = len(self._retry)
+        return self.counters.snapshot(
+            model=getattr(self.recognizer, "name", None) or "", queued=queued,
+            instance=self.work.id if self.work else "")
+
+    def report(self) -> None:
+        """status.json, STATUS=, and a log line when the counts changed."""
+        snap = self._snapshot()
+        line = status_line(snap)
+        try:
+            write_status(self.status_path, snap)
+        except OSError as exc:
+            log.debug("cannot write %s: %s", self.status_path, exc)
+        self.notifier.status(line)
+        counts = (snap["processed"], snap["failed"], snap["queued"], snap["retrying"])
+        if counts != self._last_line:
+            self._last_line = counts
+            log.info("status: %s", line)
+
+    # ------------------------------------------------------------------
+    # The worker
+
+    def _work_loop(self) -> None:
+        while not self.stop_event.is_set():
+            self._beat = time.monotonic()
+            jobs: list[Job] = []
+            try:
+                self._maybe_adopt()
+                self._maybe_reload_model()
+                jobs = self._next_batch()
+                if jobs:
+                    self._in_batch = len(jobs)
+                    self._process(jobs)
+            except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+                log.exception("unexpected error in a batch; its files will be retried")
+                for job in jobs:
+                    if not (job.finished or job.scheduled):
+                        self._transient(job, exc)
+                self.stop_event.wait(1.0)
+            finally:
+                self._in_batch = 0
+                self._csv_cache = None
+
+    def _maybe_adopt(self) -> None:
+        """At start and every rescan: take over the work folders of dead instances."""
+        now = time.monotonic()
+        if now < self._next_adopt:
+            return
+        self._next_adopt = now + self.config.rescan_seconds
+        for folder in self.work.adopt():
+            n = 0
+            for left in self.work.leftovers(folder):
+                if left.exists:
+                    state = left.state or State(source=source_of(left.path.name))
+                    self._recovered.append(Job(path=left.path, folder=folder, state=state,
+                                               resumed=True, check_csv=state.name is not None))
+                    n += 1
+                else:  # only the state record is left: the input was finished
+                    self._tidy_orphan_state(left.path, left.state)
+            if n:
+                log.info("taking over %d claimed file(s) from %s", n, folder.name)
+            self._outstanding[folder] = n
+            if n == 0:
+                self.work.finished_with(folder)
+
+    def _tidy_orphan_state(self, path: Path, state: State | None) -> None:
+        if state is not None and state.name:
+            done = (self.config.outbox / "results" / f"{state.name}.json").exists() \
+                or (self.config.outbox / "failed" / f"{state.name}.error.json").exists()
+            if not done:
+                log.warning("%s: claimed file missing and no result (was it removed by hand?)",
+                            state.source)
+            self.outbox.release(state.name)
+        remove_quietly(state_path(path))
+
+    def _maybe_reload_model(self) -> None:
+        """Load the model again when its file was replaced (and has stayed put for a check)."""
+        now = time.monotonic()
+        if now < self._next_model_check:
+            return
+        self._next_model_check = now + MODEL_CHECK_SECONDS
+        key = _file_key(self.config.model)
+        if key is None:
+            if not self._model_missing_logged:
+                log.warning("model file %s is gone; still serving with %s", self.config.model,
+                            self.recognizer.name)
+                self._model_missing_logged = True
+            return
+        self._model_missing_logged = False
+        if key in (self._model_key, self._bad_model_key):
+            return
+        if key != self._model_candidate:  # changed: wait until it stays the same
+            self._model_candidate = key
+            return
+        log.info("model file %s changed: loading it", self.config.model)
+        try:
+            recognizer = self._recognizer_factory(self.config)
+        except Exception as exc:  # noqa: BLE001 - a bad new model must not stop the service
+            self._bad_model_key = key
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {one_line(exc)}"
+            log.error("new model not loaded, still serving with %s: %s", self.recognizer.name,
+                      message)
+            self.counters.add(error=f"model: {message}")
+            return
+        old = self.recognizer.name
+        self.recognizer = recognizer
+        self._model_key = key
+        log.info("model reloaded: %s (was %s)", recognizer.name, old)
+
+    def _next_batch(self) -> list[Job]:
+        limit = self.config.batch_max
+        jobs: list[Job] = []
+        while self._recovered and len(jobs) < limit:
+            jobs.append(self._recovered.popleft())
+        now = time.monotonic()
+        while self._retry and len(jobs) < limit and self._retry[0][0] <= now:
+            job = heapq.heappop(self._retry)[2]
+            job.scheduled = False
+            jobs.append(job)
+        room = limit - len(jobs)
+        if room <= 0 or self.stop_event.is_set():
+            return jobs
+        timeout = 0.0 if jobs else TICK
+        if self._retry:
+            timeout = min(timeout, max(0.0, self._retry[0][0] - now))
+        paths = self.inbox.take(room, timeout)
+        if paths and len(jobs) + len(paths) < limit and self.config.batch_wait_ms > 0:
+            deadline = time.monotonic() + self.config.batch_wait_ms / 1000.0
+            while len(jobs) + len(paths) < limit:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                more = self.inbox.take(limit - len(jobs) - len(paths), left)
+                if not more:
+                    break
+                paths.extend(more)
+        for path in paths:
+            self.inbox.done(path)  # before the claim: see Inbox.done
+            if self.stop_event.is_set():
+                continue  # stopping: not claimed, it stays in the inbox
+            job = self._claim(path)
+            if job is not None:
+                jobs.append(job)
+        return jobs
+
+    def _claim(self, path: Path) -> Job | None:
+        rel = os.path.relpath(path, self.config.inbox)
+        try:
+            dest = self.work.claim(path)
+        except OSError as exc:
+            log.warning("cannot claim %s: %s (left in the inbox)", rel, _words(exc))
+            return None
+        if dest is None:
+            log.debug("%s was gone before it could be claimed", rel)
+            return None
+        return Job(path=dest, folder=self.work.folder, state=State(source=rel))
+
+    # ------------------------------------------------------------------
+    # One batch
+
+    def _process(self, jobs: list[Job]) -> None:
+        from .pipeline import Prepared, finish
+
+        log.debug("batch of %d file(s)", len(jobs))
+        fresh: list[Job] = []
+        for job in jobs:
+            self._beat = time.monotonic()
+            try:
+                kind = self._triage(job)
+                if kind == "gone":
+                    continue
+                if kind == "written":
+                    self._conclude(job)
+                elif kind == "quarantine":
+                    self._quarantine(job, job.state.reason or "failed")
+                else:
+                    fresh.append(job)
+            except Permanent as exc:
+                self._fail(job, exc.reason)
+            except OSError as exc:
+                self._transient(job, exc)
+        if not fresh:
+            return
+        prepared = self._recognise(fresh)
+        for job, work in zip(fresh, prepared, strict=True):
+            self._beat = time.monotonic()
+            try:
+                if isinstance(work, BaseException):
+                    raise work
+                if work.retry is not None:
+                    raise work.retry
+                self._reserve(job, work.sha256)
+                row_exists = job.check_csv and self._row_exists(job.state.name)
+                model = getattr(self.recognizer, "name", "")
+                (outcome,) = finish(Prepared(work=[work], model=model),
+                                    _JobOutbox(self.outbox, job.state.name, row_exists))
+                if outcome.error is not None:
+                    job.check_csv = True
+                    raise outcome.error
+                self._conclude(job, outcome.result)
+            except Permanent as exc:
+                self._fail(job, exc.reason)
+            except OSError as exc:
+                self._transient(job, exc)
+
+    def _triage(self, job: Job) -> str:
+        """What is left to do: "fresh", "written" (result complete), "quarantine", "gone"."""
+        try:
+            st = os.lstat(job.path)
+        except FileNotFoundError:
+            log.warning("%s: claimed file disappeared from %s", job.source, job.folder)
+            self._done(job)
+            if job.state.name:
+                self.outbox.release(job.state.name)
+            remove_quietly(job.state_file)
+            return "gone"
+        if job.state.phase == "quarantine":
+            return "quarantine"
+        if job.state.name and self._result_path(job.state.name).exists():
+            return "written"
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                target = os.readlink(job.path)
+            except OSError:
+                target = "?"
+            raise Permanent(f"a symbolic link (to {target}); links are not followed")
+        if not stat.S_ISREG(st.st_mode):
+            raise Permanent(f"not a regular file ({_file_type(st.st_mode)})")
+        return "fresh"
+
+    def _recognise(self, jobs: list[Job]) -> list[Any]:
+        """pipeline.prepare for the batch: one model call. If it raises, each file alone:
+        one that raises alone is failed; if every one does, all are retried."""
+        from .pipeline import Item, prepare
+
+        def run(batch: list[Job]):
+            items = [Item(path=j.path, source=j.source) for j in batch]
+            return prepare(items, self.recognizer, pictures=self.pictures, read_errors="retry",
+                           **self._limits).work
+
+        try:
+            return run(jobs)
+        except Exception as exc:  # noqa: BLE001 - isolate the file that causes it
+            error = exc
+            if len(jobs) > 1:
+                log.warning("recognition of a batch of %d failed (%s); trying each file alone",
+                            len(jobs), _words(exc))
+        if len(jobs) == 1:
+            return [_Retry(error)]
+        out: list[Any] = []
+        for job in jobs:
+            self._beat = time.monotonic()
+            try:
+                out.extend(run([job]))
+            except Exception as exc:  # noqa: BLE001
+                out.append(exc)
+        if all(isinstance(w, BaseException) for w in out):
+            return [_Retry(w) for w in out]
+        return [Permanent(f"recognition failed: {_words(w)}") if isinstance(w, BaseException)
+                else w for w in out]
+
+    # ------------------------------------------------------------------
+    # Steps of one input
+
+    def _result_path(self, name: str) -> Path:
+        return self.config.outbox / "results" / f"{name}.json"
+
+    def _row_exists(self, name: str) -> bool:
+        if self._csv_cache is None:
+            self._csv_cache = csv_results(self.outbox.csv_path)
+        return self.outbox.result_rel(name) in self._csv_cache
+
+    def _reserve(self, job: Job, sha256: str | None) -> None:
+        """Reserve NAME (if not yet) and record it before anything is written."""
+        state = job.state
+        if state.name is None:
+            state.name = self.outbox.claim_name(Path(job.source).stem)
+        if sha256 is not None:
+            state.sha256 = sha256
+        state.save(job.state_file)
+
+    def _conclude(self, job: Job, result: dict[str, Any] | None = None) -> None:
+        """The result JSON exists: archive (or delete) the original, or quarantine it."""
+        from .predict import human_line
+
+        if result is None:
+            try:
+                import json
+
+                result = json.loads(self._result_path(job.state.name).read_text("utf-8"))
+            except (OSError, ValueError):
+                result = {"status": "?", "error": None}
+        if result.get("status") == "failed":
+            self._quarantine(job, result.get("error") or "failed")
+            return
+        if os.path.lexists(job.path):
+            if self.config.on_success == "delete":
+                os.unlink(job.path)
+            else:
+                linked = _linked_copy(job.path, self.config.outbox / "originals") \
+                    if job.resumed or job.state.attempts else None
+                if linked is not None:
+                    os.unlink(job.path)
+                else:
+                    self.outbox.archive(job.path)
+        self.outbox.release(job.state.name)
+        remove_quietly(job.state_file)
+        self._done(job)
+        self.counters.add(processed=1)
+        if "elapsed_ms" in result:
+            log.info("%s", human_line(job.source, result))
+        else:
+            log.info("%s -> finished (result written before a restart)", job.source)
+
+    def _fail(self, job: Job, reason: str) -> None:
+        """A permanent failure found before a result was written: the failed result
+        (JSON and CSV row, as predict writes them), then quarantine."""
+        from .results import csv_row, result_dict
+
+        try:
+            self._reserve(job, None)
+            name = job.state.name
+            result = result_dict(
+                job.source, None, sha256=job.state.sha256,
+                model=getattr(self.recognizer, "name", ""),
+                processed_at=_dt.datetime.now(_dt.UTC), elapsed_ms=0.0, annotated=None,
+                error=reason)
+            if not (job.check_csv and self._row_exists(name)):
+                self.outbox.append_csv(csv_row(result, self.outbox.result_rel(name)))
+            job.check_csv = True
+            self.outbox.write_json(name, result)
+            self._quarantine(job, reason)
+        except OSError as exc:
+            self._transient(job, exc, giving_up=reason)
+
+    def _quarantine(self, job: Job, reason: str) -> None:
+        """The original (a file, or a link itself) to failed/ with NAME.error.json."""
+        state = job.state
+        try:
+            if state.name is None:
+                state.name = self.outbox.claim_name(Path(job.source).stem)
+            state.phase, state.reason = "quarantine", reason
+            state.save(job.state_file)
+            if os.path.lexists(job.path):
+                linked = _linked_copy(job.path, self.config.outbox / "failed") \
+                    if job.resumed or state.attempts else None
+                if linked is not None:
+                    os.unlink(job.path)
+                else:
+                    self.outbox.quarantine(job.path, state.name, reason, state.attempts + 1,
+                                           source=Path(job.source).name, sha256=state.sha256)
+            self.outbox.release(state.name)
+            remove_quietly(job.state_file)
+        except OSError as exc:
+            self._transient(job, exc, giving_up=reason)
+            return
+        self._done(job)
+        self.counters.add(failed=1, error=f"{job.source}: {reason}")
+        log.warning("%s -> failed: %s", job.source, reason)
+
+    def _transient(self, job: Job, exc: BaseException, giving_up: str | None = None) -> None:
+        """Keep the file claimed and try again later; after retry_max_attempts, fail it."""
+        state = job.state
+        state.attempts += 1
+        state.last_error = _words(exc)
+        job.check_csv = job.check_csv or state.name is not None
+        limit = self.config.retry_max_attempts
+        if giving_up is None and state.attempts >= limit:
+            reason = f"gave up after {state.attempts} attempts: {state.last_error}"
+            log.error("%s: %s", job.source, reason)
+            self._fail(job, reason)  # may come back here with giving_up set
+            return
+        delay = min(self.config.retry_backoff_seconds * 2 ** (min(state.attempts, 30) - 1),
+                    MAX_BACKOFF)
+        try:
+            state.save(job.state_file)
+        except OSError:
+            pass  # the attempt count survives a crash only if it can be written
+        what = f"cannot fail it either ({giving_up})" if giving_up else \
+            f"attempt {state.attempts} of {limit}"
+        log.warning("%s: %s; %s, trying again in %.1f s", job.source, state.last_error, what, delay)
+        self.counters.add(error=f"{job.source}: {state.last_error}")
+        job.due = time.monotonic() + delay
+        job.scheduled = True
+        heapq.heappush(self._retry, (job.due, next(self._seq), job))
+
+    def _done(self, job: Job) -> None:
+        """The input is finished: an adopted folder may now be empty."""
+        job.finished = True
+        folder = job.folder
+        if folder in self._outstanding:
+            self._outstanding[folder] -= 1
+            if self._outstanding[folder] <= 0:
+                del self._outstanding[folder]
+                self.work.finished_with(folder)
+
+
+class _Retry(OSError):
+    """Recognition failed for every file of a batch: retry them all (as if transient)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"recognition failed: {_words(cause)}")
+        self.cause = cause
+
+
+def _file_type(mode: int) -> str:
+    for test, word in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return word
+    return "unknown type"
+
+
+def run(config: Config) -> int:
+    """``digitd run``: the service in the foreground until SIGTERM or SIGINT; exit code."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if not stop.is_set():
+            log.info("%s received", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    service = Service(config, stop_event=stop)
+    try:
+        service.start()
+    except BaseException:
+        if service.inbox is not None:
+            service.inbox.stop()
+        if service.work is not None:
+            service.work.close()
+        raise
+    return service.serve()

@@ -1,0 +1,83 @@
+"""The service's counters, and their two outputs: ``outbox/status.json`` and systemd's ``STATUS=``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class Counters:
+    """Thread-safe counts of what the service did since it started."""
+
+    started_at: float = field(default_factory=time.time)
+    processed: int = 0  # inputs with a result (ok, uncertain, blank)
+    failed: int = 0  # inputs quarantined in failed/
+    retrying: int = 0  # claimed inputs waiting to be retried
+    last_error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _rate_mark: tuple[float, int] = (0.0, 0)
+    rate: float = 0.0  # inputs per second over the last status interval
+
+    def add(self, *, processed: int = 0, failed: int = 0, error: str | None = None) -> None:
+        with self._lock:
+            self.processed += processed
+            self.failed += failed
+            if error is not None:
+                self.last_error = error
+
+    def snapshot(self, *, model: str, queued: int, instance: str, extra: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+        now = time.time()
+        with self._lock:
+            done = self.processed + self.failed
+            t0, n0 = self._rate_mark
+            if t0 and now > t0:
+                self.rate = (done - n0) / (now - t0)
+            self._rate_mark = (now, done)
+            out = {
+                "started_at": _iso(self.started_at),
+                "updated_at": _iso(now),
+                "model": model,
+                "processed": self.processed,
+                "failed": self.failed,
+                "queued": queued,
+                "retrying": self.retrying,
+                "last_error": self.last_error,
+                "rate": round(self.rate, 2),
+                "instance": instance,
+                "pid": os.getpid(),
+            }
+        if extra:
+            out.update(extra)
+        return out
+
+
+def status_line(snap: dict[str, Any]) -> str:
+    """One line for systemd's STATUS= and the log."""
+    return (f"processed {snap['processed']}, failed {snap['failed']}, queued {snap['queued']}, "
+            f"retrying {snap['retrying']}, {snap['rate']:.1f} files/s")
+
+
+def write_status(path: Path, snap: dict[str, Any]) -> None:
+    """Rewrite ``path`` atomically (hidden temp + rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(snap, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
