@@ -8,8 +8,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MNIST_ENV = "DIGITD_MNIST"
@@ -90,3 +94,79 @@ def run_digitd(digitd_exe: Path, tmp_path: Path) -> RunDigitd:
                               capture_output=True, text=True, timeout=timeout)
 
     return run
+
+
+# --- models for tests -----------------------------------------------------------------
+
+SHIPPED_MODEL = REPO_ROOT / "models" / "digitd-cnn-v1.keras"
+FONTS = (0, 1, 2, 3, 4, 6)  # cv2.FONT_HERSHEY_{SIMPLEX,PLAIN,DUPLEX,COMPLEX,TRIPLEX,COMPLEX_SMALL}
+
+
+def draw_digits(text: str, *, height: int = 280, thickness: int | None = None, font: int = 0,
+                ink: int = 0, paper: int = 255) -> np.ndarray:
+    """A uint8 gray image of ``text`` drawn with an OpenCV font, ink on paper,
+    about ``height`` pixels tall with a margin around it (no transparency)."""
+    import cv2
+    import numpy as np
+
+    scale = height / 40.0
+    thick = thickness or max(2, int(height / 12))
+    (w, h), base = cv2.getTextSize(text, font, scale, thick)
+    pad = max(8, height // 6)
+    canvas = np.full((h + base + 2 * pad, w + 2 * pad), paper, np.uint8)
+    cv2.putText(canvas, text, (pad, pad + h), font, scale, int(ink), thick, cv2.LINE_AA)
+    return canvas
+
+
+def font_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` font-drawn digits in MNIST form (through digitd.preprocess) and labels."""
+    import cv2
+    import numpy as np
+
+    from digitd.preprocess import to_mnist_batch
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    inks = []
+    for y in labels:
+        canvas = np.zeros((64, 64), np.uint8)
+        font = FONTS[rng.integers(len(FONTS))]
+        cv2.putText(canvas, str(int(y)), (int(rng.integers(12, 20)), int(rng.integers(46, 54))), font,
+                    float(rng.uniform(1.3, 1.8)), 255, int(rng.integers(2, 6)), cv2.LINE_AA)
+        rot = cv2.getRotationMatrix2D((32, 32), float(rng.uniform(-12, 12)), 1.0)
+        inks.append(cv2.warpAffine(canvas, rot, (64, 64)))
+    return to_mnist_batch(np.stack(inks)), labels.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory) -> Path:
+    """A REAL tiny Keras model (digitd.model.build_mlp) trained here in seconds on
+    1,000 font-drawn digits; saved as ``.keras`` with its card ``NAME.json``.
+
+    Good enough to read clear printed digits mostly right; for tests of file
+    handling and formats. Tests needing correct digits use ``shipped_model``.
+    """
+    import json
+
+    import keras
+
+    from digitd.model import build_mlp
+
+    keras.utils.set_random_seed(0)
+    x, y = font_digits(1000, seed=0)
+    model = build_mlp()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[..., None], y, epochs=8, batch_size=32, verbose=0)
+    folder = tmp_path_factory.mktemp("model")
+    path = folder / "tiny-test-mlp.keras"
+    model.save(path)
+    path.with_suffix(".json").write_text(json.dumps({"name": "tiny-test-mlp", "arch": "mlp"}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def shipped_model() -> Path:
+    """The shipped model ``models/digitd-cnn-v1.keras``; skipped if it is not there."""
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip(f"shipped model {SHIPPED_MODEL} not present (train it: make train)")
+    return SHIPPED_MODEL
