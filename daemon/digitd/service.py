@@ -649,7 +649,8 @@ class Service:
         """The result JSON exists: archive (or delete) the original, or quarantine it."""
         from .predict import human_line
 
-        if result is None:
+        redone = result is None
+        if redone:
             try:
                 import json
 
@@ -668,15 +669,21 @@ class Service:
                 if linked is not None:
                     os.unlink(job.path)
                 else:
-                    self.outbox.archive(job.path)
+                    self._archive(job)
         self.outbox.release(job.state.name)
         remove_quietly(job.state_file)
         self._done(job)
         self.counters.add(processed=1)
-        if "elapsed_ms" in result:
-            log.info("%s", human_line(job.source, result))
+        if redone or "elapsed_ms" not in result:
+            log.info("%s -> finished (its result was written before a restart)", job.source)
         else:
-            log.info("%s -> finished (result written before a restart)", job.source)
+            log.info("%s", human_line(job.source, result))
+
+    def _archive(self, job: Job) -> None:
+        """The original to originals/ under its own name (suffixed if taken)."""
+        from .results import ORIGINALS, move_no_replace
+
+        move_no_replace(job.path, self.outbox.folder(ORIGINALS), Path(job.source).name)
 
     def _fail(self, job: Job, reason: str) -> None:
         """A permanent failure found before a result was written: the failed result

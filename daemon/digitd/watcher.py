@@ -209,6 +209,7 @@ class Inbox:
         with self._cond:
             self._cond.notify_all()
         if self._observer is not None:
+            logging.getLogger("watchdog.observers.inotify").addFilter(_quiet_stop)
             try:
                 self._observer.stop()
                 self._observer.join(timeout)
@@ -356,8 +357,10 @@ class Inbox:
             except OSError:
                 cand.closed_key = None
         elif kind == WRITTEN:
-            cand.writing = True  # (again) open for writing: not complete
             cand.closed_key = None
+            # inotify's write events mean "open for writing, not complete"; the
+            # polling observer's "modified" only means the snapshot changed.
+            cand.writing = not self.polling
 
     def _scan(self, folder: Path | None = None) -> None:
         """Every candidate in the inbox (or one folder of it) becomes a candidate."""
@@ -437,6 +440,11 @@ class Inbox:
                         self._queued.add(path)
                         self._ready.append(path)
                 self._cond.notify_all()
+
+
+def _quiet_stop(record: logging.LogRecord) -> bool:
+    """Drop watchdog's harmless "called when the thread is inactive" race at stop."""
+    return "called when the thread is inactive" not in str(record.msg)
 
 
 def _key(st: os.stat_result) -> tuple[int, int, int]:
