@@ -131,13 +131,18 @@ class Prepared:
 
 def prepare(items: Sequence[Item], recognizer, *, pictures=None, max_bytes: int,
             max_pixels: int, threshold: float = 0.8,
-            read_errors: Literal["fail", "retry"] = "fail") -> Prepared:
+            read_errors: Literal["fail", "retry"] = "fail",
+            recognize_errors: Literal["raise", "isolate"] = "raise") -> Prepared:
     """Read, decode and recognise a batch; start drawing its pictures.
 
     ``read_errors="fail"``: an OSError while reading (missing file,
     permission) makes the input failed with the reason in words; ``"retry"``:
     nothing is written for it and its :class:`Outcome` carries the error
     (the service retries those with backoff).
+
+    ``recognize_errors="isolate"``: if the batched ``recognizer.read``
+    raises, each scan is read alone and one that still raises is failed
+    with the error as its reason; ``"raise"`` lets the exception out.
     """
     work: list[_Work] = []
     for item in items:
@@ -160,11 +165,17 @@ def prepare(items: Sequence[Item], recognizer, *, pictures=None, max_bytes: int,
     decoded = [w for w in work if w.scan is not None]
     if decoded:
         t0 = time.perf_counter()
-        readings = recognizer.read([w.scan for w in decoded])
+        try:
+            readings = recognizer.read([w.scan for w in decoded])
+        except Exception:
+            if recognize_errors == "raise":
+                raise
+            readings = _one_by_one(decoded, recognizer)
         share = (time.perf_counter() - t0) / len(decoded)
         for w, reading in zip(decoded, readings, strict=True):
             w.reading = reading
             w.seconds += share
+        decoded = [w for w in decoded if w.reading is not None]
 
     if pictures is not None:
         from .annotate import make_view
@@ -174,6 +185,19 @@ def prepare(items: Sequence[Item], recognizer, *, pictures=None, max_bytes: int,
                              threshold=threshold)
             w.picture = pictures.submit(view)
     return Prepared(work=work, model=recognizer.name)
+
+
+def _one_by_one(work: list[_Work], recognizer) -> list[Reading | None]:
+    out: list[Reading | None] = []
+    for w in work:
+        try:
+            (reading,) = recognizer.read([w.scan])
+        except Exception as exc:  # noqa: BLE001 - this input fails, the others go on
+            log.error("%s: recognition failed: %s: %s", w.item.source, type(exc).__name__, one_line(exc))
+            w.reason = f"recognition failed: {type(exc).__name__}: {one_line(exc)}"
+            reading = None
+        out.append(reading)
+    return out
 
 
 def finish(prepared: Prepared, outbox: Outbox, *, now=None) -> list[Outcome]:

@@ -18,8 +18,9 @@ writes for each input (``annotated/NAME.png``, a ``results.csv`` row,
 * Exit codes: 0 when every input was read (ok, uncertain or blank), 1 if any
   failed, 3 if the model cannot be loaded (from :mod:`digitd.cli`).
 
-Batches of ``batch_max`` inputs: while the pictures of one batch are drawn in
-worker processes, the next batch is read and recognised.
+Batches of ``batch_max`` inputs (at most :data:`BATCH_CAP`): while the
+pictures of one batch are drawn in worker processes and its files written by
+a writer thread, the next batch is read and recognised.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .errors import one_line
@@ -38,6 +40,7 @@ from .errors import one_line
 log = logging.getLogger(__name__)
 
 MIN_FOR_WORKERS = 32  # fewer inputs than this: draw pictures in this process
+BATCH_CAP = 128  # smaller batches than batch_max keep reading and writing overlapped
 
 
 def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -128,7 +131,7 @@ def main(config, args) -> int:
             workers = default_processes() if len(items) >= MIN_FOR_WORKERS else 0
             pictures = Pictures(workers)  # workers start now, while the model loads
         recognizer = Recognizer.from_config(config)  # ModelLoadError -> exit 3
-        outbox = Outbox(config.outbox)
+        outbox = Outbox(config.outbox, fsync=False)  # see digitd.results: rerun after a power cut
         log.info("model %s loaded in %.1f s; %d input(s); results to %s", recognizer.name,
                  time.perf_counter() - t_start, len(items), outbox.root)
         t_work = time.perf_counter()
@@ -146,15 +149,22 @@ def main(config, args) -> int:
             if as_json:
                 sys.stdout.flush()
 
-        pending = None
-        for batch in batches(items, config.batch_max):
-            prepared = prepare(batch, recognizer, pictures=pictures, read_errors="fail",
-                               **limits(config))
+        # The writer thread writes batch N's files (waiting for its pictures)
+        # while this thread reads and recognises batch N+1; results are
+        # reported in input order.
+        writer = ThreadPoolExecutor(1, thread_name_prefix="digitd-writer")
+        try:
+            pending = None
+            for batch in batches(items, min(config.batch_max, BATCH_CAP)):
+                prepared = prepare(batch, recognizer, pictures=pictures, read_errors="fail",
+                                   recognize_errors="isolate", **limits(config))
+                if pending is not None:
+                    report(pending.result())
+                pending = writer.submit(finish, prepared, outbox)
             if pending is not None:
-                report(finish(pending, outbox))
-            pending = prepared
-        if pending is not None:
-            report(finish(pending, outbox))
+                report(pending.result())
+        finally:
+            writer.shutdown(wait=True, cancel_futures=True)
     finally:
         if pictures is not None:
             pictures.close()
