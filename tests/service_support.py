@@ -257,7 +257,7 @@ def assert_exactly_once(outbox: Path, good: dict[str, str], bad: dict[str, str])
     ok = [r for r in results if r["status"] != "failed"]
     assert len(ok) == len(good), f"{len(ok)} successful results for {len(good)} good inputs"
     failed = [r for r in results if r["status"] == "failed"]
-    assert Counter(r["source"] for r in failed) == Counter(bad), "failed results"
+    assert Counter(r["source"] for r in failed) == Counter(list(bad)), "failed results"
 
     rows = csv_rows(outbox)
     assert len(rows) == len(good) + len(bad), f"{len(rows)} CSV rows for {len(good) + len(bad)} inputs"
@@ -268,7 +268,7 @@ def assert_exactly_once(outbox: Path, good: dict[str, str], bad: dict[str, str])
     originals = file_shas(outbox / "originals")
     assert originals == Counter(good.values()), "originals/ holds each good input exactly once"
     records = error_records(outbox)
-    assert Counter(r["source"] for r in records) == Counter(bad), "error records"
+    assert Counter(r["source"] for r in records) == Counter(list(bad)), "error records"
     assert file_shas(outbox / "failed") == Counter(d for d in bad.values() if d), \
         "failed/ holds each bad input exactly once"
 

@@ -1,0 +1,123 @@
+"""The systemd units and their install script: rendered for a checkout, they pass
+``systemd-analyze verify`` and carry the settings the service relies on."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import clean_env
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "install-service.sh"
+
+
+def install_script(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
+                          timeout=60, env=clean_env(), cwd=cwd)
+
+
+@pytest.fixture
+def config(tmp_path) -> Path:
+    """A config whose folders have a space and a '%' in their names."""
+    root = tmp_path / "site 100%"
+    (root / "in box").mkdir(parents=True)
+    (root / "out").mkdir()
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump({"inbox": "in box", "outbox": "out", "model": "m.keras"}))
+    return path
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_dry_run_prints_both_units_for_this_checkout(config, repo_root):
+    r = install_script("--dry-run", "--config", str(config), "--user", "scans")
+    assert r.returncode == 0, r.stderr
+    assert "# ----- /etc/systemd/system/digitd.service -----" in r.stdout
+    assert "# ----- /etc/systemd/system/digitd@.service -----" in r.stdout
+    assert "dry run: nothing installed" in r.stderr
+    single = r.stdout.split("# ----- /etc/systemd/system/digitd@.service -----")[0]
+    s = unit_settings(single)
+    root = str(config.parent).replace("%", "%%")
+    assert s["ExecStart"] == [f'{repo_root}/.venv/bin/digitd run --config "{root}/config.yaml"']
+    assert s["ReadWritePaths"] == [f'"{root}/in box" "{root}/out"']
+    assert s["User"] == ["scans"] and s["Group"] == ["scans"]
+    for key, value in {"Type": "notify", "NotifyAccess": "main", "Restart": "on-failure",
+                       "RestartPreventExitStatus": "2 3", "WatchdogSec": "30",
+                       "TimeoutStopSec": "30", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
+                       "PrivateTmp": "yes", "ProtectKernelTunables": "yes",
+                       "RestrictAddressFamilies": "AF_UNIX"}.items():
+        assert s[key] == [value], key
+    assert "MemoryMax" in s
+    # the checkout is not under /home here: /home is hidden entirely
+    expected_home = "read-only" if str(repo_root).startswith(("/home/", "/root/")) else "yes"
+    assert s["ProtectHome"] == [expected_home]
+    assert not re.search(r"@[A-Z_]+@", r.stdout), "a placeholder was left"
+    template = unit_settings(r.stdout.split("digitd@.service -----")[1])
+    assert template["Environment"][-1] == "DIGITD_INSTANCE=%i"
+
+
+def test_protect_home_is_read_only_when_folders_live_under_home(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"inbox": "/home/lab/scans/in", "outbox": "/home/lab/scans/out"}))
+    r = install_script("--dry-run", "--config", str(config))
+    assert r.returncode == 0, r.stderr
+    assert "ProtectHome=read-only" in r.stdout
+    assert "ReadWritePaths=/home/lab/scans/in /home/lab/scans/out" in r.stdout
+
+
+def test_bad_config_and_bad_options_are_refused(tmp_path):
+    bad = tmp_path / "config.yaml"
+    bad.write_text("inbox: in\nbogus: 1\n")
+    r = install_script("--dry-run", "--config", str(bad))
+    assert r.returncode == 2
+    assert "unknown key 'bogus'" in r.stderr
+    r = install_script("--frobnicate")
+    assert r.returncode == 2 and "unknown option '--frobnicate'" in r.stderr
+    r = install_script("--user", "Bad User!", "--dry-run")
+    assert r.returncode == 2 and "not a valid user name" in r.stderr
+    r = install_script("--help")
+    assert r.returncode == 0 and "--dry-run" in r.stdout
+
+
+def test_rendered_units_pass_systemd_analyze_verify(tmp_path, config):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd; .ci/run does)")
+    out = tmp_path / "units"
+    r = install_script("--output", str(out), "--config", str(config))
+    assert r.returncode == 0, r.stderr
+    # a template is verified through one of its instances
+    shutil.copy(out / "digitd@.service", out / "digitd@2.service")
+    for unit in ("digitd.service", "digitd@2.service"):
+        v = subprocess.run([analyze, "verify", "--man=no", str(out / unit)],
+                           capture_output=True, text=True, timeout=120)
+        # unknown keys and unparsable values are only warnings: fail on any output
+        problems = [line for line in (v.stdout + v.stderr).splitlines()
+                    if unit.split(".")[0] in line or "digitd" in line]
+        assert v.returncode == 0 and not problems, f"{unit}:\n{v.stdout}{v.stderr}"
+
+
+def test_verify_catches_a_broken_unit(tmp_path, config):
+    """The check above is not vacuous: a typo in the unit is reported."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd; .ci/run does)")
+    out = tmp_path / "units"
+    install_script("--output", str(out), "--config", str(config))
+    text = (out / "digitd.service").read_text().replace("ProtectSystem=strict", "ProtectSytem=strict")
+    (out / "broken.service").write_text(text)
+    v = subprocess.run([analyze, "verify", "--man=no", str(out / "broken.service")],
+                       capture_output=True, text=True, timeout=120)
+    assert "Unknown key 'ProtectSytem'" in v.stderr
