@@ -1,0 +1,237 @@
+"""Faults a subprocess cannot be made to show on demand (a full disk, a recognizer
+that raises, a dead watcher thread, inotify limits): the real Service, run in a
+thread on tmp_path, with fakes plugged in through the real interfaces - an
+Outbox whose writes raise OSError(ENOSPC), a recognizer whose read raises, an
+observer that cannot start. Everything else (watcher, claims, pipeline, files)
+is the real thing."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from digitd.config import parse_config
+from digitd.records import Reading
+from digitd.results import Outbox
+from digitd.service import EXIT_THREAD_DIED, Service
+from service_support import (
+    csv_rows,
+    done_count,
+    error_records,
+    inbox_files,
+    result_files,
+    unique_png,
+    wait_until,
+    work_files,
+)
+
+
+class FakeRecognizer:
+    """Reads every scan as "1"; raises for scans of a given width, or always."""
+
+    name = "fake"
+
+    def __init__(self, poison_width: int | None = None, always: bool = False) -> None:
+        self.poison_width = poison_width
+        self.always = always
+        self.calls = 0
+
+    def read(self, scans):
+        self.calls += 1
+        if self.always or any(s.width == self.poison_width for s in scans):
+            raise RuntimeError("the model broke")
+        return [Reading(status="ok", number="1", digits=(), confidence=1.0) for _ in scans]
+
+
+class FullDisk(Outbox):
+    """An Outbox whose JSON writes fail with ENOSPC while ``failures`` > 0."""
+
+    def __init__(self, root, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+        self.lock = threading.Lock()
+
+    def write_json(self, name, obj):
+        with self.lock:
+            if self.failures > 0:
+                self.failures -= 1
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write_json(name, obj)
+
+
+class RecordingNotifier:
+    def __init__(self, watchdog_seconds: float | None = 0.05) -> None:
+        self.watchdog_seconds = watchdog_seconds
+        self.messages: list[str] = []
+
+    def send(self, **fields):
+        self.messages.append("\n".join(f"{k}={v}" for k, v in fields.items()))
+        return True
+
+    def ready(self, status=None):
+        return self.send(READY=1)
+
+    def status(self, text):
+        return self.send(STATUS=text)
+
+    def watchdog(self):
+        return self.send(WATCHDOG=1)
+
+    def stopping(self, status=None):
+        return self.send(STOPPING=1)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def run_service(tmp_path):
+    """Factory: start a Service in a thread; stopped and joined at teardown."""
+    running: list[tuple[Service, threading.Thread]] = []
+
+    def start(recognizer=None, outbox_factory=None, notifier=None, observer_factory=None,
+              **config_values):
+        inbox, outbox = tmp_path / "inbox", tmp_path / "outbox"
+        inbox.mkdir(exist_ok=True)
+        outbox.mkdir(exist_ok=True)
+        (tmp_path / "unused.keras").write_bytes(b"the fake recognizer does not read it")
+        values = {"inbox": str(inbox), "outbox": str(outbox), "model": "unused.keras",
+                  "annotate": False, "settle_seconds": 0.1, "batch_wait_ms": 20,
+                  "retry_backoff_seconds": 0.05, "retry_max_attempts": 3,
+                  "status_interval_seconds": 0.2, **config_values}
+        config = parse_config(values, "test-config", tmp_path)
+        recognizer = recognizer or FakeRecognizer()
+        kwargs = {}
+        if observer_factory is not None:
+            kwargs["observer_factory"] = observer_factory
+        service = Service(config, recognizer_factory=lambda _config: recognizer,
+                          outbox=outbox_factory(outbox) if outbox_factory else None,
+                          notifier=notifier or RecordingNotifier(None), **kwargs)
+        service.start()
+        result: dict = {}
+        thread = threading.Thread(target=lambda: result.setdefault("code", service.serve()))
+        thread.start()
+        service.result = result
+        service.thread = thread
+        running.append((service, thread))
+        return service
+
+    yield start
+    for service, thread in running:
+        service.stop()
+        thread.join(30)
+        assert not thread.is_alive()
+
+
+def drop(inbox: Path, n: int, tag: str) -> None:
+    for i in range(n):
+        (inbox / f"{tag}-{i}.png").write_bytes(unique_png(i % 10, f"{tag}{i}"))
+
+
+def test_disk_full_while_writing_is_retried_without_a_second_csv_row(tmp_path, run_service,
+                                                                    caplog):
+    """The CSV row is written, then the JSON fails twice (ENOSPC): the file stays
+    claimed, is retried, and ends with one JSON and one CSV row."""
+    caplog.set_level(logging.INFO)
+    run_service(outbox_factory=lambda root: FullDisk(root, failures=2))
+    drop(tmp_path / "inbox", 1, "full")
+    wait_until(lambda: done_count(tmp_path / "outbox") == 1, 20, "the file finished")
+    assert len(result_files(tmp_path / "outbox")) == 1
+    rows = csv_rows(tmp_path / "outbox")
+    assert [r["source"] for r in rows] == ["full-0.png"]
+    assert "disk full; attempt 1 of 3, trying again" in caplog.text
+    assert "disk full; attempt 2 of 3" in caplog.text
+
+
+def test_disk_full_for_good_never_drops_the_file(tmp_path, run_service, caplog):
+    """ENOSPC on every write: after retry_max_attempts the file cannot even be
+    failed, so it stays claimed and keeps being retried; once space is back it
+    is finished, exactly once."""
+    caplog.set_level(logging.INFO)
+    service = run_service(outbox_factory=lambda root: FullDisk(root, failures=10**9),
+                          retry_max_attempts=2)
+    drop(tmp_path / "inbox", 1, "stuck")
+    wait_until(lambda: "cannot fail it either" in caplog.text, 20, "giving up to fail")
+    assert inbox_files(tmp_path / "inbox") == []
+    assert len([f for f in work_files(tmp_path / "inbox") if f.endswith(".png")]) == 1, \
+        "still claimed"
+    assert result_files(tmp_path / "outbox") == []
+    with service.outbox.lock:
+        service.outbox.failures = 0  # space is back
+    wait_until(lambda: done_count(tmp_path / "outbox") == 1, 30, "the file finished")
+    assert work_files(tmp_path / "inbox") == []
+    assert len(csv_rows(tmp_path / "outbox")) == 1
+    assert len(result_files(tmp_path / "outbox")) == 1
+
+
+def test_a_file_that_breaks_recognition_is_failed_alone(tmp_path, run_service):
+    """One scan makes the recognizer raise: the batch is retried file by file,
+    that file is failed, the others get their results."""
+    import cv2
+    import numpy as np
+
+    inbox = tmp_path / "inbox"
+    ok, buf = cv2.imencode(".png", np.full((40, 33), 255, np.uint8))
+    recognizer = FakeRecognizer(poison_width=33)
+    run_service(recognizer=recognizer, batch_wait_ms=500)
+    drop(inbox, 5, "fine")
+    (inbox / "poison.png").write_bytes(buf.tobytes())
+    wait_until(lambda: done_count(tmp_path / "outbox") == 6, 20, "six files finished")
+    (record,) = error_records(tmp_path / "outbox")
+    assert record["source"] == "poison.png"
+    assert record["reason"] == "recognition failed: RuntimeError: the model broke"
+    statuses = sorted(r["status"] for r in result_files(tmp_path / "outbox"))
+    assert statuses == ["failed"] + ["ok"] * 5
+
+
+def test_recognition_failing_for_everything_is_retried_then_failed(tmp_path, run_service):
+    run_service(recognizer=FakeRecognizer(always=True), retry_max_attempts=2)
+    drop(tmp_path / "inbox", 2, "doomed")
+    wait_until(lambda: done_count(tmp_path / "outbox") == 2, 20, "both files failed")
+    reasons = {r["source"]: r for r in error_records(tmp_path / "outbox")}
+    for record in reasons.values():
+        assert record["reason"].startswith("gave up after 2 attempts: recognition failed")
+        assert record["attempts"] == 3
+    assert work_files(tmp_path / "inbox") == []
+
+
+def test_watchdog_pings_stop_when_the_watcher_dies_and_the_service_exits(tmp_path,
+                                                                          run_service):
+    notifier = RecordingNotifier(watchdog_seconds=0.05)
+    service = run_service(notifier=notifier)
+    wait_until(lambda: notifier.messages.count("WATCHDOG=1") >= 3, 10, "WATCHDOG pings")
+    assert notifier.messages[0] == "READY=1"
+    service.inbox._observer.stop()  # the observer thread ends
+    service.thread.join(10)
+    assert service.result.get("code") == EXIT_THREAD_DIED
+    last = max(i for i, m in enumerate(notifier.messages) if m == "WATCHDOG=1")
+    assert "STOPPING=1" in notifier.messages[last:]
+
+
+def test_inotify_limit_falls_back_to_polling_with_one_warning(tmp_path, run_service, caplog):
+    from digitd.watcher import make_observer
+
+    def observer_factory(polling, interval):
+        if not polling:
+            class Limited:
+                def schedule(self, *args, **kwargs):
+                    pass
+
+                def start(self):
+                    raise OSError(errno.ENOSPC, "inotify watch limit reached")
+            return Limited()
+        return make_observer(polling, interval)
+
+    caplog.set_level(logging.INFO)
+    service = run_service(observer_factory=observer_factory, poll_interval_seconds=0.1)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "inotify watch limit reached" in warnings[0].getMessage()
+    assert "polling every 0.1 s instead" in warnings[0].getMessage()
+    assert service.inbox.polling
+    drop(tmp_path / "inbox", 3, "polled")
+    wait_until(lambda: done_count(tmp_path / "outbox") == 3, 20, "three files finished")
