@@ -350,8 +350,7 @@ def main(argv=None) -> int:
         print(f"train.py: error: {exc}", file=sys.stderr)
         return 2
 
-    import keras
-
+    _, keras = digit_model.quiet_import()
     keras.utils.set_random_seed(args.seed)
     augment = args.arch == "cnn" and not args.no_augment
 

@@ -15,14 +15,46 @@ from .preprocess import SIZE
 # TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature hints) is not
 # for our users' logs; real warnings and errors still come through.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+CHATTER = ("WARNING: All log messages before absl::InitializeLog()", "oneDNN custom operations are on",
+           "This TensorFlow binary is optimized", "To enable the following instructions")
+
+
+def quiet_import():
+    """Import TensorFlow and Keras once, dropping the lines TensorFlow's C++ core
+    prints at import (they ignore TF_CPP_MIN_LOG_LEVEL); anything else it prints
+    on stderr is passed on unchanged. -> (tensorflow, keras)"""
+    import sys
+
+    if "tensorflow" in sys.modules:
+        import keras
+        import tensorflow
+
+        return tensorflow, keras
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras
+            import tensorflow
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            for line in sink.read().decode(errors="replace").splitlines():
+                if line.strip() and not any(c in line for c in CHATTER):
+                    print(line, file=sys.stderr)
+    return tensorflow, keras
 
 ARCHS = ("cnn", "mlp")
 
 
 def build_mlp(name: str = "mlp"):
     """The seed's network (Flatten, Dense 128 relu x2, Dense 10 softmax)."""
-    import keras
-    from keras import layers
+    _, keras = quiet_import()
+    layers = keras.layers
 
     return keras.Sequential(
         [
@@ -40,8 +72,8 @@ def build_cnn(name: str = "cnn"):
     """A convolutional network: two blocks of 3x3 convolutions, each closed by a
     strided 5x5 convolution instead of pooling, batch normalisation and dropout,
     then a 4x4 convolution that sees the whole field."""
-    import keras
-    from keras import layers
+    _, keras = quiet_import()
+    layers = keras.layers
 
     def conv(filters, kernel, strides=1, padding="valid"):
         return [
@@ -86,8 +118,7 @@ def load(path: str | Path):
     if not path.is_file():
         raise ModelLoadError(f"model {path}: no such file")
     try:
-        import keras
-
+        _, keras = quiet_import()
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # keras raises many types for a bad file
         raise ModelLoadError(f"model {path}: cannot be loaded: {type(exc).__name__}: {exc}".splitlines()[0]) from None

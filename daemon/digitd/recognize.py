@@ -37,8 +37,7 @@ class Recognizer:
         self.confidence_threshold = confidence_threshold
         self.number_confidence = number_confidence
         self.max_digits = max_digits
-        import tensorflow as tf
-
+        tf, _ = digit_model.quiet_import()
         self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     @classmethod
