@@ -165,12 +165,15 @@ def csv_results(path: Path) -> set[str]:
 
 
 class _JobOutbox:
-    """The outbox as :func:`digitd.pipeline.finish` sees it for ONE job.
+    """The outbox as :func:`digitd.pipeline.finish` sees it for ONE job (whose
+    :class:`~digitd.pipeline.Item` carries the NAME reserved and recorded
+    before anything was written).
 
-    The NAME was reserved and recorded before anything is written, so
-    ``claim_name`` hands out that NAME and ``release`` keeps it (the service
-    releases it once the input is finished). When the CSV already holds this
-    NAME's row (a redo after a crash), ``append_csv`` does not add a second.
+    ``release`` keeps that NAME reserved even when writing fails: the state
+    record still points at it, and the retry must find it unused by any other
+    input. The service releases it once the input is finished. When the CSV
+    already holds this NAME's row (a redo), ``append_csv`` does not add a
+    second; whether it does is looked up once per batch, not per input.
     """
 
     def __init__(self, outbox, name: str, row_exists: bool) -> None:
@@ -180,9 +183,6 @@ class _JobOutbox:
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self._outbox, attr)
-
-    def claim_name(self, stem: str) -> str:
-        return self._name
 
     def release(self, name: str) -> None:
         if name != self._name:
@@ -540,6 +540,7 @@ class Service:
                 elif kind == "quarantine":
                     self._quarantine(job, job.state.reason or "failed")
                 else:
+                    self._reserve(job)
                     fresh.append(job)
             except Permanent as exc:
                 self._fail(job, exc.reason)
@@ -555,7 +556,7 @@ class Service:
                     raise work
                 if work.retry is not None:
                     raise work.retry
-                self._reserve(job, work.sha256)
+                job.state.sha256 = work.sha256
                 row_exists = job.check_csv and self._row_exists(job.state.name)
                 model = getattr(self.recognizer, "name", "")
                 (outcome,) = finish(Prepared(work=[work], model=model),
@@ -600,7 +601,7 @@ class Service:
         from .pipeline import Item, prepare
 
         def run(batch: list[Job]):
-            items = [Item(path=j.path, source=j.source) for j in batch]
+            items = [Item(path=j.path, source=j.source, name=j.state.name) for j in batch]
             return prepare(items, self.recognizer, pictures=self.pictures, read_errors="retry",
                            **self._limits).work
 
@@ -636,14 +637,12 @@ class Service:
             self._csv_cache = csv_results(self.outbox.csv_path)
         return self.outbox.result_rel(name) in self._csv_cache
 
-    def _reserve(self, job: Job, sha256: str | None) -> None:
+    def _reserve(self, job: Job) -> None:
         """Reserve NAME (if not yet) and record it before anything is written."""
         state = job.state
         if state.name is None:
             state.name = self.outbox.claim_name(Path(job.source).stem)
-        if sha256 is not None:
-            state.sha256 = sha256
-        state.save(job.state_file)
+            state.save(job.state_file)
 
     def _conclude(self, job: Job, result: dict[str, Any] | None = None) -> None:
         """The result JSON exists: archive (or delete) the original, or quarantine it."""
@@ -691,7 +690,7 @@ class Service:
         from .results import csv_row, result_dict
 
         try:
-            self._reserve(job, None)
+            self._reserve(job)
             name = job.state.name
             result = result_dict(
                 job.source, None, sha256=job.state.sha256,

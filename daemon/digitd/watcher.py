@@ -54,17 +54,18 @@ from watchdog.events import (
 
 log = logging.getLogger(__name__)
 
-# Kept in step with digitd.imageio.IMAGE_EXTENSIONS (a test checks they agree);
-# repeated here so that watching the inbox does not import OpenCV.
+# Kept in step with digitd.imageio.IMAGE_EXTENSIONS (tests/test_watcher.py checks
+# they agree); repeated here so that watching the inbox does not import OpenCV.
+# skip_reason() is the one rule of which names are inputs: predict uses it too.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp"})
 TEMP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download", ".swp")
 SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
 TICK = 0.1  # seconds between checks of the candidates
-SKIP_MEMORY = 10_000
+SKIP_MEMORY = 10_000  # names remembered for "logged once"
 # A file written to and not yet closed counts as complete only after this many
 # times settle_seconds (at least OPEN_SETTLE_MIN s) without change: a safety
 # net for a lost close event, not the normal way.
-OPEN_SETTLE_FACTOR, OPEN_SETTLE_MIN = 10, 30.0  # names remembered for "logged once"
+OPEN_SETTLE_FACTOR, OPEN_SETTLE_MIN = 10, 30.0
 
 # Hint kinds
 SEEN, WRITTEN, CLOSED, FOLDER = "seen", "written", "closed", "folder"

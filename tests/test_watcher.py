@@ -1,0 +1,141 @@
+"""The inbox watcher on a real folder with a real observer: names, settle rules, hints."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from digitd.imageio import IMAGE_EXTENSIONS
+from digitd.watcher import IMAGE_EXTENSIONS as WATCHED_EXTENSIONS
+from digitd.watcher import Inbox, skip_reason
+
+
+def test_watched_extensions_are_the_decoders():
+    assert WATCHED_EXTENSIONS == IMAGE_EXTENSIONS
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    ("scan.png", None), ("SCAN.JPG", None), ("a b ü.tiff", None), ("x.webp", None),
+    (".x.png", "hidden name"), (".~lock.scan.png#", "temporary name (lock file)"),
+    ("~$scan.png", "temporary name (lock file)"), ("scan.png.part", "temporary name"),
+    ("scan.tmp", "temporary name"), ("scan.png~", "temporary name"),
+    ("Thumbs.db", "system file"), (".DS_Store", "system file"), ("desktop.ini", "system file"),
+    ("notes.txt", "not an image type (.txt)"), ("README", "not an image type (no extension)"),
+])
+def test_skip_reason(name, reason):
+    got = skip_reason(name)
+    assert (got is None) if reason is None else got.startswith(reason)
+
+
+@pytest.fixture
+def inbox(tmp_path):
+    boxes = []
+
+    def make(**kwargs):
+        box = Inbox(tmp_path, **{"settle_seconds": 0.3, "rescan_seconds": 60.0, **kwargs})
+        box.start()
+        boxes.append(box)
+        return box
+
+    yield make
+    for box in boxes:
+        box.stop()
+        assert not box.alive()
+
+
+def test_backlog_waits_for_the_settle_time_then_is_handed_out_once(tmp_path, inbox):
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(b"x")
+    t0 = time.monotonic()
+    box = inbox(settle_seconds=0.4)
+    got = []
+    deadline = t0 + 10
+    while len(got) < 3 and time.monotonic() < deadline:
+        got += box.take(10, 0.5)
+    assert sorted(p.name for p in got) == ["0.png", "1.png", "2.png"]
+    assert time.monotonic() - t0 >= 0.4
+    box.request_rescan()  # the files are still there (not claimed): queued, not repeated
+    assert box.take(10, 0.5) == []
+
+
+def test_a_file_open_for_writing_is_not_ready_until_closed(tmp_path, inbox):
+    box = inbox(settle_seconds=0.2)
+    path = tmp_path / "slow.png"
+    with open(path, "wb") as f:
+        for _ in range(4):
+            f.write(b"x" * 1000)
+            f.flush()
+            assert box.take(1, 0.4) == [], "handed out while still open for writing"
+    (got,) = box.take(1, 5)
+    assert got == path
+
+
+def test_closed_after_writing_is_ready_without_the_settle_time(tmp_path, inbox):
+    box = inbox(settle_seconds=30)
+    t0 = time.monotonic()
+    (tmp_path / "quick.png").write_bytes(b"x")
+    (got,) = box.take(1, 5)
+    assert got.name == "quick.png"
+    assert time.monotonic() - t0 < 5
+
+
+def test_done_before_the_claim_lets_a_new_file_of_the_same_name_in(tmp_path, inbox):
+    box = inbox(settle_seconds=30)
+    path = tmp_path / "same.png"
+    path.write_bytes(b"one")
+    (got,) = box.take(1, 5)
+    box.done(got)
+    os.rename(path, tmp_path / ".claimed")  # what a claim does
+    path.write_bytes(b"two")
+    (again,) = box.take(1, 5)
+    assert again == path
+
+
+def test_skipped_names_and_folders_are_never_handed_out_and_logged_once(tmp_path, inbox, caplog):
+    caplog.set_level("INFO")
+    (tmp_path / "folder.png").mkdir()
+    box = inbox(settle_seconds=0.1)
+    for _ in range(3):
+        (tmp_path / "notes.txt").write_bytes(b"x")
+        (tmp_path / ".hidden.png").write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deep.png").write_bytes(b"x")  # not recursive
+    (tmp_path / "ok.png").write_bytes(b"x")
+    (got,) = box.take(5, 5)
+    assert got.name == "ok.png"
+    assert box.take(5, 0.5) == []
+    assert caplog.text.count("skipped notes.txt: not an image type") == 1
+    assert caplog.text.count("skipped folder.png: a folder") == 1
+    assert ".hidden.png" in caplog.text  # hidden names are logged (once) too
+
+
+def test_recursive_sees_subfolders_but_never_the_service_folder(tmp_path, inbox):
+    (tmp_path / ".digitd" / "work" / "x").mkdir(parents=True)
+    box = inbox(recursive=True, settle_seconds=0.1, ignore=tmp_path / ".digitd")
+    (tmp_path / ".digitd" / "work" / "x" / "claimed.png").write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deep.png").write_bytes(b"x")
+    (got,) = box.take(5, 5)
+    assert got == tmp_path / "sub" / "deep.png"
+    assert box.take(5, 0.5) == []
+
+
+def test_polling_observer_notices_files(tmp_path, inbox):
+    box = inbox(polling=True, poll_interval=0.1, settle_seconds=0.2)
+    (tmp_path / "polled.png").write_bytes(b"x")
+    (got,) = box.take(1, 5)
+    assert got.name == "polled.png"
+    assert box.polling
+
+
+def test_no_threads_left_after_stop(tmp_path):
+    before = set(threading.enumerate())
+    box = Inbox(tmp_path, settle_seconds=0.1)
+    box.start()
+    assert box.alive()
+    box.stop()
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert leaked == []
