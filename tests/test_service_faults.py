@@ -235,3 +235,21 @@ def test_inotify_limit_falls_back_to_polling_with_one_warning(tmp_path, run_serv
     assert service.inbox.polling
     drop(tmp_path / "inbox", 3, "polled")
     wait_until(lambda: done_count(tmp_path / "outbox") == 3, 20, "three files finished")
+
+
+def test_recursive_inbox_and_on_success_delete(tmp_path, run_service):
+    run_service(recursive=True, on_success="delete")
+    inbox = tmp_path / "inbox"
+    (inbox / "lab" / "day 1").mkdir(parents=True)
+    (inbox / "lab" / "day 1" / "scan.png").write_bytes(unique_png(3, "deep"))
+    (inbox / "scan.png").write_bytes(unique_png(4, "top"))
+    wait_until(lambda: len(result_files(tmp_path / "outbox")) == 2, 20, "two results")
+    results = sorted(result_files(tmp_path / "outbox"), key=lambda r: r["source"])
+    assert [r["source"] for r in results] == ["lab/day 1/scan.png", "scan.png"]
+    assert sorted(r["_file"] for r in results) == ["scan-1.json", "scan.json"], \
+        "same stem, different inputs: suffixed, nothing overwritten"
+    wait_until(lambda: not (inbox / "scan.png").exists()
+               and not (inbox / "lab" / "day 1" / "scan.png").exists(), 10, "inputs gone")
+    assert not (tmp_path / "outbox" / "originals").exists(), "on_success: delete"
+    assert (inbox / "lab" / "day 1").is_dir(), "folders are left in place"
+    wait_until(lambda: work_files(inbox) == [], 10, "work folder empty")
