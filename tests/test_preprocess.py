@@ -289,3 +289,21 @@ def test_photographed_page_on_a_dark_desk():
     assert detect_polarity(luminance(desk)) == "dark_on_light"
     mark = only_mark(desk)
     assert np.abs(np.array(mark.box) - np.array(clean.box)).max() <= 4
+
+
+@pytest.mark.parametrize("sigma", [0.02, 0.05])
+@pytest.mark.parametrize("size", [(60, 50), (300, 200), (1200, 900)])
+def test_textured_paper_photo_is_blank(sigma, size):
+    """Paper grain, a lighting gradient and JPEG artefacts, but no ink: blank."""
+    rng = np.random.default_rng(3)
+    paper = np.clip((0.85 + rng.normal(0, sigma, size)) * np.linspace(0.8, 1.0, size[1])[None, :], 0, 1)
+    paper = cv2.GaussianBlur(paper, (3, 3), 0)
+    ok, jpg = cv2.imencode(".jpg", (paper * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 75])
+    assert find_digits(decode(jpg.tobytes(), 10**8).image)[0] == []
+
+
+def test_faint_ink_under_a_shadow_is_still_found():
+    rgb = page("9", h=90, w=70, thickness=5, scale=2.2, ink=0.72, paper=0.86)  # pale pencil
+    shaded = rgb * np.linspace(0.55, 1.0, 70, dtype=np.float32)[None, :, None]
+    mark = only_mark(shaded)
+    assert np.abs(np.array(mark.box) - np.array(only_mark(rgb).box)).max() <= 3

@@ -25,7 +25,7 @@ from .records import Mark
 
 WORK_MAX = 1024  # longest side the analysis works at (larger scans are shrunk)
 WORK_MIN = 56  # shortest side below which a scan is enlarged
-MIN_CONTRAST = 0.12  # ink must differ from the paper by this much (0-1) or the page is blank
+MIN_CONTRAST = 0.08  # ink must differ from the paper by this much (0-1) or the page is blank
 BG_KERNEL = 15  # side of the background-estimation kernel at its reduced scale
 SPECK = 0.02  # pieces smaller than this fraction of the largest piece's area are specks
 SMALL_GROUP = 0.35  # groups shorter than this fraction of the tallest are not digits on their own
@@ -59,10 +59,22 @@ def working_scale(h: int, w: int) -> float:
 
 
 def detect_polarity(lum: np.ndarray) -> str:
-    """Dark ink on light paper, or the reverse: the paper is what most of the image is
-    (ink covers far less than half of a page), and the ink is what lies furthest from it."""
-    paper = float(np.median(lum))
-    lo, hi = np.percentile(lum, [0.5, 99.5])
+    """Dark ink on light paper, or the reverse.
+
+    The lighting is taken out first (the image less a heavy blur of itself), so
+    a shadow across the page cannot pass for ink. Then the paper is what most
+    of the image is (ink covers far less than half of a page), and the ink is
+    what lies furthest from it: below it for dark ink, above it for light ink.
+    """
+    h, w = lum.shape
+    f = min(1.0, 32.0 / max(h, w))
+    small = cv2.resize(lum, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA) if f < 1 else lum
+    light = cv2.GaussianBlur(small, (0, 0), max(1.0, min(small.shape) / 4.0), borderType=cv2.BORDER_REPLICATE)
+    if f < 1:
+        light = cv2.resize(light, (w, h), interpolation=cv2.INTER_LINEAR)
+    flat = lum - light
+    paper = float(np.median(flat))
+    lo, hi = np.percentile(flat, [0.5, 99.5])
     return "dark_on_light" if paper - lo >= hi - paper else "light_on_dark"
 
 
@@ -80,10 +92,9 @@ def background(rgb: np.ndarray, dark_ink: bool) -> np.ndarray:
     k = max(3, int(round(k_full * f)) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     pad = k
-    padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    padded = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     op = cv2.MORPH_CLOSE if dark_ink else cv2.MORPH_OPEN
-    bg = cv2.morphologyEx(padded, op, kernel)[pad:-pad, pad:-pad]
-    bg = cv2.blur(bg, (k, k))
+    bg = cv2.blur(cv2.morphologyEx(padded, op, kernel), (k, k))[pad:-pad, pad:-pad]
     if bg.ndim == 2:
         bg = bg[..., None]
     if f < 1:
