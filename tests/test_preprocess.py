@@ -307,3 +307,27 @@ def test_faint_ink_under_a_shadow_is_still_found():
     shaded = rgb * np.linspace(0.55, 1.0, 70, dtype=np.float32)[None, :, None]
     mark = only_mark(shaded)
     assert np.abs(np.array(mark.box) - np.array(only_mark(rgb).box)).max() <= 3
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_tiff_bomb_refused_from_the_header(order):
+    """A TIFF whose first IFD claims 100000 x 100000 pixels never reaches the decoder."""
+    magic = b"II*\x00" if order == "<" else b"MM\x00*"
+    entries = [(256, 4, 1, 100000), (257, 4, 1, 100000), (258, 3, 1, 8), (277, 3, 1, 1)]
+    ifd = struct.pack(order + "H", len(entries))
+    for tag, kind, count, value in entries:
+        raw = struct.pack(order + ("H" if kind == 3 else "I"), value).ljust(4, b"\x00")
+        ifd += struct.pack(order + "HHI", tag, kind, count) + raw
+    data = magic + struct.pack(order + "I", 8) + ifd + b"\x00\x00\x00\x00" + b"\x00" * 64
+    with pytest.raises(InputError) as err:
+        decode(data, 40_000_000)
+    assert err.value.reason.startswith("image too large: 100000x100000 = 10000000000 pixels")
+
+
+def test_real_tiff_header_size_matches():
+    from digitd.imageio import header_size
+
+    g = np.zeros((37, 53), np.uint8)
+    for flags in ([], [cv2.IMWRITE_TIFF_COMPRESSION, 1]):
+        ok, buf = cv2.imencode(".tif", g, flags)
+        assert header_size(buf.tobytes(), "TIFF") == (53, 37)

@@ -84,6 +84,16 @@ def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
             if chunk == b"VP8 ":
                 w, h = struct.unpack("<HH", data[26:30])
                 return w & 0x3FFF, h & 0x3FFF
+        if fmt == "TIFF":
+            end = "<" if data[:2] == b"II" else ">"
+            (ifd,) = struct.unpack(end + "I", data[4:8])
+            (count,) = struct.unpack(end + "H", data[ifd : ifd + 2])
+            dims = {}
+            for k in range(count):
+                tag, kind, _, raw = struct.unpack(end + "HHI4s", data[ifd + 2 + 12 * k : ifd + 14 + 12 * k])
+                if tag in (256, 257):
+                    dims[tag] = struct.unpack(end + ("H" if kind == 3 else "I"), raw[: 2 if kind == 3 else 4])[0]
+            return (dims[256], dims[257]) if len(dims) == 2 else None
         if fmt == "JPEG":
             i = 2
             while i + 9 < len(data):
