@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
@@ -47,6 +48,7 @@ BACKDROP = 232  # letterbox grey around the original in its panel
 COLOURS = {"ok": "#1a7f37", "uncertain": "#bc4c00", "blank": "#57606a", "failed": "#cf222e"}
 BAR = "#afb8c1"
 PNG_LEVEL = 1  # zlib level: fast; pictures are ~30-60 KB
+TEXT_CACHE = 256  # drawn texts kept per layout (a title is ~30 KB of pixels)
 # Set only while drawing (rc_context restores them): FreeType hinting costs a
 # third of the drawing time and is invisible at these sizes.
 RC = {"text.hinting": "no_hinting", "font.family": "DejaVu Sans"}
@@ -244,17 +246,29 @@ class _Layout:
                              wrap=False, animated=True)
         self.title = fig.text(MARGIN / W, 1 - (TITLE_H / 2 + 2) / H, "", ha="left", va="center",
                               fontsize=14, fontweight="bold", animated=True)
-        self.footer = fig.text(MARGIN / W, (FOOT_H / 2 + MARGIN / 2) / H, "", ha="left",
-                               va="center", fontsize=8, color="#57606a", animated=True)
+        foot_y = (FOOT_H / 2 + MARGIN / 2) / H
+        self.footer = fig.text(MARGIN / W, foot_y, "", ha="left", va="center", fontsize=8,
+                               color="#57606a", animated=True)
         # The model is the same for every picture: drawn once, in the background.
-        fig.text(1 - MARGIN / W, (FOOT_H / 2 + MARGIN / 2) / H, _trim(f"model {model}", 40),
-                 ha="right", va="center", fontsize=8, color="#57606a")
-        dyn += [self.note, self.title, self.footer]
+        model_text = fig.text(1 - MARGIN / W, foot_y, _trim(f"model {model}", 40), ha="right",
+                              va="center", fontsize=8, color="#57606a")
+        renderer = self.canvas.get_renderer()
+        model_left = model_text.get_window_extent(renderer).x0
+        self.info = fig.text((model_left - 16) / W, foot_y, "", ha="right", va="center",
+                             fontsize=8, color="#57606a", animated=True)
+        dyn += [self.note, self.title, self.info, self.footer]
         self.dynamic = dyn
+        # Texts at fixed places whose strings repeat ("Read 7 - ok, confidence
+        # 1.00"): their pixels are kept and pasted instead of drawn again.
+        self.cached = {id(a) for a in (*self.heads, self.title, self.info, self.note, self.more)
+                       if a is not None}
+        self._texts: OrderedDict[tuple, tuple[int, int, np.ndarray]] = OrderedDict()
 
         self.canvas.draw()  # static parts only: animated artists are left out
         self.background = self.canvas.copy_from_bbox(fig.bbox)
+        self.background_pixels = np.asarray(self.canvas.buffer_rgba()).copy()
         self.max_chars = int(W / 7.5)  # footer/title truncation at ~7.5 px per character
+        self.footer_chars = int((model_left - MARGIN) / 6.0) - 4
 
     def _box(self, i: int):
         from matplotlib.patches import Rectangle
@@ -321,13 +335,45 @@ class _Layout:
             self.note.set_text("")
         self.title.set_text(_trim(title_text(view), self.max_chars // 2 + 10))
         self.title.set_color(colour)
-        self.footer.set_text(_trim(f"{view.source}  \u00b7  {view.image_info}",
-                                   int(self.max_chars * 1.25) - 45))
+        self.info.set_text(view.image_info)
+        used = len(view.image_info) + 4
+        self.footer.set_text(_trim(view.source, max(12, self.footer_chars - used)))
 
         fig = self.fig
         for artist in drawn:
-            fig.draw_artist(artist)
+            if id(artist) in self.cached:
+                self._draw_text(artist, pixels)
+            else:
+                fig.draw_artist(artist)
         return pixels
+
+    def _draw_text(self, text, pixels: np.ndarray) -> None:
+        """Draw a text artist, or paste its pixels from an earlier identical drawing.
+
+        Kept only when the text's area held nothing but the static background
+        before it was drawn, so the pasted pixels are exactly what drawing
+        would give (a test compares against a fresh annotator's pictures).
+        """
+        s = text.get_text()
+        if not s:
+            return
+        key = (id(text), s, text.get_color())
+        hit = self._texts.get(key)
+        if hit is not None:
+            r, c, patch = hit
+            pixels[r : r + patch.shape[0], c : c + patch.shape[1]] = patch
+            self._texts.move_to_end(key)
+            return
+        box = text.get_window_extent(self.canvas.get_renderer())
+        H, W = pixels.shape[:2]
+        c0, c1 = max(0, int(box.x0) - 2), min(W, int(np.ceil(box.x1)) + 2)
+        r0, r1 = max(0, H - int(np.ceil(box.y1)) - 2), min(H, H - int(box.y0) + 2)
+        clean = np.array_equal(pixels[r0:r1, c0:c1], self.background_pixels[r0:r1, c0:c1])
+        self.fig.draw_artist(text)
+        if clean and r1 > r0 and c1 > c0:
+            self._texts[key] = (r0, c0, pixels[r0:r1, c0:c1].copy())
+            if len(self._texts) > TEXT_CACHE:
+                self._texts.popitem(last=False)
 
 
 class Annotator:
