@@ -12,9 +12,11 @@ import pytest
 from service_support import (
     Digitd,
     assert_exactly_once,
+    csv_rows,
     done_count,
     inbox_files,
     make_setup,
+    result_files,
     sha,
     unique_png,
     wait_until,
@@ -41,6 +43,20 @@ def _inputs(setup, n_good: int, n_bad: int, tag: str):
     return good, bad
 
 
+def _csv_size(outbox) -> int:
+    try:
+        return os.stat(outbox / "results.csv").st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _json_count(outbox) -> int:
+    try:
+        return len(os.listdir(outbox / "results"))
+    except FileNotFoundError:
+        return 0
+
+
 def test_kill_9_at_random_moments_each_input_exactly_once(tmp_path, small_model, digitd_exe):
     """300 inputs (290 good, 10 truncated); the service is killed with SIGKILL at a
     random moment five times, restarted each time, then left to finish."""
@@ -51,21 +67,32 @@ def test_kill_9_at_random_moments_each_input_exactly_once(tmp_path, small_model,
     good, bad = _inputs(setup, 290, 10, "k")
     total = len(good) + len(bad)
     log_path = tmp_path / "digitd.log"
-    kills = []
+    kills, moments = [], []
     for _round in range(6):
         svc = Digitd(exe=digitd_exe, config=setup.config, log_path=log_path).start()
         try:
             before = done_count(setup.outbox)
             if before >= total:
                 break
-            # some progress first (so each round crosses files), then a random moment
+            # some progress first (so each round crosses files), then a random moment:
+            # a random delay, or the instant results.csv or results/ grows (a kill
+            # between an input's CSV row, its JSON and the move of its original)
             wait_until(lambda: done_count(setup.outbox) > before or not svc.alive(), 60,
                        "progress", interval=0.01, on_fail=svc.tail)
-            time.sleep(rng.uniform(0.0, 0.6))
+            how = rng.choice(["delay", "csv", "json"])
+            if how == "delay":
+                time.sleep(rng.uniform(0.0, 0.6))
+            else:
+                probe = _csv_size if how == "csv" else _json_count
+                start = probe(setup.outbox)
+                deadline = time.monotonic() + 10
+                while probe(setup.outbox) == start and time.monotonic() < deadline:
+                    pass
+            moments.append(how)
         finally:
             svc.kill()
         kills.append(done_count(setup.outbox))
-    print(f"killed with {kills} of {total} done")
+    print(f"killed ({', '.join(moments)}) with {kills} of {total} done")
     assert len([k for k in kills if k < total]) >= 4, "the kills did not fall during the run"
 
     svc = Digitd(exe=digitd_exe, config=setup.config, log_path=log_path).start()
@@ -80,6 +107,11 @@ def test_kill_9_at_random_moments_each_input_exactly_once(tmp_path, small_model,
     assert inbox_files(setup.inbox) == []
     assert work_files(setup.inbox) == []
     assert_exactly_once(setup.outbox, good, bad)
+    # for the record: how many inputs were redone after their CSV row was written
+    rows = {r["result"]: r["processed_at"] for r in csv_rows(setup.outbox)}
+    redone = sum(1 for r in result_files(setup.outbox)
+                 if rows[f"results/{r['_file']}"] != r["processed_at"])
+    print(f"{redone} input(s) redone after a kill between their CSV row and their JSON")
 
 
 def test_three_instances_on_one_inbox_600_files(tmp_path, small_model, digitd_exe):
