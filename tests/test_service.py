@@ -13,7 +13,6 @@ import shutil
 import socket
 import struct
 import time
-from pathlib import Path
 
 import pytest
 
