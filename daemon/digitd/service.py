@@ -242,7 +242,6 @@ class Service:
         self._csv_cache: set[str] | None = None
         self._last_line = ""
         self.exit_code = 0
-        self.started = time.monotonic()
         instance = os.environ.get(INSTANCE_ENV, "")
         self.status_path = config.outbox / (f"status-{instance}.json" if instance else "status.json")
 
@@ -414,15 +413,22 @@ class Service:
             return
         self._next_adopt = now + self.config.rescan_seconds
         for folder in self.work.adopt():
-            n = 0
-            for left in self.work.leftovers(folder):
-                if left.exists:
-                    state = left.state or State(source=source_of(left.path.name))
-                    self._recovered.append(Job(path=left.path, folder=folder, state=state,
-                                               resumed=True, check_csv=state.name is not None))
-                    n += 1
-                else:  # only the state record is left: the input was finished
-                    self._tidy_orphan_state(left.path, left.state)
+            jobs: list[Job] = []
+            try:
+                for left in self.work.leftovers(folder):
+                    if left.exists:
+                        state = left.state or State(source=source_of(left.path.name))
+                        jobs.append(Job(path=left.path, folder=folder, state=state,
+                                        resumed=True, check_csv=state.name is not None))
+                    else:  # only the state record is left: the input was finished
+                        self._tidy_orphan_state(left.path, left.state)
+            except OSError as exc:
+                log.warning("cannot take over %s now (%s); trying again at the next rescan",
+                            folder, _words(exc))
+                self.work.finished_with(folder)  # gives its lock back (the folder is not empty)
+                continue
+            self._recovered.extend(jobs)
+            n = len(jobs)
             if n:
                 log.info("taking over %d claimed file(s) from %s", n, folder.name)
             self._outstanding[folder] = n
