@@ -78,9 +78,9 @@ except DigitdError as exc:
     sys.exit(f"install-service: error: {exc.message}")
 
 
-def quoted(path, in_exec=False):
+def quoted(path, in_exec=False, prefix=""):
     """A path as one word of a unit file line: % doubled, quoted when needed."""
-    text = str(path).replace("%", "%%")
+    text = prefix + str(path).replace("%", "%%")
     if in_exec:
         text = text.replace("$", "$$")
     if any(c.isspace() or c in "\"'\\;" for c in text):
@@ -97,6 +97,10 @@ values = {
     "@CONFIG@": quoted(config_path, in_exec=True),
     "@INBOX@": quoted(config.inbox),
     "@OUTBOX@": quoted(config.outbox),
+    # "-": a missing folder does not fail the sandbox set-up (exit 226, restarted
+    # forever); digitd then refuses to start with one clear line and exit 2
+    "@RW_INBOX@": quoted(config.inbox, prefix="-"),
+    "@RW_OUTBOX@": quoted(config.outbox, prefix="-"),
     "@USER@": user,
     "@GROUP@": user,
     # a checkout (or its folders) under /home must stay visible, read-only

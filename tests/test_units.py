@@ -51,7 +51,8 @@ def test_dry_run_prints_both_units_for_this_checkout(config, repo_root):
     s = unit_settings(single)
     root = str(config.parent).replace("%", "%%")
     assert s["ExecStart"] == [f'{repo_root}/.venv/bin/digitd run --config "{root}/config.yaml"']
-    assert s["ReadWritePaths"] == [f'"{root}/in box" "{root}/out"']
+    # "-": a missing folder is refused by digitd itself (exit 2), not by the sandbox
+    assert s["ReadWritePaths"] == [f'"-{root}/in box" "-{root}/out"']
     assert s["User"] == ["scans"] and s["Group"] == ["scans"]
     for key, value in {"Type": "notify", "NotifyAccess": "main", "Restart": "on-failure",
                        "RestartPreventExitStatus": "2 3", "WatchdogSec": "30",
@@ -74,7 +75,7 @@ def test_protect_home_is_read_only_when_folders_live_under_home(tmp_path):
     r = install_script("--dry-run", "--config", str(config))
     assert r.returncode == 0, r.stderr
     assert "ProtectHome=read-only" in r.stdout
-    assert "ReadWritePaths=/home/lab/scans/in /home/lab/scans/out" in r.stdout
+    assert "ReadWritePaths=-/home/lab/scans/in -/home/lab/scans/out" in r.stdout
 
 
 def test_bad_config_and_bad_options_are_refused(tmp_path):
