@@ -253,3 +253,23 @@ def test_recursive_inbox_and_on_success_delete(tmp_path, run_service):
     assert not (tmp_path / "outbox" / "originals").exists(), "on_success: delete"
     assert (inbox / "lab" / "day 1").is_dir(), "folders are left in place"
     wait_until(lambda: work_files(inbox) == [], 10, "work folder empty")
+
+
+def test_preflight_refuses_a_folder_it_cannot_write(tmp_path, monkeypatch):
+    """(Tests run as root, who may write anywhere: the permission check is faked
+    here; missing folders are refused by the real service in test_service.py.)"""
+    from digitd.errors import ConfigError
+    from digitd.service import preflight
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    config = parse_config({"inbox": "in", "outbox": "out"}, "site.yaml", tmp_path)
+    config = config.replace(source=tmp_path / "site.yaml")
+    real_access = __import__("os").access
+    monkeypatch.setattr("os.access", lambda p, mode: False if str(p).endswith("out")
+                        else real_access(p, mode))
+    with pytest.raises(ConfigError) as info:
+        preflight(config)
+    assert info.value.exit_code == 2
+    assert str(info.value) == (f"outbox folder {tmp_path / 'out'} is not writable by this user "
+                               f"(key 'outbox' in {tmp_path / 'site.yaml'})")
