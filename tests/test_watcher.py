@@ -139,3 +139,19 @@ def test_no_threads_left_after_stop(tmp_path):
     box.stop()
     leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
     assert leaked == []
+
+
+def test_done_returns_the_key_it_was_ready_with(tmp_path, inbox):
+    from digitd.watcher import file_key
+
+    box = inbox(settle_seconds=30)
+    path = tmp_path / "k.png"
+    path.write_bytes(b"one")
+    (got,) = box.take(1, 5)
+    key = box.done(got)
+    assert key == file_key(os.lstat(path))
+    path.write_bytes(b"two, longer")  # written again before the claim
+    assert file_key(os.lstat(path)) != key
+    box.notice(path)  # what the worker does then: settle it again
+    (again,) = box.take(1, 5)
+    assert again == path

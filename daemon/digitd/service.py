@@ -507,16 +507,30 @@ class Service:
                     break
                 paths.extend(more)
         for path in paths:
-            self.inbox.done(path)  # before the claim: see Inbox.done
+            key = self.inbox.done(path)  # before the claim: see Inbox.done
             if self.stop_event.is_set():
                 continue  # stopping: not claimed, it stays in the inbox
-            job = self._claim(path)
+            job = self._claim(path, key)
             if job is not None:
                 jobs.append(job)
         return jobs
 
-    def _claim(self, path: Path) -> Job | None:
+    def _claim(self, path: Path, key: tuple[int, int, int] | None) -> Job | None:
+        from .watcher import file_key
+
         rel = os.path.relpath(path, self.config.inbox)
+        if key is not None:
+            try:
+                now = file_key(os.lstat(path))
+            except FileNotFoundError:
+                log.debug("%s was gone before it could be claimed", rel)
+                return None
+            except OSError:
+                now = None
+            if now != key:  # replaced or written again since it was judged complete
+                log.debug("%s changed since it was complete; settling it again", rel)
+                self.inbox.notice(path)
+                return None
         try:
             dest = self.work.claim(path)
         except OSError as exc:

@@ -169,6 +169,7 @@ class Inbox:
         self._cond = threading.Condition()
         self._ready: collections.deque[str] = collections.deque()
         self._queued: set[str] = set()  # in _ready, or taken and not yet done()
+        self._keys: dict[str, tuple[int, int, int] | None] = {}  # of queued paths, when ready
         self._candidates: dict[str, _Candidate] = {}
         self._skipped: set[str] = set()
         self._stop = threading.Event()
@@ -248,14 +249,24 @@ class Inbox:
                 out.append(Path(self._ready.popleft()))
             return out
 
-    def done(self, path: Path) -> None:
-        """The worker is finished with ``path`` (claimed it, or it vanished).
+    def done(self, path: Path) -> tuple[int, int, int] | None:
+        """The worker takes ``path`` off the books (to claim it); returns the
+        (size, mtime_ns, inode) it had when judged complete (None: not a regular file).
 
         Call this BEFORE claiming: an event for a new file of the same name
-        that arrives after the claim must not be ignored.
+        that arrives after the claim must not be ignored. The worker compares
+        the returned key with the file just before claiming it: a file replaced
+        or written again since it was judged complete goes back to settling
+        (:meth:`notice`), so a new file under a name just claimed by another
+        instance is never taken half-written.
         """
         with self._cond:
             self._queued.discard(str(path))
+            return self._keys.pop(str(path), None)
+
+    def notice(self, path: Path) -> None:
+        """Look at ``path`` again from the start (settle it anew)."""
+        self._hint(str(path), SEEN)
 
     @property
     def waiting(self) -> int:
@@ -353,7 +364,7 @@ class Inbox:
         if kind == CLOSED:
             cand.writing = False
             try:
-                cand.closed_key = _key(os.lstat(path))
+                cand.closed_key = file_key(os.lstat(path))
                 cand.closed_tick = self._tick
             except OSError:
                 cand.closed_key = None
@@ -404,7 +415,7 @@ class Inbox:
 
     def _check_candidates(self) -> None:
         now = time.monotonic()
-        ready: list[str] = []
+        ready: list[tuple[str, tuple[int, int, int] | None]] = []
         for path, cand in list(self._candidates.items()):
             try:
                 st = os.lstat(path)
@@ -421,9 +432,9 @@ class Inbox:
                 continue
             if not stat.S_ISREG(st.st_mode):
                 # symlinks, FIFOs...: complete as they are; the worker quarantines them
-                ready.append(path)
+                ready.append((path, None))
                 continue
-            key = _key(st)
+            key = file_key(st)
             if key != cand.key:
                 cand.key, cand.since = key, now
             closed = (cand.closed_key is not None and cand.closed_key == key
@@ -432,13 +443,14 @@ class Inbox:
             # much longer than settle_seconds: a slow copy pauses, then goes on.
             settle = self.open_settle_seconds if cand.writing else self.settle_seconds
             if closed or now - cand.since >= settle:
-                ready.append(path)
+                ready.append((path, key))
         if ready:
             with self._cond:
-                for path in ready:
+                for path, key in ready:
                     del self._candidates[path]
                     if path not in self._queued:
                         self._queued.add(path)
+                        self._keys[path] = key
                         self._ready.append(path)
                 self._cond.notify_all()
 
@@ -448,5 +460,6 @@ def _quiet_stop(record: logging.LogRecord) -> bool:
     return "called when the thread is inactive" not in str(record.msg)
 
 
-def _key(st: os.stat_result) -> tuple[int, int, int]:
+def file_key(st: os.stat_result) -> tuple[int, int, int]:
+    """What must not change while a file settles: size, mtime and inode."""
     return (st.st_size, st.st_mtime_ns, st.st_ino)
