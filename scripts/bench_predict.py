@@ -160,22 +160,24 @@ def profile(paths: list[Path], model: Path, annotate: bool) -> None:
         pngs = [ann.render(make_view(s, r, source=p.name, model=rec.name))
                 for s, r, p in zip(scans, readings, paths, strict=True)]
         t["picture (one process)"] = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory() as tmp:
-        box = Outbox(tmp)
-        t0 = time.perf_counter()
-        for i, (p, r) in enumerate(zip(paths, readings, strict=True)):
-            name = box.claim_name(p.stem)
-            if annotate:
-                box.write_annotated(name, lambda f, png=pngs[i]: f.write(png))
-            res = result_dict(p.name, r, sha256=shas[i], model=rec.name, processed_at="t",
-                              elapsed_ms=0, annotated=None)
-            box.append_csv(csv_row(res, box.result_rel(name)))
-            box.write_json(name, res)
-            box.release(name)
-        t["outbox files"] = time.perf_counter() - t0
+    for fsync in (False, True):
+        with tempfile.TemporaryDirectory() as tmp:
+            box = Outbox(tmp, fsync=fsync)
+            t0 = time.perf_counter()
+            for i, (p, r) in enumerate(zip(paths, readings, strict=True)):
+                name = box.claim_name(p.stem)
+                if annotate:
+                    box.write_annotated(name, lambda f, png=pngs[i]: f.write(png))
+                res = result_dict(p.name, r, sha256=shas[i], model=rec.name, processed_at="t",
+                                  elapsed_ms=0, annotated=None)
+                box.append_csv(csv_row(res, box.result_rel(name)))
+                box.write_json(name, res)
+                box.release(name)
+            label = "(service: fsync)" if fsync else "(predict: no fsync)"
+            t[f"outbox files {label}"] = time.perf_counter() - t0
     print(f"\nprofile, one process, {n} images (ms per image):")
     for k, v in t.items():
-        print(f"  {k:24s} {v / n * 1000:7.3f}")
+        print(f"  {k:36s} {v / n * 1000:7.3f}")
 
 
 def main() -> int:

@@ -160,6 +160,15 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+def _bar_verts(heights: np.ndarray, width: float = 0.75) -> np.ndarray:
+    """(10, 4, 2) corners of bars at x = 0..9 with the given heights."""
+    x0 = np.arange(len(heights), dtype=float) - width / 2
+    h = np.asarray(heights, dtype=float)
+    zero = np.zeros_like(h)
+    return np.stack([np.stack([x0, zero], 1), np.stack([x0, h], 1),
+                     np.stack([x0 + width, h], 1), np.stack([x0 + width, zero], 1)], axis=1)
+
+
 def _paste(canvas: np.ndarray, at: tuple[int, int], rgb: np.ndarray) -> None:
     r, c = at
     h, w = rgb.shape[:2]
@@ -171,6 +180,7 @@ class _Layout:
 
     def __init__(self, columns: int, more: bool, model: str, dpi: int) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.collections import PolyCollection
         from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
 
@@ -221,7 +231,10 @@ class _Layout:
                 spine.set_edgecolor("#d0d7de")
             self.px.append((TITLE_H + 22, left))  # where the zoomed input is copied
             axb = fig.add_axes(rect(x + 18, TITLE_H + 22 + side + 10, COLUMN_W - 24, 96))
-            bars = axb.bar(range(10), np.zeros(10), width=0.75, color=BAR, animated=True)
+            # The ten bars as ONE collection: one draw call instead of ten patches.
+            bars = PolyCollection(_bar_verts(np.zeros(10)), facecolors=BAR, edgecolors="none",
+                                  linewidths=0, animated=True)
+            axb.add_collection(bars, autolim=False)
             axb.set_ylim(0, 1)
             axb.set_xlim(-0.6, 9.6)
             axb.set_xticks(range(10))
@@ -232,9 +245,9 @@ class _Layout:
             axb.set_axisbelow(True)
             for side_name in ("top", "right"):
                 axb.spines[side_name].set_visible(False)
-            self.bars.append(list(bars))
+            self.bars.append(bars)
             self.heads.append(head)
-            dyn += [head, *bars]
+            dyn += [head, bars]
         self.more = None
         if more:
             self.more = fig.text((x_cols + columns * COLUMN_W + MORE_W / 2) / W,
@@ -321,9 +334,10 @@ class _Layout:
             best = int(p.argmax())
             sure = view.confidences[i] >= view.threshold
             _paste(pixels, self.px[i], zoom(view.pixels[i]))
-            for j, bar in enumerate(self.bars[i]):
-                bar.set_height(float(p[j]))
-                bar.set_color((COLOURS["ok"] if sure else COLOURS["uncertain"]) if j == best else BAR)
+            colours = [BAR] * 10
+            colours[best] = COLOURS["ok"] if sure else COLOURS["uncertain"]
+            self.bars[i].set_verts(_bar_verts(p))
+            self.bars[i].set_facecolor(colours)
             self.heads[i].set_text(f"{view.digits[i]}   {view.confidences[i]:.2f}")
             self.heads[i].set_color(COLOURS["ok"] if sure else COLOURS["uncertain"])
         if self.more is not None:

@@ -40,7 +40,7 @@ from .errors import one_line
 log = logging.getLogger(__name__)
 
 MIN_FOR_WORKERS = 32  # fewer inputs than this: draw pictures in this process
-BATCH_CAP = 128  # smaller batches than batch_max keep reading and writing overlapped
+BATCH_CAP = 64  # overlap reading and writing; the recognizer pads model calls to 1/4/16/64/256
 
 
 def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
