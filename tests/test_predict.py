@@ -259,6 +259,19 @@ def test_human_lines_and_exit_0(small_model, tmp_path):
     assert re.search(r"digitd: 2 input\(s\): .* in [\d.]+ s", proc.stderr)
 
 
+def test_a_name_the_font_cannot_draw_still_gives_one_line(small_model, tmp_path):
+    """CJK in a file name: placeholder boxes in the picture, no multi-line glyph warnings in the log."""
+    name = "数字 ٣.png"
+    (tmp_path / name).write_bytes(png_bytes(digit_gray("5")))
+    config = write_config(tmp_path / "cfg", small_model)
+    proc = predict(config, tmp_path / name, "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert [line for line in lines if "->" in line] == [line for line in lines if name in line]
+    assert len(lines) == 3, lines  # model loaded, the file's line, the summary
+    assert (tmp_path / "out" / "annotated" / "数字 ٣.png").is_file()
+
+
 def test_out_and_no_annotate(small_model, tmp_path):
     (tmp_path / "a.png").write_bytes(png_bytes(digit_gray("3")))
     config = write_config(tmp_path / "cfg", small_model)

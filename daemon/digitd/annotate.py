@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -33,6 +34,11 @@ import matplotlib
 import numpy as np
 
 from .records import Reading, Scan
+
+# A file name in a script the bundled font lacks (CJK, say) is drawn with
+# placeholder boxes; matplotlib's multi-line warning about each missing glyph
+# would break the one-line-per-file log.
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
 
 MAX_SHOWN = 6  # digit columns drawn; more digits get "+N more"
 PANEL = 240  # height of the original's panel, pixels; its width grows with the digits shown
