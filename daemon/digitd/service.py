@@ -195,6 +195,30 @@ class _JobOutbox:
         self._outbox.append_csv(row)
 
 
+# watchdog holds an unmatched IN_MOVED_FROM for 0.5 s to pair it with its
+# IN_MOVED_TO, and its queue is first in, first out: every event after it waits
+# too. Each claim is such a move (out of the watched inbox into the work
+# folder), so under a steady trickle every new file was seen 0.5 s late. The two
+# halves of a rename are queued by the kernel one after the other, so a short
+# wait still pairs them; an unpaired half is only a hint (the watcher checks
+# every candidate on disk, and rescans).
+MOVE_PAIR_SECONDS = 0.02
+
+
+def _observer(polling: bool, poll_interval: float):
+    """:func:`digitd.watcher.make_observer`, without watchdog's 0.5 s hold on moves."""
+    from .watcher import make_observer
+
+    if not polling:
+        try:
+            from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+        except ImportError:  # another watchdog version or platform: its own default
+            pass
+        else:
+            InotifyMoveEventGrouper.delay = min(InotifyMoveEventGrouper.delay, MOVE_PAIR_SECONDS)
+    return make_observer(polling, poll_interval)
+
+
 def _default_recognizer(config: Config):
     from .recognize import Recognizer
 
@@ -250,7 +274,7 @@ class Service:
 
     def start(self) -> None:
         """Check folders, load the model, take over leftovers, start watching; READY=1."""
-        from .watcher import Inbox, make_observer
+        from .watcher import Inbox
 
         config = self.config
         log.info("config: %s", ", ".join(f"{k}={v}" for k, v in config.as_dict().items()))
@@ -281,7 +305,7 @@ class Service:
             config.inbox, recursive=config.recursive, polling=config.polling,
             poll_interval=config.poll_interval_seconds, settle_seconds=config.settle_seconds,
             rescan_seconds=config.rescan_seconds, ignore=self.work.base,
-            observer_factory=self._observer_factory or make_observer)
+            observer_factory=self._observer_factory or _observer)
         self.inbox.start()
         self._worker = threading.Thread(target=self._work_loop, name="digitd-worker", daemon=True)
         self._worker.start()
