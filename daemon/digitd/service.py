@@ -294,9 +294,12 @@ class Service:
 
             self.outbox = Outbox(config.outbox)
         if self.pictures is None and config.annotate:
-            from .annotate import Pictures
+            from .annotate import Pictures, default_processes
 
-            self.pictures = Pictures(0)
+            # Drawing is most of a file's cost with pictures: in worker
+            # processes (as predict does) it runs on every core. Pictures falls
+            # back to drawing here if a worker dies.
+            self.pictures = Pictures(default_processes())
         from .pipeline import limits
 
         self._limits = limits(config)
