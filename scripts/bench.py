@@ -217,6 +217,28 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return vals.get("VmRSS", 0.0), vals.get("VmHWM", 0.0)
 
 
+def children(pid: int) -> list[int]:
+    out = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def tree_rss_mb(pid: int) -> float:
+    """VmRSS of the service and its child processes (the picture workers)."""
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            total += rss_mb(p)[0]
+        except OSError:
+            pass
+    return total
+
+
 def digitd_exe() -> str:
     exe = shutil.which("digitd", path=str(Path(sys.executable).parent)) or shutil.which("digitd")
     if not exe:
@@ -243,6 +265,8 @@ class Run:
         self.watch = ResultWatch(self.outbox / "results")
         self.drops: dict[str, float] = {}
         self.samples: list[tuple[float, int, float]] = []  # (t, results so far, RSS MB)
+        self.tree: list[float] = []  # RSS of the service with its children, MB
+        self.renamed: set[str] = set()
         self._sampling = False
         self.proc: subprocess.Popen | None = None
         self._k = 0
@@ -292,6 +316,7 @@ class Run:
             except OSError:
                 return
             self.samples.append((now(), self.watch.count(), rss))
+            self.tree.append(tree_rss_mb(self.proc.pid))
             time.sleep(0.25)
 
     def drop(self, src: Path, name: str) -> None:
@@ -299,6 +324,7 @@ class Run:
         dest = self.inbox / f"{name}.png"
         self._k += 1
         if self._k % 2:
+            self.renamed.add(name)
             part = self.inbox / f".{name}.png.part"
             shutil.copyfile(src, part)
             self.drops[name] = now()
@@ -317,6 +343,7 @@ class Run:
 
     def stop(self) -> dict:
         peak = rss_mb(self.proc.pid)[1]
+        kids = [rss_mb(c)[1] for c in children(self.proc.pid)]
         self._sampling = False
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -328,7 +355,8 @@ class Run:
         self.log.close()
         failed = list((self.outbox / "failed").glob("*.error.json")) \
             if (self.outbox / "failed").exists() else []
-        return {"peak_rss_mb": peak, "exit": code, "failed": len(failed)}
+        return {"peak_rss_mb": peak, "children_peak_mb": kids, "failed": len(failed),
+                "tree_peak_mb": max(self.tree, default=0.0), "exit": code}
 
 
 # ----------------------------------------------------------------------------
@@ -362,10 +390,22 @@ def trickle(run: Run, sources: list[Path], rate: float, seconds: float, timeout:
     t_start = min(run.drops[n_] for n_ in names)
     t_end = max(run.watch.seen[n_] for n_ in names)
     rss = [r for t, _, r in run.samples if t_start <= t <= t_end]
+    by = {}
+    for label, keep in (("copy", False), ("rename", True)):
+        sub = np.array([(run.watch.seen[n_] - run.drops[n_]) * 1000 for n_ in names
+                        if (n_ in run.renamed) == keep])
+        if len(sub):
+            by[label] = {q: float(np.percentile(sub, int(q[1:]))) for q in ("p50", "p95")}
     return {"n": count, "rate": rate, "latency_ms": lat.tolist(),
             "p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
             "p99": float(np.percentile(lat, 99)), "max": float(lat.max()),
-            "rss_median_mb": statistics.median(rss) if rss else None}
+            "rss_median_mb": statistics.median(rss) if rss else None, "by_method": by,
+            "tree_median_mb": _tree_median(run, lambda t, c: t_start <= t <= t_end)}
+
+
+def _tree_median(run: Run, keep) -> float | None:
+    vals = [tr for (t, c, _), tr in zip(run.samples, run.tree) if keep(t, c)]
+    return statistics.median(vals) if vals else None
 
 
 def long_run(run: Run, sources: list[Path], n: int) -> dict:
@@ -405,6 +445,8 @@ def long_run(run: Run, sources: list[Path], n: int) -> dict:
             "rss_from_mb": at_from, "rss_end_mb": at_end,
             "growth_pct": (at_end - at_from) / at_from * 100 if at_from and at_end else None,
             "rss_median_mb": statistics.median(after) if after else None,
+            "tree_median_mb": _tree_median(
+                run, lambda t, c: t >= t0 and c - base >= min(GROWTH_FROM, n // 4)),
             "done_at": done_at,
             "rss_trace": [(t - t0, c, r) for t, c, r in samples]}
 
@@ -506,9 +548,18 @@ def table(res: dict, modes: list[str]) -> str:
             if q == "p95" and "pictures" in modes else [None]
         row(f"Latency {q} at {res['rate']:g} files/s (ms)",
             lambda r, q=q: fmt(r["trickle"][q]), bar, preds)
-    row("Peak RSS, VmHWM (MB)", lambda r: fmt(r["stop"]["peak_rss_mb"]), "—", [None])
+    row("Latency p50 / p95, copied in (ms)",
+        lambda r: " / ".join(fmt(r["trickle"]["by_method"].get("copy", {}).get(q))
+                             for q in ("p50", "p95")), "—", [None])
+    row("Latency p50 / p95, renamed in (ms)",
+        lambda r: " / ".join(fmt(r["trickle"]["by_method"].get("rename", {}).get(q))
+                             for q in ("p50", "p95")), "—", [None])
+    row("Peak RSS, service process, VmHWM (MB)", lambda r: fmt(r["stop"]["peak_rss_mb"]), "—", [None])
     row("Steady RSS (MB)", lambda r: fmt(r["steady_rss_mb"]), f"<= {BARS['rss']:g} MB",
         [r["steady_rss_mb"] <= BARS["rss"] if r["steady_rss_mb"] else None for r in ms])
+    row("Steady / peak RSS with picture workers (MB)",
+        lambda r: f"{fmt((r['long'] or r['trickle'])['tree_median_mb'])} / "
+                  f"{fmt(r['stop']['tree_peak_mb'])}", "—", [None])
     if res["long"]:
         lbl = f"RSS growth, file {ms[0]['long']['from_file']:,} -> {res['long']:,}"
         row(lbl, lambda r: f"{fmt(r['long']['growth_pct'], '+.1f')}% "
