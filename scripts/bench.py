@@ -524,6 +524,8 @@ def table(res: dict, modes: list[str]) -> str:
 
     def verdict(preds):
         vals = [p for p in preds if p is not None]
+        if len(preds) == len(modes) > 1 and None not in preds and len(set(preds)) > 1:
+            return "; ".join(f"{m} {ok(p)}" for m, p in zip(modes, preds))
         return ok(all(vals) if vals else None)
 
     head = "| Figure | " + " | ".join(modes) + " | Bar | Verdict |"
