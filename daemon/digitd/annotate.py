@@ -435,8 +435,26 @@ class Annotator:
 # Drawing many pictures: here, or in worker processes
 
 
-def _init_worker(dpi: int, png_level: int) -> None:
+def _die_with(parent: int) -> None:
+    """Make this worker end when the process that started it ends, even by kill -9
+    (Linux's parent-death signal), so no idle worker is ever left behind."""
+    import signal
+
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(0)
+
+
+def _init_worker(dpi: int, png_level: int, parent: int | None = None) -> None:
     global _worker
+    if parent is not None:
+        _die_with(parent)
     _worker = Annotator(dpi, png_level)
 
 
@@ -482,7 +500,7 @@ class Pictures:
 
             self._pool = ProcessPoolExecutor(
                 processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(dpi, png_level))
+                initializer=_init_worker, initargs=(dpi, png_level, os.getpid()))
             for _ in range(processes):  # start them now: their imports overlap the caller's
                 self._pool.submit(_ready)
 
