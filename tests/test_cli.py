@@ -8,7 +8,6 @@ an impossible situation (a crash, a model error) are driven in-process.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -286,17 +285,6 @@ def test_usage_errors_exit_2(run_digitd, args, fragment):
     assert result.stdout == ""
 
 
-@pytest.mark.parametrize(("command", "module"), [("run", "digitd.service"),
-                                                 ("predict", "digitd.predict")])
-def test_not_implemented_yet(run_digitd, tmp_path, command, module):
-    if importlib.util.find_spec(module) is not None:
-        pytest.skip(f"{module} exists now; its own tests cover '{command}'")
-    config = make_world(tmp_path)
-    result = run_digitd(command, "--config", config, *EXTRA_ARGS[command])
-    assert result.returncode == 2
-    assert result.stderr == f"digitd: error: '{command}' is not implemented yet\n"
-
-
 # --- the error handler, in-process --------------------------------------------------------
 
 
@@ -362,13 +350,17 @@ def test_interrupt_exits_130(monkeypatch, capsys):
 def fake_impl(monkeypatch):
     calls = []
 
-    def implementation(command, module, func):
+    import digitd.predict
+    import digitd.service
+
+    def implementation(command):
         def fake(config, *rest):
             calls.append((command, config, rest))
             return len(calls) - 1 if command == "predict" else None
         return fake
 
-    monkeypatch.setattr(cli, "_implementation", implementation)
+    monkeypatch.setattr(digitd.service, "run", implementation("run"))
+    monkeypatch.setattr(digitd.predict, "main", implementation("predict"))
     return calls
 
 

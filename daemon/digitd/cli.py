@@ -16,17 +16,16 @@ commands that need them, so ``digitd --help`` and ``check-config`` are instant.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from digitd import __version__
-from digitd.errors import DigitdError, UsageError, one_line
+from digitd.errors import DigitdError, one_line
 
 EXIT_CRASH = 70  # EX_SOFTWARE: an internal error, not the user's fault
 EXIT_INTERRUPTED = 130
@@ -52,24 +51,10 @@ def _setup_logging(level: str) -> None:
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _implementation(command: str, module: str, func: str) -> Callable[..., Any]:
-    """``module.func``, imported only now; UsageError if not there yet."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:  # a dependency of the module is missing: a real crash
-            raise
-        raise UsageError(f"'{command}' is not implemented yet") from None
-    fn = getattr(mod, func, None)
-    if not callable(fn):
-        raise UsageError(f"'{command}' is not implemented yet")
-    return fn
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     _setup_logging(config.log_level)
-    run = _implementation("run", "digitd.service", "run")
+    from .service import run  # imported only now: it brings TensorFlow in
     log.info("digitd %s starting with config %s", __version__, config.source)
     return int(run(config) or 0)
 
@@ -86,7 +71,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if changes:
         config = config.replace(**changes)
     _setup_logging(config.log_level)
-    predict = _implementation("predict", "digitd.predict", "main")
+    from .predict import main as predict  # imported only now: it brings TensorFlow in
     return int(predict(config, args) or 0)
 
 
