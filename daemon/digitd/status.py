@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .results import atomic_write
+
 
 def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -71,13 +73,5 @@ def status_line(snap: dict[str, Any]) -> str:
 
 def write_status(path: Path, snap: dict[str, Any]) -> None:
     """Rewrite ``path`` atomically (hidden temp + rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(snap, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    data = (json.dumps(snap, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    atomic_write(path, lambda f: f.write(data), fsync=False)

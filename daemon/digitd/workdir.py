@@ -40,6 +40,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .results import atomic_write
+
 log = logging.getLogger(__name__)
 
 HIDDEN = ".digitd"
@@ -92,18 +94,8 @@ class State:
             return None
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         data = json.dumps(asdict(self), ensure_ascii=False).encode("utf-8")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        atomic_write(path, lambda f: f.write(data), fsync=False)
 
 
 def state_path(work_file: Path) -> Path:
