@@ -62,8 +62,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchdata import digits, find_data, write_pngs  # noqa: E402  (beside this script)
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist.npz"
 DEFAULT_MODEL = ROOT / "models" / "digitd-cnn-v1.keras"
 MODES = {"pictures": True, "no pictures": False}
 BACKLOG = 512  # files waiting in the inbox during the long run
@@ -87,48 +88,6 @@ def now() -> float:
 
 # ----------------------------------------------------------------------------
 # Inputs
-
-
-def find_data(arg: str | None) -> Path | None:
-    for candidate in (arg, os.environ.get("DIGITD_MNIST"), DEFAULT_DATA):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    if arg:
-        sys.exit(f"bench: --data {arg}: no such file")
-    return None
-
-
-def digits(data: Path | None, n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """n white-on-black 28x28 uint8 digits, their labels, and where they came from."""
-    if data is not None:
-        with np.load(data) as npz:
-            xs, ys = npz["x_test"], npz["y_test"]
-        idx = np.arange(n) % len(xs)
-        return xs[idx], ys[idx].astype(int), f"MNIST test set ({data})"
-    import cv2
-
-    rng = np.random.default_rng(0)
-    ys = np.arange(n) % 10
-    xs = []
-    for y in ys:
-        canvas = np.zeros((56, 56), np.uint8)
-        cv2.putText(canvas, str(int(y)), (12, 46), int(rng.choice([0, 2, 3, 4])), 1.5, 255,
-                    int(rng.integers(3, 6)), cv2.LINE_AA)
-        xs.append(cv2.resize(canvas, (28, 28), interpolation=cv2.INTER_AREA))
-    return np.stack(xs), ys, "synthetic font digits (no MNIST file found)"
-
-
-def write_sources(folder: Path, xs: np.ndarray, size: int) -> list[Path]:
-    import cv2
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, x in enumerate(xs):
-        img = 255 - cv2.resize(x, (size, size), interpolation=cv2.INTER_CUBIC)  # dark on light
-        path = folder / f"src-{i:05d}.png"
-        cv2.imwrite(str(path), img)
-        paths.append(path)
-    return paths
 
 
 # ----------------------------------------------------------------------------
@@ -650,11 +609,11 @@ def main(argv: list[str] | None = None) -> int:
     res: dict = {"machine": machine(), "n": args.n, "rate": args.rate, "seed_n": args.seed_n,
                  "long": args.long, "size": args.size, "quick": args.quick, "modes": {}}
     n_src = min(max(args.n, args.seed_n, int(args.rate * args.seconds)), 10000)
-    data = find_data(args.data)
+    data = find_data(args.data, "bench")
     with tempfile.TemporaryDirectory(prefix="digitd-bench-") as tmp_s:
         tmp = Path(tmp_s)
         xs, _ys, res["inputs"] = digits(data, n_src)
-        sources = write_sources(tmp / "src", xs, args.size)
+        sources = write_pngs(tmp / "src", xs, args.size, "src")
         print(f"bench: {n_src} source images ({res['inputs']}, {args.size}x{args.size} PNG)",
               flush=True)
         for m in modes:

@@ -39,50 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from benchdata import digits, find_data, write_pngs  # noqa: E402  (beside this script)
+
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist.npz"
 DEFAULT_MODEL = ROOT / "models" / "digitd-cnn-v1.keras"
 BARS = {"pictures": 100.0, "no pictures": 1000.0}
-
-
-def find_data(arg: str | None) -> Path | None:
-    for candidate in (arg, os.environ.get("DIGITD_MNIST"), DEFAULT_DATA):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    if arg:
-        sys.exit(f"bench_predict: --data {arg}: no such file")
-    return None
-
-
-def digits(data: Path | None, n: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """n white-on-black 28x28 uint8 digits and their labels, and where they came from."""
-    if data is not None:
-        with np.load(data) as npz:
-            return npz["x_test"][:n], npz["y_test"][:n].astype(int), f"MNIST test set ({data})"
-    import cv2
-
-    rng = np.random.default_rng(0)
-    ys = np.arange(n) % 10
-    xs = []
-    for y in ys:
-        canvas = np.zeros((56, 56), np.uint8)
-        cv2.putText(canvas, str(int(y)), (12, 46), int(rng.choice([0, 2, 3, 4])), 1.5, 255,
-                    int(rng.integers(3, 6)), cv2.LINE_AA)
-        xs.append(cv2.resize(canvas, (28, 28), interpolation=cv2.INTER_AREA))
-    return np.stack(xs), ys, "synthetic font digits (no MNIST file found)"
-
-
-def write_inputs(folder: Path, xs: np.ndarray, size: int) -> list[Path]:
-    import cv2
-
-    folder.mkdir(parents=True)
-    paths = []
-    for i, x in enumerate(xs):
-        img = 255 - cv2.resize(x, (size, size), interpolation=cv2.INTER_CUBIC)  # dark ink, white paper
-        path = folder / f"mnist-{i:05d}.png"
-        cv2.imwrite(str(path), img)
-        paths.append(path)
-    return paths
 
 
 def digitd_exe() -> str:
@@ -193,12 +154,12 @@ def main() -> int:
     model = Path(args.model).resolve()
     if not model.is_file():
         sys.exit(f"bench_predict: --model {model}: no such file (train it: make train)")
-    data = find_data(args.data)
+    data = find_data(args.data, "bench_predict")
     xs, ys, origin = digits(data, args.n)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="digitd-bench-"))
     try:
         inputs = work / "images"
-        paths = write_inputs(inputs, xs, args.size)
+        paths = write_pngs(inputs, xs, args.size, "mnist")
         config = work / "config.yaml"
         config.write_text(f"model: {model}\ninbox: {work / 'inbox'}\noutbox: {work / 'outbox'}\n")
         exe = digitd_exe()
