@@ -27,7 +27,10 @@ INK_FLOOR = 0.05  # fraction of the peak below which a pixel is background
 
 def stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary ink mask, as 2 * area / perimeter."""
-    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    if mask.dtype == np.bool_ and mask.flags.c_contiguous:
+        mask = mask.view(np.uint8)  # no copy: a bool is a 0/1 byte
+    else:
+        mask = np.ascontiguousarray(mask, dtype=np.uint8)
     area = int(np.count_nonzero(mask))
     if area == 0:
         return 0.0
@@ -52,9 +55,9 @@ def to_mnist_form(ink: np.ndarray) -> np.ndarray:
     if not peak > 0:
         return np.zeros((SIZE, SIZE), np.float32)
     a = a / peak
-    rows = np.flatnonzero((a > INK_FLOOR).any(axis=1))
-    cols = np.flatnonzero((a > INK_FLOOR).any(axis=0))
-    a = a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    # The ink's bounding box (cv2.boundingRect of the 0/1 bytes of the bool mask).
+    x, y, w, h = cv2.boundingRect((a > INK_FLOOR).view(np.uint8))
+    a = a[y : y + h, x : x + w]
     h, w = a.shape
     scale = BOX / max(h, w)
 
@@ -74,7 +77,7 @@ def to_mnist_form(ink: np.ndarray) -> np.ndarray:
     if (nh, nw) != (h, w):
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         a = cv2.resize(a, (nw, nh), interpolation=interp)
-    a = np.clip(a, 0.0, None)
+    a = np.maximum(a, 0.0)  # what np.clip(a, 0, None) does, without its overhead
     top = float(a.max())
     if top > 0:
         a = a / top
@@ -84,8 +87,8 @@ def to_mnist_form(ink: np.ndarray) -> np.ndarray:
         cy, cx = m["m01"] / m["m00"], m["m10"] / m["m00"]
     else:  # pragma: no cover - peak > 0 guarantees mass
         cy, cx = (nh - 1) / 2, (nw - 1) / 2
-    top_row = int(np.clip(round(CENTRE - cy), 0, SIZE - nh))
-    left_col = int(np.clip(round(CENTRE - cx), 0, SIZE - nw))
+    top_row = min(max(round(CENTRE - cy), 0), SIZE - nh)
+    left_col = min(max(round(CENTRE - cx), 0), SIZE - nw)
     out = np.zeros((SIZE, SIZE), np.float32)
     out[top_row : top_row + nh, left_col : left_col + nw] = a
     return out
