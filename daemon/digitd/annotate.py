@@ -115,11 +115,21 @@ def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL
 
 
 def make_view(scan: Scan | None, reading: Reading, *, source: str, model: str,
-              threshold: float = 0.8) -> View:
-    """Reduce a scan and its reading to what the picture shows."""
+              threshold: float = 0.8, shown=None) -> View:
+    """Reduce a scan and its reading to what the picture shows.
+
+    ``shown``: the original already fitted into its panel where the image was
+    (a :class:`digitd.workers.Shown`, made by ``display_image`` with the
+    width for this many digits); ``scan`` then only needs width, height and
+    mode (a :class:`digitd.workers.ImageInfo`).
+    """
     digits = reading.digits
     width = panel_width(len(digits))
-    if scan is not None:
+    if shown is not None and scan is not None:
+        panel, s, x0, y0 = shown.panel, shown.scale, shown.x0, shown.y0
+        frame = (x0, y0, scan.width * s, scan.height * s)
+        info = f"{scan.width}x{scan.height} {scan.mode}"
+    elif scan is not None:
         panel, s, x0, y0 = display_image(scan.image, width, PANEL)
         frame = (x0, y0, scan.width * s, scan.height * s)
         info = f"{scan.width}x{scan.height} {scan.mode}"
@@ -435,107 +445,46 @@ class Annotator:
 # Drawing many pictures: here, or in worker processes
 
 
-def _die_with(parent: int) -> None:
-    """Make this worker end when the process that started it ends, even by kill -9
-    (Linux's parent-death signal), so no idle worker is ever left behind."""
-    import signal
-
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        return
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(0)
-
-
-def _init_worker(dpi: int, png_level: int, parent: int | None = None) -> None:
-    global _worker
-    if parent is not None:
-        _die_with(parent)
-    _worker = Annotator(dpi, png_level)
-
-
-def _render_in_worker(view: View) -> tuple[bytes, float]:
-    t0 = time.perf_counter()
-    assert _worker is not None, "worker not initialised"
-    return _worker.render(view), time.perf_counter() - t0
-
-
-def _ready() -> int:
-    return os.getpid()
-
-
-_worker: Annotator | None = None
-
-
-def default_processes() -> int:
-    """Worker processes worth starting: the usable CPUs, up to 4; none on one CPU."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cpus = os.cpu_count() or 1
-    return 0 if cpus < 2 else min(cpus, 4)
+# The worker processes are digitd.workers.Workers (shared with the analysis of
+# inputs); these names stay for the callers that used them from here.
+from .workers import default_processes  # noqa: E402
+from .workers import die_with as _die_with  # noqa: E402,F401
+from .workers import pid as _ready  # noqa: E402,F401
 
 
 class Pictures:
     """Draws annotated pictures: ``submit(view)`` -> Future of (PNG bytes, seconds).
 
     With ``processes`` > 0 the drawing runs in that many worker processes
-    (started with ``spawn``: they import matplotlib and OpenCV, never
-    TensorFlow), fed with small :class:`View` records, so a batch's pictures
-    are drawn on all cores while the main process recognises the next batch.
-    If the pool breaks (a worker killed), drawing continues here.
+    (:class:`digitd.workers.Workers`, started with ``spawn``: they import
+    matplotlib and OpenCV, never TensorFlow), or in the ``workers`` given
+    (shared with the analysis of inputs), fed with small :class:`View`
+    records, so a batch's pictures are drawn on all cores while the main
+    process recognises the next batch. A worker that dies is replaced.
     """
 
-    def __init__(self, processes: int = 0, *, dpi: int = DPI, png_level: int = PNG_LEVEL) -> None:
-        self.dpi, self.png_level = dpi, png_level
-        self._local: Annotator | None = None
-        self._pool = None
-        if processes > 0:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+    def __init__(self, processes: int = 0, *, workers=None, dpi: int = DPI,
+                 png_level: int = PNG_LEVEL) -> None:
+        from .workers import Workers
 
-            self._pool = ProcessPoolExecutor(
-                processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(dpi, png_level, os.getpid()))
-            for _ in range(processes):  # start them now: their imports overlap the caller's
-                self._pool.submit(_ready)
+        self.dpi, self.png_level = dpi, png_level
+        self._own = workers is None
+        self._workers = Workers(processes) if workers is None else workers
 
     @property
     def processes(self) -> int:
-        return 0 if self._pool is None else self._pool._max_workers
+        return self._workers.processes
+
+    @property
+    def _pool(self):
+        return self._workers._pool
 
     def submit(self, view: View):
-        from concurrent.futures import Future
-        from concurrent.futures.process import BrokenProcessPool
-
-        if self._pool is not None:
-            try:
-                return self._pool.submit(_render_in_worker, view)
-            except (BrokenProcessPool, RuntimeError) as exc:
-                import logging
-
-                logging.getLogger(__name__).warning(
-                    "picture workers stopped (%s); drawing in the main process", exc)
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
-        future: Future = Future()
-        t0 = time.perf_counter()
-        try:
-            if self._local is None:
-                self._local = Annotator(self.dpi, self.png_level)
-            future.set_result((self._local.render(view), time.perf_counter() - t0))
-        except Exception as exc:  # noqa: BLE001 - reported by whoever waits for it
-            future.set_exception(exc)
-        return future
+        return self._workers.render(view, self.dpi, self.png_level)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self._own:
+            self._workers.close()
 
     def __enter__(self) -> Pictures:
         return self

@@ -3,9 +3,12 @@ and the service run.
 
 ``process_batch(items, recognizer, outbox, pictures)``:
 
-1. each input's bytes are read once (their sha256 kept) and decoded; a bad
-   input becomes a *failed* result with its reason, never an exception;
-2. all decoded scans go to ``recognizer.read`` together (one batched model call);
+1. each input's bytes are read once (their sha256 kept), decoded and its
+   digits found - in worker processes (:mod:`digitd.workers`) when the
+   caller has them, else here; a bad input becomes a *failed* result with its
+   reason, never an exception;
+2. all the digits found go to the model together (one batched call:
+   ``recognizer.classify``, or ``recognizer.read`` on scans decoded here);
 3. the annotated pictures are rendered (in worker processes when
    :class:`Pictures` has them);
 4. per input, in this order: ``annotated/NAME.png``, the CSV row, and
@@ -36,8 +39,9 @@ from typing import Any, Literal
 
 from .errors import one_line
 from .imageio import InputError, decode, read_bytes, sha256
-from .records import Reading, Scan
+from .records import Mark, Reading, Scan
 from .results import Outbox, csv_row, result_dict
+from .workers import ImageInfo, Shown
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +113,9 @@ class _Work:
     started: float
     seconds: float = 0.0  # time spent on this item so far
     sha256: str | None = None
-    scan: Scan | None = None
+    scan: Scan | ImageInfo | None = None  # ImageInfo when decoded in a worker process
+    found: tuple[list[Mark], str | None] | None = None  # digits found in a worker process
+    shown: Shown | None = None  # the original fitted for its picture, by that worker
     reading: Reading | None = None
     reason: str | None = None  # why it failed
     retry: OSError | None = None
@@ -129,48 +135,90 @@ class Prepared:
 # The stage
 
 
-def prepare(items: Sequence[Item], recognizer, *, pictures=None, max_bytes: int,
-            max_pixels: int, threshold: float = 0.8,
+def start(items: Sequence[Item], recognizer, analysers, *, pictures=None, max_bytes: int,
+          max_pixels: int, **_: Any):
+    """Start reading and segmenting ``items`` in the ``analysers``' worker processes
+    (a :class:`digitd.workers.Workers`); pass the handle to :func:`prepare` as
+    ``analysed``. Lets a caller keep the workers busy with the next batch while
+    this one is recognised and written."""
+    return analysers.analyse([item.path for item in items], max_bytes=max_bytes,
+                             max_pixels=max_pixels,
+                             max_digits=getattr(recognizer, "max_digits", 12),
+                             picture=pictures is not None)
+
+
+def prepare(items: Sequence[Item], recognizer, *, pictures=None, analysers=None, analysed=None,
+            max_bytes: int, max_pixels: int, threshold: float = 0.8,
             read_errors: Literal["fail", "retry"] = "fail",
             recognize_errors: Literal["raise", "isolate"] = "raise") -> Prepared:
     """Read, decode and recognise a batch; start drawing its pictures.
+
+    Where the reading and segmenting happen: with ``analysers`` (or an
+    ``analysed`` handle from :func:`start`), in worker processes, and the
+    recognizer's ``classify`` gets the digits found; otherwise here, and its
+    ``read`` gets the decoded scans. Either way the model is called once.
 
     ``read_errors="fail"``: an OSError while reading (missing file,
     permission) makes the input failed with the reason in words; ``"retry"``:
     nothing is written for it and its :class:`Outcome` carries the error
     (the service retries those with backoff).
 
-    ``recognize_errors="isolate"``: if the batched ``recognizer.read``
-    raises, each scan is read alone and one that still raises is failed
-    with the error as its reason; ``"raise"`` lets the exception out.
+    ``recognize_errors="isolate"``: if the batched recognition raises, each
+    input is recognised alone and one that still raises is failed with the
+    error as its reason; ``"raise"`` lets the exception out.
     """
     work: list[_Work] = []
-    for item in items:
+
+    def read_error(w: _Work, exc: OSError) -> None:
+        if read_errors == "retry":
+            w.retry = exc
+        else:
+            w.reason = os_reason(exc)
+
+    if analysers is not None or analysed is not None:
+        if analysed is None:
+            analysed = start(items, recognizer, analysers, pictures=pictures, max_bytes=max_bytes,
+                             max_pixels=max_pixels)
         t0 = time.perf_counter()
-        w = _Work(item=item, started=t0)
-        try:
-            data = read_bytes(item.path, max_bytes)
-            w.sha256 = sha256(data)
-            w.scan = decode(data, max_pixels)
-        except InputError as exc:
-            w.reason = exc.reason
-        except OSError as exc:
-            if read_errors == "retry":
-                w.retry = exc
+        for item, a in zip(items, analysed.result(), strict=True):
+            w = _Work(item=item, started=t0, seconds=a.seconds, sha256=a.sha256)
+            if a.reason is not None:
+                w.reason = a.reason
+            elif a.error is not None:
+                read_error(w, a.error)
             else:
-                w.reason = os_reason(exc)
-        w.seconds += time.perf_counter() - t0
-        work.append(w)
+                w.scan, w.found, w.shown = a.info, (list(a.marks), a.polarity), a.shown
+            work.append(w)
+
+        def recognise(ws: list[_Work]) -> list[Reading]:
+            return recognizer.classify([w.found for w in ws])
+    else:
+        for item in items:
+            t0 = time.perf_counter()
+            w = _Work(item=item, started=t0)
+            try:
+                data = read_bytes(item.path, max_bytes)
+                w.sha256 = sha256(data)
+                w.scan = decode(data, max_pixels)
+            except InputError as exc:
+                w.reason = exc.reason
+            except OSError as exc:
+                read_error(w, exc)
+            w.seconds += time.perf_counter() - t0
+            work.append(w)
+
+        def recognise(ws: list[_Work]) -> list[Reading]:
+            return recognizer.read([w.scan for w in ws])
 
     decoded = [w for w in work if w.scan is not None]
     if decoded:
         t0 = time.perf_counter()
         try:
-            readings = recognizer.read([w.scan for w in decoded])
+            readings = recognise(decoded)
         except Exception:
             if recognize_errors == "raise":
                 raise
-            readings = _one_by_one(decoded, recognizer)
+            readings = _one_by_one(decoded, recognise)
         share = (time.perf_counter() - t0) / len(decoded)
         for w, reading in zip(decoded, readings, strict=True):
             w.reading = reading
@@ -182,16 +230,16 @@ def prepare(items: Sequence[Item], recognizer, *, pictures=None, max_bytes: int,
 
         for w in decoded:
             view = make_view(w.scan, w.reading, source=w.item.source, model=recognizer.name,
-                             threshold=threshold)
+                             threshold=threshold, shown=w.shown)
             w.picture = pictures.submit(view)
     return Prepared(work=work, model=recognizer.name)
 
 
-def _one_by_one(work: list[_Work], recognizer) -> list[Reading | None]:
+def _one_by_one(work: list[_Work], recognise) -> list[Reading | None]:
     out: list[Reading | None] = []
     for w in work:
         try:
-            (reading,) = recognizer.read([w.scan])
+            (reading,) = recognise([w])
         except Exception as exc:  # noqa: BLE001 - this input fails, the others go on
             log.error("%s: recognition failed: %s: %s", w.item.source, type(exc).__name__, one_line(exc))
             w.reason = f"recognition failed: {type(exc).__name__}: {one_line(exc)}"

@@ -18,9 +18,10 @@ writes for each input (``annotated/NAME.png``, a ``results.csv`` row,
 * Exit codes: 0 when every input was read (ok, uncertain or blank), 1 if any
   failed, 3 if the model cannot be loaded (from :mod:`digitd.cli`).
 
-Batches of ``batch_max`` inputs (at most :data:`BATCH_CAP`): while the
-pictures of one batch are drawn in worker processes and its files written by
-a writer thread, the next batch is read and recognised.
+Batches of ``batch_max`` inputs (at most :data:`BATCH_CAP`): worker processes
+(:mod:`digitd.workers`) read and segment the next batches and draw the
+pictures, this process runs the model on one batch, and a writer thread
+writes the files of the one before.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from .errors import one_line
 
 log = logging.getLogger(__name__)
 
-MIN_FOR_WORKERS = 32  # fewer inputs than this: draw pictures in this process
+MIN_FOR_WORKERS = 32  # fewer inputs than this: read them and draw pictures in this process
 BATCH_CAP = 64  # overlap reading and writing; the recognizer pads model calls to 1/4/16/64/256
+AHEAD = 2  # batches being read and segmented by the workers ahead of the model
 
 
 def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -115,21 +117,25 @@ def _unwritten(outcome, model: str) -> dict:
 def main(config, args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
 
-    from .pipeline import Item, batches, finish, limits, prepare
+    from .pipeline import Item, batches, finish, limits, prepare, start
     from .recognize import Recognizer
     from .results import Outbox
+    from .workers import Workers, default_processes
 
     t_start = time.perf_counter()
     paths = expand(args.paths)
     items = [Item(path=p, source=p.name) for p in paths]
     as_json = bool(getattr(args, "json", False))
-    pictures = None
+    # Worker processes read and segment the inputs (and draw their pictures)
+    # on every core while this process runs the model; they start now, while
+    # the model loads. A few inputs are quicker done here.
+    workers = Workers(default_processes() if len(items) >= MIN_FOR_WORKERS else 0)
     try:
+        pictures = None
         if config.annotate:
-            from .annotate import Pictures, default_processes
+            from .annotate import Pictures
 
-            workers = default_processes() if len(items) >= MIN_FOR_WORKERS else 0
-            pictures = Pictures(workers)  # workers start now, while the model loads
+            pictures = Pictures(workers=workers)
         recognizer = Recognizer.from_config(config)  # ModelLoadError -> exit 3
         outbox = Outbox(config.outbox, fsync=False)  # see digitd.results: rerun after a power cut
         log.info("model %s loaded in %.1f s; %d input(s); results to %s", recognizer.name,
@@ -137,6 +143,7 @@ def main(config, args) -> int:
         t_work = time.perf_counter()
         counts: Counter[str] = Counter()
         shown = {id(item): str(path) for item, path in zip(items, paths, strict=True)}
+        lim = limits(config)
 
         def report(outcomes: Iterable) -> None:
             for outcome in outcomes:
@@ -149,15 +156,25 @@ def main(config, args) -> int:
             if as_json:
                 sys.stdout.flush()
 
-        # The writer thread writes batch N's files (waiting for its pictures)
-        # while this thread reads and recognises batch N+1; results are
-        # reported in input order.
+        # The workers read and segment up to AHEAD batches ahead; this thread
+        # recognises batch N while the writer thread writes batch N-1's files
+        # (waiting for its pictures); results are reported in input order.
+        todo = list(batches(items, min(config.batch_max, BATCH_CAP)))
+        started: list = []
+
+        def keep_busy(upto: int) -> None:
+            while workers.processes and len(started) < min(upto, len(todo)):
+                started.append(start(todo[len(started)], recognizer, workers, pictures=pictures,
+                                     **lim))
+
         writer = ThreadPoolExecutor(1, thread_name_prefix="digitd-writer")
         try:
             pending = None
-            for batch in batches(items, min(config.batch_max, BATCH_CAP)):
+            for i, batch in enumerate(todo):
+                keep_busy(i + 1 + AHEAD)
                 prepared = prepare(batch, recognizer, pictures=pictures, read_errors="fail",
-                                   recognize_errors="isolate", **limits(config))
+                                   analysed=started[i] if workers.processes else None,
+                                   recognize_errors="isolate", **lim)
                 if pending is not None:
                     report(pending.result())
                 pending = writer.submit(finish, prepared, outbox)
@@ -166,8 +183,7 @@ def main(config, args) -> int:
         finally:
             writer.shutdown(wait=True, cancel_futures=True)
     finally:
-        if pictures is not None:
-            pictures.close()
+        workers.close()
 
     seconds = time.perf_counter() - t_work
     n = len(items)
