@@ -145,12 +145,15 @@ def small_model(tmp_path_factory) -> Path:
 
     Good enough to read clear printed digits mostly right; for tests of file
     handling and formats. Tests needing correct digits use ``shipped_model``.
+    Its TFLite companion ``NAME.tflite`` is written too (and recorded in the
+    card), as scripts/train.py does: every process loading it serves it as
+    the shipped model is served, without converting it again.
     """
     import json
 
     import keras
 
-    from digitd.model import build_mlp
+    from digitd.model import build_mlp, export_companion
 
     keras.utils.set_random_seed(0)
     x, y = font_digits(1000, seed=0)
@@ -161,6 +164,7 @@ def small_model(tmp_path_factory) -> Path:
     path = folder / "tiny-test-mlp.keras"
     model.save(path)
     path.with_suffix(".json").write_text(json.dumps({"name": "tiny-test-mlp", "arch": "mlp"}))
+    export_companion(path, model)
     return path
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .records import DigitReading, Reading, Scan
+from .model import BUCKETS, batched
+from .records import DigitReading, Mark, Reading, Scan
 from .segment import find_digits
 
-BUCKETS = (1, 4, 16, 64, 256)  # batches are padded up to one of these sizes: one trace each
+__all__ = ["BUCKETS", "Recognizer", "model_name"]
 
 
 def model_name(path: Path) -> str:
@@ -24,21 +25,24 @@ def model_name(path: Path) -> str:
 
 
 class Recognizer:
-    """Holds the model; ``read`` takes any number of scans and calls the model once
-    per batch of digits (a compiled function on a stacked array)."""
+    """Holds the model; ``read`` takes any number of scans, ``classify`` the digits
+    already found on them, and the model is called once per batch of digits.
+
+    ``engine`` says what serves the model (``engine.kind`` is ``"tflite"`` or
+    ``"tf.function"``, ``engine.description`` a line for the log); see
+    :func:`digitd.model.load_engine`."""
 
     def __init__(self, model_path: str | Path, *, confidence_threshold: float = 0.8,
                  number_confidence: str = "min", max_digits: int = 12) -> None:
         from . import model as digit_model
 
         self.path = Path(model_path)
-        self.model = digit_model.load(self.path)
+        self.engine = digit_model.load_engine(self.path, BUCKETS)  # ModelLoadError
+        self._call = self.engine  # one model call: float32 (B, 28, 28, 1), B in BUCKETS -> (B, 10)
         self.name = model_name(self.path)
         self.confidence_threshold = confidence_threshold
         self.number_confidence = number_confidence
         self.max_digits = max_digits
-        tf, _ = digit_model.quiet_import()
-        self._call = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     @classmethod
     def from_config(cls, config, model_path: str | Path | None = None) -> Recognizer:
@@ -47,21 +51,15 @@ class Recognizer:
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 28, 28) MNIST-form digits -> (N, 10) probabilities."""
-        n = len(pixels)
-        if n == 0:
-            return np.zeros((0, 10), np.float32)
-        out = []
-        top = BUCKETS[-1]
-        for start in range(0, n, top):
-            chunk = pixels[start : start + top]
-            size = next(b for b in BUCKETS if b >= len(chunk))
-            batch = np.zeros((size, 28, 28, 1), np.float32)
-            batch[: len(chunk), ..., 0] = chunk
-            out.append(np.asarray(self._call(batch))[: len(chunk)])
-        return np.concatenate(out)
+        return batched(self._call, pixels, BUCKETS, self.engine.pad)
 
     def read(self, scans: Sequence[Scan]) -> list[Reading]:
-        found = [find_digits(s.image, self.max_digits) for s in scans]
+        """Find the digits on each scan, then read them all in one batch."""
+        return self.classify([find_digits(s.image, self.max_digits) for s in scans])
+
+    def classify(self, found: Sequence[tuple[list[Mark], str | None]]) -> list[Reading]:
+        """Per scan, its digits already found (``segment.find_digits``: the marks and
+        the polarity) -> its reading; one batched model call for all of them."""
         stacked = [m.pixels for marks, _ in found for m in marks]
         probs = self.probabilities(np.stack(stacked) if stacked else np.zeros((0, 28, 28), np.float32))
         readings, k = [], 0
