@@ -9,8 +9,10 @@ through ``digitd.preprocess.to_mnist_form``, the function the service uses at
 inference. The CNN is trained on digits distorted the way real scans differ
 from MNIST (rotation, shear, scale and aspect, stroke thickness, small
 shifts), freshly drawn each epoch. Writes the model, its card
-(``NAME.json``), a confusion matrix (``NAME.confusion.png``) and a grid of
-misclassified test digits (``NAME.errors.png``). The best epoch on the
+(``NAME.json``), the TFLite companion digitd serves (``NAME.tflite``, its
+accuracy in the card under ``tflite``), a confusion matrix
+(``NAME.confusion.png``) and a grid of misclassified test digits
+(``NAME.errors.png``). The best epoch on the
 validation split is kept in ``NAME.ckpt.keras`` while training runs; Ctrl-C
 stops training and finishes the model from that checkpoint.
 """
@@ -466,6 +468,11 @@ def main(argv=None) -> int:
     }
     card_path = args.out.with_suffix(".json")
     card_path.write_text(json.dumps(card, indent=2) + "\n")
+    # The file digitd serves: the TFLite companion NAME.tflite, recorded in the card
+    # with its accuracy on the same test set (scripts/export_tflite.py redoes this).
+    served = digit_model.export_companion(args.out, reloaded, x_test=x_test_in, y_test=y_test, reference=probs,
+                                          test_data={"path": card["data"]["path"], "sha256": data_sha,
+                                                     "images": int(len(y_test))})
 
     title = f"{name}: test accuracy {test_acc:.2%} on {len(x_test)} digits"
     save_confusion(cm, args.out.with_suffix(".confusion.png"), title)
@@ -477,7 +484,10 @@ def main(argv=None) -> int:
             args.out.with_name(stem + leftover).unlink(missing_ok=True)
 
     print(f"test accuracy {test_acc:.4%}  loss {test_loss:.4f}  errors {card['test_errors']}")
-    print(f"wrote {args.out}, {card_path.name}, {name}.confusion.png, {name}.errors.png in {card['total_seconds']} s")
+    print(f"served (TFLite, {served['quantization']}) test accuracy {served['test_accuracy']:.4%}  "
+          f"errors {served['test_errors']}  same answer as Keras on {served['argmax_agreement_with_keras']:.2%}")
+    print(f"wrote {args.out}, {card_path.name}, {served['file']}, {name}.confusion.png, {name}.errors.png "
+          f"in {time.time() - started:.1f} s")
     return 0
 
 

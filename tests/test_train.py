@@ -1,9 +1,12 @@
 """scripts/train.py end to end on a small font-drawn dataset, its error messages,
-and the shipped model against the accuracy its card claims."""
+scripts/export_tflite.py, and the shipped model and its TFLite companion against
+the accuracy their card claims."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "scripts" / "train.py"
+EXPORT = ROOT / "scripts" / "export_tflite.py"
 SHIPPED = ROOT / "models" / "digitd-cnn-v1.keras"
 
 FONTS = [
@@ -81,11 +85,11 @@ def test_training_end_to_end(font_npz, tmp_path, arch, epochs, members, floor):
                      "--members", members, "--fonts", 0)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    for suffix in (".keras", ".json", ".confusion.png", ".errors.png"):
+    for suffix in (".keras", ".json", ".tflite", ".confusion.png", ".errors.png"):
         assert out.with_suffix(suffix).is_file(), suffix
     assert not list(out.parent.glob("*.ckpt.keras"))
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(
-        f"tiny-{arch}{s}" for s in (".keras", ".json", ".confusion.png", ".errors.png")
+        f"tiny-{arch}{s}" for s in (".keras", ".json", ".tflite", ".confusion.png", ".errors.png")
     )
 
     card = json.loads(out.with_suffix(".json").read_text())
@@ -96,8 +100,6 @@ def test_training_end_to_end(font_npz, tmp_path, arch, epochs, members, floor):
     assert (card["combination"] is None) == (members == 1)
     assert card["seed"] == 1337
     assert card["data"]["train"] == 350 and card["data"]["validation"] == 50 and card["data"]["test"] == 100
-    import hashlib
-
     assert card["data"]["sha256"] == hashlib.sha256(font_npz.read_bytes()).hexdigest()
     assert sorted(card["per_class_accuracy"]) == [str(d) for d in range(10)]
     for key in ("parameters", "test_accuracy", "test_loss", "training_seconds", "versions", "date"):
@@ -114,6 +116,22 @@ def test_training_end_to_end(font_npz, tmp_path, arch, epochs, members, floor):
     if floor is not None:
         assert acc >= floor, f"{arch} learnt little: {acc:.2%}"
     assert f"test accuracy {acc:.4%}" in proc.stdout
+
+    # The companion digitd serves: recorded in the card, made from this very file,
+    # and its accuracy through the served engine what the card says.
+    served = card["tflite"]
+    assert served["file"] == out.with_suffix(".tflite").name
+    assert served["keras_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert served["sha256"] == hashlib.sha256(out.with_suffix(".tflite").read_bytes()).hexdigest()
+    assert served["quantization"] == "dynamic-range int8 weights"
+    assert served["test_data"] == {"path": str(font_npz), "sha256": card["data"]["sha256"], "images": 100}
+    assert abs(served["test_accuracy"] - card["test_accuracy"]) <= 0.02
+    from digitd.recognize import Recognizer
+
+    rec = Recognizer(out)
+    assert rec.engine.description.endswith(f"from {served['file']}")
+    probs = rec.probabilities(mnist_form_batch(x_test)[..., 0])
+    assert float((probs.argmax(axis=1) == y_test).mean()) == pytest.approx(served["test_accuracy"], abs=1e-5)
 
 
 def write_npz(path: Path, **arrays) -> Path:
@@ -212,6 +230,70 @@ def test_ctrl_c_finishes_from_the_best_checkpoint(font_npz, tmp_path):
     assert card["interrupted"] is True
     assert out.is_file() and not ckpt.exists()
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(
-        f"stopped{s}" for s in (".keras", ".json", ".confusion.png", ".errors.png"))
+        f"stopped{s}" for s in (".keras", ".json", ".tflite", ".confusion.png", ".errors.png"))
     with np.load(font_npz) as npz:
         assert accuracy_of(out, npz["x_test"], npz["y_test"]) == pytest.approx(card["test_accuracy"], abs=1e-5)
+
+
+# --- scripts/export_tflite.py and the shipped companion ------------------------------------
+
+
+def test_export_writes_the_companion_and_its_card_entry(small_model, font_npz, tmp_path):
+    model = tmp_path / "m.keras"
+    shutil.copy(small_model, model)
+    model.with_suffix(".json").write_text(json.dumps({"name": "exported", "test_accuracy": 0.5}))
+    proc = subprocess.run([sys.executable, str(EXPORT), str(model), "--data", str(font_npz)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert card["name"] == "exported" and card["test_accuracy"] == 0.5  # the rest of the card is kept
+    entry = card["tflite"]
+    blob = model.with_suffix(".tflite").read_bytes()
+    assert entry["file"] == "m.tflite" and entry["bytes"] == len(blob)
+    assert entry["sha256"] == hashlib.sha256(blob).hexdigest()
+    assert entry["keras_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert entry["test_data"]["images"] == 100 and entry["test_data"]["sha256"] == hashlib.sha256(
+        font_npz.read_bytes()).hexdigest()
+    assert 0 <= entry["test_accuracy"] <= 1 and entry["argmax_agreement_with_keras"] >= 0.97
+    assert f"wrote {model.with_suffix('.tflite')}" in proc.stdout
+    assert f"served (TFLite) accuracy on 100 test digits: {entry['test_accuracy']:.2%}" in proc.stdout
+
+    from digitd.recognize import Recognizer
+
+    assert Recognizer(model).engine.description.endswith("from m.tflite")
+
+
+def test_export_of_a_broken_model_is_one_line_exit_3(tmp_path):
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"PK\x03\x04 this is no model")
+    proc = subprocess.run([sys.executable, str(EXPORT), str(bad)], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith(f"export_tflite.py: error: model {bad}: cannot be loaded")
+    assert len(proc.stderr.splitlines()) == 1
+    assert not bad.with_suffix(".tflite").exists()
+
+
+def test_shipped_companion_is_recorded_and_served():
+    card = json.loads(SHIPPED.with_suffix(".json").read_text())
+    entry = card["tflite"]
+    companion = SHIPPED.with_suffix(".tflite")
+    assert entry["file"] == companion.name
+    assert entry["keras_sha256"] == hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
+    assert entry["sha256"] == hashlib.sha256(companion.read_bytes()).hexdigest()
+    assert entry["test_data"]["images"] == 10000
+    assert entry["test_accuracy"] >= 0.995 and abs(entry["test_accuracy"] - card["test_accuracy"]) <= 0.001
+
+
+@pytest.mark.slow
+def test_shipped_companion_reaches_its_card_on_mnist(mnist_path):
+    from digitd.recognize import Recognizer
+
+    entry = json.loads(SHIPPED.with_suffix(".json").read_text())["tflite"]
+    rec = Recognizer(SHIPPED)
+    assert rec.engine.description.endswith(f"from {entry['file']}")
+    with np.load(mnist_path) as npz:
+        x_test, y_test = npz["x_test"], npz["y_test"]
+    probs = rec.probabilities(mnist_form_batch(x_test)[..., 0])
+    assert float((probs.argmax(axis=1) == y_test).mean()) == pytest.approx(entry["test_accuracy"], abs=1e-5)
