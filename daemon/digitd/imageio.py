@@ -158,40 +158,92 @@ def decode(data: bytes, max_pixels: int) -> Scan:
 
 
 def to_scan(img: np.ndarray, palette: bool = False) -> Scan:
-    """An array as OpenCV decodes it (gray, BGR or BGRA; any depth) -> Scan."""
+    """An array as OpenCV decodes it (gray, BGR or BGRA; any depth) -> Scan.
+
+    Grey content (one channel, or colour channels that are all equal, checked
+    on the decoded integers) gives a Scan of one grey plane (``Scan.of_gray``):
+    the same ``image`` values as three equal channels, without making them.
+    """
     dtype = img.dtype
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
-    if dtype == np.uint8:
-        a = img.astype(np.float32) / 255.0
-    elif dtype == np.uint16:
-        a = img.astype(np.float32) / 65535.0
-    elif dtype == np.int16:
-        a = (img.astype(np.float32) + 32768.0) / 65535.0
-    elif np.issubdtype(dtype, np.floating):
-        a = np.nan_to_num(img.astype(np.float32))
-        top = float(a.max()) if a.size else 0.0
-        a = a / top if top > 1.0 else a
-        a = np.clip(a, 0.0, 1.0)
-    else:
-        a = img.astype(np.float32)
-        lo, hi = float(a.min()), float(a.max())
-        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    channels = 1 if a.ndim == 2 else a.shape[2]
-    if channels == 1:
-        rgb, alpha, kind = np.repeat(a[..., None], 3, axis=2), None, "gray"
-    elif channels == 2:
-        rgb, alpha, kind = np.repeat(a[..., :1], 3, axis=2), a[..., 1], "gray+alpha"
-    elif channels == 3:
-        rgb, alpha, kind = a[..., ::-1], None, "RGB"
-    else:
-        rgb, alpha, kind = a[..., 2::-1], a[..., 3], "RGBA"
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    kind = ("gray", "gray+alpha", "RGB", "RGBA")[min(channels, 4) - 1]
     if palette:
-        kind = "palette" + ("+alpha" if alpha is not None else "")
+        kind = "palette" + ("+alpha" if channels in (2, 4) else "")
+    mode = f"{dtype.name} {kind}"
+    if dtype not in _PER_VALUE:  # float and odd integer types: scaled by the whole array's range
+        return _to_scan_whole(unit(img), channels, mode)
+    if channels >= 3:
+        gray = _equal_channels(img)
+        colour = None if gray is not None else (img[..., 2::-1] if dtype != np.uint8 else
+                                                 cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if channels == 4 else cv2.COLOR_BGR2RGB))
+    else:
+        gray, colour = (img if channels == 1 else img[..., 0]), None
+    alpha = None
+    if channels in (2, 4):
+        raw = img[..., 1 if channels == 2 else 3]
+        if unit(np.array([raw.min()], dtype))[0] < 0.999:  # the min of the 0-1 alpha, as it would be
+            alpha = unit(raw)
+    if gray is not None:
+        g = unit(gray)
+        if alpha is not None:  # what composite does to each of three equal channels
+            lum = g * LUMA[0]
+            lum += g * LUMA[1]
+            lum += g * LUMA[2]
+            g = g * alpha + _backdrop(lum, alpha) * (1.0 - alpha)
+        return Scan.of_gray(g, mode)
+    rgb = unit(colour)
     if alpha is not None:
         rgb = composite(rgb, alpha)
     h, w = rgb.shape[:2]
-    return Scan(image=np.ascontiguousarray(rgb, dtype=np.float32), width=w, height=h, mode=f"{dtype.name} {kind}")
+    return Scan(image=np.ascontiguousarray(rgb, dtype=np.float32), width=w, height=h, mode=mode)
+
+
+_PER_VALUE = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16))
+
+
+def unit(img: np.ndarray) -> np.ndarray:
+    """Decoded values -> float32 in 0-1 (value by value for 8/16-bit; float and
+    other types by the array's own range)."""
+    dtype = img.dtype
+    if dtype == np.uint8:
+        return np.true_divide(img, 255.0, dtype=np.float32)  # as img.astype(float32) / 255, in one pass
+    if dtype == np.uint16:
+        return np.true_divide(img, 65535.0, dtype=np.float32)
+    if dtype == np.int16:
+        return (img.astype(np.float32) + 32768.0) / 65535.0
+    if np.issubdtype(dtype, np.floating):
+        a = np.nan_to_num(img.astype(np.float32))
+        top = float(a.max()) if a.size else 0.0
+        a = a / top if top > 1.0 else a
+        return np.clip(a, 0.0, 1.0)
+    a = img.astype(np.float32)
+    lo, hi = float(a.min()), float(a.max())
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def _equal_channels(img: np.ndarray) -> np.ndarray | None:
+    """The first channel of a BGR(A) integer image whose B, G and R are equal everywhere, else None."""
+    b, g, r = img[..., 0], img[..., 1], img[..., 2]
+    if img.shape[0] and not (np.array_equal(b[0], g[0]) and np.array_equal(g[0], r[0])):
+        return None  # a colour image shows it in its first row, mostly
+    return b if np.array_equal(b, g) and np.array_equal(g, r) else None
+
+
+def _to_scan_whole(a: np.ndarray, channels: int, mode: str) -> Scan:
+    if channels == 1:
+        rgb, alpha = np.repeat(a[..., None], 3, axis=2), None
+    elif channels == 2:
+        rgb, alpha = np.repeat(a[..., :1], 3, axis=2), a[..., 1]
+    elif channels == 3:
+        rgb, alpha = a[..., ::-1], None
+    else:
+        rgb, alpha = a[..., 2::-1], a[..., 3]
+    if alpha is not None:
+        rgb = composite(rgb, alpha)
+    h, w = rgb.shape[:2]
+    return Scan(image=np.ascontiguousarray(rgb, dtype=np.float32), width=w, height=h, mode=mode)
 
 
 def composite(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -203,8 +255,15 @@ def composite(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """
     if float(alpha.min()) >= 0.999:
         return rgb
-    lum = rgb @ np.float32([0.299, 0.587, 0.114])
+    backdrop = _backdrop(rgb @ LUMA, alpha)
+    return rgb * alpha[..., None] + backdrop * (1.0 - alpha[..., None])
+
+
+LUMA = np.float32([0.299, 0.587, 0.114])  # luminance weights of R, G, B
+
+
+def _backdrop(lum: np.ndarray, alpha: np.ndarray) -> float:
+    """White (1.0) behind dark content, black (0.0) behind light content."""
     weight = float(alpha.sum())
     content = float((lum * alpha).sum() / weight) if weight > 0 else 0.0
-    backdrop = 1.0 if content < 0.5 else 0.0
-    return rgb * alpha[..., None] + backdrop * (1.0 - alpha[..., None])
+    return 1.0 if content < 0.5 else 0.0

@@ -16,12 +16,31 @@ STATUSES = ("ok", "uncertain", "blank", "failed")
 
 @dataclass(frozen=True)
 class Scan:
-    """One decoded input image."""
+    """One decoded input image.
+
+    A scan whose three channels are equal (a grey file, or grey content in a
+    colour file) carries its one plane as ``gray``, and ``image`` is then a
+    read-only view of that plane as H x W x 3 (channel stride 0): the same
+    values without the copies. Use :meth:`of_gray` to make one.
+    """
 
     image: np.ndarray  # float32 H x W x 3 RGB in 0-1, transparency composited
     width: int
     height: int
     mode: str  # what the file held, e.g. "uint16 gray", "uint8 RGBA", "uint8 palette"
+    gray: np.ndarray | None = field(default=None, repr=False, compare=False)  # float32 H x W, or None
+
+    @classmethod
+    def of_gray(cls, gray: np.ndarray, mode: str) -> Scan:
+        """A scan of one grey plane (float32 H x W, 0-1); ``image`` is its RGB view."""
+        gray = np.ascontiguousarray(gray, dtype=np.float32)
+        h, w = gray.shape
+        return cls(image=np.broadcast_to(gray[..., None], (h, w, 3)), width=w, height=h, mode=mode, gray=gray)
+
+    def __reduce_ex__(self, protocol):  # pickled as its one plane, not three copies of it
+        if self.gray is not None:
+            return (Scan.of_gray, (self.gray, self.mode))
+        return super().__reduce_ex__(protocol)
 
 
 @dataclass(frozen=True)
