@@ -20,7 +20,8 @@ from digitd import model as digit_model
 from digitd.errors import ModelLoadError
 from digitd.imageio import to_scan
 from digitd.model import plan
-from digitd.recognize import BUCKETS, Recognizer, model_name
+from digitd.model import TF_BUCKETS, TFLITE_BUCKETS
+from digitd.recognize import Recognizer, model_name
 from digitd.segment import find_digits
 
 
@@ -83,8 +84,8 @@ def test_one_model_call_per_bucket_chunk_and_same_answers(small):
         small._call = real
     assert sum(len(r.digits) for r in together) == 300
     # 300 digits cut into bucket sizes exactly, largest first: no padding
-    assert calls == [256, 16, 16, 4, 4, 4]
-    assert set(calls) <= set(BUCKETS)
+    assert calls == [16] * 18 + [4] * 3
+    assert small.engine.buckets == TFLITE_BUCKETS
     alone = [small.read([s])[0] for s in scans[:20]]
     for a, b in zip(alone, together[:20]):
         assert a.number == b.number
@@ -92,12 +93,14 @@ def test_one_model_call_per_bucket_chunk_and_same_answers(small):
         np.testing.assert_array_equal(a.digits[0].probabilities, b.digits[0].probabilities)
 
 
-@pytest.mark.parametrize("n,pad,expected", [
-    (1, False, [(1, 1)]), (3, False, [(1, 1)] * 3), (300, False, [(256, 256), (16, 16), (16, 16), (4, 4), (4, 4), (4, 4)]),
-    (512, False, [(256, 256)] * 2), (3, True, [(3, 4)]), (300, True, [(256, 256), (44, 64)]), (0, True, []),
+@pytest.mark.parametrize("n,buckets,pad,expected", [
+    (1, TFLITE_BUCKETS, False, [(1, 1)]), (3, TFLITE_BUCKETS, False, [(1, 1)] * 3),
+    (21, TFLITE_BUCKETS, False, [(16, 16), (4, 4), (1, 1)]), (32, TFLITE_BUCKETS, False, [(16, 16)] * 2),
+    (300, TF_BUCKETS, False, [(256, 256), (16, 16), (16, 16), (4, 4), (4, 4), (4, 4)]),
+    (3, TF_BUCKETS, True, [(3, 4)]), (300, TF_BUCKETS, True, [(256, 256), (44, 64)]), (0, TF_BUCKETS, True, []),
 ])
-def test_plan_cuts_or_pads_batches_into_buckets(n, pad, expected):
-    assert plan(n, BUCKETS, pad) == expected
+def test_plan_cuts_or_pads_batches_into_buckets(n, buckets, pad, expected):
+    assert plan(n, buckets, pad) == expected
 
 
 def test_classify_takes_marks_found_elsewhere(small):
@@ -112,9 +115,9 @@ def test_buckets_are_warm_after_load(small_model):
     """Every bucket's interpreter was allocated and run once while loading, so
     the first file pays no allocation; one digit then costs one call of size 1."""
     rec = Recognizer(small_model)
-    assert dict(rec.engine.calls) == {b: 1 for b in BUCKETS}
+    assert dict(rec.engine.calls) == {b: 1 for b in TFLITE_BUCKETS}
     rec.read([scan_of("7")])
-    assert dict(rec.engine.calls) == {**{b: 1 for b in BUCKETS}, 1: 2}
+    assert dict(rec.engine.calls) == {**{b: 1 for b in TFLITE_BUCKETS}, 1: 2}
 
 
 def test_model_name_from_card_or_stem(tmp_path, small_model):
@@ -269,7 +272,7 @@ def test_tflite_failing_falls_back_to_tf_function(model_copy, small_model, model
     monkeypatch.setattr(digit_model, "TFLiteEngine", BrokenInterpreter)
     rec = Recognizer(model_copy)
     assert rec.engine.kind == "tf.function"
-    assert dict(rec.engine.calls) == {b: 1 for b in BUCKETS}  # traced and warm
+    assert dict(rec.engine.calls) == {b: 1 for b in TF_BUCKETS}  # traced and warm
     [(level, message)] = model_log()
     assert level == logging.WARNING
     assert message == ("model m.keras: companion m.tflite cannot be used: RuntimeError: XNNPACK delegate failed "

@@ -200,10 +200,14 @@ QUANTIZATION = "dynamic-range int8 weights"
 # whole pipeline is quicker with one.
 TFLITE_THREADS = 1
 # Batch sizes an engine is prepared for, each allocated and run once at load.
-# The TFLite engine cuts a batch into these sizes exactly (300 digits: 256, 16,
-# 16, 4, 4, 4; its cost per digit hardly depends on the batch size); the
-# tf.function fallback pads up to the next size instead (one trace each).
-BUCKETS = (1, 4, 16, 64, 256)
+# TFLite: a batch is cut into these sizes exactly (300 digits: 18 x 16, 3 x 4), no
+# padding. Its CPU time per digit is flat from 1 to 256 digits a call (0.12-0.14
+# ms here; 16 was the best) while each interpreter's memory grows with its size
+# (+7 MB for 16, +12 for 64, +34 for 256): bigger buckets buy nothing.
+TFLITE_BUCKETS = (1, 4, 16)
+# tf.function: a call costs ~2 ms whatever its size, so batches are padded up to
+# the next of these sizes (one trace each) and big ones pay.
+TF_BUCKETS = (1, 4, 16, 64, 256)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -329,7 +333,7 @@ class TFLiteEngine:
     kind = "tflite"
     pad = False  # any batch is cut into bucket sizes exactly; no padding needed
 
-    def __init__(self, blob: bytes, buckets: Sequence[int], *, threads: int = TFLITE_THREADS,
+    def __init__(self, blob: bytes, buckets: Sequence[int] = TFLITE_BUCKETS, *, threads: int = TFLITE_THREADS,
                  source: str = "") -> None:
         tf, _ = quiet_import()
         self.buckets = tuple(sorted(buckets))
@@ -378,7 +382,7 @@ class TFFunctionEngine:
     kind = "tf.function"
     pad = True
 
-    def __init__(self, model, buckets: Sequence[int], *, reason: str = "") -> None:
+    def __init__(self, model, buckets: Sequence[int] = TF_BUCKETS, *, reason: str = "") -> None:
         tf, _ = quiet_import()
         self.model = model
         self.buckets = tuple(sorted(buckets))
@@ -395,9 +399,10 @@ class TFFunctionEngine:
 
 def plan(n: int, buckets: Sequence[int], pad: bool) -> list[tuple[int, int]]:
     """How ``n`` digits go to an engine: (digits, batch size) per call. Without
-    ``pad``, batches of exactly a bucket's size, largest first (300: 256, 16, 16,
-    4, 4, 4); with it, full batches of the largest bucket and the rest padded up
-    to the next bucket (300: 256, then 44 in 64)."""
+    ``pad``, batches of exactly a bucket's size, largest first (buckets 1, 4, 16,
+    21 digits: 16, 4, 1); with it, full batches of the largest bucket and the
+    rest padded up to the next bucket (buckets 1 ... 256, 300 digits: 256, then
+    44 in 64)."""
     buckets = sorted(buckets)
     top, out = buckets[-1], []
     while n > 0:
@@ -428,7 +433,7 @@ def batched(call, pixels: np.ndarray, buckets: Sequence[int], pad: bool) -> np.n
 
 
 def export_companion(path: str | Path, model=None, *, x_test=None, y_test=None, reference=None,
-                     test_data: dict | None = None, buckets: Sequence[int] = BUCKETS) -> dict:
+                     test_data: dict | None = None) -> dict:
     """Convert the model ``path`` (or the already loaded ``model`` saved there), write
     its companion and card entry (:func:`save_companion`). With ``x_test`` (MNIST
     form, (N, 28, 28[, 1])) and ``y_test``, the served engine's accuracy on them is
@@ -443,7 +448,7 @@ def export_companion(path: str | Path, model=None, *, x_test=None, y_test=None, 
     if x_test is not None and y_test is not None:
         x = np.reshape(np.asarray(x_test, np.float32), (-1, SIZE, SIZE, 1))
         y = np.asarray(y_test)
-        engine = TFLiteEngine(blob, buckets)
+        engine = TFLiteEngine(blob)
         probs = batched(engine, x, engine.buckets, engine.pad)
         if reference is None:
             reference = model.predict(x, batch_size=1024, verbose=0)
@@ -458,7 +463,7 @@ def export_companion(path: str | Path, model=None, *, x_test=None, y_test=None, 
     return save_companion(path, blob, **measured)
 
 
-def load_engine(path: str | Path, buckets: Sequence[int] = BUCKETS):
+def load_engine(path: str | Path):
     """The engine serving the model ``path`` (a ``.keras`` file), logged in one line:
 
     1. its companion ``NAME.tflite``, when the card records it as made from this
@@ -478,7 +483,7 @@ def load_engine(path: str | Path, buckets: Sequence[int] = BUCKETS):
     quiet_import()
     try:
         blob = verified_companion(path)
-        engine = TFLiteEngine(blob, buckets, source=f"from {companion_path(path).name}")
+        engine = TFLiteEngine(blob, source=f"from {companion_path(path).name}")
         log.debug("model %s: serving with %s", path.name, engine.description)
         return engine
     except CompanionUnused as exc:
@@ -490,9 +495,9 @@ def load_engine(path: str | Path, buckets: Sequence[int] = BUCKETS):
     try:
         t0 = time.perf_counter()
         blob = convert_tflite(model)
-        engine = TFLiteEngine(blob, buckets, source=f"converted in memory in {time.perf_counter() - t0:.1f} s")
+        engine = TFLiteEngine(blob, source=f"converted in memory in {time.perf_counter() - t0:.1f} s")
     except Exception as exc:
-        engine = TFFunctionEngine(model, buckets, reason=f"TFLite failed: {type(exc).__name__}: {exc}".splitlines()[0])
+        engine = TFFunctionEngine(model, reason=f"TFLite failed: {type(exc).__name__}: {exc}".splitlines()[0])
         log.warning("model %s: %s; serving with %s, slower", path.name, why, engine.description)
         return engine
     level = logging.WARNING if damaged else logging.INFO

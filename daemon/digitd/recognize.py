@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import BUCKETS, batched
+from .model import batched
 from .records import DigitReading, Mark, Reading, Scan
 from .segment import find_digits
 
-__all__ = ["BUCKETS", "Recognizer", "model_name"]
 
 
 def model_name(path: Path) -> str:
@@ -37,8 +36,8 @@ class Recognizer:
         from . import model as digit_model
 
         self.path = Path(model_path)
-        self.engine = digit_model.load_engine(self.path, BUCKETS)  # ModelLoadError
-        self._call = self.engine  # one model call: float32 (B, 28, 28, 1), B in BUCKETS -> (B, 10)
+        self.engine = digit_model.load_engine(self.path)  # ModelLoadError
+        self._call = self.engine  # one model call: float32 (B, 28, 28, 1), B in engine.buckets -> (B, 10)
         self.name = model_name(self.path)
         self.confidence_threshold = confidence_threshold
         self.number_confidence = number_confidence
@@ -51,7 +50,7 @@ class Recognizer:
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 28, 28) MNIST-form digits -> (N, 10) probabilities."""
-        return batched(self._call, pixels, BUCKETS, self.engine.pad)
+        return batched(self._call, pixels, self.engine.buckets, self.engine.pad)
 
     def read(self, scans: Sequence[Scan]) -> list[Reading]:
         """Find the digits on each scan, then read them all in one batch."""
