@@ -58,11 +58,15 @@ def captured(*fds: int) -> Iterator[dict[int, str]]:
     """Point the file descriptors ``fds`` (1, 2) at temporary files while the block
     runs, so C++ code writing to them directly is caught too. Yields a dict that,
     after the block, maps each fd to the text written to it."""
-    out: dict[int, str] = {}
+    out: dict[int, str] = {fd: "" for fd in fds}
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    saved = {fd: os.dup(fd) for fd in fds}
+    saved = {}
+    for fd in fds:
+        with contextlib.suppress(OSError):  # a closed fd has nothing to protect
+            saved[fd] = os.dup(fd)
+    fds = tuple(saved)
     sinks = {fd: tempfile.TemporaryFile(mode="w+b") for fd in fds}
     try:
         for fd in fds:
