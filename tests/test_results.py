@@ -18,7 +18,16 @@ import pytest
 
 from digitd import __version__
 from digitd.records import DigitReading, Reading, Scan
-from digitd.results import CSV_COLUMNS, RESULT_KEYS, Outbox, csv_row, result_dict, utc_timestamp
+from digitd.results import (
+    CSV_COLUMNS,
+    RESULT_KEYS,
+    Batch,
+    Outbox,
+    csv_row,
+    make_durable,
+    result_dict,
+    utc_timestamp,
+)
 
 WHEN = dt.datetime(2024, 5, 1, 12, 34, 56, 789000, tzinfo=dt.UTC)
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -130,6 +139,37 @@ def test_a_reservation_is_exclusive_until_released(tmp_path):
     assert box.claim_name("x") == "x-1"
     box.release(first)
     assert box.claim_name("x") == "x"  # released without a result: free again
+
+
+def test_the_reservation_becomes_the_json(tmp_path):
+    """The JSON is written into the reservation file and renamed: no marker is
+    left to remove, and at every moment one of the two holds the name."""
+    box = Outbox(tmp_path)
+    name = box.claim_name("scan")
+    assert (tmp_path / "results" / ".scan.reserve").exists()
+    box.write_json(name, {"n": 1})
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["scan.json"]
+    assert box.claim_name("scan") == "scan-1"
+
+
+def test_a_staged_json_overwrites_what_an_earlier_attempt_left(tmp_path):
+    box = Outbox(tmp_path)
+    name = box.claim_name("x")
+    box.stage_json(name, {"long": "y" * 500})  # an attempt cut short before the rename
+    box.stage_json(name, {"short": 1})
+    box.publish_json(name)
+    assert json.loads((tmp_path / "results" / "x.json").read_text()) == {"short": 1}
+
+
+def test_claims_of_one_stem_go_on_from_the_last_one(tmp_path):
+    box = Outbox(tmp_path)
+    for i in range(50):
+        box.write_json(box.claim_name("scan"), {"i": i})
+    calls = []
+    real = box._taken
+    box._taken = lambda name: calls.append(name) or real(name)
+    assert box.claim_name("scan") == "scan-50"
+    assert len(calls) <= 4  # the stem, the last one used, the next: no search
 
 
 def test_claim_name_stays_fast_after_many_inputs_of_one_stem(tmp_path):
@@ -245,6 +285,74 @@ def test_several_processes_never_share_a_name_or_interleave_rows(tmp_path):
     assert not list((tmp_path / "results").glob(".*"))  # no reservations or temps left
 
 
+def test_append_csv_rows_in_one_write_with_one_header(tmp_path, monkeypatch):
+    box = Outbox(tmp_path)
+    writes = []
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(bytes(data)) or real_write(fd, data))
+    box.append_csv_rows([row(1), row(2), row(3)])
+    box.append_csv_rows([])
+    assert len(writes) == 1
+    assert read_csv(tmp_path / "results.csv") == [row(1), row(2), row(3)]
+
+
+def _result(i: int) -> dict:
+    return result_dict(f"s{i}.png", reading(digit(i, 0.9)), sha256="h", model="m",
+                       processed_at=WHEN, elapsed_ms=1.0, annotated=None)
+
+
+@pytest.mark.parametrize("n", [2, 9], ids=["fsync each", "syncfs"])
+def test_a_batch_shows_nothing_until_its_commit_then_everything(tmp_path, n):
+    box = Outbox(tmp_path)
+    names = [box.claim_name(f"s{i}") for i in range(n)]
+    journal = tmp_path / "journal"
+    journal.write_text("{}")
+    batch = Batch(box, set(names), sync_paths=[str(journal)])
+    for i, name in enumerate(names):
+        batch.append_csv(csv_row(_result(i), box.result_rel(name)))
+        batch.write_json(name, _result(i))
+    batch.release(names[0])  # finish releases every NAME; the batch keeps its own
+    assert not (tmp_path / "results.csv").exists()
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == \
+        sorted(f".{name}.reserve" for name in names)
+    assert batch.commit() == names
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == \
+        sorted(f"{name}.json" for name in names)
+    assert [r["result"] for r in read_csv(tmp_path / "results.csv")] == \
+        [f"results/{name}.json" for name in names]
+    for i, name in enumerate(names):
+        assert json.loads((tmp_path / "results" / f"{name}.json").read_text()) == _result(i)
+
+
+def test_a_batch_leaves_out_the_row_of_a_json_not_written_and_rows_already_there(tmp_path):
+    box = Outbox(tmp_path)
+    names = [box.claim_name(f"s{i}") for i in range(3)]
+    box.append_csv(csv_row(_result(2), "results/s2.json"))  # a redo: its row is there
+    batch = Batch(box, set(names), rows_written={"results/s2.json"})
+    batch.append_csv(csv_row(_result(0), "results/s0.json"))
+    batch.write_json("s0", _result(0))
+    batch.append_csv(csv_row(_result(1), "results/s1.json"))  # then its JSON fails
+    assert batch.csv_has_row("results/s2.json")
+    batch.append_csv(csv_row(_result(2), "results/s2.json"))
+    batch.write_json("s2", _result(2))
+    assert batch.commit() == ["s0", "s2"]
+    assert [r["result"] for r in read_csv(tmp_path / "results.csv")] == \
+        ["results/s2.json", "results/s0.json"]
+    assert (tmp_path / "results" / ".s1.reserve").exists(), "s1 stays reserved for its retry"
+
+
+def test_make_durable_by_fsync_and_by_syncfs(tmp_path):
+    paths = []
+    for i in range(10):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(b"x")
+        paths.append(str(path))
+    make_durable(paths[:2])
+    make_durable(paths)
+    with pytest.raises(FileNotFoundError):
+        make_durable([str(tmp_path / "missing")])
+
+
 # --- originals -------------------------------------------------------------------------
 
 
@@ -258,6 +366,23 @@ def test_archive_never_overwrites(tmp_path):
     folder = tmp_path / "out" / "originals"
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == {
         "scan.png": b"one", "scan-1.png": b"two", "scan-2.png": b"three"}
+
+
+def test_archiving_many_files_of_one_name_does_not_try_every_suffix(tmp_path, monkeypatch):
+    box = Outbox(tmp_path / "out")
+    src = tmp_path / "scan.png"
+    for i in range(30):
+        src.write_bytes(b"%d" % i)
+        box.archive(src)
+    links = []
+    real_link = os.link
+    monkeypatch.setattr(os, "link", lambda *a, **k: links.append(a) or real_link(*a, **k))
+    src.write_bytes(b"last")
+    assert box.archive(src).name == "scan-30.png"
+    assert len(links) == 2  # the name itself, then the suffix after the last one used
+    folder = tmp_path / "out" / "originals"
+    assert len(list(folder.iterdir())) == 31
+    assert (folder / "scan-7.png").read_bytes() == b"7"
 
 
 def test_quarantine_moves_the_original_and_records_why(tmp_path):
