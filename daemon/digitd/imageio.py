@@ -39,7 +39,11 @@ def read_bytes(path: str | os.PathLike, max_bytes: int) -> bytes:
         size = os.fstat(f.fileno()).st_size
         if size > max_bytes:
             raise InputError(f"file too large: {size} bytes > limit {max_bytes} (max_file_mb)")
-        data = f.read(max_bytes + 1)
+        # Read what fstat says is there, plus one byte to notice a file still
+        # growing (read(max_bytes + 1) would allocate the whole limit each time).
+        data = f.read(size + 1)
+        if len(data) > size:
+            data += f.read(max_bytes + 1 - len(data))
     if len(data) > max_bytes:
         raise InputError(f"file too large: more than {max_bytes} bytes (max_file_mb)")
     return data
