@@ -34,8 +34,8 @@ def test_skip_reason(name, reason):
 def inbox(tmp_path):
     boxes = []
 
-    def make(**kwargs):
-        box = Inbox(tmp_path, **{"settle_seconds": 0.3, "rescan_seconds": 60.0, **kwargs})
+    def make(root=None, **kwargs):
+        box = Inbox(root or tmp_path, **{"settle_seconds": 0.3, "rescan_seconds": 60.0, **kwargs})
         box.start()
         boxes.append(box)
         return box
@@ -80,6 +80,71 @@ def test_closed_after_writing_is_ready_without_the_settle_time(tmp_path, inbox):
     (got,) = box.take(1, 5)
     assert got.name == "quick.png"
     assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("origin", ["hidden name", "outside"])
+def test_renamed_in_is_ready_at_once(tmp_path, inbox, origin):
+    """A file renamed into the inbox (the atomic-publish convention) needs neither
+    a close event nor the settle time."""
+    root = tmp_path / "in"
+    root.mkdir()
+    box = inbox(root=root, settle_seconds=30)
+    src = root / ".scan.png.part" if origin == "hidden name" else tmp_path / "scan.png"
+    src.write_bytes(b"x" * 1000)
+    time.sleep(0.2)  # its own write and close events are long gone
+    t0 = time.monotonic()
+    os.rename(src, root / "scan.png")
+    (got,) = box.take(1, 5)
+    assert got == root / "scan.png"
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_renamed_in_then_written_again_is_not_taken_half_written(tmp_path, inbox):
+    """Written again after its rename: either the write event comes first and it
+    waits for its close, or it was handed out already and the key it was ready
+    with no longer matches (the worker then gives it back with notice())."""
+    from digitd.watcher import file_key
+
+    root = tmp_path / "in"
+    root.mkdir()
+    path = root / "scan.png"
+    box = inbox(root=root, settle_seconds=0.2)
+    (tmp_path / "scan.png").write_bytes(b"x")
+    with open(tmp_path / "scan.png", "ab") as f:
+        os.rename(tmp_path / "scan.png", path)
+        f.write(b"y" * 1000)
+        f.flush()
+        early = box.take(1, 0.3)
+        if early:
+            assert box.done(early[0]) != file_key(os.lstat(path))
+            box.notice(path)
+        for _ in range(3):  # still open, written again
+            f.write(b"y" * 1000)
+            f.flush()
+            assert box.take(1, 0.35) == [], "handed out while still being written"
+    (got,) = box.take(1, 5)
+    assert got == path
+    assert box.done(got) == file_key(os.lstat(path))
+
+
+def test_arriving_while_files_are_being_written(tmp_path, inbox):
+    box = inbox(settle_seconds=30)
+    assert not box.arriving()
+    with open(tmp_path / "open.png", "wb") as f:
+        f.write(b"x")
+        f.flush()
+        assert wait_for(box.arriving)
+        time.sleep(0.3)  # no event for a while: a slow writer is not "arriving"
+        assert not box.arriving()
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
 
 
 def test_done_before_the_claim_lets_a_new_file_of_the_same_name_in(tmp_path, inbox):

@@ -16,12 +16,24 @@ and every ``rescan_seconds``, and every candidate is checked on disk.
 
 A file is *ready* when
 
+* it was renamed into the inbox (a move event) and has not changed since:
+  renaming a finished file into place is how scanners, rsync, ``mv`` and
+  careful programs publish a file atomically, so it is complete at once -
+  unless a write event follows, which puts it back under the rules below;
 * a close-after-write event was seen and its size, mtime and inode have not
-  changed since, with no write event after it, for at least one tick; or
+  changed since, with no write event after it, for ``CLOSE_GRACE`` seconds
+  (a writer that closes and at once reopens the file is waited for); or
 * its size, mtime and inode have stayed unchanged for ``settle_seconds``
-  (the only rule in polling mode, where there are no close events) - or, for
-  a file written to and not closed since, for much longer (a slow copy may
-  pause longer than the settle time and then go on).
+  (the only rule in polling mode for files not renamed in, as there are no
+  close events) - or, for a file written to and not closed since, for much
+  longer (a slow copy may pause longer than the settle time and then go on).
+
+Cost per event matters (at 1,000 files/s the observer thread shares the GIL
+with the worker): inotify is asked only for the events used here (no opens,
+reads, deletions; in a non-recursive inbox no IN_MOVED_FROM either, which is
+what every claim produces), the handler only appends to a deque, and the
+settler looks at the candidates an event touched, and at all of them once a
+tick.
 
 Skipped without touching, each name logged once: hidden and temporary names,
 folders (unless ``recursive``), and names that are not an image type.
@@ -60,15 +72,23 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp"})
 TEMP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download", ".swp")
 SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
-TICK = 0.1  # seconds between checks of the candidates
+TICK = 0.1  # seconds between checks of all candidates (a touched one is checked at once)
+CLOSE_GRACE = 0.02  # a closed file is ready this long after its close, if unchanged
+ARRIVING_WINDOW = 0.1  # arriving(): an event this recent means more files are coming
 SKIP_MEMORY = 10_000  # names remembered for "logged once"
 # A file written to and not yet closed counts as complete only after this many
 # times settle_seconds (at least OPEN_SETTLE_MIN s) without change: a safety
 # net for a lost close event, not the normal way.
 OPEN_SETTLE_FACTOR, OPEN_SETTLE_MIN = 10, 30.0
 
+CHANGED = (-1, -1, -1)  # the key of a ready file written again: matches no file
+
 # Hint kinds
-SEEN, WRITTEN, CLOSED, FOLDER = "seen", "written", "closed", "folder"
+SEEN, WRITTEN, CLOSED, MOVED, FOLDER = "seen", "written", "closed", "moved", "folder"
+
+# The watchdog events the handler uses; the inotify mask is built from them.
+EVENT_FILTER = [FileCreatedEvent, FileModifiedEvent, FileAttribEvent, FileClosedEvent,
+                FileMovedEvent, DirCreatedEvent, DirMovedEvent]
 
 
 def skip_reason(name: str) -> str | None:
@@ -99,8 +119,8 @@ def describe_oserror(exc: OSError) -> str:
 class _Candidate:
     key: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) last seen
     since: float = 0.0  # when key was first seen unchanged
-    closed_key: tuple[int, int, int] | None = None  # key at a close-after-write event
-    closed_tick: int = -1  # tick when the close was processed
+    closed_key: tuple[int, int, int] | None = None  # key at a close or move-in event
+    ready_at: float = 0.0  # when that event makes it ready (if unchanged)
     writing: bool = False  # a write event came and no close-after-write since
 
 
@@ -128,19 +148,44 @@ class _Handler(FileSystemEventHandler):
         elif isinstance(event, (FileCreatedEvent, FileAttribEvent)):
             hint(os.fsdecode(event.src_path), SEEN)
         elif isinstance(event, FileMovedEvent):
-            hint(os.fsdecode(event.dest_path), SEEN)
-        # deleted, opened, closed-without-write: nothing to do
+            if event.dest_path:  # renamed into place (from outside: src_path "")
+                hint(os.fsdecode(event.dest_path), MOVED)
+            # dest_path "": moved out (a claim, in a recursive inbox)
+        # deleted, opened, closed-without-write: not asked for (EVENT_FILTER)
 
 
 def make_observer(polling: bool, poll_interval: float):
-    """A watchdog observer: inotify (or the platform's), or the polling one."""
+    """A watchdog observer: inotify (or the platform's), or the polling one.
+
+    inotify reports a file renamed in from outside the inbox as a move with
+    no source (``generate_full_events``), so it is told from a new file; and
+    in a non-recursive inbox it is not asked for IN_MOVED_FROM: each claim
+    renames a file out of the inbox, and watchdog would hold every such event
+    (and, its queue being first in first out, every event after it) to pair
+    it with an IN_MOVED_TO that never comes."""
     if polling:
         from watchdog.observers.polling import PollingObserver
 
         return PollingObserver(timeout=poll_interval)
-    from watchdog.observers import Observer
+    try:
+        from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
+        from watchdog.observers.inotify_c import InotifyConstants
+    except ImportError:  # not Linux
+        from watchdog.observers import Observer
 
-    return Observer()
+        return Observer()
+
+    class _InboxEmitter(InotifyFullEmitter):
+        def get_event_mask_from_filter(self):
+            mask = super().get_event_mask_from_filter()
+            if not self.watch.is_recursive:
+                mask &= ~InotifyConstants.IN_MOVED_FROM
+            return mask
+
+    observer = InotifyObserver(generate_full_events=True)
+    if hasattr(observer, "_emitter_class"):
+        observer._emitter_class = _InboxEmitter
+    return observer
 
 
 class Inbox:
@@ -163,6 +208,8 @@ class Inbox:
         self.rescan_seconds = rescan_seconds
         self.open_settle_seconds = max(OPEN_SETTLE_FACTOR * settle_seconds, OPEN_SETTLE_MIN)
         self.ignore = Path(ignore) if ignore else None
+        self._prefix = os.path.join(os.fspath(self.root), "")
+        self._ignore_prefix = os.path.join(os.fspath(self.ignore), "") if ignore else None
         self._observer_factory = observer_factory
         self._observer = None
         self._hints: collections.deque[tuple[str, str]] = collections.deque()
@@ -176,7 +223,10 @@ class Inbox:
         self._wake = threading.Event()
         self._rescan_requested = threading.Event()
         self._thread: threading.Thread | None = None
-        self._tick = 0
+        self._touched: set[str] = set()  # candidates to check at the next step
+        self._next_full_check = 0.0
+        self._next_due = float("inf")  # earliest ready_at of a candidate waiting for it
+        self._last_event = 0.0  # monotonic time of the last hint
         self.last_rescan = 0.0
         self.rescans = 0
 
@@ -191,7 +241,8 @@ class Inbox:
 
     def _start_observer(self) -> None:
         observer = self._observer_factory(self.polling, self.poll_interval)
-        observer.schedule(_Handler(self), str(self.root), recursive=self.recursive)
+        observer.schedule(_Handler(self), str(self.root), recursive=self.recursive,
+                          event_filter=EVENT_FILTER)
         try:
             observer.start()
         except OSError as exc:
@@ -201,7 +252,8 @@ class Inbox:
                         self.root, describe_oserror(exc), self.poll_interval)
             self.polling = True
             observer = self._observer_factory(True, self.poll_interval)
-            observer.schedule(_Handler(self), str(self.root), recursive=self.recursive)
+            observer.schedule(_Handler(self), str(self.root), recursive=self.recursive,
+                              event_filter=EVENT_FILTER)
             observer.start()
         self._observer = observer
 
@@ -268,6 +320,14 @@ class Inbox:
         """Look at ``path`` again from the start (settle it anew)."""
         self._hint(str(path), SEEN)
 
+    def arriving(self) -> bool:
+        """Whether more files seem on their way: events not yet looked at, or
+        files noticed but not ready with an event in the last ARRIVING_WINDOW s
+        (the worker waits for those to fill a batch, and for nothing else)."""
+        if self._hints:
+            return True
+        return bool(self._candidates) and time.monotonic() - self._last_event < ARRIVING_WINDOW
+
     @property
     def waiting(self) -> int:
         """Files noticed but not yet taken (settling or ready)."""
@@ -278,35 +338,48 @@ class Inbox:
 
     def _hint(self, path: str, kind: str) -> None:
         self._hints.append((path, kind))  # deque.append is thread-safe
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
 
     # -- the settler thread --------------------------------------------------
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the step: a hint that comes during it wakes the next
             try:
                 self._step()
             except Exception:  # noqa: BLE001 - keep watching whatever happens
                 log.exception("inbox check failed; continuing")
                 self._stop.wait(1.0)
-            self._wake.wait(TICK)
-            self._wake.clear()
+            wait = min(self._next_full_check, self._next_due) - time.monotonic()
+            if wait > 0:
+                self._wake.wait(wait)
 
     def _step(self) -> None:
-        self._tick += 1
         now = time.monotonic()
         if self._rescan_requested.is_set() or now - self.last_rescan >= self.rescan_seconds:
             self._rescan_requested.clear()
             self.last_rescan = now
             self._scan()
             self.rescans += 1
-        while self._hints:
-            path, kind = self._hints.popleft()
-            self._take_hint(path, kind)
-        self._check_candidates()
+        if self._hints:
+            self._last_event = now
+            while self._hints:
+                path, kind = self._hints.popleft()
+                self._take_hint(path, kind)
+        if now >= self._next_full_check:
+            self._next_full_check = now + TICK
+            paths = list(self._candidates)
+            self._touched.clear()
+        else:
+            paths = [p for p in self._touched if p in self._candidates]
+            self._touched = set()
+        self._check_candidates(paths)
 
     def _relative(self, path: str) -> str | None:
         """Path relative to the inbox, or None if outside it."""
+        if path.startswith(self._prefix):
+            return path[len(self._prefix):] or None
         try:
             rel = os.path.relpath(path, self.root)
         except ValueError:
@@ -321,7 +394,8 @@ class Inbox:
         if rel is None:
             return True
         parts = rel.split(os.sep)
-        if parts[0] == ".digitd" or (self.ignore is not None and path.startswith(str(self.ignore))):
+        if parts[0] == ".digitd" or (self._ignore_prefix is not None and (
+                path.startswith(self._ignore_prefix) or path == self._ignore_prefix[:-1])):
             return True
         if not self.recursive and len(parts) > 1:
             return True
@@ -357,15 +431,20 @@ class Inbox:
             return
         with self._cond:
             if path in self._queued:
+                if kind == WRITTEN and path in self._keys:
+                    # written again after it was judged complete, before the
+                    # worker took it: the worker's key check must fail
+                    self._keys[path] = CHANGED
                 return
         cand = self._candidates.get(path)
         if cand is None:
             cand = self._candidates[path] = _Candidate()
-        if kind == CLOSED:
+        self._touched.add(path)
+        if kind in (CLOSED, MOVED):
             cand.writing = False
             try:
                 cand.closed_key = file_key(os.lstat(path))
-                cand.closed_tick = self._tick
+                cand.ready_at = time.monotonic() + (CLOSE_GRACE if kind == CLOSED else 0.0)
             except OSError:
                 cand.closed_key = None
         elif kind == WRITTEN:
@@ -413,10 +492,12 @@ class Inbox:
         if folder is None and found:
             log.info("scan of %s: %d new file(s)", self.root, found)
 
-    def _check_candidates(self) -> None:
+    def _check_candidates(self, paths: list[str]) -> None:
         now = time.monotonic()
+        self._next_due = float("inf")
         ready: list[tuple[str, tuple[int, int, int] | None]] = []
-        for path, cand in list(self._candidates.items()):
+        for path in paths:
+            cand = self._candidates[path]
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
@@ -437,8 +518,11 @@ class Inbox:
             key = file_key(st)
             if key != cand.key:
                 cand.key, cand.since = key, now
-            closed = (cand.closed_key is not None and cand.closed_key == key
-                      and self._tick > cand.closed_tick)
+            closed = cand.closed_key is not None and cand.closed_key == key
+            if closed and now < cand.ready_at:  # closed: ready once the grace has passed
+                self._touched.add(path)
+                self._next_due = min(self._next_due, cand.ready_at)
+                continue
             # A file still open for writing (a write event, no close yet) waits
             # much longer than settle_seconds: a slow copy pauses, then goes on.
             settle = self.open_settle_seconds if cand.writing else self.settle_seconds
