@@ -450,3 +450,78 @@ def test_recovery_finishes_each_crash_state_exactly_once(tmp_path, small_model, 
     assert not list((setup.outbox / "results").glob(".*.reserve")), "names released"
     assert work_files(setup.inbox) == []
     assert svc.terminate() == 0
+
+
+def test_recovery_from_batch_journals_keeps_each_name(tmp_path, small_model, service):
+    """A dead instance's work folder as the group commit leaves it: one journal per
+    batch naming each claimed file's NAME, crashed at every step of the batch; the
+    next start finishes each input exactly once under the NAME its journal holds."""
+    from digitd.records import Reading
+    from digitd.results import Outbox, csv_row, result_dict
+
+    setup = make_setup(tmp_path, small_model)
+    outbox = Outbox(setup.outbox)
+    work = setup.inbox / ".digitd" / "work" / "dead-2"
+    work.mkdir(parents=True)
+    (setup.inbox / ".digitd" / "dead-2.lock").write_text("")
+    keys = ["j1", "j2", "j3", "j4", "j5", "j6", "j7"]
+    data = {k: unique_png(i, k) for i, k in enumerate(keys)}
+
+    def claimed(key):
+        path = work / f"20{key}_{key}.png"
+        path.write_bytes(data[key])
+        return path
+
+    def result_for(key):
+        reading = Reading(status="blank", number=None, digits=(), confidence=None)
+        return result_dict(f"{key}.png", reading, sha256=sha(data[key]), model="old",
+                           processed_at="2024-01-01T00:00:00.000Z", elapsed_ms=1.0,
+                           annotated=None)
+
+    # an earlier input took "j1" for good: the journal's NAME for j1.png is j1-1
+    outbox.write_json(outbox.claim_name("j1"), {"earlier": True})
+    names = {k: outbox.claim_name(k) for k in keys}
+    assert names["j1"] == "j1-1"
+    for k in keys:
+        if k != "j4":
+            claimed(k)
+    journal = {f"20{k}_{k}.png": {"source": f"{k}.png", "name": names[k]} for k in keys[:5]}
+    (work / "2a.batch.json").write_text(json.dumps({"files": journal}))
+    (work / "2b.batch.json").write_text('{"files": {"20j7_j7.png": {"sou')  # cut short
+    # j1: nothing written yet. j2: its row written and its JSON staged, not renamed.
+    outbox.append_csv(csv_row(result_for("j2"), "results/j2.json"))
+    outbox.stage_json("j2", result_for("j2"))
+    # j3: its JSON in place, the original not yet moved
+    outbox.append_csv(csv_row(result_for("j3"), "results/j3.json"))
+    outbox.write_json("j3", result_for("j3"))
+    # j4: finished (archived); only its journal entry is left
+    (setup.outbox / "originals").mkdir()
+    (setup.outbox / "originals" / "j4.png").write_bytes(data["j4"])
+    outbox.append_csv(csv_row(result_for("j4"), "results/j4.json"))
+    outbox.write_json("j4", result_for("j4"))
+    # j5: a transient error since: its own state record wins over the journal
+    (work / "20j5_j5.png.state.json").write_text(json.dumps(
+        {"source": "j5.png", "name": "j5", "attempts": 1, "last_error": "disk full"}))
+    # j6: claimed after the journal was written; j7: only in the unreadable journal
+    for k in ("j6", "j7"):
+        outbox.release(names[k])
+    (work / ".2c.batch.json.77.tmp").write_text("{")  # an interrupted journal write
+
+    svc = service(setup).wait_ready()
+    wait_until(lambda: not work.exists(), 30, "the dead instance's folder to be emptied",
+               on_fail=lambda: f"{work_files(setup.inbox)}\n{svc.tail()}")
+    assert not (setup.inbox / ".digitd" / "dead-2.lock").exists()
+    results = {r["source"]: r for r in result_files(setup.outbox) if "source" in r}
+    assert sorted(results) == [f"{k}.png" for k in keys]
+    by_name = {r["source"]: r["_file"] for r in results.values()}
+    assert by_name == {"j1.png": "j1-1.json", **{f"{k}.png": f"{k}.json" for k in keys[1:]}}
+    assert results["j3.png"]["model"] == "old" and results["j4.png"]["model"] == "old"
+    assert results["j2.png"]["model"] == "tiny-test-mlp", "a staged JSON is written again"
+    rows = csv_rows(setup.outbox)
+    assert sorted(r["result"] for r in rows) == sorted(f"results/{by_name[f'{k}.png']}"
+                                                       for k in keys)
+    originals = {p.name: p.read_bytes() for p in (setup.outbox / "originals").iterdir()}
+    assert originals == {f"{k}.png": data[k] for k in keys}
+    assert not list((setup.outbox / "results").glob(".*")), "no reservation or temp left"
+    assert "unreadable journal" in svc.log()
+    assert svc.terminate() == 0

@@ -48,19 +48,20 @@ class FakeRecognizer:
 
 
 class FullDisk(Outbox):
-    """An Outbox whose JSON writes fail with ENOSPC while ``failures`` > 0."""
+    """An Outbox whose JSON writes fail with ENOSPC while ``failures`` > 0 (the
+    service's batch writes and its single writes both go through stage_json)."""
 
     def __init__(self, root, failures: int) -> None:
         super().__init__(root)
         self.failures = failures
         self.lock = threading.Lock()
 
-    def write_json(self, name, obj):
+    def stage_json(self, name, obj, **kwargs):
         with self.lock:
             if self.failures > 0:
                 self.failures -= 1
                 raise OSError(errno.ENOSPC, "No space left on device")
-        return super().write_json(name, obj)
+        return super().stage_json(name, obj, **kwargs)
 
 
 class RecordingNotifier:
@@ -134,8 +135,8 @@ def drop(inbox: Path, n: int, tag: str) -> None:
 
 def test_disk_full_while_writing_is_retried_without_a_second_csv_row(tmp_path, run_service,
                                                                     caplog):
-    """The CSV row is written, then the JSON fails twice (ENOSPC): the file stays
-    claimed, is retried, and ends with one JSON and one CSV row."""
+    """The JSON fails twice (ENOSPC): the file stays claimed, is retried, and
+    ends with one JSON and one CSV row."""
     caplog.set_level(logging.INFO)
     run_service(outbox_factory=lambda root: FullDisk(root, failures=2))
     drop(tmp_path / "inbox", 1, "full")
@@ -145,6 +146,34 @@ def test_disk_full_while_writing_is_retried_without_a_second_csv_row(tmp_path, r
     assert [r["source"] for r in rows] == ["full-0.png"]
     assert "disk full; attempt 1 of 3, trying again" in caplog.text
     assert "disk full; attempt 2 of 3" in caplog.text
+
+
+class BrokenCommit(Outbox):
+    """An Outbox whose first renames of staged JSONs fail with EIO: the batch's CSV
+    rows are already written when its commit fails."""
+
+    def __init__(self, root, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+
+    def publish_json(self, name):
+        if self.failures > 0:
+            self.failures -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        return super().publish_json(name)
+
+
+def test_a_batch_whose_commit_fails_after_its_rows_is_retried_without_second_rows(
+        tmp_path, run_service, caplog):
+    caplog.set_level(logging.INFO)
+    run_service(outbox_factory=lambda root: BrokenCommit(root, failures=1), batch_wait_ms=300)
+    drop(tmp_path / "inbox", 5, "commit")
+    wait_until(lambda: done_count(tmp_path / "outbox") == 5, 20, "five files finished")
+    assert "cannot write the results of a batch" in caplog.text
+    rows = csv_rows(tmp_path / "outbox")
+    assert sorted(r["source"] for r in rows) == [f"commit-{i}.png" for i in range(5)]
+    assert len(result_files(tmp_path / "outbox")) == 5
+    assert work_files(tmp_path / "inbox") == []
 
 
 def test_disk_full_for_good_never_drops_the_file(tmp_path, run_service, caplog):

@@ -14,15 +14,22 @@ Threads:
   ``WATCHDOG`` while the other threads are alive and the worker is not stuck,
   ``STOPPING``).
 
-One input, once (the order is what makes ``kill -9`` at any moment harmless):
+One input, once (the order is what makes ``kill -9`` at any moment harmless,
+and a power cut unable to lose a result whose original was moved):
 
 1. claim: rename into ``inbox/.digitd/work/<instance>/``;
-2. a NAME is reserved in the outbox and recorded, with the input's sha256,
-   in the state record next to the claimed file;
-3. ``annotated/NAME.png``, the CSV row, ``results/NAME.json`` last;
-4. the original to ``outbox/originals/`` (or deleted; or, when it failed,
+2. a NAME is reserved in the outbox for each input of the batch
+   (``results/.NAME.reserve``) and recorded in ONE journal per batch next to
+   the claimed files (:func:`digitd.workdir.write_journal`);
+3. the batch is recognised; per input ``annotated/NAME.png``, the CSV row
+   and the JSON are written, the JSON into its reservation file; then the
+   group commit (:class:`digitd.results.Batch`): all CSV rows in one write,
+   one sync of rows, JSONs and journal, every JSON renamed to
+   ``results/NAME.json`` (last), ``results/`` fsynced;
+4. the originals to ``outbox/originals/`` (or deleted; or, when one failed,
    to ``outbox/failed/`` with ``NAME.error.json``);
-5. the state record is removed.
+5. the journal is removed once every input in it is finished or has a
+   per-file state record of its own (written only for a retry or quarantine).
 
 Redoing a file after a crash: if ``results/NAME.json`` exists only step 4
 is left; otherwise the result is written again under the same NAME, without
@@ -44,7 +51,6 @@ file stays claimed and is tried again every few minutes - never dropped.
 from __future__ import annotations
 
 import collections
-import csv
 import datetime as _dt
 import heapq
 import itertools
@@ -63,7 +69,7 @@ from .config import Config
 from .errors import ConfigError, one_line
 from .notify import Notifier
 from .status import Counters, status_line, write_status
-from .workdir import State, WorkArea, remove_quietly, source_of, state_path
+from .workdir import State, WorkArea, remove_quietly, source_of, state_path, write_journal
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,7 @@ STOP_JOIN_SECONDS = 25.0  # the unit's TimeoutStopSec is 30
 MAX_BACKOFF = 300.0  # longest wait between two attempts at a file
 MODEL_CHECK_SECONDS = 1.0
 MIN_HANG_SECONDS = 60.0  # a worker silent this long is stuck (no WATCHDOG=1)
+ARRIVING_POLL = 0.005  # filling a batch: how often to look whether more files are coming
 INSTANCE_ENV = "DIGITD_INSTANCE"  # set by digitd@.service: status-<instance>.json
 
 
@@ -84,7 +91,17 @@ class Permanent(Exception):
         self.reason = reason
 
 
-@dataclass
+class _Journal:
+    """A batch journal on disk and how many of its inputs still depend on it."""
+
+    __slots__ = ("path", "pending")
+
+    def __init__(self, path: Path, pending: int = 0) -> None:
+        self.path = path
+        self.pending = pending
+
+
+@dataclass(eq=False)
 class Job:
     """One claimed input, from claim to finished."""
 
@@ -93,6 +110,8 @@ class Job:
     state: State
     resumed: bool = False  # found after a crash: anything may already be written
     check_csv: bool = False  # an earlier attempt may have appended its CSV row
+    record: bool = False  # a per-file state record exists on disk
+    journal: _Journal | None = None  # the batch journal that records its NAME
     due: float = 0.0
     scheduled: bool = False  # waiting in the retry queue
     finished: bool = False
@@ -153,46 +172,6 @@ def _linked_copy(path: Path, folder: Path) -> Path | None:
     except FileNotFoundError:
         pass
     return None
-
-
-def csv_results(path: Path) -> set[str]:
-    """The ``result`` column of every row in results.csv (used only when redoing a file)."""
-    try:
-        with open(path, newline="", encoding="utf-8", errors="replace") as f:
-            return {row.get("result") or "" for row in csv.DictReader(f)}
-    except FileNotFoundError:
-        return set()
-
-
-class _JobOutbox:
-    """The outbox as :func:`digitd.pipeline.finish` sees it for ONE job (whose
-    :class:`~digitd.pipeline.Item` carries the NAME reserved and recorded
-    before anything was written).
-
-    ``release`` keeps that NAME reserved even when writing fails: the state
-    record still points at it, and the retry must find it unused by any other
-    input. The service releases it once the input is finished. When the CSV
-    already holds this NAME's row (a redo), ``append_csv`` does not add a
-    second; whether it does is looked up once per batch, not per input.
-    """
-
-    def __init__(self, outbox, name: str, row_exists: bool) -> None:
-        self._outbox = outbox
-        self._name = name
-        self._row_exists = row_exists
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._outbox, attr)
-
-    def release(self, name: str) -> None:
-        if name != self._name:
-            self._outbox.release(name)
-
-    def append_csv(self, row) -> None:
-        if self._row_exists:
-            log.debug("results.csv already has the row of %s", self._name)
-            return
-        self._outbox.append_csv(row)
 
 
 # watchdog holds an unmatched IN_MOVED_FROM for 0.5 s to pair it with its
@@ -263,7 +242,7 @@ class Service:
         self._model_missing_logged = False
         self._next_model_check = 0.0
         self._next_adopt = 0.0
-        self._csv_cache: set[str] | None = None
+        self._inbox_prefix = os.path.join(os.fspath(config.inbox), "")
         self._last_line = ""
         self.exit_code = 0
         instance = os.environ.get(INSTANCE_ENV, "")
@@ -431,7 +410,6 @@ class Service:
                 self.stop_event.wait(1.0)
             finally:
                 self._in_batch = 0
-                self._csv_cache = None
 
     def _maybe_adopt(self) -> None:
         """At start and every rescan: take over the work folders of dead instances."""
@@ -442,13 +420,23 @@ class Service:
         for folder in self.work.adopt():
             jobs: list[Job] = []
             try:
-                for left in self.work.leftovers(folder):
+                leftovers, journal_paths = self.work.leftovers(folder)
+                journals = {path: _Journal(path) for path in journal_paths}
+                for left in leftovers:
                     if left.exists:
                         state = left.state or State(source=source_of(left.path.name))
-                        jobs.append(Job(path=left.path, folder=folder, state=state,
-                                        resumed=True, check_csv=state.name is not None))
-                    else:  # only the state record is left: the input was finished
-                        self._tidy_orphan_state(left.path, left.state)
+                        job = Job(path=left.path, folder=folder, state=state, resumed=True,
+                                  check_csv=state.name is not None,
+                                  record=left.state is not None and left.journal is None)
+                        if left.journal is not None:
+                            job.journal = journals[left.journal]
+                            job.journal.pending += 1
+                        jobs.append(job)
+                    else:  # only its record is left: the input was finished
+                        self._tidy_orphan_state(left.path, left.state, left.journal is None)
+                for journal in journals.values():
+                    if journal.pending == 0:
+                        remove_quietly(journal.path)
             except OSError as exc:
                 log.warning("cannot take over %s now (%s); trying again at the next rescan",
                             folder, _words(exc))
@@ -462,7 +450,7 @@ class Service:
             if n == 0:
                 self.work.finished_with(folder)
 
-    def _tidy_orphan_state(self, path: Path, state: State | None) -> None:
+    def _tidy_orphan_state(self, path: Path, state: State | None, record: bool = True) -> None:
         if state is not None and state.name:
             done = (self.config.outbox / "results" / f"{state.name}.json").exists() \
                 or (self.config.outbox / "failed" / f"{state.name}.error.json").exists()
@@ -470,7 +458,8 @@ class Service:
                 log.warning("%s: claimed file missing and no result (was it removed by hand?)",
                             state.source)
             self.outbox.release(state.name)
-        remove_quietly(state_path(path))
+        if record:
+            remove_quietly(state_path(path))
 
     def _maybe_reload_model(self) -> None:
         """Load the model again when its file was replaced (and has stayed put for a check)."""
@@ -524,14 +513,15 @@ class Service:
             timeout = min(timeout, max(0.0, self._retry[0][0] - now))
         paths = self.inbox.take(room, timeout)
         if paths and len(jobs) + len(paths) < limit and self.config.batch_wait_ms > 0:
+            # Wait for more only while more files are on their way (noticed, not
+            # yet ready): in a burst that fills the batch; under a trickle the
+            # file goes at once instead of waiting batch_wait_ms for nothing.
             deadline = time.monotonic() + self.config.batch_wait_ms / 1000.0
-            while len(jobs) + len(paths) < limit:
+            while len(jobs) + len(paths) < limit and self.inbox.arriving():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                more = self.inbox.take(limit - len(jobs) - len(paths), left)
-                if not more:
-                    break
+                more = self.inbox.take(limit - len(jobs) - len(paths), min(left, ARRIVING_POLL))
                 paths.extend(more)
         for path in paths:
             key = self.inbox.done(path)  # before the claim: see Inbox.done
@@ -545,10 +535,12 @@ class Service:
     def _claim(self, path: Path, key: tuple[int, int, int] | None) -> Job | None:
         from .watcher import file_key
 
-        rel = os.path.relpath(path, self.config.inbox)
+        text = os.fspath(path)
+        rel = text[len(self._inbox_prefix):] if text.startswith(self._inbox_prefix) \
+            else os.path.relpath(text, self.config.inbox)
         if key is not None:
             try:
-                now = file_key(os.lstat(path))
+                now = file_key(os.lstat(text))
             except FileNotFoundError:
                 log.debug("%s was gone before it could be claimed", rel)
                 return None
@@ -559,7 +551,7 @@ class Service:
                 self.inbox.notice(path)
                 return None
         try:
-            dest = self.work.claim(path)
+            dest = self.work.claim(path, rel)
         except OSError as exc:
             log.warning("cannot claim %s: %s (left in the inbox)", rel, _words(exc))
             return None
@@ -572,8 +564,6 @@ class Service:
     # One batch
 
     def _process(self, jobs: list[Job]) -> None:
-        from .pipeline import Prepared, finish
-
         log.debug("batch of %d file(s)", len(jobs))
         fresh: list[Job] = []
         for job in jobs:
@@ -587,7 +577,6 @@ class Service:
                 elif kind == "quarantine":
                     self._quarantine(job, job.state.reason or "failed")
                 else:
-                    self._reserve(job)
                     fresh.append(job)
             except Permanent as exc:
                 self._fail(job, exc.reason)
@@ -595,19 +584,92 @@ class Service:
                 self._transient(job, exc)
         if not fresh:
             return
-        prepared = self._recognise(fresh)
-        for job, work in zip(fresh, prepared, strict=True):
-            self._beat = time.monotonic()
+        fresh = self._reserve(fresh)
+        if not fresh:
+            return
+        ready: list[tuple[Job, Any, Any]] = []  # (job, its work, the Prepared it came in)
+        for job, (work, prepared) in zip(fresh, self._recognise(fresh), strict=True):
             try:
                 if isinstance(work, BaseException):
                     raise work
                 if work.retry is not None:
                     raise work.retry
                 job.state.sha256 = work.sha256
-                row_exists = job.check_csv and self._row_exists(job.state.name)
-                model = getattr(self.recognizer, "name", "")
-                (outcome,) = finish(Prepared(work=[work], model=model),
-                                    _JobOutbox(self.outbox, job.state.name, row_exists))
+                ready.append((job, work, prepared))
+            except Permanent as exc:
+                self._fail(job, exc.reason)
+            except OSError as exc:
+                self._transient(job, exc)
+        if ready:
+            self._write(ready)
+
+    def _reserve(self, jobs: list[Job]) -> list[Job]:
+        """A NAME for each job that has none, recorded - one journal per work folder
+        for the batch - before anything is written. Returns the jobs that have one."""
+        named: list[Job] = []
+        for job in jobs:
+            if job.state.name is None:
+                try:
+                    job.state.name = self.outbox.claim_name(Path(job.source).stem)
+                except OSError as exc:
+                    self._transient(job, exc)
+                    continue
+            named.append(job)
+        unrecorded: dict[Path, list[Job]] = {}
+        for job in named:
+            if not job.record and job.journal is None:
+                unrecorded.setdefault(job.folder, []).append(job)
+        failed: set[int] = set()
+        for folder, group in unrecorded.items():
+            try:
+                path = write_journal(folder, {job.path.name: job.state for job in group})
+            except OSError as exc:
+                for job in group:
+                    failed.add(id(job))
+                    self._transient(job, exc)
+                continue
+            journal = _Journal(path, len(group))
+            for job in group:
+                job.journal = journal
+        return [job for job in named if id(job) not in failed]
+
+    def _write(self, ready: list[tuple[Job, Any, Any]]) -> None:
+        """pipeline.finish for the batch into one group commit, then each original's move."""
+        from .pipeline import finish
+        from .results import Batch
+
+        outbox = self.outbox
+        rows_written: set[str] = set()
+        if any(job.check_csv for job, _, _ in ready):
+            existing = outbox.csv_results()
+            rows_written = {rel for job, _, _ in ready if job.check_csv
+                            and (rel := outbox.result_rel(job.state.name)) in existing}
+        journals = {id(job.journal): job.journal for job, _, _ in ready if job.journal is not None}
+        batch = Batch(outbox, {job.state.name for job, _, _ in ready}, rows_written=rows_written,
+                      sync_paths=[os.fspath(j.path) for j in journals.values()])
+        groups: dict[int, tuple[Any, list[Job], list[Any]]] = {}
+        for job, work, prepared in ready:
+            groups.setdefault(id(prepared), (prepared, [], []))
+            groups[id(prepared)][1].append(job)
+            groups[id(prepared)][2].append(work)
+        done: list[tuple[Job, Any]] = []
+        for prepared, jobs, works in groups.values():
+            self._beat = time.monotonic()
+            prepared.work = works
+            done.extend(zip(jobs, finish(prepared, batch), strict=True))
+        self._beat = time.monotonic()
+        try:
+            batch.commit()
+        except OSError as exc:
+            log.error("cannot write the results of a batch of %d to %s: %s", len(done),
+                      outbox.root, _words(exc))
+            for job, outcome in done:
+                job.check_csv = True
+                self._transient(job, outcome.error if outcome.error is not None else exc)
+            return
+        for job, outcome in done:
+            self._beat = time.monotonic()
+            try:
                 if outcome.error is not None:
                     job.check_csv = True
                     raise outcome.error
@@ -623,10 +685,11 @@ class Service:
             st = os.lstat(job.path)
         except FileNotFoundError:
             log.warning("%s: claimed file disappeared from %s", job.source, job.folder)
-            self._done(job)
             if job.state.name:
                 self.outbox.release(job.state.name)
-            remove_quietly(job.state_file)
+            if job.record:
+                remove_quietly(job.state_file)
+            self._done(job)
             return "gone"
         if job.state.phase == "quarantine":
             return "quarantine"
@@ -642,36 +705,39 @@ class Service:
             raise Permanent(f"not a regular file ({_file_type(st.st_mode)})")
         return "fresh"
 
-    def _recognise(self, jobs: list[Job]) -> list[Any]:
+    def _recognise(self, jobs: list[Job]) -> list[tuple[Any, Any]]:
         """pipeline.prepare for the batch: one model call. If it raises, each file alone:
-        one that raises alone is failed; if every one does, all are retried."""
+        one that raises alone is failed; if every one does, all are retried.
+        Returns (work or exception, the Prepared it belongs to) per job."""
         from .pipeline import Item, prepare
 
         def run(batch: list[Job]):
             items = [Item(path=j.path, source=j.source, name=j.state.name) for j in batch]
             return prepare(items, self.recognizer, pictures=self.pictures, read_errors="retry",
-                           **self._limits).work
+                           **self._limits)
 
         try:
-            return run(jobs)
+            prepared = run(jobs)
+            return [(w, prepared) for w in prepared.work]
         except Exception as exc:  # noqa: BLE001 - isolate the file that causes it
             error = exc
             if len(jobs) > 1:
                 log.warning("recognition of a batch of %d failed (%s); trying each file alone",
                             len(jobs), _words(exc))
         if len(jobs) == 1:
-            return [_Retry(error)]
-        out: list[Any] = []
+            return [(_Retry(error), None)]
+        out: list[tuple[Any, Any]] = []
         for job in jobs:
             self._beat = time.monotonic()
             try:
-                out.extend(run([job]))
+                prepared = run([job])
+                out.extend((w, prepared) for w in prepared.work)
             except Exception as exc:  # noqa: BLE001
-                out.append(exc)
-        if all(isinstance(w, BaseException) for w in out):
-            return [_Retry(w) for w in out]
-        return [Permanent(f"recognition failed: {_words(w)}") if isinstance(w, BaseException)
-                else w for w in out]
+                out.append((exc, None))
+        if all(isinstance(w, BaseException) for w, _ in out):
+            return [(_Retry(w), None) for w, _ in out]
+        return [(Permanent(f"recognition failed: {_words(w)}"), None)
+                if isinstance(w, BaseException) else (w, p) for w, p in out]
 
     # ------------------------------------------------------------------
     # Steps of one input
@@ -680,16 +746,13 @@ class Service:
         return self.config.outbox / "results" / f"{name}.json"
 
     def _row_exists(self, name: str) -> bool:
-        if self._csv_cache is None:
-            self._csv_cache = csv_results(self.outbox.csv_path)
-        return self.outbox.result_rel(name) in self._csv_cache
+        return self.outbox.result_rel(name) in self.outbox.csv_results()
 
-    def _reserve(self, job: Job) -> None:
-        """Reserve NAME (if not yet) and record it before anything is written."""
-        state = job.state
-        if state.name is None:
-            state.name = self.outbox.claim_name(Path(job.source).stem)
-            state.save(job.state_file)
+    def _save_state(self, job: Job) -> None:
+        """The per-file state record (then the batch journal no longer holds this job)."""
+        job.state.save(job.state_file)
+        job.record = True
+        self._unjournal(job)
 
     def _conclude(self, job: Job, result: dict[str, Any] | None = None) -> None:
         """The result JSON exists: archive (or delete) the original, or quarantine it."""
@@ -706,18 +769,21 @@ class Service:
         if result.get("status") == "failed":
             self._quarantine(job, result.get("error") or "failed")
             return
-        if os.path.lexists(job.path):
+        again = job.resumed or job.state.attempts or redone  # anything may be done already
+        if not again or os.path.lexists(job.path):
             if self.config.on_success == "delete":
                 os.unlink(job.path)
             else:
                 linked = _linked_copy(job.path, self.config.outbox / "originals") \
-                    if job.resumed or job.state.attempts else None
+                    if again else None
                 if linked is not None:
                     os.unlink(job.path)
                 else:
                     self._archive(job)
-        self.outbox.release(job.state.name)
-        remove_quietly(job.state_file)
+        if again:
+            self.outbox.release(job.state.name)  # a marker of an older version, if any
+        if job.record:
+            remove_quietly(job.state_file)
         self._done(job)
         self.counters.add(processed=1)
         if redone or "elapsed_ms" not in result:
@@ -729,7 +795,7 @@ class Service:
         """The original to originals/ under its own name (suffixed if taken)."""
         from .results import ORIGINALS, move_no_replace
 
-        move_no_replace(job.path, self.outbox.folder(ORIGINALS), Path(job.source).name)
+        move_no_replace(job.path, self.outbox.folder(ORIGINALS), os.path.basename(job.source))
 
     def _fail(self, job: Job, reason: str) -> None:
         """A permanent failure found before a result was written: the failed result
@@ -737,7 +803,9 @@ class Service:
         from .results import csv_row, result_dict
 
         try:
-            self._reserve(job)
+            if job.state.name is None:
+                job.state.name = self.outbox.claim_name(Path(job.source).stem)
+                self._save_state(job)
             name = job.state.name
             result = result_dict(
                 job.source, None, sha256=job.state.sha256,
@@ -759,7 +827,7 @@ class Service:
             if state.name is None:
                 state.name = self.outbox.claim_name(Path(job.source).stem)
             state.phase, state.reason = "quarantine", reason
-            state.save(job.state_file)
+            self._save_state(job)
             if os.path.lexists(job.path):
                 linked = _linked_copy(job.path, self.config.outbox / "failed") \
                     if job.resumed or state.attempts else None
@@ -792,7 +860,7 @@ class Service:
         delay = min(self.config.retry_backoff_seconds * 2 ** (min(state.attempts, 30) - 1),
                     MAX_BACKOFF)
         try:
-            state.save(job.state_file)
+            self._save_state(job)
         except OSError:
             pass  # the attempt count survives a crash only if it can be written
         what = f"cannot fail it either ({giving_up})" if giving_up else \
@@ -803,9 +871,18 @@ class Service:
         job.scheduled = True
         heapq.heappush(self._retry, (job.due, next(self._seq), job))
 
+    def _unjournal(self, job: Job) -> None:
+        """The job no longer needs its batch journal; the last one out removes it."""
+        journal, job.journal = job.journal, None
+        if journal is not None:
+            journal.pending -= 1
+            if journal.pending <= 0:
+                remove_quietly(journal.path)
+
     def _done(self, job: Job) -> None:
-        """The input is finished: an adopted folder may now be empty."""
+        """The input is finished: its journal and an adopted folder may now be empty."""
         job.finished = True
+        self._unjournal(job)
         folder = job.folder
         if folder in self._outstanding:
             self._outstanding[folder] -= 1

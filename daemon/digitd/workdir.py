@@ -5,25 +5,33 @@ Layout, inside the inbox (so every rename stays on the inbox's filesystem)::
     inbox/.digitd/<id>.lock            held with flock(LOCK_EX) while instance <id> lives
     inbox/.digitd/work/<id>/           files instance <id> has claimed
         <token>_<escaped relative path>              a claimed input
-        <token>_<escaped relative path>.state.json   its state record
+        <token>.batch.json                           a batch's journal: work file -> NAME
+        <token>_<escaped relative path>.state.json   a per-file state record (retry, quarantine)
 
 * **Claim** = ``os.rename(inbox/x.png, work/<id>/<token>_x.png)``. The rename
   is the lock: of several instances racing for one file exactly one rename
   succeeds; the others get ENOENT and move on. The token makes every claimed
   name unique, so a second ``x.png`` dropped later never replaces the first.
-* **State record** (:class:`State`), written atomically (temp + rename) next
-  to the claimed file before any result is written: the reserved output NAME,
-  the input's sha256, attempts so far, the phase. It is removed last, after
-  the original has left the work folder.
+* **Journal** (:func:`write_journal`): before anything of a batch is
+  written, ONE file per batch, written atomically (temp + rename), records
+  each claimed file's reserved output NAME. It is removed once every input
+  in it is finished or has a state record of its own.
+* **State record** (:class:`State`), the per-file form of the same, written
+  atomically next to the claimed file only in the rare phases: a transient
+  error (the NAME, attempts so far, the last error) and quarantine (the
+  reason). It overrides the journal and is removed last, after the original
+  has left the work folder.
 * **Adoption**: a work folder whose lock can be taken belongs to a dead
   instance (flock locks die with their process, even on ``kill -9``). The
   adopter keeps holding that lock while it finishes or redoes the folder's
   files in place, then removes the folder and the lock. Files never move
-  between work folders, so there is no window where a file and its state
-  record are apart.
+  between work folders, so there is no window where a file and its record
+  (journal entry or state record) are apart.
 
 State records are not fsynced: they protect against the process dying at
 any moment (``kill -9``, OOM, a crash), which leaves the page cache intact.
+A batch's journal is made durable by the service's group commit together
+with the batch's results (see :class:`digitd.results.Batch`).
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ log = logging.getLogger(__name__)
 
 HIDDEN = ".digitd"
 STATE_SUFFIX = ".state.json"
+JOURNAL_SUFFIX = ".batch.json"
 _counter = itertools.count()
 
 
@@ -102,13 +111,39 @@ def state_path(work_file: Path) -> Path:
     return work_file.with_name(work_file.name + STATE_SUFFIX)
 
 
+def write_journal(folder: Path, states: dict[str, State]) -> Path:
+    """A batch's journal in ``folder``: claimed file name -> its source and NAME.
+    Atomic (hidden temp + rename), not fsynced here; returns its path."""
+    path = folder / f"{new_token()}{JOURNAL_SUFFIX}"
+    files = {work_name: {"source": st.source, "name": st.name, "claimed_at": st.claimed_at}
+             for work_name, st in states.items()}
+    data = json.dumps({"files": files}, ensure_ascii=False).encode("utf-8")
+    atomic_write(path, lambda f: f.write(data), fsync=False)
+    return path
+
+
+def read_journal(path: Path) -> dict[str, State]:
+    """The entries of a journal; {} (with a warning) if it cannot be read."""
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+        return {work_name: State(source=e["source"], name=e.get("name"),
+                                 claimed_at=e.get("claimed_at") or time.time())
+                for work_name, e in files.items()}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("unreadable journal %s (%s): its files start over", path, exc)
+        return {}
+
+
 @dataclass
 class Leftover:
     """A file found in a work folder at start or adoption: what is known about it."""
 
-    path: Path  # the claimed file (may no longer exist if only its state is left)
+    path: Path  # the claimed file (may no longer exist if only its record is left)
     state: State | None
     exists: bool
+    journal: Path | None = None  # the journal ``state`` came from (None: a state record, or none)
 
 
 class WorkArea:
@@ -173,9 +208,11 @@ class WorkArea:
 
     # -- claiming ---------------------------------------------------------
 
-    def claim(self, src: Path) -> Path | None:
-        """Rename ``src`` (in the inbox) into our work folder; None if it is gone."""
-        rel = os.path.relpath(src, self.inbox)
+    def claim(self, src: Path, rel: str | None = None) -> Path | None:
+        """Rename ``src`` (in the inbox; ``rel`` its path relative to the inbox, if
+        known) into our work folder; None if it is gone."""
+        if rel is None:
+            rel = os.path.relpath(src, self.inbox)
         dest = self.folder / f"{new_token()}_{escape(rel)}"
         try:
             os.rename(src, dest)
@@ -203,29 +240,44 @@ class WorkArea:
             taken.append(Path(entry.path))
         return taken
 
-    def leftovers(self, folder: Path) -> list[Leftover]:
-        """Claimed files (and orphan state records) in one work folder."""
-        names = set()
+    def leftovers(self, folder: Path) -> tuple[list[Leftover], list[Path]]:
+        """Claimed files (and orphan records) in one work folder, and its journals.
+
+        A file's state record, if any, wins over its journal entry (it is
+        written later, for a retry or quarantine)."""
+        files: set[str] = set()
+        with_state: set[str] = set()
+        journals: list[Path] = []
         try:
             listing = os.listdir(folder)
         except FileNotFoundError:
-            return []
+            return [], []
         for name in listing:
             if name.startswith("."):
-                # a temp file of an interrupted state write
+                # a temp file of an interrupted state or journal write
                 try:
                     os.unlink(folder / name)
                 except OSError:
                     pass
-                continue
-            names.add(name[: -len(STATE_SUFFIX)] if name.endswith(STATE_SUFFIX) else name)
+            elif name.endswith(JOURNAL_SUFFIX):
+                journals.append(folder / name)
+            elif name.endswith(STATE_SUFFIX):
+                with_state.add(name[: -len(STATE_SUFFIX)])
+            else:
+                files.add(name)
+        journaled: dict[str, tuple[State, Path]] = {}
+        for journal in sorted(journals):
+            for work_name, state in read_journal(journal).items():
+                journaled[work_name] = (state, journal)
         out = []
-        for name in sorted(names):
+        for name in sorted(files | with_state | set(journaled)):
             path = folder / name
-            state = State.load(state_path(path))
-            exists = os.path.lexists(path)
-            out.append(Leftover(path=path, state=state, exists=exists))
-        return out
+            state = State.load(state_path(path)) if name in with_state else None
+            journal = None
+            if state is None and name in journaled:
+                state, journal = journaled[name]
+            out.append(Leftover(path=path, state=state, exists=name in files, journal=journal))
+        return out, sorted(journals)
 
     def finished_with(self, folder: Path) -> None:
         """An adopted folder has been emptied: remove it and drop its lock."""
