@@ -138,8 +138,11 @@ def main(config, args) -> int:
             pictures = Pictures(workers=workers)
         recognizer = Recognizer.from_config(config)  # ModelLoadError -> exit 3
         outbox = Outbox(config.outbox, fsync=False)  # see digitd.results: rerun after a power cut
-        log.info("model %s loaded in %.1f s; %d input(s); results to %s", recognizer.name,
-                 time.perf_counter() - t_start, len(items), outbox.root)
+        engine = getattr(getattr(recognizer, "engine", None), "description", "?")
+        log.info("model %s loaded in %.1f s (%s); %d input(s), %s; results to %s",
+                 recognizer.name, time.perf_counter() - t_start, engine, len(items),
+                 f"{workers.processes} worker processes" if workers.processes else "no workers",
+                 outbox.root)
         t_work = time.perf_counter()
         counts: Counter[str] = Counter()
         shown = {id(item): str(path) for item, path in zip(items, paths, strict=True)}
