@@ -39,6 +39,54 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * area / perimeter if perimeter > 0 else 1.0
 
 
+def dilate_ellipse(a: np.ndarray, n: int) -> np.ndarray:
+    """``cv2.dilate(a, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n)))`` of a
+    2-D float32 array, the same values.
+
+    OpenCV visits every point of a large ellipse at every pixel (a thin pen on a
+    big canvas needs kernels of 20-45 pixels). A maximum is exact in any order,
+    so here it is split: each row of the kernel is a horizontal run, whose
+    maximum comes from two overlapping power-of-two runs, and the rows are then
+    combined with one maximum each.
+    """
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n))
+    if n < 16 or a.ndim != 2 or a.dtype != np.float32 or not a.size:
+        return cv2.dilate(a, kernel)
+    c = n // 2  # OpenCV's default anchor
+    runs = []  # (dy, first dx, length) of each kernel row
+    for i in range(n):
+        cols = np.flatnonzero(kernel[i])
+        if cols.size:
+            if cols[-1] - cols[0] + 1 != cols.size:  # pragma: no cover - an ellipse's rows are runs
+                return cv2.dilate(a, kernel)
+            runs.append((i - c, int(cols[0]) - c, int(cols.size)))
+    h, w = a.shape
+    # Outside the image counts as -inf, as OpenCV's default border for dilate.
+    padded = np.full((h + 2 * n, w + 2 * n), -np.inf, np.float32)
+    padded[n : n + h, n : n + w] = a
+    longest = max(length for _, _, length in runs)
+    power = {1: padded}  # power[m][y, x] = max(padded[y, x : x + m])
+    m = 1
+    while 2 * m <= longest:
+        prev = power[m]
+        power[2 * m] = np.maximum(prev[:, :-m], prev[:, m:])
+        m *= 2
+    across: dict[tuple[int, int], np.ndarray] = {}  # (first dx, length) -> row maximum, every row
+    out = None
+    for dy, dx, length in runs:
+        row = across.get((dx, length))
+        if row is None:
+            m = 1 << (length.bit_length() - 1)
+            x0 = n + dx
+            row = power[m][:, x0 : x0 + w]
+            if m < length:
+                row = np.maximum(row, power[m][:, x0 + length - m : x0 + length - m + w])
+            across[(dx, length)] = row
+        shifted = row[n + dy : n + dy + h]
+        out = shifted.copy() if out is None else np.maximum(out, shifted, out=out)
+    return out
+
+
 def to_mnist_form(ink: np.ndarray) -> np.ndarray:
     """One digit's ink image (2-D, background 0, ink > 0, any scale) -> float32 28x28 in 0-1.
 
@@ -66,9 +114,8 @@ def to_mnist_form(ink: np.ndarray) -> np.ndarray:
     if width_out < 0.6 * STROKE:
         grow = int(round((STROKE - width_out) / scale))
         if grow >= 1:
-            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow + 1, grow + 1))
             a = cv2.copyMakeBorder(a, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)
-            a = cv2.dilate(a, k)
+            a = dilate_ellipse(a, grow + 1)
             h, w = a.shape
             scale = BOX / max(h, w)
 
