@@ -407,24 +407,31 @@ class Outbox:
         """
         stem = safe_stem(stem)
         self.folder(RESULTS)
-        i = self._first_free_guess(stem)
+        # A stem not seen before is most likely free: straight to the O_EXCL
+        # (no look-ups first); a stem seen before, or found taken, starts from
+        # the galloping guess.
+        searched = stem in self._next_guess
+        i = self._first_free_guess(stem) if searched else 0
         while i < MAX_SUFFIX:
             name = stem if i == 0 else f"{stem}-{i}"
             try:
                 fd = os.open(self._marker(name),
                              os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644)
             except FileExistsError:
+                pass  # reserved by another input
+            else:
+                os.close(fd)
+                if not self._taken(name):
+                    if len(self._next_guess) >= GUESS_MEMORY:
+                        self._next_guess.clear()
+                    self._next_guess[stem] = i + 1
+                    return name
+                self.release(name)  # used by an earlier input's files
+            if searched:
                 i += 1
-                continue
-            os.close(fd)
-            if self._taken(name):
-                self.release(name)
-                i += 1
-                continue
-            if len(self._next_guess) >= GUESS_MEMORY:
-                self._next_guess.clear()
-            self._next_guess[stem] = i + 1
-            return name
+            else:
+                searched = True
+                i = max(i + 1, self._first_free_guess(stem))
         raise FileExistsError(errno.EEXIST, f"no free result name for {stem!r} in {self.root}")
 
     def _first_free_guess(self, stem: str) -> int:
@@ -525,7 +532,10 @@ class Outbox:
         """
         if not rows:
             return
-        data = b"".join(csv_line(row) for row in rows)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerows([row.get(c, "") for c in CSV_COLUMNS] for row in rows)
+        data = buf.getvalue().encode("utf-8")
         if "" not in self._made:
             self.root.mkdir(parents=True, exist_ok=True)
             self._made[""] = self.root

@@ -31,9 +31,10 @@ A file is *ready* when
 Cost per event matters (at 1,000 files/s the observer thread shares the GIL
 with the worker): inotify is asked only for the events used here (no opens,
 reads, deletions; in a non-recursive inbox no IN_MOVED_FROM either, which is
-what every claim produces), the handler only appends to a deque, and the
-settler looks at the candidates an event touched, and at all of them once a
-tick.
+what every claim produces), the handler only appends to a deque, and
+between its ticks the settler looks only at files just closed or moved in,
+and at closed ones again when their grace is over (one or two ``lstat`` per
+file), at all candidates once a tick.
 
 Skipped without touching, each name logged once: hidden and temporary names,
 folders (unless ``recursive``), and names that are not an image type.
@@ -120,6 +121,7 @@ class _Candidate:
     key: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) last seen
     since: float = 0.0  # when key was first seen unchanged
     closed_key: tuple[int, int, int] | None = None  # key at a close or move-in event
+    closed_seen: bool = False  # such an event came; its key is taken at the next look
     ready_at: float = 0.0  # when that event makes it ready (if unchanged)
     writing: bool = False  # a write event came and no close-after-write since
 
@@ -223,7 +225,8 @@ class Inbox:
         self._wake = threading.Event()
         self._rescan_requested = threading.Event()
         self._thread: threading.Thread | None = None
-        self._touched: set[str] = set()  # candidates to check at the next step
+        self._touched: set[str] = set()  # candidates to look at in the next step
+        self._waiting: dict[str, float] = {}  # closed candidates -> end of their grace
         self._next_full_check = 0.0
         self._next_due = float("inf")  # earliest ready_at of a candidate waiting for it
         self._last_event = 0.0  # monotonic time of the last hint
@@ -370,11 +373,14 @@ class Inbox:
         if now >= self._next_full_check:
             self._next_full_check = now + TICK
             paths = list(self._candidates)
-            self._touched.clear()
-        else:
-            paths = [p for p in self._touched if p in self._candidates]
-            self._touched = set()
+        else:  # between ticks: only what a close or move touched, or whose grace is over
+            look = self._touched
+            look.update(p for p, due in self._waiting.items() if due <= now)
+            paths = [p for p in look if p in self._candidates]
+        self._touched = set()
         self._check_candidates(paths)
+        self._waiting = {p: due for p, due in self._waiting.items() if p in self._candidates}
+        self._next_due = min(self._waiting.values(), default=float("inf"))
 
     def _relative(self, path: str) -> str | None:
         """Path relative to the inbox, or None if outside it."""
@@ -439,16 +445,14 @@ class Inbox:
         cand = self._candidates.get(path)
         if cand is None:
             cand = self._candidates[path] = _Candidate()
-        self._touched.add(path)
         if kind in (CLOSED, MOVED):
             cand.writing = False
-            try:
-                cand.closed_key = file_key(os.lstat(path))
-                cand.ready_at = time.monotonic() + (CLOSE_GRACE if kind == CLOSED else 0.0)
-            except OSError:
-                cand.closed_key = None
+            cand.closed_key, cand.closed_seen = None, True
+            cand.ready_at = time.monotonic() + (CLOSE_GRACE if kind == CLOSED else 0.0)
+            self._touched.add(path)  # looked at in this step
         elif kind == WRITTEN:
-            cand.closed_key = None
+            cand.closed_key, cand.closed_seen = None, False
+            self._waiting.pop(path, None)
             # inotify's write events mean "open for writing, not complete"; the
             # polling observer's "modified" only means the snapshot changed.
             cand.writing = not self.polling
@@ -494,7 +498,6 @@ class Inbox:
 
     def _check_candidates(self, paths: list[str]) -> None:
         now = time.monotonic()
-        self._next_due = float("inf")
         ready: list[tuple[str, tuple[int, int, int] | None]] = []
         for path in paths:
             cand = self._candidates[path]
@@ -518,10 +521,11 @@ class Inbox:
             key = file_key(st)
             if key != cand.key:
                 cand.key, cand.since = key, now
+            if cand.closed_seen:  # the first look since the close or move event
+                cand.closed_key, cand.closed_seen = key, False
             closed = cand.closed_key is not None and cand.closed_key == key
             if closed and now < cand.ready_at:  # closed: ready once the grace has passed
-                self._touched.add(path)
-                self._next_due = min(self._next_due, cand.ready_at)
+                self._waiting[path] = cand.ready_at
                 continue
             # A file still open for writing (a write event, no close yet) waits
             # much longer than settle_seconds: a slow copy pauses, then goes on.
