@@ -39,52 +39,63 @@ def stroke_width(mask: np.ndarray) -> float:
     return 2.0 * area / perimeter if perimeter > 0 else 1.0
 
 
-def dilate_ellipse(a: np.ndarray, n: int) -> np.ndarray:
-    """``cv2.dilate(a, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n)))`` of a
-    2-D float32 array, the same values.
+def _dilate_line(x: np.ndarray, lo: int, hi: int, axis: int) -> np.ndarray:
+    """Maximum of ``x`` over the offsets lo..hi (lo <= 0 <= hi) across (axis 1)
+    or down (axis 0); outside the image counts as nothing, as in cv2.dilate."""
+    if lo == 0 and hi == 0:
+        return x
+    if axis == 1:
+        return cv2.dilate(x, np.ones((1, hi - lo + 1), np.uint8), anchor=(-lo, 0))
+    return cv2.dilate(x, np.ones((hi - lo + 1, 1), np.uint8), anchor=(0, -lo))
 
-    OpenCV visits every point of a large ellipse at every pixel (a thin pen on a
-    big canvas needs kernels of 20-45 pixels). A maximum is exact in any order,
-    so here it is split: each row of the kernel is a horizontal run, whose
-    maximum comes from two overlapping power-of-two runs, and the rows are then
-    combined with one maximum each.
+
+_ELLIPSE_RECTS: dict[int, list[tuple[int, int, int, int]]] = {}
+
+
+def _ellipse_rects(n: int) -> list[tuple[int, int, int, int]]:
+    """The n x n elliptical kernel as a union of rectangles (x0, x1, y0, y1) of
+    offsets from its anchor, narrowest (tallest) first: each distinct row run,
+    over the rows whose run covers it."""
+    rects = _ELLIPSE_RECTS.get(n)
+    if rects is None:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n))
+        c = n // 2  # OpenCV's default anchor
+        runs: dict[tuple[int, int], list[int]] = {}
+        for i in range(n):
+            cols = np.flatnonzero(kernel[i])
+            if cols.size:
+                runs.setdefault((int(cols[0]) - c, int(cols[-1]) - c), []).append(i - c)
+        rects = []
+        for x0, x1 in runs:
+            ys = sorted(dy for (u0, u1), dys in runs.items() if u0 <= x0 and u1 >= x1 for dy in dys)
+            if not (ys[-1] - ys[0] + 1 == len(ys) and ys[0] <= 0 <= ys[-1] and x0 <= 0 <= x1):
+                raise AssertionError(f"ellipse {n}: not a staircase of runs about its anchor")  # pragma: no cover
+            rects.append((x0, x1, ys[0], ys[-1]))
+        rects.sort(key=lambda r: (r[1] - r[0], r[2] - r[3]))
+        _ELLIPSE_RECTS[n] = rects
+    return rects
+
+
+def dilate_ellipse(a: np.ndarray, n: int) -> np.ndarray:
+    """``cv2.dilate(a, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n)))``,
+    the same values, for large kernels several times faster.
+
+    OpenCV visits every point of a non-rectangular kernel at every pixel (a thin
+    pen on a big canvas needs ellipses of 20-45 pixels). A maximum is exact in
+    any order, so the ellipse is taken as a staircase of rectangles R_k (width
+    growing, height shrinking) and max_k V_k(H_k(a)) -- H a run across, V a run
+    down -- is evaluated Horner-style with 1-D dilations that each extend the
+    previous one: acc = V_{k-1 less k}(acc) max H_k(a), then V_last(acc).
     """
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n))
-    if n < 16 or a.ndim != 2 or a.dtype != np.float32 or not a.size:
-        return cv2.dilate(a, kernel)
-    c = n // 2  # OpenCV's default anchor
-    runs = []  # (dy, first dx, length) of each kernel row
-    for i in range(n):
-        cols = np.flatnonzero(kernel[i])
-        if cols.size:
-            if cols[-1] - cols[0] + 1 != cols.size:  # pragma: no cover - an ellipse's rows are runs
-                return cv2.dilate(a, kernel)
-            runs.append((i - c, int(cols[0]) - c, int(cols.size)))
-    h, w = a.shape
-    # Outside the image counts as -inf, as OpenCV's default border for dilate.
-    padded = np.full((h + 2 * n, w + 2 * n), -np.inf, np.float32)
-    padded[n : n + h, n : n + w] = a
-    longest = max(length for _, _, length in runs)
-    power = {1: padded}  # power[m][y, x] = max(padded[y, x : x + m])
-    m = 1
-    while 2 * m <= longest:
-        prev = power[m]
-        power[2 * m] = np.maximum(prev[:, :-m], prev[:, m:])
-        m *= 2
-    across: dict[tuple[int, int], np.ndarray] = {}  # (first dx, length) -> row maximum, every row
-    out = None
-    for dy, dx, length in runs:
-        row = across.get((dx, length))
-        if row is None:
-            m = 1 << (length.bit_length() - 1)
-            x0 = n + dx
-            row = power[m][:, x0 : x0 + w]
-            if m < length:
-                row = np.maximum(row, power[m][:, x0 + length - m : x0 + length - m + w])
-            across[(dx, length)] = row
-        shifted = row[n + dy : n + dy + h]
-        out = shifted.copy() if out is None else np.maximum(out, shifted, out=out)
-    return out
+    if n < 12:
+        return cv2.dilate(a, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (n, n)))
+    across, hx, acc, vy = a, (0, 0), None, (0, 0)
+    for x0, x1, y0, y1 in _ellipse_rects(n):
+        across = _dilate_line(across, x0 - hx[0], x1 - hx[1], 1)
+        hx = (x0, x1)
+        acc = across if acc is None else cv2.max(_dilate_line(acc, vy[0] - y0, vy[1] - y1, 0), across)
+        vy = (y0, y1)
+    return _dilate_line(acc, vy[0], vy[1], 0)
 
 
 def to_mnist_form(ink: np.ndarray) -> np.ndarray:
