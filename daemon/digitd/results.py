@@ -506,10 +506,14 @@ class Outbox:
         return path
 
     def write_json(self, name: str, obj: Any) -> Path:
-        """``results/NAME.json``, atomically: written into the reservation file
-        (fsynced unless ``fsync=False``), then renamed into place."""
+        """``results/NAME.json``, atomically: written into the reservation file,
+        then renamed into place; unless ``fsync=False`` the file is fsynced
+        before the rename and ``results/`` after it (durable on return)."""
         self.stage_json(name, obj, fsync=self.fsync)
-        return Path(self.publish_json(name))
+        path = Path(self.publish_json(name))
+        if self.fsync:
+            self.sync_folder(RESULTS)
+        return path
 
     def write_annotated(self, name: str, render: Callable[[BinaryIO], Any]) -> str:
         """``annotated/NAME.png`` from ``render(file)``, atomically; its relative path."""
@@ -671,7 +675,8 @@ class Batch:
         rows = [row for row in self._rows if row.get("result") in staged]
         box.append_csv_rows(rows, fsync=False)
         if box.fsync:
-            paths = [box._marker(name) for name in self.staged] + self.sync_paths
+            paths = [box._marker(name) for name in self.staged]
+            paths += [p for p in self.sync_paths if os.path.lexists(p)]  # removed by hand: no matter
             if rows:
                 paths.append(os.fspath(box.csv_path))
             make_durable(paths)

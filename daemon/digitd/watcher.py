@@ -75,7 +75,7 @@ TEMP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download", ".swp"
 SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
 TICK = 0.1  # seconds between checks of all candidates (a touched one is checked at once)
 CLOSE_GRACE = 0.02  # a closed file is ready this long after its close, if unchanged
-ARRIVING_WINDOW = 0.1  # arriving(): an event this recent means more files are coming
+ARRIVING_WINDOW = 0.01  # arriving(): files whose events are closer than this are a burst
 SKIP_MEMORY = 10_000  # names remembered for "logged once"
 # A file written to and not yet closed counts as complete only after this many
 # times settle_seconds (at least OPEN_SETTLE_MIN s) without change: a safety
@@ -324,12 +324,11 @@ class Inbox:
         self._hint(str(path), SEEN)
 
     def arriving(self) -> bool:
-        """Whether more files seem on their way: events not yet looked at, or
-        files noticed but not ready with an event in the last ARRIVING_WINDOW s
-        (the worker waits for those to fill a batch, and for nothing else)."""
-        if self._hints:
-            return True
-        return bool(self._candidates) and time.monotonic() - self._last_event < ARRIVING_WINDOW
+        """Whether more files seem on their way: events not yet looked at, or an
+        event in the last ARRIVING_WINDOW s (in a burst events come far closer
+        than that; under a trickle the file alone is not kept waiting). The
+        worker waits for those to fill a batch, and for nothing else."""
+        return bool(self._hints) or time.monotonic() - self._last_event < ARRIVING_WINDOW
 
     @property
     def waiting(self) -> int:
@@ -341,6 +340,7 @@ class Inbox:
 
     def _hint(self, path: str, kind: str) -> None:
         self._hints.append((path, kind))  # deque.append is thread-safe
+        self._last_event = time.monotonic()
         if not self._wake.is_set():
             self._wake.set()
 
@@ -365,11 +365,9 @@ class Inbox:
             self.last_rescan = now
             self._scan()
             self.rescans += 1
-        if self._hints:
-            self._last_event = now
-            while self._hints:
-                path, kind = self._hints.popleft()
-                self._take_hint(path, kind)
+        while self._hints:
+            path, kind = self._hints.popleft()
+            self._take_hint(path, kind)
         if now >= self._next_full_check:
             self._next_full_check = now + TICK
             paths = list(self._candidates)
