@@ -1,4 +1,4 @@
-"""Claiming inbox files, and the per-file state that makes a crash harmless.
+"""Claiming inbox files, and the journals and state records that make a crash harmless.
 
 Layout, inside the inbox (so every rename stays on the inbox's filesystem)::
 
