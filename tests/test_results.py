@@ -289,7 +289,8 @@ def test_append_csv_rows_in_one_write_with_one_header(tmp_path, monkeypatch):
     box = Outbox(tmp_path)
     writes = []
     real_write = os.write
-    monkeypatch.setattr(os, "write", lambda fd, data: writes.append(bytes(data)) or real_write(fd, data))
+    monkeypatch.setattr(os, "write",
+                        lambda fd, data: writes.append(bytes(data)) or real_write(fd, data))
     box.append_csv_rows([row(1), row(2), row(3)])
     box.append_csv_rows([])
     assert len(writes) == 1

@@ -676,7 +676,8 @@ class Batch:
         box.append_csv_rows(rows, fsync=False)
         if box.fsync:
             paths = [box._marker(name) for name in self.staged]
-            paths += [p for p in self.sync_paths if os.path.lexists(p)]  # removed by hand: no matter
+            # (a journal removed by hand is no reason to fail the batch)
+            paths += [p for p in self.sync_paths if os.path.lexists(p)]
             if rows:
                 paths.append(os.fspath(box.csv_path))
             make_durable(paths)
