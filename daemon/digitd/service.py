@@ -9,6 +9,9 @@ Threads:
   through :mod:`digitd.pipeline`, writes the results and moves the originals;
   it also takes over the work folders of dead instances, retries transient
   failures with backoff, and reloads the model when its file is replaced;
+  reading, decoding and segmenting the files, and drawing their pictures,
+  it hands to worker processes (:mod:`digitd.workers`, one per core), so
+  they run on every core while it runs the model and writes;
 * the main thread waits for SIGTERM/SIGINT, and meanwhile writes
   ``outbox/status.json`` and speaks sd_notify (``READY``, ``STATUS``,
   ``WATCHDOG`` while the other threads are alive and the worker is not stuck,
@@ -209,13 +212,17 @@ class Service:
 
     The keyword arguments let tests plug fakes in through the real interfaces:
     ``recognizer_factory(config)`` returns an object with ``.read(scans)`` and
-    ``.name``; ``outbox`` an :class:`digitd.results.Outbox`-like object.
+    ``.name`` (and ``.classify(found)`` to take the digits the worker processes
+    found; without it the scans are decoded and read in this process);
+    ``outbox`` an :class:`digitd.results.Outbox`-like object; ``workers`` a
+    :class:`digitd.workers.Workers` (default: one process per core).
     """
 
     def __init__(self, config: Config, *, stop_event: threading.Event | None = None,
                  recognizer_factory: Callable[[Config], Any] | None = None,
                  outbox: Any = None, notifier: Notifier | None = None,
                  observer_factory: Callable | None = None, pictures: Any = None,
+                 workers: Any = None,
                  instance_id: str | None = None) -> None:
         self.config = config
         self.stop_event = stop_event or threading.Event()
@@ -224,6 +231,7 @@ class Service:
         self.notifier = notifier or Notifier()
         self._observer_factory = observer_factory
         self.pictures = pictures
+        self.workers = workers
         self._instance_id = instance_id
         self.counters = Counters()
         self.recognizer: Any = None
@@ -266,6 +274,13 @@ class Service:
                               f"{self.work.folder}: {exc.strerror or exc} (key 'inbox')") from None
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
         t0 = time.monotonic()
+        if self.workers is None:
+            from .workers import Workers, default_processes
+
+            # Reading and segmenting the inputs, and drawing their pictures, run
+            # in worker processes on every core (they start now, while the model
+            # loads); this process keeps the model and the bookkeeping.
+            self.workers = Workers(default_processes())
         self.recognizer = self._recognizer_factory(config)  # ModelLoadError: exit 3
         self._model_key = _file_key(config.model)
         if self.outbox is None:
@@ -273,16 +288,17 @@ class Service:
 
             self.outbox = Outbox(config.outbox)
         if self.pictures is None and config.annotate:
-            from .annotate import Pictures, default_processes
+            from .annotate import Pictures
 
-            # Drawing is most of a file's cost with pictures: in worker
-            # processes (as predict does) it runs on every core. Pictures falls
-            # back to drawing here if a worker dies.
-            self.pictures = Pictures(default_processes())
+            self.pictures = Pictures(workers=self.workers)
         from .pipeline import limits
 
         self._limits = limits(config)
-        log.info("model %s loaded in %.1f s", self.recognizer.name, time.monotonic() - t0)
+        engine = getattr(getattr(self.recognizer, "engine", None), "description", None)
+        log.info("model %s loaded in %.1f s%s; %s", self.recognizer.name,
+                 time.monotonic() - t0, f" ({engine})" if engine else "",
+                 f"{self.workers.processes} worker processes" if self.workers.processes
+                 else "no worker processes")
         self.inbox = Inbox(
             config.inbox, recursive=config.recursive, polling=config.polling,
             poll_interval=config.poll_interval_seconds, settle_seconds=config.settle_seconds,
@@ -344,6 +360,7 @@ class Service:
         self.report()
         if self.pictures is not None and hasattr(self.pictures, "close"):
             self.pictures.close()
+        self.close_workers()
         if self.work is not None:
             self.work.close()
         self.notifier.close()
@@ -705,6 +722,18 @@ class Service:
             raise Permanent(f"not a regular file ({_file_type(st.st_mode)})")
         return "fresh"
 
+    def _analysers(self):
+        """The worker processes, when there are some and the recognizer can take
+        digits found elsewhere (``classify``); else None: all of it here."""
+        workers = self.workers
+        if workers is None or not workers.processes or not hasattr(self.recognizer, "classify"):
+            return None
+        return workers
+
+    def close_workers(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
+
     def _recognise(self, jobs: list[Job]) -> list[tuple[Any, Any]]:
         """pipeline.prepare for the batch: one model call. If it raises, each file alone:
         one that raises alone is failed; if every one does, all are retried.
@@ -714,7 +743,7 @@ class Service:
         def run(batch: list[Job]):
             items = [Item(path=j.path, source=j.source, name=j.state.name) for j in batch]
             return prepare(items, self.recognizer, pictures=self.pictures, read_errors="retry",
-                           **self._limits)
+                           analysers=self._analysers(), **self._limits)
 
         try:
             prepared = run(jobs)
@@ -923,6 +952,7 @@ def run(config: Config) -> int:
     try:
         service.start()
     except BaseException:
+        service.close_workers()
         if service.inbox is not None:
             service.inbox.stop()
         if service.work is not None:
