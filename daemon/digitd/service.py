@@ -409,24 +409,41 @@ class Service:
     # The worker
 
     def _work_loop(self) -> None:
-        while not self.stop_event.is_set():
+        """Batches in a pipeline of two: while the worker processes read and
+        segment batch N (started by :meth:`_begin`), this thread recognises and
+        writes batch N-1 (:meth:`_complete`). A batch is completed as soon as no
+        further file is ready, so a lone file never waits for a next one."""
+        pending: _Stage | None = None
+        while True:
             self._beat = time.monotonic()
+            stage: _Stage | None = None
             jobs: list[Job] = []
             try:
-                self._maybe_adopt()
-                self._maybe_reload_model()
-                jobs = self._next_batch()
-                if jobs:
-                    self._in_batch = len(jobs)
-                    self._process(jobs)
+                if not self.stop_event.is_set():
+                    self._maybe_adopt()
+                    self._maybe_reload_model()
+                    jobs = self._next_batch(wait=pending is None)
+                    self._in_batch = len(jobs) + (len(pending.jobs) if pending else 0)
+                    if jobs:
+                        stage = self._begin(jobs)
             except Exception as exc:  # noqa: BLE001 - the worker must survive anything
-                log.exception("unexpected error in a batch; its files will be retried")
-                for job in jobs:
-                    if not (job.finished or job.scheduled):
-                        self._transient(job, exc)
-                self.stop_event.wait(1.0)
-            finally:
-                self._in_batch = 0
+                self._unexpected(jobs, exc)
+            if pending is not None:
+                try:
+                    self._complete(pending)
+                except Exception as exc:  # noqa: BLE001
+                    self._unexpected(pending.jobs, exc)
+            self._in_batch = 0
+            pending = stage
+            if pending is None and self.stop_event.is_set():
+                return
+
+    def _unexpected(self, jobs: list[Job], exc: Exception) -> None:
+        log.exception("unexpected error in a batch; its files will be retried")
+        for job in jobs:
+            if not (job.finished or job.scheduled):
+                self._transient(job, exc)
+        self.stop_event.wait(1.0)
 
     def _maybe_adopt(self) -> None:
         """At start and every rescan: take over the work folders of dead instances."""
@@ -512,7 +529,9 @@ class Service:
         self._model_key = key
         log.info("model reloaded: %s (was %s)", recognizer.name, old)
 
-    def _next_batch(self) -> list[Job]:
+    def _next_batch(self, wait: bool = True) -> list[Job]:
+        """Up to batch_max jobs: recovered, due for retry, then ready in the inbox
+        (waiting up to a tick for one when ``wait``)."""
         limit = self.config.batch_max
         jobs: list[Job] = []
         while self._recovered and len(jobs) < limit:
@@ -525,7 +544,7 @@ class Service:
         room = limit - len(jobs)
         if room <= 0 or self.stop_event.is_set():
             return jobs
-        timeout = 0.0 if jobs else TICK
+        timeout = 0.0 if jobs or not wait else TICK
         if self._retry:
             timeout = min(timeout, max(0.0, self._retry[0][0] - now))
         paths = self.inbox.take(room, timeout)
@@ -580,7 +599,10 @@ class Service:
     # ------------------------------------------------------------------
     # One batch
 
-    def _process(self, jobs: list[Job]) -> None:
+    def _begin(self, jobs: list[Job]) -> _Stage | None:
+        """Triage a batch (finishing what a crash left half done), reserve and record
+        the NAMEs of its fresh inputs, and start reading and segmenting them in the
+        worker processes. None when nothing is left to recognise."""
         log.debug("batch of %d file(s)", len(jobs))
         fresh: list[Job] = []
         for job in jobs:
@@ -600,12 +622,25 @@ class Service:
             except OSError as exc:
                 self._transient(job, exc)
         if not fresh:
-            return
+            return None
         fresh = self._reserve(fresh)
         if not fresh:
-            return
+            return None
+        analysed = None
+        analysers = self._analysers()
+        if analysers is not None:
+            from .pipeline import Item, start
+
+            items = [Item(path=j.path, source=j.source, name=j.state.name) for j in fresh]
+            analysed = start(items, self.recognizer, analysers, pictures=self.pictures,
+                             **self._limits)
+        return _Stage(jobs=fresh, analysed=analysed)
+
+    def _complete(self, stage: _Stage) -> None:
+        """Recognise a begun batch (one model call) and write it (one group commit)."""
         ready: list[tuple[Job, Any, Any]] = []  # (job, its work, the Prepared it came in)
-        for job, (work, prepared) in zip(fresh, self._recognise(fresh), strict=True):
+        for job, (work, prepared) in zip(stage.jobs, self._recognise(stage.jobs, stage.analysed),
+                                         strict=True):
             try:
                 if isinstance(work, BaseException):
                     raise work
@@ -734,19 +769,20 @@ class Service:
         if self.workers is not None:
             self.workers.close()
 
-    def _recognise(self, jobs: list[Job]) -> list[tuple[Any, Any]]:
-        """pipeline.prepare for the batch: one model call. If it raises, each file alone:
-        one that raises alone is failed; if every one does, all are retried.
+    def _recognise(self, jobs: list[Job], analysed=None) -> list[tuple[Any, Any]]:
+        """pipeline.prepare for the batch (``analysed``: its reading and segmenting,
+        already under way): one model call. If it raises, each file alone: one that
+        raises alone is failed; if every one does, all are retried.
         Returns (work or exception, the Prepared it belongs to) per job."""
         from .pipeline import Item, prepare
 
-        def run(batch: list[Job]):
+        def run(batch: list[Job], analysed=None):
             items = [Item(path=j.path, source=j.source, name=j.state.name) for j in batch]
             return prepare(items, self.recognizer, pictures=self.pictures, read_errors="retry",
-                           analysers=self._analysers(), **self._limits)
+                           analysers=self._analysers(), analysed=analysed, **self._limits)
 
         try:
-            prepared = run(jobs)
+            prepared = run(jobs, analysed)
             return [(w, prepared) for w in prepared.work]
         except Exception as exc:  # noqa: BLE001 - isolate the file that causes it
             error = exc
@@ -918,6 +954,14 @@ class Service:
             if self._outstanding[folder] <= 0:
                 del self._outstanding[folder]
                 self.work.finished_with(folder)
+
+
+@dataclass
+class _Stage:
+    """A batch begun: its fresh jobs (NAMEs recorded) and their analysis under way."""
+
+    jobs: list[Job]
+    analysed: Any = None  # digitd.workers.Pending, or None: read and decoded when completed
 
 
 class _Retry(OSError):
