@@ -366,6 +366,9 @@ def group_marks(found: list[Piece]) -> list[list[Piece]]:
 
 
 def _extent(g: list[Piece]) -> tuple[int, int, int, int]:
+    if len(g) == 1:
+        p = g[0]
+        return p.x, p.y, p.w, p.h
     x0 = min(p.x for p in g)
     y0 = min(p.y for p in g)
     x1 = max(p.x + p.w for p in g)
