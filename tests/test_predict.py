@@ -391,3 +391,24 @@ def test_clear_digits_are_read_right(shipped_model, tmp_path):
     assert got["number.png"]["number"] == "2024"
     assert got["inverse.png"]["number"] == "7"
     assert got["inverse.png"]["polarity"] == "light_on_dark"
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["read here", "read by workers"])
+def test_a_named_pipe_or_device_fails_instead_of_blocking(small_model, tmp_path, many):
+    """open() on a pipe nobody writes to would block forever, a device never ends:
+    both are failed with their kind, and the other inputs are read."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    n = 40 if many else 1
+    for i in range(n):
+        (folder / f"d{i:02d}.png").write_bytes(png_bytes(digit_gray(str(i % 10))))
+    os.mkfifo(folder / "pipe.png")
+    config = write_config(tmp_path / "cfg", small_model)
+    proc = predict(config, "--json", folder, "/dev/null", timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    by_source = {r["source"]: r for r in json_lines(proc)}
+    assert len(by_source) == n + 2
+    assert by_source["pipe.png"]["error"] == "not a regular file (a named pipe)"
+    assert by_source["null"]["error"] == "not a regular file (a character device)"
+    assert sum(r["status"] != "failed" for r in by_source.values()) == n
+    assert re.search(r"\d+ worker processes" if many else "no workers", proc.stderr), proc.stderr

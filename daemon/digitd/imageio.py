@@ -8,8 +8,10 @@ never reaches the decoder.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -33,10 +35,23 @@ class InputError(Exception):
         super().__init__(reason)
 
 
+_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
 def read_bytes(path: str | os.PathLike, max_bytes: int) -> bytes:
-    """The file's bytes, read once. Too large -> InputError; OSErrors pass through."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    """The file's bytes, read once. Too large, or not a regular file (a pipe would
+    block the reader forever, a device never end) -> InputError; a folder ->
+    IsADirectoryError; other OSErrors pass through."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((word for test, word in _KINDS if test(st.st_mode)), "not a plain file")
+            raise InputError(f"not a regular file ({kind})")
+        size = st.st_size
         if size > max_bytes:
             raise InputError(f"file too large: {size} bytes > limit {max_bytes} (max_file_mb)")
         # Read what fstat says is there, plus one byte to notice a file still
@@ -175,7 +190,7 @@ def to_scan(img: np.ndarray, palette: bool = False) -> Scan:
     kind = ("gray", "gray+alpha", "RGB", "RGBA")[min(channels, 4) - 1]
     if palette:
         kind = "palette" + ("+alpha" if channels in (2, 4) else "")
-    mode = f"{dtype.name} {kind}"
+    mode = f"{_NAMES.get(dtype) or dtype.name} {kind}"
     if dtype not in _PER_VALUE:  # float and odd integer types: scaled by the whole array's range
         return _to_scan_whole(unit(img), channels, mode)
     if channels >= 3:
@@ -205,6 +220,7 @@ def to_scan(img: np.ndarray, palette: bool = False) -> Scan:
 
 
 _PER_VALUE = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16))
+_NAMES = {d: d.name for d in _PER_VALUE}  # dtype.name is a slow property
 
 
 def unit(img: np.ndarray) -> np.ndarray:
