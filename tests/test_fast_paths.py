@@ -34,7 +34,8 @@ def digits_page(h: int = 140, w: int = 200, text: str = "47", seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     page = np.full((h, w), 225, np.float32) * np.linspace(0.8, 1.0, w, dtype=np.float32)[None, :]
     ink = np.zeros((h, w), np.uint8)
-    cv2.putText(ink, text, (w // 10, int(h * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, h / 50, 255, max(2, h // 25), cv2.LINE_AA)
+    cv2.putText(ink, text, (w // 10, int(h * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, h / 50, 255,
+                max(2, h // 25), cv2.LINE_AA)
     page = page - (page - 30) * (ink / 255.0) + rng.normal(0, 4, (h, w))
     return np.clip(page, 0, 255).astype(np.uint8)
 

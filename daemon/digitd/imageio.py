@@ -193,12 +193,13 @@ def to_scan(img: np.ndarray, palette: bool = False) -> Scan:
     mode = f"{_NAMES.get(dtype) or dtype.name} {kind}"
     if dtype not in _PER_VALUE:  # float and odd integer types: scaled by the whole array's range
         return _to_scan_whole(unit(img), channels, mode)
+    gray, colour = (img if channels == 1 else img[..., 0]), None
     if channels >= 3:
         gray = _equal_channels(img)
-        colour = None if gray is not None else (img[..., 2::-1] if dtype != np.uint8 else
-                                                 cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if channels == 4 else cv2.COLOR_BGR2RGB))
-    else:
-        gray, colour = (img if channels == 1 else img[..., 0]), None
+        if gray is None and dtype == np.uint8:  # BGR(A) -> RGB while still 8-bit
+            colour = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if channels == 4 else cv2.COLOR_BGR2RGB)
+        elif gray is None:
+            colour = img[..., 2::-1]
     alpha = None
     if channels in (2, 4):
         raw = img[..., 1 if channels == 2 else 3]

@@ -12,13 +12,25 @@
 4. ``find_digits``: each digit cut out with its own ink only and brought to
    MNIST form by :func:`digitd.preprocess.to_mnist_form`.
 
-Grey scans take a fast path: when the RGB array is the broadcast view of one
-grey plane that :func:`digitd.imageio.decode` gives for grey content (its
-channel stride is 0), or :func:`find_digits_scan` is given a Scan with
-``gray``, the work is done on that one plane (same results as on the three
-equal channels, a third of the cost). Medians and percentiles come from one
-``np.partition`` with NumPy's own arithmetic, bit for bit what ``np.median``
-and ``np.percentile`` give, without their overhead (it dominates on small scans).
+Callers holding a Scan use :func:`find_digits_scan`; ``find_digits(scan.image)``
+is the same thing (and what callers with a bare array use).
+
+Everything here gives the same marks, bit for bit, as the straightforward
+code it replaced (tests/test_fast_paths.py); the cheap ways are:
+
+- Grey scans (a grey file, or grey content in a colour one) are worked on as
+  one plane: decode gives a Scan with ``gray`` and an ``image`` that is a
+  read-only view of it with channel stride 0, which ``find_digits`` notices.
+  Where OpenCV rounds one channel differently from three (bicubic enlarging,
+  area shrinking to exactly half) the three-channel arithmetic is kept.
+- Medians and percentiles from one SIMD sort with NumPy's own arithmetic
+  (``median_and_tails``); the Gaussian as its separable filter.
+- Pieces labelled within the ink's bounding box, the few pieces of a clean
+  scan measured one by one (OpenCV's statistics visit every pixel).
+
+On small scans OpenCV's own threads cost more than they bring (its parallel
+labelling wakes a second thread, ~25 us); processes that segment many small
+scans side by side should call ``cv2.setNumThreads(1)``.
 """
 
 from __future__ import annotations
@@ -379,16 +391,17 @@ def _extent(g: list[Piece]) -> tuple[int, int, int, int]:
 def find_digits(rgb: np.ndarray, max_digits: int = 12) -> tuple[list[Mark], str | None]:
     """All digits on a scan, left to right, and the polarity; [] for a blank page.
 
-    ``rgb`` is a Scan's ``image`` (float32 H x W x 3, 0-1). A grey scan's image
-    from :func:`digitd.imageio.decode` is a view of one grey plane, and is
-    segmented on that plane alone; the results are the same as on any array
-    holding the same values.
+    ``rgb`` is a Scan's ``image`` (float32 H x W x 3, 0-1; a 2-D array is taken
+    as a grey plane). A grey scan's image from :func:`digitd.imageio.decode` is
+    a view of one grey plane, and is segmented on that plane alone; the results
+    are the same as on any array holding the same values.
     """
     return _find(ink_map(rgb), max_digits)
 
 
 def find_digits_scan(scan: Scan, max_digits: int = 12) -> tuple[list[Mark], str | None]:
-    """``find_digits(scan.image, max_digits)``, on the scan's grey plane when it has one."""
+    """``find_digits(scan.image, max_digits)``, on the scan's grey plane when it has
+    one. What callers holding a Scan use (the pipeline's workers, Recognizer.read)."""
     return _find(ink_map(scan.image, scan.gray), max_digits)
 
 
