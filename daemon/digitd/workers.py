@@ -144,7 +144,11 @@ def die_with(parent: int) -> None:
 def _init(parent: int) -> None:
     die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    import cv2  # noqa: F401 - imported now, while the parent loads its model
+    import cv2  # imported now, while the parent loads its model
+
+    # One worker per core: OpenCV's own threads would only compete with the
+    # sibling worker (and waking them costs more than they save on a scan).
+    cv2.setNumThreads(1)
 
     from . import imageio, segment  # noqa: F401
 
