@@ -1,8 +1,6 @@
 """`python -m digitd` behaves exactly like the `digitd` console script."""
 
-import sys
-
-from digitd.cli import main
+from digitd.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
