@@ -1,4 +1,4 @@
-"""Picture worker processes never outlive the process that started them, even after kill -9."""
+"""Worker processes (reading, segmenting, drawing) never outlive the process that started them, even after kill -9."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 
 SCRIPT = """
 import os, sys, time
-from digitd.annotate import Pictures, _ready
-pictures = Pictures(2)
-pids = sorted({pictures._pool.submit(_ready).result() for _ in range(20)})
+from digitd.workers import Workers, pid
+workers = Workers(2)
+pids = sorted({workers._pool.submit(pid).result() for _ in range(20)})
 print(" ".join(map(str, pids)), flush=True)
 time.sleep(600)
 """

@@ -23,8 +23,6 @@ view into PNG bytes, so rendering can also run in worker processes.
 
 from __future__ import annotations
 
-import os
-import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -444,12 +442,8 @@ class Annotator:
 # ---------------------------------------------------------------------------
 # Drawing many pictures: here, or in worker processes
 
-
-# The worker processes are digitd.workers.Workers (shared with the analysis of
-# inputs); these names stay for the callers that used them from here.
-from .workers import default_processes  # noqa: E402
-from .workers import die_with as _die_with  # noqa: E402,F401
-from .workers import pid as _ready  # noqa: E402,F401
+# The worker processes are digitd.workers.Workers, shared with the analysis of
+# the inputs.
 
 
 class Pictures:
