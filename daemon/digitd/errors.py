@@ -13,10 +13,38 @@ Exit codes are part of the product contract (DESIGN.md):
 
 from __future__ import annotations
 
+import errno
+
 
 def one_line(text: object) -> str:
     """Collapse any text to a single line (messages must never span lines)."""
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+_OS_WORDS = {
+    errno.ENOENT: "no such file",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EIO: "input/output error",
+    errno.ELOOP: "too many levels of symbolic links",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def os_words(exc: OSError) -> str:
+    """An OSError as plain words, e.g. ``permission denied``."""
+    return _OS_WORDS.get(exc.errno or 0) or one_line(exc.strerror or exc).lower()
+
+
+def describe(exc: BaseException) -> str:
+    """Any exception as one line for a log or a result: plain words for an OSError,
+    ``Type: message`` for anything else."""
+    if isinstance(exc, OSError):
+        return os_words(exc)
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 class DigitdError(Exception):

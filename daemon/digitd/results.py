@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import __version__
+from .files import atomic_write, fsync_path
 from .records import Reading, Scan
 
 RESULT_KEYS = ("source", "status", "number", "digits", "confidence", "model", "sha256",
@@ -187,28 +188,6 @@ def safe_stem(stem: str) -> str:
     return stem[:200]
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], Any], *, fsync: bool = True) -> None:
-    """Write ``path`` via a hidden temp in the same folder and ``os.replace``.
-
-    A reader sees the old file or the complete new one, never a part; the temp
-    is removed if anything fails.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _split_name(name: str) -> tuple[str, str]:
     """("scan.tar", ".gz") style: stem and the LAST suffix (kept when suffixing)."""
     p = Path(name)
@@ -274,14 +253,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _fsync_path(path: str, flags: int = os.O_RDONLY) -> None:
-    fd = os.open(path, flags | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 _SYNCFS: Any = None
 
 
@@ -327,7 +298,7 @@ def make_durable(paths: list[str]) -> None:
     files an fsync is cheaper and does not wait for other programs' writes)."""
     if len(paths) <= FSYNC_EACH_MAX or _syncfs_call() is None:
         for path in paths:
-            _fsync_path(path)
+            fsync_path(path)
         return
     seen: set[int] = set()
     for folder in {os.path.dirname(p) or "." for p in paths}:
@@ -572,7 +543,7 @@ class Outbox:
 
     def sync_folder(self, name: str) -> None:
         """fsync a sub-folder: the renames and links made in it are on disk."""
-        _fsync_path(os.fspath(self.folder(name)), os.O_RDONLY | os.O_DIRECTORY)
+        fsync_path(os.fspath(self.folder(name)), os.O_RDONLY | os.O_DIRECTORY)
 
     # -- originals -----------------------------------------------------------
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .results import atomic_write
+from .files import atomic_write
 
 
 def _iso(ts: float) -> str:

@@ -48,7 +48,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .results import atomic_write
+from .files import atomic_write
 
 log = logging.getLogger(__name__)
 

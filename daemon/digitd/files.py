@@ -1,0 +1,77 @@
+"""Small file-system helpers every other module shares: atomic writes, fsyncs,
+hashes and the key that tells whether a file changed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+FileKey = tuple[int, int, int]  # size, mtime_ns, inode
+
+
+def file_key(st: os.stat_result) -> FileKey:
+    """What must not change while a file settles or is being read: size, mtime, inode."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def path_key(path: str | os.PathLike[str]) -> FileKey | None:
+    """:func:`file_key` of ``path`` (not following a link), or None if it cannot be seen."""
+    try:
+        return file_key(os.lstat(path))
+    except OSError:
+        return None
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any], *,
+                 fsync: bool = True) -> None:
+    """Write ``path`` via a hidden temp in the same folder and ``os.replace``.
+
+    A reader sees the old file or the complete new one, never a part; the temp
+    is removed if anything fails.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> None:
+    atomic_write(path, lambda f: f.write(data), fsync=fsync)
+
+
+def fsync_path(path: str | os.PathLike[str], flags: int = os.O_RDONLY) -> None:
+    """fsync a file or a folder by name."""
+    fd = os.open(path, flags | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_quietly(path: str | os.PathLike[str]) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
