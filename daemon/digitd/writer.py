@@ -1,0 +1,98 @@
+"""The one result writer: commits a batch of plain records to the outbox.
+
+A record is what a stage produced for one input: its reserved NAME, the result
+dict, maybe its picture. :meth:`Writer.commit` writes a batch of them as one
+group commit (durably or not) and owns CSV de-duplication; a quarantine is a
+one-record commit followed by :meth:`Writer.quarantine`. The order of the
+steps is ``docs/DESIGN.md``, "Durability".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .outbox import RESULTS, Outbox, make_durable
+from .results import csv_row
+
+
+@dataclass
+class Record:
+    """One input's files-to-be: ``results/NAME.json``, its CSV row, its picture."""
+
+    name: str
+    result: dict[str, Any]
+    picture: bytes | None = None
+    row_may_exist: bool = False  # an earlier attempt may already have appended its CSV row
+
+
+class Writer:
+    """Writes records into an :class:`Outbox`; ``durable`` fsyncs before anything
+    is published (the service), else only the atomic renames (``digitd predict``)."""
+
+    def __init__(self, outbox: Outbox, *, durable: bool) -> None:
+        self.outbox = outbox
+        self.durable = durable
+
+    def commit(self, records: Sequence[Record], *,
+               sync_paths: Sequence[str] = ()) -> list[OSError | None]:
+        """Write a batch: per record its picture and its JSON staged in the NAME's
+        reservation; then every CSV row in one locked write (a row results.csv
+        already has is not written again); when durable, one sync of rows, JSONs
+        and ``sync_paths``; then every JSON renamed into place (last) and, when
+        durable, ``results/`` fsynced.
+
+        Returns, per record, None (published) or the OSError that kept it from
+        being staged. Raises OSError when a step of the whole batch fails: then
+        any of its rows may be written and any of its JSONs published.
+        """
+        box = self.outbox
+        errors: list[OSError | None] = []
+        staged: list[Record] = []
+        for record in records:
+            try:
+                if record.picture is not None:
+                    box.write_annotated(record.name, record.picture)
+                box.stage_json(record.name, record.result)
+            except OSError as exc:
+                errors.append(exc)
+                continue
+            errors.append(None)
+            staged.append(record)
+        if not staged:
+            return errors
+        rows = self._new_rows(staged)
+        box.append_csv_rows(rows, fsync=False)
+        if self.durable:
+            paths = [box.reserve_path(r.name) for r in staged]
+            paths += [p for p in sync_paths if os.path.lexists(p)]  # a journal removed by hand
+            if rows:
+                paths.append(os.fspath(box.csv_path))
+            make_durable(paths)
+        for record in staged:
+            box.publish_json(record.name)
+        if self.durable:
+            box.sync_folder(RESULTS)
+        return errors
+
+    def _new_rows(self, staged: Sequence[Record]) -> list[dict[str, str]]:
+        """The CSV rows of ``staged`` that results.csv does not have yet."""
+        box = self.outbox
+        existing: set[str] = set()
+        if any(r.row_may_exist for r in staged):
+            existing = box.csv_results()
+        rows = []
+        for record in staged:
+            rel = box.result_rel(record.name)
+            if not (record.row_may_exist and rel in existing):
+                rows.append(csv_row(record.result, rel))
+        return rows
+
+    def quarantine(self, path: Path, name: str, reason: str, attempts: int, *,
+                   source: str, sha256: str | None) -> Path:
+        """The original to ``failed/`` with ``failed/NAME.error.json``."""
+        return self.outbox.quarantine(path, name, reason, attempts, source=source, sha256=sha256,
+                                      fsync=self.durable)
