@@ -16,7 +16,7 @@ import pytest
 
 from digitd.config import parse_config
 from digitd.records import Reading
-from digitd.results import Outbox
+from digitd.outbox import Outbox
 from digitd.service import EXIT_THREAD_DIED, Service
 from service_support import (
     csv_rows,
@@ -31,20 +31,21 @@ from service_support import (
 
 
 class FakeRecognizer:
-    """Reads every scan as "1"; raises for scans of a given width, or always."""
+    """Reads every input as "1"; raises for a batch holding a blank page (poison),
+    or always."""
 
     name = "fake"
 
-    def __init__(self, poison_width: int | None = None, always: bool = False) -> None:
-        self.poison_width = poison_width
+    def __init__(self, poison_blank: bool = False, always: bool = False) -> None:
+        self.poison_blank = poison_blank
         self.always = always
         self.calls = 0
 
-    def read(self, scans):
+    def classify(self, found):
         self.calls += 1
-        if self.always or any(s.width == self.poison_width for s in scans):
+        if self.always or (self.poison_blank and any(not marks for marks, _ in found)):
             raise RuntimeError("the model broke")
-        return [Reading(status="ok", number="1", digits=(), confidence=1.0) for _ in scans]
+        return [Reading(status="ok", number="1", digits=(), confidence=1.0) for _ in found]
 
 
 class FullDisk(Outbox):
@@ -198,14 +199,14 @@ def test_disk_full_for_good_never_drops_the_file(tmp_path, run_service, caplog):
 
 
 def test_a_file_that_breaks_recognition_is_failed_alone(tmp_path, run_service):
-    """One scan makes the recognizer raise: the batch is retried file by file,
+    """One input makes the recognizer raise: the batch is retried file by file,
     that file is failed, the others get their results."""
     import cv2
     import numpy as np
 
     inbox = tmp_path / "inbox"
     ok, buf = cv2.imencode(".png", np.full((40, 33), 255, np.uint8))
-    recognizer = FakeRecognizer(poison_width=33)
+    recognizer = FakeRecognizer(poison_blank=True)
     run_service(recognizer=recognizer, batch_wait_ms=500)
     drop(inbox, 5, "fine")
     (inbox / "poison.png").write_bytes(buf.tobytes())

@@ -39,11 +39,17 @@ def os_words(exc: OSError) -> str:
     return _OS_WORDS.get(exc.errno or 0) or one_line(exc.strerror or exc).lower()
 
 
+class Transient(Exception):
+    """A failure worth retrying whose message is already plain words."""
+
+
 def describe(exc: BaseException) -> str:
-    """Any exception as one line for a log or a result: plain words for an OSError,
-    ``Type: message`` for anything else."""
+    """Any exception as one line for a log or a result: plain words for an OSError
+    or a :class:`Transient`, ``Type: message`` for anything else."""
     if isinstance(exc, OSError):
         return os_words(exc)
+    if isinstance(exc, Transient):
+        return one_line(exc)
     return f"{type(exc).__name__}: {one_line(exc)}"
 
 

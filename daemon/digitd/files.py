@@ -17,10 +17,10 @@ def file_key(st: os.stat_result) -> FileKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def path_key(path: str | os.PathLike[str]) -> FileKey | None:
-    """:func:`file_key` of ``path`` (not following a link), or None if it cannot be seen."""
+def path_key(path: str | os.PathLike[str], *, follow_symlinks: bool = False) -> FileKey | None:
+    """:func:`file_key` of ``path``, or None if it cannot be seen."""
     try:
-        return file_key(os.lstat(path))
+        return file_key(os.stat(path, follow_symlinks=follow_symlinks))
     except OSError:
         return None
 

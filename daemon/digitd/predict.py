@@ -1,27 +1,8 @@
-"""``digitd predict [--config PATH] [--model PATH] [--out DIR] [--no-annotate] [--json] PATH...``
+"""``digitd predict``: the one-shot command over files and folders.
 
-One-shot recognition of files and folders, writing exactly what the service
-writes for each input (``annotated/NAME.png``, a ``results.csv`` row,
-``results/NAME.json``) into ``--out DIR`` (default: the config's outbox).
-
-* Folders are expanded non-recursively to their image files, sorted by name,
-  skipping what the service skips (hidden and temporary names, other types).
-  Files named on the command line are always tried, whatever their name.
-* The inputs are the user's files: predict never moves, deletes or
-  quarantines them. An input that cannot be read (missing, not an image,
-  truncated...) gets a *failed* result - JSON and CSV row with the reason,
-  as the service writes - but no ``failed/NAME.error.json`` (that record
-  describes an original moved into ``failed/``, and predict moves nothing).
-* Output: with ``--json``, one compact result object per input on stdout, in
-  input order; otherwise one line per input on stderr, e.g.
-  ``scans/a.png -> 7 (0.99) 12 ms``. A summary line ends either way.
-* Exit codes: 0 when every input was read (ok, uncertain or blank), 1 if any
-  failed, 3 if the model cannot be loaded (from :mod:`digitd.cli`).
-
-Batches of ``batch_max`` inputs (at most :data:`BATCH_CAP`): worker processes
-(:mod:`digitd.workers`) read and segment the next batches and draw the
-pictures, this process runs the model on one batch, and a writer thread
-writes the files of the one before.
+The same :class:`~digitd.runner.Runner` as the service, with a writer that
+does not fsync and no dispositions: the user's files are never moved. Its
+options, output and exit codes are in ``docs/DESIGN.md``, "Commands".
 """
 
 from __future__ import annotations
@@ -32,26 +13,30 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import one_line
+from .analyse import init_worker
+from .annotate import Pictures
+from .errors import UsageError, os_words
+from .inbox import skip_reason
+from .outbox import Outbox
+from .pool import Pool, default_processes
+from .results import failed_result, human_line
+from .runner import Input, Limits, Outcome, Runner
+from .writer import Writer
 
 log = logging.getLogger(__name__)
 
 MIN_FOR_WORKERS = 32  # fewer inputs than this: read them and draw pictures in this process
-BATCH_CAP = 64  # overlap reading and writing; the recognizer pads model calls to 1/4/16/64/256
-AHEAD = 2  # batches being read and segmented by the workers ahead of the model
-
+BATCH_CAP = 64  # batches small enough that reading, recognising and writing overlap
+AHEAD = 2  # batches being analysed by the workers ahead of the one being recognised
 
 def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Command-line paths -> input files in order: folders become their image files
     (sorted, not recursive, skipping hidden/temporary/other names); anything else is
     kept as given (a missing file fails later with its reason). Duplicates are
     dropped, first one kept."""
-    from .watcher import skip_reason
-
     out: list[Path] = []
     seen: set[str] = set()
 
@@ -89,109 +74,61 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def human_line(shown: str, result: dict) -> str:
-    """``scans/a.png -> 7 (0.99) 12 ms`` and the like."""
-    status = result["status"]
-    ms = f"{result['elapsed_ms']:.0f} ms"
-    if status == "failed":
-        return f"{shown} -> failed: {result['error']}"
-    if status == "blank":
-        return f"{shown} -> blank (no digits found) {ms}"
-    mark = "?" if status == "uncertain" else ""
-    tail = " uncertain" if status == "uncertain" else ""
-    return f"{shown} -> {result['number']}{mark} ({result['confidence']:.2f}){tail} {ms}"
-
-
-def _unwritten(outcome, model: str) -> dict:
-    """The result shown for an input whose files could not be written."""
-    import datetime as dt
-
-    from .results import result_dict
-
-    reason = f"cannot write results: {one_line(outcome.error.strerror or outcome.error)}"
-    return result_dict(outcome.item.source, None, sha256=None, model=model,
-                       processed_at=dt.datetime.now(dt.UTC), elapsed_ms=0.0, annotated=None,
-                       error=reason)
+def shown_result(outcome: Outcome, model: str) -> dict:
+    """The result to show for an input: the one written, or why none was."""
+    if outcome.result is not None:
+        return outcome.result
+    return failed_result(outcome.input.source, f"cannot write results: {os_words(outcome.error)}"
+                         if isinstance(outcome.error, OSError) else str(outcome.error), model=model)
 
 
 def main(config, args) -> int:
+    from .recognize import Recognizer  # the model runtime, after the cheap checks
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
-
-    from .pipeline import Item, batches, finish, limits, prepare, start
-    from .recognize import Recognizer
-    from .results import Outbox
-    from .workers import Workers, default_processes
-
     t_start = time.perf_counter()
     paths = expand(args.paths)
-    items = [Item(path=p, source=p.name) for p in paths]
+    if not paths:
+        raise UsageError(f"no inputs: {', '.join(map(str, args.paths))} "
+                         "holds no image files")
+    items = [Input(path=p, source=p.name) for p in paths]
     as_json = bool(getattr(args, "json", False))
-    # Worker processes read and segment the inputs (and draw their pictures)
-    # on every core while this process runs the model; they start now, while
-    # the model loads. A few inputs are quicker done here.
-    workers = Workers(default_processes() if len(items) >= MIN_FOR_WORKERS else 0)
-    try:
-        pictures = None
-        if config.annotate:
-            from .annotate import Pictures
-
-            pictures = Pictures(workers=workers)
+    # Worker processes read and segment the inputs and draw their pictures on
+    # every core; they start now, while the model loads. A few inputs are
+    # quicker done here.
+    with Pool(default_processes() if len(items) >= MIN_FOR_WORKERS else 0,
+              initializer=init_worker) as pool:
+        pictures = Pictures(pool) if config.annotate else None
         recognizer = Recognizer.from_config(config)  # ModelLoadError -> exit 3
-        outbox = Outbox(config.outbox, fsync=False)  # see digitd.results: rerun after a power cut
+        outbox = Outbox(config.outbox)
+        runner = Runner(recognizer, Writer(outbox, durable=False), pool,
+                        limits=Limits.from_config(config), pictures=pictures)
         engine = getattr(getattr(recognizer, "engine", None), "description", "?")
         log.info("model %s loaded in %.1f s (%s); %d input(s), %s; results to %s",
                  recognizer.name, time.perf_counter() - t_start, engine, len(items),
-                 f"{workers.processes} worker processes" if workers.processes else "no workers",
+                 f"{pool.processes} worker processes" if pool.processes else "no workers",
                  outbox.root)
         t_work = time.perf_counter()
         counts: Counter[str] = Counter()
-        shown = {id(item): str(path) for item, path in zip(items, paths, strict=True)}
-        lim = limits(config)
-
-        def report(outcomes: Iterable) -> None:
+        shown = {item.path: str(path) for item, path in zip(items, paths, strict=True)}
+        size = min(config.batch_max, BATCH_CAP)
+        batches = [items[i : i + size] for i in range(0, len(items), size)]
+        for outcomes in runner.run_all(batches, ahead=AHEAD):
             for outcome in outcomes:
-                result = outcome.result or _unwritten(outcome, recognizer.name)
+                result = shown_result(outcome, recognizer.name)
                 counts[result["status"]] += 1
                 if as_json:
-                    sys.stdout.write(json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    sys.stdout.write(json.dumps(result, ensure_ascii=False,
+                                                separators=(",", ":")) + "\n")
                 else:
-                    print(human_line(shown[id(outcome.item)], result), file=sys.stderr)
+                    print(human_line(shown[outcome.input.path], result), file=sys.stderr)
             if as_json:
                 sys.stdout.flush()
-
-        # The workers read and segment up to AHEAD batches ahead; this thread
-        # recognises batch N while the writer thread writes batch N-1's files
-        # (waiting for its pictures); results are reported in input order.
-        todo = list(batches(items, min(config.batch_max, BATCH_CAP)))
-        started: list = []
-
-        def keep_busy(upto: int) -> None:
-            while workers.processes and len(started) < min(upto, len(todo)):
-                started.append(start(todo[len(started)], recognizer, workers, pictures=pictures,
-                                     **lim))
-
-        writer = ThreadPoolExecutor(1, thread_name_prefix="digitd-writer")
-        try:
-            pending = None
-            for i, batch in enumerate(todo):
-                keep_busy(i + 1 + AHEAD)
-                prepared = prepare(batch, recognizer, pictures=pictures, read_errors="fail",
-                                   analysed=started[i] if workers.processes else None,
-                                   recognize_errors="isolate", **lim)
-                if pending is not None:
-                    report(pending.result())
-                pending = writer.submit(finish, prepared, outbox)
-            if pending is not None:
-                report(pending.result())
-        finally:
-            writer.shutdown(wait=True, cancel_futures=True)
-    finally:
-        workers.close()
-
     seconds = time.perf_counter() - t_work
     n = len(items)
-    parts = ", ".join(f"{counts[s]} {s}" for s in ("ok", "uncertain", "blank", "failed") if counts[s])
+    parts = ", ".join(f"{counts[s]} {s}" for s in ("ok", "uncertain", "blank", "failed")
+                      if counts[s])
     rate = f" ({n / seconds:.0f} images/s)" if n and seconds > 0 else ""
-    print(f"digitd: {n} input(s): {parts or 'nothing to do'} in {seconds:.2f} s{rate}; "
-          f"results in {outbox.root}", file=sys.stderr)
+    print(f"digitd: {n} input(s): {parts} in {seconds:.2f} s{rate}; results in {outbox.root}",
+          file=sys.stderr)
     return 1 if counts["failed"] else 0

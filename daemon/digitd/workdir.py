@@ -1,37 +1,11 @@
 """Claiming inbox files, and the journals and state records that make a crash harmless.
 
-Layout, inside the inbox (so every rename stays on the inbox's filesystem)::
-
-    inbox/.digitd/<id>.lock            held with flock(LOCK_EX) while instance <id> lives
-    inbox/.digitd/work/<id>/           files instance <id> has claimed
-        <token>_<escaped relative path>              a claimed input
-        <token>.batch.json                           a batch's journal: work file -> NAME
-        <token>_<escaped relative path>.state.json   a per-file state record (retry, quarantine)
-
-* **Claim** = ``os.rename(inbox/x.png, work/<id>/<token>_x.png)``. The rename
-  is the lock: of several instances racing for one file exactly one rename
-  succeeds; the others get ENOENT and move on. The token makes every claimed
-  name unique, so a second ``x.png`` dropped later never replaces the first.
-* **Journal** (:func:`write_journal`): before anything of a batch is
-  written, ONE file per batch, written atomically (temp + rename), records
-  each claimed file's reserved output NAME. It is removed once every input
-  in it is finished or has a state record of its own.
-* **State record** (:class:`State`), the per-file form of the same, written
-  atomically next to the claimed file only in the rare phases: a transient
-  error (the NAME, attempts so far, the last error) and quarantine (the
-  reason). It overrides the journal and is removed last, after the original
-  has left the work folder.
-* **Adoption**: a work folder whose lock can be taken belongs to a dead
-  instance (flock locks die with their process, even on ``kill -9``). The
-  adopter keeps holding that lock while it finishes or redoes the folder's
-  files in place, then removes the folder and the lock. Files never move
-  between work folders, so there is no window where a file and its record
-  (journal entry or state record) are apart.
-
-State records are not fsynced: they protect against the process dying at
-any moment (``kill -9``, OOM, a crash), which leaves the page cache intact.
-A batch's journal is made durable by the service's group commit together
-with the batch's results (see :class:`digitd.results.Batch`).
+Inside the inbox (so every rename stays on its filesystem), instance ``<id>``
+holds ``.digitd/<id>.lock`` and claims files by renaming them into
+``.digitd/work/<id>/``, where one journal per batch records each file's NAME
+and a per-file state record appears only for a retry or a quarantine. A work
+folder whose lock can be taken belongs to a dead instance and is adopted.
+The design is ``docs/DESIGN.md``, "Durability".
 """
 
 from __future__ import annotations
@@ -292,10 +266,3 @@ class WorkArea:
 
 def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "-" for c in text)[:40] or "host"
-
-
-def remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
