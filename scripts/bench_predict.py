@@ -21,7 +21,7 @@
 ``--profile`` adds an in-process breakdown of where the time goes per image
 (read + decode, segmentation, model, picture, outbox files).
 
-Bars (DESIGN/issue 3): >= 100 images/s with pictures, >= 1,000 without.
+Bars (issue 3): >= 100 images/s with pictures, >= 1,000 without.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-
 from digitd.annotate import (
     MAX_SHOWN,
     PANEL,
@@ -22,6 +21,7 @@ from digitd.annotate import (
     panel_width,
     title_text,
 )
+from digitd.pool import Pool
 from digitd.records import DigitReading, Reading, Scan
 
 
@@ -158,8 +158,9 @@ def test_drawing_is_cheap(annotator):
 
 def test_worker_processes_draw_the_same_pictures(annotator):
     views = [make_view(*number_scan(n), source=f"{n}.png", model="m") for n in (1, 2, 1, 7)]
-    with Pictures(2) as pool:
-        futures = [pool.submit(v) for v in views]
+    with Pool(2) as pool:
+        pictures = Pictures(pool)
+        futures = [pictures.submit(v) for v in views]
         drawn = [f.result(timeout=120) for f in futures]
     assert [png for png, _seconds in drawn] == [annotator.render(v) for v in views]
     assert all(seconds > 0 for _png, seconds in drawn)
@@ -167,8 +168,8 @@ def test_worker_processes_draw_the_same_pictures(annotator):
 
 def test_drawing_here_when_no_workers(annotator):
     view = make_view(*number_scan(1), source="s.png", model="m")
-    with Pictures(0) as here:
-        png, seconds = here.submit(view).result()
+    with Pool(0) as pool:
+        png, seconds = Pictures(pool).submit(view).result()
     assert png == annotator.render(view)
 
 

@@ -12,9 +12,9 @@ import pytest
 
 SCRIPT = """
 import os, sys, time
-from digitd.workers import Workers, pid
-workers = Workers(2)
-pids = sorted({workers._pool.submit(pid).result() for _ in range(20)})
+from digitd.pool import Pool
+pool = Pool(2)
+pids = sorted({pool.submit(os.getpid).result() for _ in range(20)})
 print(" ".join(map(str, pids)), flush=True)
 time.sleep(600)
 """

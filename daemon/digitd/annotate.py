@@ -23,6 +23,7 @@ view into PNG bytes, so rendering can also run in worker processes.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -117,9 +118,9 @@ def make_view(scan: Scan | None, reading: Reading, *, source: str, model: str,
     """Reduce a scan and its reading to what the picture shows.
 
     ``shown``: the original already fitted into its panel where the image was
-    (a :class:`digitd.workers.Shown`, made by ``display_image`` with the
+    (a :class:`digitd.analyse.Shown`, made by ``display_image`` with the
     width for this many digits); ``scan`` then only needs width, height and
-    mode (a :class:`digitd.workers.ImageInfo`).
+    mode (a :class:`digitd.analyse.ImageInfo`).
     """
     digits = reading.digits
     width = panel_width(len(digits))
@@ -440,48 +441,31 @@ class Annotator:
 
 
 # ---------------------------------------------------------------------------
-# Drawing many pictures: here, or in worker processes
+# Drawing many pictures: in a pool's worker processes, or here
 
-# The worker processes are digitd.workers.Workers, shared with the analysis of
-# the inputs.
+_annotators: dict[tuple[int, int], Annotator] = {}
+
+
+def render(view: View, dpi: int, png_level: int) -> tuple[bytes, float]:
+    """One picture as PNG bytes, and the seconds it took (the Annotator for these
+    settings is made once per process)."""
+    t0 = time.perf_counter()
+    annotator = _annotators.get((dpi, png_level))
+    if annotator is None:
+        annotator = _annotators[(dpi, png_level)] = Annotator(dpi, png_level)
+    return annotator.render(view), time.perf_counter() - t0
 
 
 class Pictures:
-    """Draws annotated pictures: ``submit(view)`` -> Future of (PNG bytes, seconds).
+    """Draws annotated pictures on a :class:`digitd.pool.Pool`:
+    ``submit(view)`` -> Future of (PNG bytes, seconds)."""
 
-    With ``processes`` > 0 the drawing runs in that many worker processes
-    (:class:`digitd.workers.Workers`, started with ``spawn``: they import
-    matplotlib and OpenCV, never TensorFlow), or in the ``workers`` given
-    (shared with the analysis of inputs), fed with small :class:`View`
-    records, so a batch's pictures are drawn on all cores while the main
-    process recognises the next batch. A worker that dies is replaced.
-    """
-
-    def __init__(self, processes: int = 0, *, workers=None, dpi: int = DPI,
-                 png_level: int = PNG_LEVEL) -> None:
-        from .workers import Workers
-
+    def __init__(self, pool, *, dpi: int = DPI, png_level: int = PNG_LEVEL) -> None:
+        self.pool = pool
         self.dpi, self.png_level = dpi, png_level
-        self._own = workers is None
-        self._workers = Workers(processes) if workers is None else workers
-
-    @property
-    def processes(self) -> int:
-        return self._workers.processes
-
-    @property
-    def _pool(self):
-        return self._workers._pool
 
     def submit(self, view: View):
-        return self._workers.render(view, self.dpi, self.png_level)
+        return self.pool.submit(render, view, self.dpi, self.png_level)
 
     def close(self) -> None:
-        if self._own:
-            self._workers.close()
-
-    def __enter__(self) -> Pictures:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        """Nothing to close: the pool belongs to whoever made it."""

@@ -6,7 +6,7 @@ file and the key, e.g.::
 
     config.yaml: key 'batch_max': expected an integer >= 1, got 'abc'
 
-Rules (DESIGN.md, "Config"):
+Rules (docs/DESIGN.md, "Config"):
 
 * unknown keys, wrong types (a boolean is not a number) and impossible values
   are refused; keys missing from the file take their defaults;

@@ -2,7 +2,7 @@
 
 Library code raises these; the single handler in :mod:`digitd.cli` turns them
 into ``digitd: error: <message>`` on stderr and the exit code, no traceback.
-Exit codes are part of the product contract (DESIGN.md):
+Exit codes are part of the product contract (docs/DESIGN.md):
 
 * 0 success
 * 1 some inputs failed (``predict``)          -> :class:`InputsFailed`

@@ -13,7 +13,6 @@ import hashlib
 import os
 import stat
 import struct
-from pathlib import Path
 
 # OpenCV's own backstop against huge images, read when cv2 first decodes; the
 # header checks below refuse them earlier with a clearer reason.

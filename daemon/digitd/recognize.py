@@ -13,7 +13,6 @@ from .records import DigitReading, Mark, Reading, Scan
 from .segment import find_digits
 
 
-
 def model_name(path: Path) -> str:
     """The model's name/version: its card's name, else the file's stem."""
     card = Path(path).with_suffix(".json")

@@ -241,8 +241,8 @@ class Runner:
             if not isinstance(reading, Reading):
                 futures.append(None)
                 continue
-            view = make_view(a, reading, source=item.source, model=self.recognizer.name,
-                             threshold=self.limits.threshold)
+            view = make_view(a.info, reading, source=item.source, model=self.recognizer.name,
+                             threshold=self.limits.threshold, shown=a.shown)
             futures.append(self.pictures.submit(view))
         out: list[tuple[bytes, float] | None] = []
         for item, future in zip(inputs, futures, strict=True):

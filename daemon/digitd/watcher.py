@@ -65,6 +65,9 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
+from .errors import describe
+from .files import file_key
+
 log = logging.getLogger(__name__)
 
 # Kept in step with digitd.imageio.IMAGE_EXTENSIONS (tests/test_watcher.py checks
@@ -111,11 +114,6 @@ def skip_reason(name: str) -> str | None:
     return None
 
 
-def describe_oserror(exc: OSError) -> str:
-    """An OSError in plain words (``"inotify watch limit reached"``)."""
-    return exc.strerror or str(exc)
-
-
 @dataclass
 class _Candidate:
     key: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) last seen
@@ -156,6 +154,9 @@ class _Handler(FileSystemEventHandler):
         # deleted, opened, closed-without-write: not asked for (EVENT_FILTER)
 
 
+MOVE_PAIR_SECONDS = 0.02  # how long an unpaired half of a rename waits for its other half
+
+
 def make_observer(polling: bool, poll_interval: float):
     """A watchdog observer: inotify (or the platform's), or the polling one.
 
@@ -170,24 +171,34 @@ def make_observer(polling: bool, poll_interval: float):
 
         return PollingObserver(timeout=poll_interval)
     try:
-        from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
+        from watchdog.observers.api import BaseObserver
+        from watchdog.observers.inotify import InotifyFD, InotifyFullEmitter, InotifyObserver
         from watchdog.observers.inotify_c import InotifyConstants
-    except ImportError:  # not Linux
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    except ImportError:  # not Linux, or another watchdog
         from watchdog.observers import Observer
 
         return Observer()
 
-    class _InboxEmitter(InotifyFullEmitter):
+    # watchdog holds an unpaired IN_MOVED_FROM 0.5 s (and, first in first out,
+    # every event after it); the kernel queues a rename's halves together, so a
+    # short wait still pairs them. No public setting exists: set here, only here.
+    InotifyMoveEventGrouper.delay = min(InotifyMoveEventGrouper.delay, MOVE_PAIR_SECONDS)
+
+    class InboxEmitter(InotifyFullEmitter):
         def get_event_mask_from_filter(self):
             mask = super().get_event_mask_from_filter()
             if not self.watch.is_recursive:
                 mask &= ~InotifyConstants.IN_MOVED_FROM
             return mask
 
-    observer = InotifyObserver(generate_full_events=True)
-    if hasattr(observer, "_emitter_class"):
-        observer._emitter_class = _InboxEmitter
-    return observer
+    class InboxObserver(InotifyObserver):
+        def __init__(self) -> None:  # InotifyObserver's own set-up, with our emitter
+            self._inotify_fd = InotifyFD()
+            self._inotify_fd.start()
+            BaseObserver.__init__(self, InboxEmitter, inotify_fd=self._inotify_fd)
+
+    return InboxObserver()
 
 
 class Inbox:
@@ -201,7 +212,7 @@ class Inbox:
     def __init__(self, root: Path, *, recursive: bool = False, polling: bool = False,
                  poll_interval: float = 2.0, settle_seconds: float = 1.0,
                  rescan_seconds: float = 60.0, ignore: Path | None = None,
-                 observer_factory: Callable[[bool, float], object] = make_observer) -> None:
+                 observer_factory: Callable[[bool, float], object] | None = None) -> None:
         self.root = Path(root)
         self.recursive = recursive
         self.polling = polling
@@ -212,7 +223,7 @@ class Inbox:
         self.ignore = Path(ignore) if ignore else None
         self._prefix = os.path.join(os.fspath(self.root), "")
         self._ignore_prefix = os.path.join(os.fspath(self.ignore), "") if ignore else None
-        self._observer_factory = observer_factory
+        self._observer_factory = observer_factory or make_observer
         self._observer = None
         self._hints: collections.deque[tuple[str, str]] = collections.deque()
         self._cond = threading.Condition()
@@ -252,7 +263,7 @@ class Inbox:
             if self.polling or exc.errno not in (errno.ENOSPC, errno.EMFILE, errno.ENOMEM):
                 raise
             log.warning("cannot watch %s with inotify (%s): polling every %g s instead",
-                        self.root, describe_oserror(exc), self.poll_interval)
+                        self.root, describe(exc), self.poll_interval)
             self.polling = True
             observer = self._observer_factory(True, self.poll_interval)
             observer.schedule(_Handler(self), str(self.root), recursive=self.recursive,
@@ -467,7 +478,7 @@ class Inbox:
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                log.warning("cannot scan %s: %s", current, describe_oserror(exc))
+                log.warning("cannot scan %s: %s", current, describe(exc))
                 continue
             for entry in entries:
                 path = entry.path
@@ -506,7 +517,7 @@ class Inbox:
                 del self._candidates[path]
                 continue
             except OSError as exc:
-                log.debug("cannot stat %s: %s", path, describe_oserror(exc))
+                log.debug("cannot stat %s: %s", path, describe(exc))
                 continue
             if stat.S_ISDIR(st.st_mode):
                 del self._candidates[path]
@@ -546,6 +557,3 @@ def _quiet_stop(record: logging.LogRecord) -> bool:
     return "called when the thread is inactive" not in str(record.msg)
 
 
-def file_key(st: os.stat_result) -> tuple[int, int, int]:
-    """What must not change while a file settles: size, mtime and inode."""
-    return (st.st_size, st.st_mtime_ns, st.st_ino)

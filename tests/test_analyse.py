@@ -1,5 +1,6 @@
-"""digitd.workers: reading and segmenting in worker processes gives exactly what the
-same work gives in this process, and a worker that dies loses no input."""
+"""The one reader (digitd.analyse) on the generic pool (digitd.pool): in worker
+processes it gives exactly what it gives in this process, and a worker that dies
+loses no input."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ import cv2
 import numpy as np
 import pytest
 from conftest import draw_digits
+from digitd.analyse import CRASH_REASON, Analysis, analyse, analyse_all
+from digitd.pool import Pool
 from worker_faults import dies_on_poison
-
-from digitd.pipeline import Item, prepare
-from digitd.workers import CRASH_REASON, Analysis, Workers, analyse_file, pid
 
 OPTIONS = {"max_bytes": 1 << 20, "max_pixels": 10**7, "max_digits": 12}
 
@@ -51,9 +51,9 @@ def same(a: Analysis, b: Analysis) -> None:
 
 def test_workers_give_exactly_what_this_process_gives(tmp_path):
     paths = inputs(tmp_path)
-    here = [analyse_file(p, **OPTIONS) for p in paths]
-    with Workers(2) as workers:
-        there = workers.analyse(paths, **OPTIONS).result()
+    here = [analyse(p, **OPTIONS) for p in paths]
+    with Pool(2) as pool:
+        there = analyse_all(pool, paths, **OPTIONS).result()
     assert len(there) == len(paths)
     for a, b in zip(there, here, strict=True):
         same(a, b)
@@ -70,59 +70,57 @@ def test_a_worker_killed_by_a_file_loses_no_other_file(tmp_path, caplog):
     poison = tmp_path / "in" / "poison.png"
     poison.write_bytes(paths[0].read_bytes())
     batch = [*paths[:4], poison, *paths[4:]]
-    caplog.set_level(logging.WARNING, logger="digitd.workers")
-    with Workers(2, analyse=dies_on_poison) as workers:
-        before = {workers._pool.submit(pid).result() for _ in range(4)}
-        got = workers.analyse(batch, **OPTIONS).result()
+    caplog.set_level(logging.WARNING, logger="digitd.pool")
+    with Pool(2) as pool:
+        before = set(pool.pids())
+        got = analyse_all(pool, batch, analyse=dies_on_poison, **OPTIONS).result()
         assert len(got) == 9
         assert got[4].reason == CRASH_REASON and got[4].marks == ()
         for a, path in zip(got[:4] + got[5:], paths, strict=True):
-            same(a, analyse_file(path, **OPTIONS))
+            same(a, analyse(path, **OPTIONS))
         # the workers were replaced and still work
-        again = workers.analyse(paths[:2], **OPTIONS).result()
-        same(again[1], analyse_file(paths[1], **OPTIONS))
-        after = {workers._pool.submit(pid).result() for _ in range(4)}
-    assert not before & after
+        again = analyse_all(pool, paths[:2], **OPTIONS).result()
+        same(again[1], analyse(paths[1], **OPTIONS))
+        after = set(pool.pids())
+    assert before and after and not before & after
     assert any("a worker process died" in r.message for r in caplog.records)
-    assert any(CRASH_REASON in r.message and "poison.png" in r.message for r in caplog.records)
 
 
-def test_no_processes_means_the_work_is_done_here(tmp_path):
+def test_no_processes_means_the_same_function_here(tmp_path):
     paths = inputs(tmp_path, n=3)
-    with Workers(0) as workers:
-        assert workers._pool is None
-        got = workers.analyse(paths, **OPTIONS).result()
+    with Pool(0) as pool:
+        assert pool.pids() == []
+        got = analyse_all(pool, paths, **OPTIONS).result()
     for a, p in zip(got, paths, strict=True):
-        same(a, analyse_file(p, **OPTIONS))
+        same(a, analyse(p, **OPTIONS))
 
 
-def test_the_worker_path_reads_what_the_inline_path_reads(tmp_path, small_model):
-    """prepare() with workers (recognizer.classify on the digits found there) and
-    without (recognizer.read on scans decoded here): the same readings, through
-    the real model."""
-    from digitd.recognize import Recognizer
+def test_bytes_are_read_as_the_file_would_be(tmp_path):
+    (path,) = inputs(tmp_path, n=1)[:1]
+    same(analyse(path.read_bytes(), **OPTIONS), analyse(path, **OPTIONS))
 
-    rec = Recognizer(small_model)
-    items = [Item.of(p) for p in inputs(tmp_path)]
-    inline = prepare(items, rec, max_bytes=1 << 20, max_pixels=10**7)
-    with Workers(2) as workers:
-        pooled = prepare(items, rec, analysers=workers, max_bytes=1 << 20, max_pixels=10**7)
-    for a, b in zip(inline.work, pooled.work, strict=True):
-        assert (a.sha256, a.reason) == (b.sha256, b.reason)
-        assert (a.reading is None) == (b.reading is None)
-        if a.reading is not None:
-            assert (a.reading.status, a.reading.number, a.reading.polarity) == \
-                (b.reading.status, b.reading.number, b.reading.polarity)
-            assert a.reading.confidence == pytest.approx(b.reading.confidence, abs=1e-6)
-            assert (a.scan.width, a.scan.height, a.scan.mode) == \
-                (b.scan.width, b.scan.height, b.scan.mode)
-    assert sum(w.reading is not None and w.reading.status != "blank" for w in pooled.work) == 12
+
+def test_a_segmentation_bug_and_out_of_memory_fail_that_input_only(tmp_path, monkeypatch):
+    import digitd.analyse as reader
+
+    (path,) = inputs(tmp_path, n=1)[:1]
+
+    def raises(exc):
+        def find(*_args, **_kwargs):
+            raise exc
+        return find
+
+    monkeypatch.setattr(reader, "find_digits", raises(ValueError("odd shape")))
+    assert analyse(path, **OPTIONS).reason == "recognition failed: ValueError: odd shape"
+    monkeypatch.setattr(reader, "find_digits", raises(MemoryError()))
+    assert analyse(path, **OPTIONS).reason == "image too large to process (out of memory)"
 
 
 def test_workers_end_when_closed(tmp_path):
-    workers = Workers(2)
-    pids = {workers._pool.submit(pid).result() for _ in range(6)}
-    workers.close()
+    pool = Pool(2)
+    pids = set(pool.pids())
+    assert len(pids) == 2
+    pool.close()
     for p in pids:
         with pytest.raises(ProcessLookupError):
             deadline_kill_check(p)

@@ -1,0 +1,206 @@
+"""Worker processes for any picklable task: ``submit`` one call, ``map`` a list in chunks.
+
+The pool knows nothing of its tasks. Workers are ``spawn``-started (never a
+fork of a process that holds TensorFlow), die with their parent even on
+``kill -9``, ignore Ctrl-C (the parent's to handle) and are started at once so
+their imports overlap the caller's. A task that kills its worker cannot take the
+caller down: the pool is replaced, the chunk is redone item by item, and the item
+that kills a worker on its own gets ``on_crash(item)`` as its result. With no
+workers (``processes=0``, or when new ones cannot start) the work runs here.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from .errors import describe
+
+log = logging.getLogger(__name__)
+
+CHUNKS_PER_WORKER = 2  # a map is cut into this many tasks per worker: balance vs. messages
+MIN_CHUNK = 4  # ... but no task smaller than this many items
+START_TIMEOUT = 60.0  # seconds a new worker may take to start before the pool is given up
+
+
+def default_processes() -> int:
+    """Worker processes worth starting: the usable CPUs, up to 4; none on one CPU."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return 0 if cpus < 2 else min(cpus, 4)
+
+
+def die_with(parent: int) -> None:
+    """Make this process end when ``parent`` ends, even by kill -9 (Linux's
+    parent-death signal), so no idle worker is ever left behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(0)
+
+
+def _start_worker(parent: int, initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+    die_with(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _run_chunk(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    return [fn(item) for item in items]
+
+
+def _done(fn: Callable[..., Any], *args: Any) -> Future:
+    """``fn(*args)`` run here, as a finished future."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - reported by whoever waits for it
+        future.set_exception(exc)
+    return future
+
+
+class Pending:
+    """The results of one :meth:`Pool.map` under way; ``result()`` waits for them, in order."""
+
+    def __init__(self, pool: Pool, fn: Callable[[Any], Any], on_crash: Callable[[Any], Any],
+                 chunks: list[tuple[list[Any], Future, Any]]) -> None:
+        self._pool = pool
+        self._fn = fn
+        self._on_crash = on_crash
+        self._chunks = chunks
+
+    def result(self) -> list[Any]:
+        out: list[Any] = []
+        for items, future, executor in self._chunks:
+            try:
+                out.extend(future.result())
+            except BrokenProcessPool as exc:  # a dead worker: redo this chunk's items
+                out.extend(self._pool._redo(self._fn, items, self._on_crash, executor, exc))
+        return out
+
+
+class Pool:
+    """``processes`` spawned worker processes (0: everything runs in the calling process)."""
+
+    def __init__(self, processes: int, *, initializer: Callable[..., Any] | None = None,
+                 initargs: tuple = ()) -> None:
+        self.processes = max(0, int(processes))
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._executor: ProcessPoolExecutor | None = None
+        if self.processes:
+            self._executor = self._start()
+            for _ in range(self.processes):  # start them now: their imports overlap the caller's
+                self._executor.submit(os.getpid)
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker,
+                                   initargs=(os.getpid(), self._initializer, self._initargs))
+
+    def pids(self) -> list[int]:
+        """The process ids of the current workers (none when the work runs here)."""
+        with self._lock:
+            executor = self._executor
+        if executor is None:
+            return []
+        # The executor started them all at construction; it keeps them by pid.
+        return sorted(executor._processes or ())
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> tuple[Future, Any]:
+        """``fn(*args)`` in a worker (or here, when there are none): its future and the
+        executor it went to. A broken executor is replaced (once per call)."""
+        for _ in range(2):
+            with self._lock:
+                executor = self._executor
+            if executor is None:
+                break
+            try:
+                return executor.submit(fn, *args), executor
+            except (BrokenProcessPool, RuntimeError) as exc:
+                self._replace(executor, exc)
+        return _done(fn, *args), None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Future of ``fn(*args)``, run in a worker, or here when there are none."""
+        return self._submit(fn, *args)[0]
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
+            on_crash: Callable[[Any], Any]) -> Pending:
+        """Start ``fn(item)`` for every item, in a few chunks; ``.result()`` gives the
+        results in input order, ``on_crash(item)`` for an item that kills a worker."""
+        items = list(items)
+        chunks = []
+        if items:
+            parts = max(1, self.processes * CHUNKS_PER_WORKER)
+            size = max(MIN_CHUNK, -(-len(items) // parts))
+            for start in range(0, len(items), size):
+                part = items[start : start + size]
+                chunks.append((part, *self._submit(_run_chunk, fn, part)))
+        return Pending(self, fn, on_crash, chunks)
+
+    def _replace(self, broken: Any, exc: BaseException) -> None:
+        with self._lock:
+            if broken is None or self._executor is not broken or self._closed:
+                return
+            log.warning("a worker process died (%s); starting new workers", describe(exc))
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+            try:
+                executor = self._start()
+                executor.submit(os.getpid).result(timeout=START_TIMEOUT)  # can it work at all?
+            except Exception as err:  # noqa: BLE001 - then the work is done here
+                log.error("cannot start worker processes (%s); working in the main process",
+                          describe(err))
+                return
+            self._executor = executor
+
+    def _redo(self, fn: Callable[[Any], Any], items: list[Any], on_crash: Callable[[Any], Any],
+              broken: Any, exc: BaseException) -> list[Any]:
+        """A chunk's worker died: replace the pool, then run each item alone in it; the
+        item that kills a worker alone gets ``on_crash(item)`` (it would kill this process)."""
+        self._replace(broken, exc)
+        out = []
+        for item in items:
+            with self._lock:
+                executor = self._executor
+            if executor is None:  # no workers left: running here is all there is
+                out.append(fn(item))
+                continue
+            try:
+                (one,) = executor.submit(_run_chunk, fn, [item]).result()
+            except BrokenProcessPool as err:
+                self._replace(executor, err)
+                one = on_crash(item)
+            out.append(one)
+        return out
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
