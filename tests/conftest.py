@@ -122,7 +122,6 @@ def font_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` font-drawn digits in MNIST form (through digitd.preprocess) and labels."""
     import cv2
     import numpy as np
-
     from digitd.preprocess import to_mnist_batch
 
     rng = np.random.default_rng(seed)
@@ -152,7 +151,6 @@ def small_model(tmp_path_factory) -> Path:
     import json
 
     import keras
-
     from digitd.model import build_mlp, export_companion
 
     keras.utils.set_random_seed(0)

@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
+from conftest import clean_env
 from digitd import __version__, cli
 from digitd.config import KEYS, load_config
 from digitd.errors import ConfigError, InputsFailed, ModelLoadError, UsageError
-
-from conftest import clean_env
 
 SUBCOMMANDS = ["run", "predict", "check-config"]
 # Arguments that make each subcommand runnable (besides --config).

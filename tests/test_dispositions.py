@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from digitd.dispositions import Dispositions, Ledger, linked_copy
 from digitd.jobs import Job, JobQueue, Journal, RetryPolicy
 from digitd.outbox import Outbox

@@ -14,12 +14,19 @@ import pickle
 import cv2
 import numpy as np
 import pytest
-
 from digitd.imageio import InputError, composite, decode, read_bytes, to_scan
 from digitd.preprocess import dilate_ellipse, to_mnist_form
 from digitd.records import Scan
-from digitd.segment import (find_digits, find_digits_scan, gray_plane, ink_map, is_gray, median,
-                            median_and_tails, pieces)
+from digitd.segment import (
+    find_digits,
+    find_digits_scan,
+    gray_plane,
+    ink_map,
+    is_gray,
+    median,
+    median_and_tails,
+    pieces,
+)
 
 
 def written(tmp_path, name: str, img: np.ndarray, *params: int) -> Scan:

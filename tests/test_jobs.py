@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from digitd.jobs import Job, JobQueue, RetryPolicy
 from digitd.workdir import State
 

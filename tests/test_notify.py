@@ -6,7 +6,6 @@ import os
 import socket
 
 import pytest
-
 from digitd.notify import Notifier, socket_address, watchdog_interval
 
 

@@ -22,11 +22,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
-
-from digitd.results import CSV_COLUMNS, RESULT_KEYS
-
 from conftest import clean_env, draw_digits, find_digitd_exe
+from digitd.results import CSV_COLUMNS, RESULT_KEYS
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 

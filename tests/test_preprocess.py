@@ -8,7 +8,6 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-
 from digitd.imageio import InputError, decode, to_scan
 from digitd.preprocess import BOX, CENTRE, SIZE, stroke_width, to_mnist_form
 from digitd.segment import detect_polarity, find_digits, luminance
@@ -210,8 +209,9 @@ def test_transparent_background_composited(ink_rgb, hidden_rgb):
 
 
 def test_palette_png():
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     g = (page("1")[..., 0] * 255).astype(np.uint8)
     buf = io.BytesIO()

@@ -14,13 +14,11 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import draw_digits, font_digits
 from digitd import model as digit_model
 from digitd.errors import ModelLoadError
 from digitd.imageio import to_scan
-from digitd.model import plan
-from digitd.model import TF_BUCKETS, TFLITE_BUCKETS
+from digitd.model import TF_BUCKETS, TFLITE_BUCKETS, plan
 from digitd.recognize import Recognizer, model_name
 from digitd.segment import find_digits
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from digitd.jobs import Job, Permanent
 from digitd.outbox import Outbox
 from digitd.recovery import Phase, adopt, triage

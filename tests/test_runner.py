@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
+from conftest import draw_digits
 from digitd.analyse import init_worker
 from digitd.annotate import Pictures
 from digitd.outbox import Outbox
@@ -21,8 +21,6 @@ from digitd.pool import Pool
 from digitd.records import DigitReading, Reading
 from digitd.runner import Input, Limits, RecognitionFailed, Runner
 from digitd.writer import Writer
-
-from conftest import draw_digits
 
 LIMITS = Limits(max_bytes=1 << 20, max_pixels=10**7)
 

@@ -15,7 +15,6 @@ import struct
 import time
 
 import pytest
-
 from service_support import (
     Digitd,
     csv_rows,
@@ -56,7 +55,6 @@ def big_png(digit: int) -> bytes:
     """An uncompressed PNG of about 60 KB: a digit on slightly noisy paper."""
     import cv2
     import numpy as np
-
     from conftest import draw_digits
 
     img = cv2.resize(draw_digits(str(digit), height=200), (200, 300))
@@ -360,10 +358,17 @@ def test_model_replaced_is_reloaded_and_a_bad_one_is_refused(tmp_path, small_mod
 # Recovery: every state a crash can leave, built by hand
 
 
+def publish(outbox, name: str, obj) -> None:
+    """``results/NAME.json`` as the writer publishes it (staged, then renamed)."""
+    outbox.stage_json(name, obj)
+    outbox.publish_json(name)
+
+
 def test_recovery_finishes_each_crash_state_exactly_once(tmp_path, small_model, service):
     """A dead instance's work folder holding one file per crash window; the next
     start finishes each one exactly once."""
-    from digitd.results import Outbox, csv_row, result_dict
+    from digitd.outbox import Outbox
+    from digitd.results import csv_row, result_dict
 
     setup = make_setup(tmp_path, small_model)
     outbox = Outbox(setup.outbox)
@@ -392,17 +397,17 @@ def test_recovery_finishes_each_crash_state_exactly_once(tmp_path, small_model, 
     # a: crashed after the JSON, before the archive (its CSV row is there too)
     outbox.claim_name("a")
     claimed("a", {"name": "a"})
-    outbox.append_csv(csv_row(result_for("a"), "results/a.json"))
-    outbox.write_json("a", result_for("a"))
+    outbox.append_csv_rows([csv_row(result_for("a"), "results/a.json")], fsync=False)
+    publish(outbox, "a", result_for("a"))
     # b: crashed after the CSV row, before the JSON
     outbox.claim_name("b")
     claimed("b", {"name": "b"})
-    outbox.append_csv(csv_row(result_for("b"), "results/b.json"))
+    outbox.append_csv_rows([csv_row(result_for("b"), "results/b.json")], fsync=False)
     # c: crashed in the middle of the archive move (linked, not yet unlinked)
     outbox.claim_name("c")
     path_c = claimed("c", {"name": "c"})
-    outbox.append_csv(csv_row(result_for("c"), "results/c.json"))
-    outbox.write_json("c", result_for("c"))
+    outbox.append_csv_rows([csv_row(result_for("c"), "results/c.json")], fsync=False)
+    publish(outbox, "c", result_for("c"))
     (setup.outbox / "originals").mkdir()
     os.link(path_c, setup.outbox / "originals" / "c.png")
     # d: crashed right after the claim (no state record yet)
@@ -410,16 +415,16 @@ def test_recovery_finishes_each_crash_state_exactly_once(tmp_path, small_model, 
     # e: crashed after the archive, before the state record was removed
     outbox.claim_name("e")
     claimed("e", {"name": "e"}).rename(setup.outbox / "originals" / "e.png")
-    outbox.append_csv(csv_row(result_for("e"), "results/e.json"))
-    outbox.write_json("e", result_for("e"))
+    outbox.append_csv_rows([csv_row(result_for("e"), "results/e.json")], fsync=False)
+    publish(outbox, "e", result_for("e"))
     # f: a bad input crashed in the middle of its quarantine move
     data["f"] = b"not an image"
     outbox.claim_name("f")
     path_f = claimed("f", {"name": "f", "phase": "quarantine",
                            "reason": "not an image: the file holds text"})
-    outbox.append_csv(csv_row(result_for("f", False, "not an image: the file holds text"),
-                              "results/f.json"))
-    outbox.write_json("f", result_for("f", False, "not an image: the file holds text"))
+    outbox.append_csv_rows([csv_row(result_for("f", False, "not an image: the file holds text"),
+                              "results/f.json")], fsync=False)
+    publish(outbox, "f", result_for("f", False, "not an image: the file holds text"))
     (setup.outbox / "failed").mkdir()
     (setup.outbox / "failed" / "f.error.json").write_text(json.dumps(
         {"source": "f.png", "reason": "not an image: the file holds text", "time": "x",
@@ -456,8 +461,9 @@ def test_recovery_from_batch_journals_keeps_each_name(tmp_path, small_model, ser
     """A dead instance's work folder as the group commit leaves it: one journal per
     batch naming each claimed file's NAME, crashed at every step of the batch; the
     next start finishes each input exactly once under the NAME its journal holds."""
+    from digitd.outbox import Outbox
     from digitd.records import Reading
-    from digitd.results import Outbox, csv_row, result_dict
+    from digitd.results import csv_row, result_dict
 
     setup = make_setup(tmp_path, small_model)
     outbox = Outbox(setup.outbox)
@@ -479,7 +485,7 @@ def test_recovery_from_batch_journals_keeps_each_name(tmp_path, small_model, ser
                            annotated=None)
 
     # an earlier input took "j1" for good: the journal's NAME for j1.png is j1-1
-    outbox.write_json(outbox.claim_name("j1"), {"earlier": True})
+    publish(outbox, outbox.claim_name("j1"), {"earlier": True})
     names = {k: outbox.claim_name(k) for k in keys}
     assert names["j1"] == "j1-1"
     for k in keys:
@@ -489,16 +495,16 @@ def test_recovery_from_batch_journals_keeps_each_name(tmp_path, small_model, ser
     (work / "2a.batch.json").write_text(json.dumps({"files": journal}))
     (work / "2b.batch.json").write_text('{"files": {"20j7_j7.png": {"sou')  # cut short
     # j1: nothing written yet. j2: its row written and its JSON staged, not renamed.
-    outbox.append_csv(csv_row(result_for("j2"), "results/j2.json"))
+    outbox.append_csv_rows([csv_row(result_for("j2"), "results/j2.json")], fsync=False)
     outbox.stage_json("j2", result_for("j2"))
     # j3: its JSON in place, the original not yet moved
-    outbox.append_csv(csv_row(result_for("j3"), "results/j3.json"))
-    outbox.write_json("j3", result_for("j3"))
+    outbox.append_csv_rows([csv_row(result_for("j3"), "results/j3.json")], fsync=False)
+    publish(outbox, "j3", result_for("j3"))
     # j4: finished (archived); only its journal entry is left
     (setup.outbox / "originals").mkdir()
     (setup.outbox / "originals" / "j4.png").write_bytes(data["j4"])
-    outbox.append_csv(csv_row(result_for("j4"), "results/j4.json"))
-    outbox.write_json("j4", result_for("j4"))
+    outbox.append_csv_rows([csv_row(result_for("j4"), "results/j4.json")], fsync=False)
+    publish(outbox, "j4", result_for("j4"))
     # j5: a transient error since: its own state record wins over the journal
     (work / "20j5_j5.png.state.json").write_text(json.dumps(
         {"source": "j5.png", "name": "j5", "attempts": 1, "last_error": "disk full"}))

@@ -8,7 +8,6 @@ import random
 import time
 
 import pytest
-
 from service_support import (
     Digitd,
     assert_exactly_once,

@@ -13,10 +13,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from digitd.config import parse_config
-from digitd.records import Reading
 from digitd.outbox import Outbox
+from digitd.records import Reading
 from digitd.service import EXIT_THREAD_DIED, Service
 from service_support import (
     csv_rows,

@@ -7,7 +7,6 @@ import os
 import threading
 
 import pytest
-
 from service_support import (
     Digitd,
     assert_exactly_once,

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import clean_env
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "install-service.sh"

@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-
 from digitd.imageio import IMAGE_EXTENSIONS
 from digitd.watcher import IMAGE_EXTENSIONS as WATCHED_EXTENSIONS
 from digitd.watcher import Inbox, skip_reason

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from digitd.outbox import Outbox
 from digitd.results import CSV_COLUMNS, csv_row
 from digitd.writer import Record, Writer

@@ -90,7 +90,10 @@ def analyse(source: str | os.PathLike[str] | bytes, *, max_bytes: int, max_pixel
                         seconds=time.perf_counter() - t0)
     shown = None
     if picture:
-        from .annotate import display_image, panel_width  # matplotlib: only where pictures are
+        from .annotate import (  # matplotlib: only where pictures are
+            display_image,
+            panel_width,
+        )
 
         panel, s, x0, y0 = display_image(scan.image, panel_width(len(marks)))
         shown = Shown(panel=panel, scale=s, x0=x0, y0=y0)

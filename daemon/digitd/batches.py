@@ -182,6 +182,7 @@ class BatchThread:
         """Triage a batch (finishing what a crash left half done), reserve and record
         the NAMEs of its fresh inputs, and start analysing them. None when nothing
         is left to recognise."""
+        log.debug("batch of %d file(s)", len(jobs))
         fresh: list[Job] = []
         disp = self.dispositions
         for job in jobs:

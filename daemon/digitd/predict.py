@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .analyse import init_worker
 from .annotate import Pictures
-from .errors import UsageError, os_words
+from .errors import os_words
 from .outbox import Outbox
 from .pool import Pool, default_processes
 from .results import failed_result, human_line
@@ -88,9 +88,6 @@ def main(config, args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     t_start = time.perf_counter()
     paths = expand(args.paths)
-    if not paths:
-        raise UsageError(f"no inputs: {', '.join(map(str, args.paths))} "
-                         "holds no image files")
     items = [Input(path=p, source=p.name) for p in paths]
     as_json = bool(getattr(args, "json", False))
     # Worker processes read and segment the inputs and draw their pictures on
@@ -129,6 +126,6 @@ def main(config, args) -> int:
     parts = ", ".join(f"{counts[s]} {s}" for s in ("ok", "uncertain", "blank", "failed")
                       if counts[s])
     rate = f" ({n / seconds:.0f} images/s)" if n and seconds > 0 else ""
-    print(f"digitd: {n} input(s): {parts} in {seconds:.2f} s{rate}; results in {outbox.root}",
+    print(f"digitd: {n} input(s): {parts or 'nothing to do'} in {seconds:.2f} s{rate}; results in {outbox.root}",
           file=sys.stderr)
     return 1 if counts["failed"] else 0

@@ -58,6 +58,7 @@ class ModelReloader:
             return None
         self._missing_said = False
         if key in (self.loaded_key, self._bad_key):
+            self._candidate = None
             return None
         if key != self._candidate:  # changed: wait until it stays the same for a check
             self._candidate = key

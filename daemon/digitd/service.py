@@ -58,7 +58,9 @@ def preflight(config: Config) -> None:
 
 
 def load_recognizer(config: Config):
-    from .recognize import Recognizer  # the model runtime: loaded only by the process that serves
+    from .recognize import (
+        Recognizer,  # the model runtime: loaded only by the process that serves
+    )
 
     return Recognizer.from_config(config)
 
@@ -89,8 +91,9 @@ class Service:
         self.counters = Counters()
         self.inbox: Inbox | None = None
         self.batches: BatchThread | None = None
-        self.thread: threading.Thread | None = None
+        self.batch_thread: threading.Thread | None = None
         self.exit_code = 0
+        self._stopped_watching = False
         self._last_counts: tuple[int, int, int, int] | None = None
         instance = os.environ.get(INSTANCE_ENV, "")
         self.status_path = config.outbox / (f"status-{instance}.json" if instance
@@ -137,9 +140,9 @@ class Service:
         self.batches = BatchThread(config, runner, self.inbox, self.work, queue, dispositions,
                                    ledger, reloader, self.stop_event)
         self.inbox.start()
-        self.thread = threading.Thread(target=self.batches.run, name="digitd-batches",
+        self.batch_thread = threading.Thread(target=self.batches.run, name="digitd-batches",
                                        daemon=True)
-        self.thread.start()
+        self.batch_thread.start()
         mode = f"polling every {config.poll_interval_seconds:g} s" if self.inbox.polling \
             else "inotify"
         log.info("watching %s (%s%s) as instance %s; results to %s", config.inbox, mode,
@@ -183,11 +186,10 @@ class Service:
         self.stop_event.set()
         self.notifier.stopping(f"stopping: {status_line(self.snapshot())}")
         log.info("stopping: finishing the current batch")
-        if self.inbox is not None:
-            self.inbox.stop()
-        if self.thread is not None:
-            self.thread.join(STOP_JOIN_SECONDS)
-            if self.thread.is_alive():
+        self.stop_watching()
+        if self.batch_thread is not None:
+            self.batch_thread.join(STOP_JOIN_SECONDS)
+            if self.batch_thread.is_alive():
                 log.error("the batch thread did not finish within %.0f s; exiting anyway "
                           "(its files are redone at the next start)", STOP_JOIN_SECONDS)
         self.report()
@@ -201,14 +203,18 @@ class Service:
             self.pictures.close()
         if self.pool is not None:
             self.pool.close()
-        if self.inbox is not None:
-            self.inbox.stop()
+        self.stop_watching()
         self.work.close()
+
+    def stop_watching(self) -> None:
+        if self.inbox is not None and not self._stopped_watching:
+            self._stopped_watching = True
+            self.inbox.stop()
 
     # -- health and status -------------------------------------------------------
 
     def dead_thread(self) -> str | None:
-        if self.thread is not None and not self.thread.is_alive():
+        if self.batch_thread is not None and not self.batch_thread.is_alive():
             return "batch thread"
         if self.inbox is not None and not self.inbox.alive():
             return "inbox watcher"

@@ -65,7 +65,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from .errors import describe
+from .errors import one_line
 from .files import file_key
 
 log = logging.getLogger(__name__)
@@ -172,9 +172,15 @@ def make_observer(polling: bool, poll_interval: float):
         return PollingObserver(timeout=poll_interval)
     try:
         from watchdog.observers.api import BaseObserver
-        from watchdog.observers.inotify import InotifyFD, InotifyFullEmitter, InotifyObserver
+        from watchdog.observers.inotify import (
+            InotifyFD,
+            InotifyFullEmitter,
+            InotifyObserver,
+        )
         from watchdog.observers.inotify_c import InotifyConstants
-        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+        from watchdog.observers.inotify_move_event_grouper import (
+            InotifyMoveEventGrouper,
+        )
     except ImportError:  # not Linux, or another watchdog
         from watchdog.observers import Observer
 
@@ -263,7 +269,7 @@ class Inbox:
             if self.polling or exc.errno not in (errno.ENOSPC, errno.EMFILE, errno.ENOMEM):
                 raise
             log.warning("cannot watch %s with inotify (%s): polling every %g s instead",
-                        self.root, describe(exc), self.poll_interval)
+                        self.root, one_line(exc.strerror or exc), self.poll_interval)
             self.polling = True
             observer = self._observer_factory(True, self.poll_interval)
             observer.schedule(_Handler(self), str(self.root), recursive=self.recursive,
@@ -478,7 +484,7 @@ class Inbox:
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                log.warning("cannot scan %s: %s", current, describe(exc))
+                log.warning("cannot scan %s: %s", current, one_line(exc.strerror or exc))
                 continue
             for entry in entries:
                 path = entry.path
@@ -517,7 +523,7 @@ class Inbox:
                 del self._candidates[path]
                 continue
             except OSError as exc:
-                log.debug("cannot stat %s: %s", path, describe(exc))
+                log.debug("cannot stat %s: %s", path, one_line(exc.strerror or exc))
                 continue
             if stat.S_ISDIR(st.st_mode):
                 del self._candidates[path]
