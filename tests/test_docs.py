@@ -3,6 +3,7 @@ column in the design, every subcommand with its --help, one design document."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import re
 import subprocess
@@ -71,3 +72,46 @@ def test_the_design_is_only_in_the_repository():
             if not m.group(1).endswith("docs/"):
                 stray.append(f"{path.relative_to(REPO_ROOT)}: {m.group(0)}")
     assert stray == []
+
+
+PACKAGE = REPO_ROOT / "daemon" / "digitd"
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_is_in_the_code_map_with_a_short_docstring(path):
+    """The design's code map names every module; module docstrings say what the
+    module is for in a few lines (the design lives in docs/DESIGN.md)."""
+    rel = str(path.relative_to(PACKAGE))
+    assert f"`{rel}`" in DESIGN, f"docs/DESIGN.md's code map does not name {rel}"
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    assert doc, f"{rel} has no module docstring"
+    assert len(doc.splitlines()) <= 12, f"{rel}: a {len(doc.splitlines())}-line docstring"
+
+
+def test_the_package_has_no_import_cycles():
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        package = name if parts[-1] == "__init__" else name.rpartition(".")[0]
+        deps = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                deps.add(".".join(base + ([node.module] if node.module else [])))
+    cycles = []
+
+    def visit(name: str, stack: list[str]) -> None:
+        for dep in sorted(graph.get(name, ())):
+            if dep in stack:
+                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+            elif dep in graph and dep not in done:
+                done.add(dep)
+                visit(dep, stack + [dep])
+
+    done: set[str] = set()
+    for name in sorted(graph):
+        done.add(name)
+        visit(name, [name])
+    assert cycles == []

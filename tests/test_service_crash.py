@@ -74,13 +74,18 @@ def test_kill_9_at_random_moments_each_input_exactly_once(tmp_path, small_model,
             if before >= total:
                 break
             # some progress first (so each round crosses files), then a random moment:
-            # a random delay, or the instant results.csv or results/ grows (a kill
-            # between an input's CSV row, its JSON and the move of its original)
+            # after a random number of further inputs plus a few ms, or the instant
+            # results.csv or results/ grows (a kill between an input's CSV row, its
+            # JSON and the move of its original). Measured in inputs, not seconds, so
+            # that a faster service still leaves work for every round.
             wait_until(lambda: done_count(setup.outbox) > before or not svc.alive(), 60,
                        "progress", interval=0.01, on_fail=svc.tail)
             how = rng.choice(["delay", "csv", "json"])
             if how == "delay":
-                time.sleep(rng.uniform(0.0, 0.6))
+                more = done_count(setup.outbox) + rng.randint(0, 15)
+                wait_until(lambda: done_count(setup.outbox) >= min(more, total)
+                           or not svc.alive(), 60, "more progress", interval=0.005)
+                time.sleep(rng.uniform(0.0, 0.02))
             else:
                 probe = _csv_size if how == "csv" else _json_count
                 start = probe(setup.outbox)

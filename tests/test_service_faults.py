@@ -204,11 +204,12 @@ def test_a_file_that_breaks_recognition_is_failed_alone(tmp_path, run_service):
     import numpy as np
 
     inbox = tmp_path / "inbox"
+    inbox.mkdir()
     ok, buf = cv2.imencode(".png", np.full((40, 33), 255, np.uint8))
     recognizer = FakeRecognizer(poison_blank=True)
-    run_service(recognizer=recognizer, batch_wait_ms=500)
-    drop(inbox, 5, "fine")
+    drop(inbox, 5, "fine")  # a backlog: settled together, so all six are one batch
     (inbox / "poison.png").write_bytes(buf.tobytes())
+    run_service(recognizer=recognizer, batch_wait_ms=500)
     wait_until(lambda: done_count(tmp_path / "outbox") == 6, 20, "six files finished")
     (record,) = error_records(tmp_path / "outbox")
     assert record["source"] == "poison.png"
@@ -242,7 +243,7 @@ def test_watchdog_pings_stop_when_the_watcher_dies_and_the_service_exits(tmp_pat
 
 
 def test_inotify_limit_falls_back_to_polling_with_one_warning(tmp_path, run_service, caplog):
-    from digitd.watcher import make_observer
+    from digitd.inbox.watcher import make_observer
 
     def observer_factory(polling, interval):
         if not polling:

@@ -1,4 +1,6 @@
-"""The inbox watcher on a real folder with a real observer: names, settle rules, hints."""
+"""The inbox watcher on a real folder with a real observer: names, settle rules, hints.
+
+The settle rules alone, with a fake clock, are in tests/test_settle.py."""
 
 from __future__ import annotations
 
@@ -7,13 +9,22 @@ import threading
 import time
 
 import pytest
-from digitd.imageio import IMAGE_EXTENSIONS
-from digitd.watcher import IMAGE_EXTENSIONS as WATCHED_EXTENSIONS
-from digitd.watcher import Inbox, skip_reason
+import cv2
+import numpy as np
+from digitd.files import file_key
+from digitd.imageio import decode
+from digitd.inbox.names import IMAGE_EXTENSIONS, skip_reason
+from digitd.inbox.watcher import Inbox
 
 
-def test_watched_extensions_are_the_decoders():
-    assert WATCHED_EXTENSIONS == IMAGE_EXTENSIONS
+@pytest.mark.parametrize("ext", sorted(IMAGE_EXTENSIONS - {".jpe", ".dib"}))
+def test_every_watched_extension_is_one_the_reader_decodes(ext):
+    """A name the inbox takes is a format the reader decodes (.jpe and .dib are
+    JPEG and BMP under other names)."""
+    ok, encoded = cv2.imencode(ext, np.full((20, 30), 200, np.uint8))
+    assert ok
+    scan = decode(encoded.tobytes(), max_pixels=10_000)
+    assert (scan.width, scan.height) == (30, 20)
 
 
 @pytest.mark.parametrize(("name", "reason"), [
@@ -102,8 +113,6 @@ def test_renamed_in_then_written_again_is_not_taken_half_written(tmp_path, inbox
     """Written again after it was handed out (renamed in: ready at once): the key
     it was ready with no longer matches, so the worker gives it back (notice());
     while it is still open for writing it then waits for its close."""
-    from digitd.watcher import file_key
-
     root = tmp_path / "in"
     root.mkdir()
     path = root / "scan.png"
@@ -217,8 +226,6 @@ def test_no_threads_left_after_stop(tmp_path):
 
 
 def test_done_returns_the_key_it_was_ready_with(tmp_path, inbox):
-    from digitd.watcher import file_key
-
     box = inbox(settle_seconds=30)
     path = tmp_path / "k.png"
     path.write_bytes(b"one")

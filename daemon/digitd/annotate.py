@@ -1,24 +1,11 @@
 """The annotated picture: what a person checks a reading against at a glance.
 
-One PNG per input showing
-
-* the title: the number read, its status and confidence (coloured by status);
-* the original image (RGB, shrunk to fit), each digit found boxed and labelled;
-* for each digit (up to :data:`MAX_SHOWN`, then "+N more"): the 28x28 image
-  the model saw, its answer and confidence, and its ten probabilities as bars;
-* the footer: source file name, image size and kind, model name.
-
-Cheap by construction (the service writes one per input): matplotlib's
-``Figure`` API with the Agg canvas only (no pyplot, no global state), one
-figure per layout (number of digit columns) built once, its static parts
-(axes, ticks) rendered once and kept as a background. Each picture restores
-that background, updates the few changing artists (``set_data``,
-``set_height``, ``set_text``, rectangle bounds), draws only them, and encodes
-the pixels with OpenCV's PNG writer at a low compression level.
-
-:func:`make_view` (numpy, in the caller's process) reduces a scan and its
-reading to a small picklable :class:`View`; :meth:`Annotator.render` turns a
-view into PNG bytes, so rendering can also run in worker processes.
+One PNG per input: the number read with its status and confidence, the
+original with each digit boxed, and per digit the 28x28 image the model saw
+with its ten probabilities. :func:`make_view` reduces a scan and its reading to
+a small picklable :class:`View` (in the caller's process);
+:meth:`Annotator.render` turns a view into PNG bytes, with cached matplotlib
+figures (Figure API, Agg), in this process or in the pool's workers.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
-"""Command line: ``digitd run | predict | check-config``.
+"""Command line: ``digitd run | predict | check-config``, a thin layer over the library.
 
-A thin layer: parse arguments, load the config, call the library, and turn
-errors into exit codes in ONE place (:func:`main`):
-
-* :class:`~digitd.errors.DigitdError` -> ``digitd: error: <message>`` on stderr
-  and its ``exit_code`` (1 inputs failed, 2 config/usage, 3 model);
-* argparse usage errors -> argparse's message and exit 2;
-* anything else -> ``digitd: crashed: <type>: <message>`` and exit 70
-  (traceback too when ``DIGITD_DEBUG=1``).
-
-Heavy libraries (TensorFlow, OpenCV, matplotlib) are imported only inside the
-commands that need them, so ``digitd --help`` and ``check-config`` are instant.
+It parses arguments, loads the config, calls the library, and turns errors
+into exit codes in one place (:func:`main`): a
+:class:`~digitd.errors.DigitdError` gives ``digitd: error: <message>`` and its
+exit code, anything unexpected ``digitd: crashed: ...`` and 70. Heavy
+libraries are imported only inside the commands that need them.
 """
 
 from __future__ import annotations

@@ -1,23 +1,10 @@
 """The one typed, frozen configuration of digitd, and its loader.
 
-``load_config(path)`` reads a YAML file and returns a :class:`Config`, or raises
-:class:`~digitd.errors.ConfigError` (exit code 2) with ONE line that names the
-file and the key, e.g.::
-
-    config.yaml: key 'batch_max': expected an integer >= 1, got 'abc'
-
-Rules (docs/DESIGN.md, "Config"):
-
-* unknown keys, wrong types (a boolean is not a number) and impossible values
-  are refused; keys missing from the file take their defaults;
-* relative paths resolve from the config file's folder (``~`` is expanded);
-* the outbox must not be the inbox, lie inside it, or contain it;
-* whether folders and the model exist is NOT checked here (see
-  :func:`existence_warnings`; the ``run`` command checks for real).
-
-This module imports nothing heavy (no TensorFlow, OpenCV, matplotlib) so that
-``digitd check-config`` is instant. :data:`KEYS` is the single source of truth
-for names, types, defaults, limits and documentation of every key.
+:func:`load_config` reads a YAML file into a :class:`Config`, or raises
+:class:`~digitd.errors.ConfigError` (exit 2) with one line naming the file and
+the key. :data:`KEYS` is the single source of truth for every key's name,
+type, default, limits and documentation. The rules are in docs/DESIGN.md
+("Config"). Imports nothing heavy, so ``digitd check-config`` is instant.
 """
 
 from __future__ import annotations

@@ -23,8 +23,6 @@ import numpy as np  # noqa: E402
 
 from .records import Scan  # noqa: E402
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib", ".webp"})
-
 
 class InputError(Exception):
     """The input cannot be recognised, and retrying will not help (quarantine it)."""

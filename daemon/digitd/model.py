@@ -1,16 +1,10 @@
 """The networks: their definitions (used by training), loading one and serving it.
 
-Every layer is a stock Keras layer, so saved models load with Keras's safe
-mode on. Keras is imported inside the functions: importing TensorFlow costs
-seconds, and only the commands that need a model should pay for it.
-
-Serving goes through TensorFlow Lite (``tf.lite``, part of TensorFlow) with
-dynamic-range quantization (int8 weights, float activations quantized on the
-fly) and the XNNPACK CPU delegate: about a quarter of the CPU time of the
-Keras model called through ``tf.function``, with the same answers. The
-converted model is kept next to the ``.keras`` file as its *companion*
-``NAME.tflite``, recorded in the card ``NAME.json`` (key ``tflite``) with the
-sha256 of the ``.keras`` it was made from; see :func:`load_engine`.
+Every layer is a stock Keras layer, so saved models load in Keras's safe mode.
+Serving goes through the TensorFlow Lite *companion* ``NAME.tflite`` (int8
+weights, XNNPACK), recorded in the card ``NAME.json`` with the sha256 of the
+``.keras`` it was made from; see :func:`load_engine`. Keras is imported inside
+the functions, so only the commands that need a model pay for it.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """The sd_notify protocol, spoken directly (no dependency): systemd's ``Type=notify``.
 
-systemd passes ``$NOTIFY_SOCKET``, the address of an ``AF_UNIX`` datagram
-socket (a path, or a Linux abstract-namespace name when it starts with ``@``),
-and, when ``WatchdogSec=`` is set, ``$WATCHDOG_USEC`` (and ``$WATCHDOG_PID``).
-Each notification is one datagram of ``KEY=value`` lines: ``READY=1``,
-``STATUS=...``, ``WATCHDOG=1``, ``STOPPING=1``.
-
-Without ``$NOTIFY_SOCKET`` every call is a silent no-op, so the service runs
-the same in a terminal. A failed send is logged once and never raises: the
-service must not die because its supervisor went away.
+Datagrams of ``KEY=value`` lines (``READY=1``, ``STATUS=...``,
+``WATCHDOG=1``, ``STOPPING=1``) to ``$NOTIFY_SOCKET`` (a path, or an abstract
+name starting with ``@``). Without it every call is a silent no-op; a failed
+send is logged once and never raises.
 """
 
 from __future__ import annotations

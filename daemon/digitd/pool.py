@@ -90,7 +90,7 @@ class Pending:
             try:
                 out.extend(future.result())
             except BrokenProcessPool as exc:  # a dead worker: redo this chunk's items
-                out.extend(self._pool._redo(self._fn, items, self._on_crash, executor, exc))
+                out.extend(self._pool.redo(self._fn, items, self._on_crash, executor, exc))
         return out
 
 
@@ -116,13 +116,13 @@ class Pool:
                                    initargs=(os.getpid(), self._initializer, self._initargs))
 
     def pids(self) -> list[int]:
-        """The process ids of the current workers (none when the work runs here)."""
+        """The process ids of the current workers (none when the work runs here):
+        this process's living children, as a pool is the only thing that starts them."""
         with self._lock:
             executor = self._executor
         if executor is None:
             return []
-        # The executor started them all at construction; it keeps them by pid.
-        return sorted(executor._processes or ())
+        return sorted(p.pid for p in multiprocessing.active_children())
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> tuple[Future, Any]:
         """``fn(*args)`` in a worker (or here, when there are none): its future and the
@@ -172,7 +172,7 @@ class Pool:
                 return
             self._executor = executor
 
-    def _redo(self, fn: Callable[[Any], Any], items: list[Any], on_crash: Callable[[Any], Any],
+    def redo(self, fn: Callable[[Any], Any], items: list[Any], on_crash: Callable[[Any], Any],
               broken: Any, exc: BaseException) -> list[Any]:
         """A chunk's worker died: replace the pool, then run each item alone in it; the
         item that kills a worker alone gets ``on_crash(item)`` (it would kill this process)."""

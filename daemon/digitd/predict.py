@@ -19,11 +19,11 @@ from pathlib import Path
 from .analyse import init_worker
 from .annotate import Pictures
 from .errors import os_words
+from .inbox.names import skip_reason
 from .outbox import Outbox
 from .pool import Pool, default_processes
 from .results import failed_result, human_line
 from .runner import Input, Limits, Outcome, Runner
-from .watcher import skip_reason
 from .writer import Writer
 
 log = logging.getLogger(__name__)

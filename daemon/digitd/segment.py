@@ -1,36 +1,11 @@
 """From a scan to the digits on it: polarity, ink, marks, MNIST form. Pure functions on arrays.
 
-1. ``ink_map``: which way round the ink is (dark on light or the reverse,
-   judged against the paper at the border), the paper's local colour estimated
-   and removed (uneven lighting, shadows, coloured paper), the ink's contrast
-   in whichever colour channel shows it most.
-2. ``ink_mask``: ink told from paper texture and noise (Otsu within sane
-   bounds); too little contrast anywhere means a blank page.
-3. ``group_marks``: connected pieces of ink grouped into digits left to right;
-   pieces stacked over each other (a 5's flag, a 7's bar, a broken stroke)
-   stay one digit; specks and ruled lines are dropped.
-4. ``find_digits``: each digit cut out with its own ink only and brought to
-   MNIST form by :func:`digitd.preprocess.to_mnist_form`.
-
-Callers holding a Scan use :func:`find_digits_scan`; ``find_digits(scan.image)``
-is the same thing (and what callers with a bare array use).
-
-Everything here gives the same marks, bit for bit, as the straightforward
-code it replaced (tests/test_fast_paths.py); the cheap ways are:
-
-- Grey scans (a grey file, or grey content in a colour one) are worked on as
-  one plane: decode gives a Scan with ``gray`` and an ``image`` that is a
-  read-only view of it with channel stride 0, which ``find_digits`` notices.
-  Where OpenCV rounds one channel differently from three (bicubic enlarging,
-  area shrinking to exactly half) the three-channel arithmetic is kept.
-- Medians and percentiles from one SIMD sort with NumPy's own arithmetic
-  (``median_and_tails``); the Gaussian as its separable filter.
-- Pieces labelled within the ink's bounding box, the few pieces of a clean
-  scan measured one by one (OpenCV's statistics visit every pixel).
-
-On small scans OpenCV's own threads cost more than they bring (its parallel
-labelling wakes a second thread, ~25 us); processes that segment many small
-scans side by side should call ``cv2.setNumThreads(1)``.
+:func:`ink_map` (which way round the ink is, the paper's local colour
+removed), :func:`ink_mask` (ink told from paper, or a blank page),
+:func:`group_marks` (pieces grouped into digits left to right, specks and
+ruled lines dropped), then :func:`find_digits` (each digit in MNIST form by
+:func:`digitd.preprocess.to_mnist_form`). The grey-plane and other cheap paths
+give the same marks bit for bit as the plain ones (tests/test_fast_paths.py).
 """
 
 from __future__ import annotations

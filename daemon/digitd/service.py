@@ -23,6 +23,7 @@ from .batches import BatchThread
 from .config import Config
 from .dispositions import Dispositions, Ledger
 from .errors import ConfigError
+from .inbox.watcher import Inbox
 from .jobs import JobQueue, RetryPolicy
 from .notify import Notifier
 from .outbox import Outbox
@@ -30,7 +31,6 @@ from .pool import Pool, default_processes
 from .reload import ModelReloader
 from .runner import Limits, Runner
 from .status import Counters, status_line, write_status
-from .watcher import Inbox
 from .workdir import WorkArea
 from .writer import Writer
 
