@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -284,7 +285,25 @@ def fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment):
                 print(f"epoch {epoch + 1}: val_accuracy {acc:.4f} is the best so far, saved {ckpt.name}", flush=True)
                 self.best = acc
 
+    class StopOnCtrlC(keras.callbacks.Callback):
+        """The first Ctrl-C asks fit to stop after the batch under way (a
+        KeyboardInterrupt raised inside TensorFlow's data pipeline could be lost);
+        a second one interrupts at once."""
+
+        requested = False
+
+        def ask(self, signum, frame):
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.requested:
+                self.model.stop_training = True
+
+    stop = StopOnCtrlC()
     callbacks = [
+        stop,
         BestCheckpoint(),
         keras.callbacks.LearningRateScheduler(lambda epoch: LEARNING_RATE * rate**epoch),
     ]
@@ -294,13 +313,19 @@ def fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment):
         data, kwargs = to_mnist_batch(x_fit)[..., None], {"y": y_fit, "batch_size": args.batch_size, "shuffle": True}
     if args.members > 1:
         print(f"member {k + 1} of {args.members} (seed {seed})", flush=True)
+    previous = signal.signal(signal.SIGINT, stop.ask)
     try:
         history = model.fit(data, epochs=args.epochs, validation_data=(x_val, y_val), callbacks=callbacks,
                             verbose=1 if sys.stdout.isatty() else 2, **kwargs)
-        return history, False
+        interrupted = stop.requested
     except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted:
         print("\ninterrupted: finishing from the best checkpoint", file=sys.stderr, flush=True)
         return None, True
+    return history, False
 
 
 def average_of(members, arch: str):
