@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
+
 from .errors import describe
 from .imageio import InputError, decode, read_bytes, sha256
 from .records import Mark
@@ -108,8 +110,6 @@ def crashed(_source: Any) -> Analysis:
 
 def init_worker() -> None:
     """The pool's initializer: one OpenCV thread per worker (one worker per core)."""
-    import cv2
-
     cv2.setNumThreads(1)
 
 

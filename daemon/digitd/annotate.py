@@ -181,6 +181,7 @@ class _Layout:
     """One figure for a given number of digit columns, with its background cached."""
 
     def __init__(self, columns: int, more: bool, model: str, dpi: int) -> None:
+        # matplotlib's figure machinery: loaded only by a process that draws
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.collections import PolyCollection
         from matplotlib.figure import Figure
@@ -286,7 +287,7 @@ class _Layout:
         self.footer_chars = int((model_left - MARGIN) / 6.0) - 4
 
     def _box(self, i: int):
-        from matplotlib.patches import Rectangle
+        from matplotlib.patches import Rectangle  # loaded by __init__ already
 
         while len(self.boxes) <= i:
             box = Rectangle((0, 0), 1, 1, fill=False, linewidth=1.6, animated=True)

@@ -11,6 +11,7 @@ workers (``processes=0``, or when new ones cannot start) the work runs here.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -43,8 +44,6 @@ def die_with(parent: int) -> None:
     """Make this process end when ``parent`` ends, even by kill -9 (Linux's
     parent-death signal), so no idle worker is ever left behind."""
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - not Linux
