@@ -325,9 +325,18 @@ def test_tiff_bomb_refused_from_the_header(order):
 
 
 def test_real_tiff_header_size_matches():
-    from digitd.imageio import header_size
+    from digitd.formats import header_size
 
     g = np.zeros((37, 53), np.uint8)
     for flags in ([], [cv2.IMWRITE_TIFF_COMPRESSION, 1]):
         ok, buf = cv2.imencode(".tif", g, flags)
         assert header_size(buf.tobytes(), "TIFF") == (53, 37)
+
+
+@pytest.mark.parametrize("ext", [".bmp", ".webp"])
+def test_truncated_bmp_and_webp_say_so(ext):
+    ok, encoded = cv2.imencode(ext, np.full((30, 30), 128, np.uint8))
+    data = encoded.tobytes()
+    decode(data, 10**8)  # whole: decodes
+    with pytest.raises(InputError, match=rf"^truncated {'BMP' if ext == '.bmp' else 'WebP'}: "):
+        decode(data[:-5], 10**8)

@@ -23,6 +23,7 @@ class Disk:
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[int, int, int, int]] = {}
+        self.unfinished: set[str] = set()  # images that end before their end marker
 
     def write(self, path: str, size: int, mtime: int = 1, inode: int = 7,
               mode: int = stat.S_IFREG | 0o644) -> None:
@@ -34,6 +35,10 @@ class Disk:
         size, mtime, inode, mode = self.files[path]
         return os.stat_result((mode, inode, 0, 1, 0, 0, size, 0, 0, 0,  # the 10 visible fields
                                0.0, 0.0, 0.0, 0, mtime, 0))  # then float times, *_ns
+
+
+    def ends_early(self, path: str, size: int) -> str | None:
+        return "PNG" if path in self.unfinished else None
 
 
 class Clock:
@@ -59,7 +64,8 @@ def clock():
 
 @pytest.fixture
 def tracker(disk, clock):
-    return SettleTracker(settle_seconds=1.0, clock=clock, stat=disk.stat)
+    return SettleTracker(settle_seconds=1.0, clock=clock, stat=disk.stat,
+                         ends_early=disk.ends_early)
 
 
 def ready_names(tracker):
@@ -208,3 +214,32 @@ def test_a_stat_error_keeps_the_candidate(tracker, disk, clock):
     tracker.step()
     clock.advance(1.0)
     assert ready_names(tracker) == ["x.png"]
+
+
+def test_a_closed_image_that_ends_early_waits_for_the_settle_rule(tracker, disk, clock):
+    """A writer that appends in pieces and closes between them: the first close
+    does not make the piece an input of its own."""
+    disk.write("slow.png", 100)
+    disk.unfinished.add("slow.png")
+    tracker.hint("slow.png", CLOSED)
+    tracker.step()
+    clock.advance(CLOSE_GRACE)
+    assert ready_names(tracker) == []
+    clock.advance(0.15)  # the next piece, then its close: now complete
+    disk.write("slow.png", 200, mtime=2)
+    disk.unfinished.discard("slow.png")
+    tracker.hint("slow.png", WRITTEN)
+    tracker.hint("slow.png", CLOSED)
+    tracker.step()
+    clock.advance(CLOSE_GRACE)
+    assert tracker.step().ready == [("slow.png", (200, 2, 7))]
+
+
+def test_an_image_that_stays_short_is_handed_out_after_settle_seconds(tracker, disk, clock):
+    """A truly truncated file is not kept for ever: the reader fails it with its reason."""
+    disk.write("cut.png", 100)
+    disk.unfinished.add("cut.png")
+    tracker.hint("cut.png", MOVED)
+    assert ready_names(tracker) == []
+    clock.advance(1.0)
+    assert ready_names(tracker) == ["cut.png"]

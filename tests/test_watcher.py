@@ -237,3 +237,23 @@ def test_done_returns_the_key_it_was_ready_with(tmp_path, inbox):
     box.notice(path)  # what the worker does then: settle it again
     (again,) = box.take(1, 5)
     assert again == path
+
+
+def test_an_image_appended_in_pieces_with_closes_between_is_one_input(tmp_path, inbox):
+    """Written in 150 ms pieces, each opened for appending and closed: handed out
+    once, whole, not as one input per piece."""
+    ok, encoded = cv2.imencode(".png", np.random.default_rng(1).integers(0, 255, (60, 60), np.uint8))
+    data = encoded.tobytes()
+    box = inbox(settle_seconds=0.5)
+    path = tmp_path / "pieces.png"
+    pieces = [data[i : i + len(data) // 5 + 1] for i in range(0, len(data), len(data) // 5 + 1)]
+    assert len(pieces) >= 5
+    for piece in pieces[:-1]:
+        with open(path, "ab") as f:
+            f.write(piece)
+        assert box.take(1, 0.15) == [], "a piece was handed out as an input"
+    with open(path, "ab") as f:
+        f.write(pieces[-1])
+    (got,) = box.take(1, 5)
+    assert got == path and got.read_bytes() == data
+    assert box.done(got) == file_key(os.lstat(path))

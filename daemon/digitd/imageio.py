@@ -12,7 +12,6 @@ import errno
 import hashlib
 import os
 import stat
-import struct
 
 # OpenCV's own backstop against huge images, read when cv2 first decodes; the
 # header checks below refuse them earlier with a clearer reason.
@@ -21,6 +20,7 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 28))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .formats import TAIL, ends_early, header_size, sniff  # noqa: E402
 from .records import Scan  # noqa: E402
 
 
@@ -65,79 +65,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sniff(data: bytes) -> str | None:
-    """The image format the bytes hold, from their magic number, or None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "TIFF"
-    if data.startswith(b"BM"):
-        return "BMP"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    return None
-
-
-def header_size(data: bytes, fmt: str) -> tuple[int, int] | None:
-    """(width, height) read from the header without decoding, where the format allows."""
-    try:
-        if fmt == "PNG" and data[12:16] == b"IHDR":
-            return struct.unpack(">II", data[16:24])
-        if fmt == "BMP":
-            w, h = struct.unpack("<ii", data[18:26])
-            return abs(w), abs(h)
-        if fmt == "WebP":
-            chunk = data[12:16]
-            if chunk == b"VP8X":
-                w = int.from_bytes(data[24:27], "little") + 1
-                h = int.from_bytes(data[27:30], "little") + 1
-                return w, h
-            if chunk == b"VP8L":
-                b = int.from_bytes(data[21:25], "little")
-                return (b & 0x3FFF) + 1, ((b >> 14) & 0x3FFF) + 1
-            if chunk == b"VP8 ":
-                w, h = struct.unpack("<HH", data[26:30])
-                return w & 0x3FFF, h & 0x3FFF
-        if fmt == "TIFF":
-            end = "<" if data[:2] == b"II" else ">"
-            (ifd,) = struct.unpack(end + "I", data[4:8])
-            (count,) = struct.unpack(end + "H", data[ifd : ifd + 2])
-            dims = {}
-            for k in range(count):
-                tag, kind, _, raw = struct.unpack(end + "HHI4s", data[ifd + 2 + 12 * k : ifd + 14 + 12 * k])
-                if tag in (256, 257):
-                    dims[tag] = struct.unpack(end + ("H" if kind == 3 else "I"), raw[: 2 if kind == 3 else 4])[0]
-            return (dims[256], dims[257]) if len(dims) == 2 else None
-        if fmt == "JPEG":
-            i = 2
-            while i + 9 < len(data):
-                if data[i] != 0xFF:
-                    i += 1
-                    continue
-                marker = data[i + 1]
-                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
-                    i += 1 if marker == 0xFF else 2
-                    continue
-                length = struct.unpack(">H", data[i + 2 : i + 4])[0]
-                if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                    h, w = struct.unpack(">HH", data[i + 5 : i + 9])
-                    return w, h
-                i += 2 + length
-    except struct.error:
-        return None
-    return None
-
-
-def _truncated(data: bytes, fmt: str) -> bool:
-    if fmt == "PNG":
-        return b"IEND" not in data[-32:]
-    if fmt == "JPEG":
-        return b"\xff\xd9" not in data[-64:]
-    return False
-
-
 def decode(data: bytes, max_pixels: int) -> Scan:
     """Bytes -> Scan (float32 RGB 0-1, transparency composited), or InputError."""
     if not data:
@@ -155,7 +82,7 @@ def decode(data: bytes, max_pixels: int) -> Scan:
             raise InputError(f"corrupt {fmt}: header says {w}x{h} pixels")
         if w * h > max_pixels:
             raise InputError(f"image too large: {w}x{h} = {w * h} pixels > limit {max_pixels} (max_image_pixels)")
-    if _truncated(data, fmt):
+    if ends_early(data[:32], data[-TAIL:], len(data)):
         raise InputError(f"truncated {fmt}: the file ends before the image does")
     buf = np.frombuffer(data, np.uint8)
     try:

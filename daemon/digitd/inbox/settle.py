@@ -1,7 +1,8 @@
 """When a file in the inbox is complete: a settle tracker with no threads.
 
 Hints (seen, written, closed, moved in) and looks on disk go in; paths that
-are ready, with the key they had, come out. The clock and ``stat`` are
+are ready, with the key they had, come out. A closed image that ends early
+(:mod:`digitd.formats`) waits for the settle rule. The clock and ``stat`` are
 injectable, so every rule is tested without waiting (tests/test_settle.py).
 The rules are in docs/DESIGN.md ("A file's life", step 3).
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 from ..errors import one_line
 from ..files import file_key
+from ..formats import file_ends_early
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +56,14 @@ class SettleTracker:
 
     def __init__(self, *, settle_seconds: float, writes_mean_open: bool = True,
                  clock: Callable[[], float] = time.monotonic,
-                 stat: Callable[[str], os.stat_result] = os.lstat) -> None:
+                 stat: Callable[[str], os.stat_result] = os.lstat,
+                 ends_early: Callable[[str, int], str | None] = file_ends_early) -> None:
         self.settle_seconds = settle_seconds
         self.open_settle_seconds = max(OPEN_SETTLE_FACTOR * settle_seconds, OPEN_SETTLE_MIN)
         self.writes_mean_open = writes_mean_open
         self.clock = clock
         self.stat = stat
+        self.ends_early = ends_early
         self.candidates: dict[str, Candidate] = {}
         self._touched: set[str] = set()  # to look at in the next step
         self._waiting: dict[str, float] = {}  # closed candidates -> end of their grace
@@ -144,6 +148,13 @@ class SettleTracker:
             if closed and now < cand.ready_at:
                 self._waiting[path] = cand.ready_at
                 continue
+            if closed and (fmt := self.ends_early(path, key[0])):
+                # closed, yet the image is unfinished: a writer that appends in
+                # pieces, closing between them. Only the settle rule makes it ready.
+                log.debug("%s: closed, but the %s ends early; waiting for it to settle",
+                          path, fmt)
+                cand.closed_key = None
+                closed = False
             settle = self.open_settle_seconds if cand.writing else self.settle_seconds
             if closed or now - cand.since >= settle:
                 del self.candidates[path]
