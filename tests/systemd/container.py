@@ -92,6 +92,7 @@ def cached_rootfs() -> Path:
             apt.format(r=tmp, a="install -y -qq --no-install-recommends " + " ".join(CHROOT_PACKAGES)),
             apt.format(r=tmp, a="clean"),
         ]), timeout=900)
+        os.chmod(tmp, 0o755)  # mkdtemp made it 0700: no other user could reach anything
         (tmp / "etc/hostname").write_text("digitd-test\n")
         (tmp / "etc/machine-id").write_text("")  # a new one at each boot is fine
         (tmp / ".complete").write_text(RECIPE + "\n")
@@ -121,6 +122,7 @@ class Container:
         base = cached_rootfs()
         started = time.monotonic()
         run(["cp", "-a", "--reflink=auto", str(base), str(self.root)], timeout=600)
+        os.chmod(self.root, 0o755)
         dest = self.root / CHECKOUT.lstrip("/")
         dest.mkdir(parents=True)
         # the checkout as git sees it (tracked and new files, not ignored ones): a clone
