@@ -30,6 +30,6 @@ python=.venv/bin/python
 reason="$("$python" tests/systemd/container.py why-not)" || skip "$reason"
 started=$(date +%s)
 status=0
-DIGITD_SYSTEMD_TEST=1 nice "$python" -m pytest -p no:cacheprovider -v -rs tests/systemd "$@" || status=$?
+DIGITD_SYSTEMD_TEST=1 nice "$python" -m pytest -p no:cacheprovider -v -s -rs tests/systemd "$@" || status=$?
 printf 'tests/systemd: finished in %d s (exit %d)\n' "$(( $(date +%s) - started ))" "$status" >&2
 exit "$status"

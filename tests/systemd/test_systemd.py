@@ -159,8 +159,8 @@ def site():
         container.say(f"booted in {box.boot():.1f} s")
         # cgroup v1: the memory and pids controllers come up read-only in the
         # container; MemoryMax/TasksMax do nothing until they are writable
-        box.sh("mount -o remount,rw /sys/fs/cgroup/memory && mount -o remount,rw /sys/fs/cgroup/pids"
-               " && systemctl daemon-reexec")
+        box.sh("mount -o remount,bind,rw /sys/fs/cgroup/memory"
+               " && mount -o remount,bind,rw /sys/fs/cgroup/pids && systemctl daemon-reexec")
         container.say(f"ready for tests {time.monotonic() - started:.0f} s after the start")
         yield Site(box)
     finally:
@@ -190,8 +190,11 @@ def test_install_as_a_user_would_then_start_through_ready(site):
     assert (s["ActiveState"], s["SubState"]) == ("active", "running")
     assert s["StatusText"] == f"watching {INBOX}" or s["StatusText"].startswith("processed ")
     container.say(f"READY {ready:.1f} s after systemctl start; pid {s['MainPID']}")
+    # matplotlib (in the workers) builds its font cache in CacheDirectory, once and
+    # quietly: no warnings about an unwritable home
     log = site.journal("digitd")
-    assert "matplotlib" not in log.lower(), log  # the font cache goes to CacheDirectory, quietly
+    assert [line for line in log.splitlines() if "matplotlib" in line.lower()] == \
+        ["INFO matplotlib.font_manager: generated new fontManager"], log
 
 
 def test_fifty_real_files_give_results_group_writable(site):
@@ -242,9 +245,10 @@ def test_memory_max_is_enforced(site):
     assert int(s["TasksCurrent"]) > 0 and s["TasksMax"] == "512"
     container.say(f"MemoryCurrent {current / 2**20:.0f} MiB of MemoryMax 2 GiB; tasks {s['TasksCurrent']}")
     # the limit really bites here: a transient unit with a small MemoryMax is killed
-    r = box.sh("systemd-run --wait --quiet -p MemoryMax=64M -p MemorySwapMax=0 /usr/bin/python3 -c "
+    r = box.sh("systemd-run --wait -p MemoryMax=64M -p MemorySwapMax=0 /usr/bin/python3 -c "
                "\"b = b'x' * (400 << 20); print('survived')\" 2>&1", check=False, timeout=120)
     assert r.returncode != 0 and "survived" not in r.stdout, r.stdout
+    assert "code=killed/status=KILL" in r.stdout, r.stdout
 
 
 def test_systemd_analyze_security_is_at_most_one(site):
@@ -300,18 +304,24 @@ def test_stop_during_a_long_batch_exits_0(site):
     site.stage("stop", n)
     site.drop("stop")
     wait_for(lambda: site.jsons("stop") >= 1, 60, "the batch under way", interval=0.05)
+    log = site.journal("digitd")
+    exits, clean = log.count("Main process exited"), log.count("Deactivated successfully")
     started = time.monotonic()
     r = box.sh("systemctl stop digitd", check=False, timeout=60)
     took = time.monotonic() - started
-    s = show(box, "digitd", "ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
+    s = show(box, "digitd", "ActiveState", "Result", "ExecMainStatus")
     done = site.jsons("stop")
     container.say(f"stop took {took:.1f} s with {done} of {n} done; {s}")
-    assert r.returncode == 0 and took < 30
-    assert (s["ActiveState"], s["Result"], s["ExecMainCode"], s["ExecMainStatus"]) == \
-        ("inactive", "success", "1", "0")  # 1: CLD_EXITED
+    assert r.returncode == 0 and took < 30  # within TimeoutStopSec=30
+    assert (s["ActiveState"], s["Result"], s["ExecMainStatus"]) == ("inactive", "success", "0")
+    # exit 0: systemd logs no "Main process exited, code=..., status=..." for it
+    log = site.journal("digitd")
+    assert (log.count("Main process exited"), log.count("Deactivated successfully")) == (exits, clean + 1)
     assert done < n, "the batch was over before the stop"
     box.sh("systemctl start digitd", timeout=200)
     site.assert_exactly_once("stop", n)
+    # after three starts the font cache was still built only at the first
+    assert site.journal("digitd").count("generated new fontManager") == 1
 
 
 def test_two_template_instances_share_the_inbox(site):
