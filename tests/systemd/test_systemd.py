@@ -224,14 +224,18 @@ def box_path_exists(site: Site, path: str) -> bool:
 
 
 def test_status_shows_the_counts(site):
-    wait_for(lambda: show(site.box, "digitd", "StatusText")["StatusText"].startswith("processed "),
-             15, "STATUS= with the counts")
-    text = site.box.sh("systemctl status digitd --no-pager -n 0", check=False).stdout
-    m = re.search(r"Status: \"processed (\d+), failed (\d+), queued (\d+), retrying (\d+),", text)
-    assert m, text
-    assert int(m.group(1)) + int(m.group(2)) >= 50
+    pattern = re.compile(r'Status: "processed (\d+), failed (\d+), queued (\d+), retrying (\d+), ')
+
+    def counted():
+        text = site.box.sh("systemctl status digitd --no-pager -n 0", check=False).stdout
+        m = pattern.search(text)
+        return text if m and int(m.group(1)) + int(m.group(2)) >= 50 else None
+
+    # STATUS= and status.json are sent every status_interval_seconds (1 s here)
+    text = wait_for(counted, 15, "systemctl status showing the 50 files in STATUS")
+    container.say("systemctl status: " + next(line.strip() for line in text.splitlines() if "Status:" in line))
     status = json.loads((site.outbox / "status.json").read_text())
-    assert status["processed"] + status["failed"] >= 50
+    assert status["processed"] + status["failed"] >= 50 and status["pid"] > 0
 
 
 def test_memory_max_is_enforced(site):
@@ -344,6 +348,34 @@ def test_two_template_instances_share_the_inbox(site):
     container.say(f"digitd@1 and digitd@2 read {per[0]} and {per[1]} of {n}")
     assert all(p > 0 for p in per)
     box.sh("systemctl stop digitd@1 digitd@2")
+
+
+def test_an_interpreter_hidden_by_protect_home_fails_once_not_for_ever(site):
+    """The issue's pyenv case: an interpreter under /root, hidden by ProtectHome=yes,
+    fails with 203/EXEC; RestartPreventExitStatus has 203, so no restart loop."""
+    box = site.box
+    box.sh("mkdir -p /root/pyenv/bin && cp /usr/bin/python3.11 /root/pyenv/bin/python3.11 && "
+           "mkdir -p /run/systemd/system/digitd.service.d && printf '%s\\n' '[Service]' 'ExecStart=' "
+           f"'ExecStart=/root/pyenv/bin/python3.11 -m digitd run --config {SITE}/config.yaml' "
+           "> /run/systemd/system/digitd.service.d/pyenv.conf && systemctl daemon-reload")
+    try:
+        before = int(show(box, "digitd", "NRestarts")["NRestarts"])
+        r = box.sh("systemctl start digitd", check=False, timeout=60)
+        assert r.returncode != 0
+        s = wait_for(lambda: (lambda s: s if s["ActiveState"] == "failed" else None)(
+            show(box, "digitd", "ActiveState", "Result", "ExecMainStatus", "NRestarts")), 30, "failed")
+        assert (s["Result"], s["ExecMainStatus"]) == ("exit-code", "203")
+        # RestartSec=5: watch for 8 s that no restart comes
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            now = show(box, "digitd", "ActiveState", "NRestarts")
+            assert (now["ActiveState"], int(now["NRestarts"])) == ("failed", before)
+            time.sleep(0.5)
+        assert "status=203/EXEC" in site.journal("digitd")
+        container.say(f"203/EXEC: unit {s['ActiveState']}, {int(s['NRestarts']) - before} restarts in 8 s")
+    finally:
+        box.sh("rm -rf /run/systemd/system/digitd.service.d && systemctl daemon-reload && "
+               "systemctl reset-failed digitd")
 
 
 def test_enabled_unit_starts_at_boot_after_the_network_share(site):
