@@ -1,9 +1,9 @@
 """A Debian 12 container booted with systemd as PID 1 (systemd-nspawn --boot), for tests.
 
 The rootfs (debootstrap, then python3-venv in a chroot) is cached under
-/var/cache/digitd-systemd-test/rootfs-<hash of the recipe>; each run copies it,
-puts the checkout in /opt/digitd, builds its venv in a chroot (with the network
-and a pip cache), then boots it inside `unshare -m` with a tmpfs on /run/systemd.
+/var/cache/digitd-systemd-test/rootfs-<hash of the recipe>; each run copies it
+into a tmpfs, puts the checkout in /opt/digitd, builds its venv in a chroot
+(with the network), then boots it inside `unshare -m` with a tmpfs on /run/systemd.
 Standard library only: `python3 container.py why-not` prints why it cannot run here.
 """
 
@@ -26,6 +26,7 @@ INCLUDE = "systemd,systemd-sysv,dbus,procps,make,util-linux"
 CHROOT_PACKAGES = ["python3-venv"]
 RECIPE = f"v1 {SUITE} {MIRROR} minbase {INCLUDE} {' '.join(CHROOT_PACKAGES)}"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+TMPFS_SIZE = "6g"  # the rootfs copy, the venv (TensorFlow: 1.2 GB) and the test files
 CHECKOUT = "/opt/digitd"
 
 
@@ -106,6 +107,19 @@ def cached_rootfs() -> Path:
     return final
 
 
+def clean_stale_runs(runs: Path, older_than: float = 3 * 3600) -> None:
+    """Unmount and remove run folders an interrupted run left behind."""
+    for work in runs.glob("run-*"):
+        try:
+            if time.time() - work.stat().st_mtime < older_than:
+                continue
+        except OSError:
+            continue
+        if os.path.ismount(work / "rootfs"):
+            subprocess.run(["umount", "-l", str(work / "rootfs")], capture_output=True, timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
 class Container:
     """One booted container on a private copy of the cached rootfs."""
 
@@ -121,7 +135,12 @@ class Container:
     def prepare(self, checkout: Path) -> None:
         base = cached_rootfs()
         started = time.monotonic()
-        run(["cp", "-a", "--reflink=auto", str(base), str(self.root)], timeout=600)
+        # the copy (with the venv, 1.5 GB) lives in a tmpfs: removing it from the
+        # disk took minutes, unmounting takes none
+        self.root.mkdir()
+        run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=755", "digitd-systemd-test",
+             str(self.root)], timeout=30)
+        run(["cp", "-a", f"{base}/.", str(self.root)], timeout=600)
         os.chmod(self.root, 0o755)
         dest = self.root / CHECKOUT.lstrip("/")
         dest.mkdir(parents=True)
@@ -246,6 +265,13 @@ exec systemd-nspawn --boot --register=no --keep-unit --private-network --quiet \
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
+
+    def remove(self) -> None:
+        """Stop, unmount the rootfs copy, remove the run's folder."""
+        self.stop()
+        if os.path.ismount(self.root):
+            run(["umount", "-l", str(self.root)], timeout=60, check=False)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
