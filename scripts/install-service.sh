@@ -135,13 +135,11 @@ model="$(cat "$tmp/model")"
 # With the user already there runuser asks the kernel; a user still to be made
 # has only its own new group, so the "other" permission bits decide.
 cannot_run() {
-    local ok=0 where=""
-    if getent passwd "$user" >/dev/null && command -v runuser >/dev/null; then
-        runuser -u "$user" -- "$real_python" -c 'import os, encodings' >/dev/null 2>&1 || ok=1
-    else
-        ok=1
+    local where=""
+    if getent passwd "$user" >/dev/null && command -v runuser >/dev/null \
+            && runuser -u "$user" -- "$real_python" -c 'import os, encodings' >/dev/null 2>&1; then
+        return 1
     fi
-    [ "$ok" = 1 ] || return 1
     # the first folder on the way that others cannot search (for the message)
     where="$("$python" - "$real_python" "$base_prefix" <<'PY'
 import os, stat, sys
