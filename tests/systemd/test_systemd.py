@@ -333,24 +333,38 @@ def test_stop_during_a_long_batch_exits_0(site):
 
 
 def test_two_template_instances_share_the_inbox(site):
+    """digitd@1 and digitd@2 on one inbox: a wave while each one is frozen (SIGSTOP,
+    well within WatchdogSec) goes to the other, a wave with both running is shared;
+    every file is read once."""
     box = site.box
     box.sh("systemctl stop digitd")
     box.sh("systemctl start digitd@1 digitd@2", timeout=300)
     for i in (1, 2):
         assert show(box, f"digitd@{i}", "ActiveState")["ActiveState"] == "active"
-    n = 400
-    site.stage("two", n)
-    site.drop("two")
-    site.assert_exactly_once("two", n)
+    waves = {"two-a": (1, 100), "two-b": (2, 100), "two-c": (None, 200)}
+    for prefix, (frozen, n) in waves.items():
+        site.stage(prefix, n)
+        if frozen:
+            box.sh(f"systemctl kill --kill-whom=main -s SIGSTOP digitd@{frozen}")
+        try:
+            site.drop(prefix)
+            site.assert_exactly_once(prefix, n)
+        finally:
+            if frozen:
+                box.sh(f"systemctl kill --kill-whom=main -s SIGCONT digitd@{frozen}")
+    total = sum(n for _, n in waves.values())
 
     def both_counted():
         counts = [json.loads((site.outbox / f"status-{i}.json").read_text()) for i in (1, 2)]
-        return counts if sum(c["processed"] + c["failed"] for c in counts) >= n else None
+        return counts if sum(c["processed"] + c["failed"] for c in counts) >= total else None
 
     counts = wait_for(both_counted, 15, "status-1.json and status-2.json counting every file")
     per = [c["processed"] + c["failed"] for c in counts]
-    container.say(f"digitd@1 and digitd@2 read {per[0]} and {per[1]} of {n}")
-    assert all(p > 0 for p in per)
+    container.say(f"digitd@1 and digitd@2 read {per[0]} and {per[1]} of {total}")
+    assert sum(per) == total and all(p >= 100 for p in per)
+    for i in (1, 2):
+        s = show(box, f"digitd@{i}", "ActiveState", "NRestarts")
+        assert (s["ActiveState"], s["NRestarts"]) == ("active", "0")
     box.sh("systemctl stop digitd@1 digitd@2")
 
 
