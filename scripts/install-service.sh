@@ -58,12 +58,18 @@ digitd="$checkout/.venv/bin/digitd"
 [ -x "$digitd" ] || die "$digitd not found: install the project first (make venv)"
 config="$(cd "$(dirname "$config")" 2>/dev/null && pwd -P)/$(basename "$config")" \
     || die "config folder of $config does not exist"
+# The interpreter systemd really runs: .venv/bin/python is a link to it, and its
+# standard library is under sys.base_prefix (pyenv puts both under a home).
+real_python="$(readlink -f "$python")"
+base_prefix="$("$python" -c 'import sys; print(sys.base_prefix)' 2>/dev/null)" \
+    || die "$python does not run: rebuild the venv (make venv)"
 
 # Render both units into $tmp (Python: paths may hold spaces, quotes or '%').
 units=("$checkout/scripts/digitd.service" "$checkout/scripts/digitd@.service")
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-"$python" - "$tmp" "$checkout" "$digitd" "$config" "$user" "${units[@]}" <<'PY' || exit 2
+"$python" - "$tmp" "$checkout" "$digitd" "$config" "$user" "$real_python" "$base_prefix" \
+    "${units[@]}" <<'PY' || exit 2
 import re
 import sys
 from pathlib import Path
@@ -71,7 +77,7 @@ from pathlib import Path
 from digitd.config import load_config
 from digitd.errors import DigitdError
 
-out, checkout, digitd, config_path, user, *units = sys.argv[1:]
+out, checkout, digitd, config_path, user, real_python, base_prefix, *units = sys.argv[1:]
 try:
     config = load_config(config_path)
 except DigitdError as exc:
@@ -89,7 +95,8 @@ def quoted(path, in_exec=False, prefix=""):
 
 
 homes = ("/home", "/root", "/run/user")
-paths = [checkout, digitd, config_path, config.inbox, config.outbox, config.model]
+paths = [checkout, digitd, config_path, config.inbox, config.outbox, config.model,
+         real_python, base_prefix]
 under_home = any(str(p) == h or str(p).startswith(h + "/") for p in map(str, paths) for h in homes)
 values = {
     "@CHECKOUT@": str(checkout).replace("%", "%%"),
@@ -103,8 +110,9 @@ values = {
     "@RW_OUTBOX@": quoted(config.outbox, prefix="-"),
     "@USER@": user,
     "@GROUP@": user,
-    # a checkout (or its folders) under /home must stay visible, read-only
-    # except for the ReadWritePaths; elsewhere /home is hidden entirely
+    # a checkout, its folders or the venv's real interpreter under /home (or
+    # /root) must stay visible, read-only except for the ReadWritePaths;
+    # elsewhere /home is hidden entirely
     "@PROTECT_HOME@": "read-only" if under_home else "yes",
 }
 for unit in units:
@@ -121,6 +129,40 @@ PY
 inbox="$(cat "$tmp/inbox")"
 outbox="$(cat "$tmp/outbox")"
 model="$(cat "$tmp/model")"
+
+# Can the service user execute the real interpreter? If not, systemd fails with
+# status=203/EXEC "Permission denied": refuse to install (a dry run only warns).
+# With the user already there runuser asks the kernel; a user still to be made
+# has only its own new group, so the "other" permission bits decide.
+cannot_run() {
+    local where=""
+    if getent passwd "$user" >/dev/null && command -v runuser >/dev/null \
+            && runuser -u "$user" -- "$real_python" -c 'import os, encodings' >/dev/null 2>&1; then
+        return 1
+    fi
+    # the first folder on the way that others cannot search (for the message)
+    where="$("$python" - "$real_python" "$base_prefix" <<'PY'
+import os, stat, sys
+for target in sys.argv[1:]:
+    parts = os.path.abspath(target).split("/")
+    for i in range(1, len(parts)):
+        folder = "/".join(parts[:i]) or "/"
+        mode = os.stat(folder).st_mode
+        if not mode & stat.S_IXOTH:
+            print(f"{folder} is mode {stat.S_IMODE(mode):o}")
+            sys.exit(0)
+    if os.path.isfile(target) and os.stat(target).st_mode & 0o005 != 0o005:
+        print(f"{target} is mode {stat.S_IMODE(os.stat(target).st_mode):o}")
+        sys.exit(0)
+sys.exit(1)
+PY
+)" || { getent passwd "$user" >/dev/null || return 1; where="runuser says no"; }
+    printf '%s' "user '$user' cannot execute the venv's interpreter $real_python ($where): build .venv with a Python that user can run, e.g. PYTHON=/usr/bin/python3.11 make venv"
+}
+if why="$(cannot_run)"; then
+    [ "$dry_run" = 1 ] || [ -n "$output" ] || die "$why"
+    say "warning: $why"
+fi
 
 if [ "$dry_run" = 1 ]; then
     for name in digitd.service digitd@.service; do

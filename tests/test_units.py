@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -54,15 +55,22 @@ def test_dry_run_prints_both_units_for_this_checkout(config, repo_root):
     assert s["ReadWritePaths"] == [f'"-{root}/in box" "-{root}/out"']
     assert s["User"] == ["scans"] and s["Group"] == ["scans"]
     for key, value in {"Type": "notify", "NotifyAccess": "main", "Restart": "on-failure",
-                       "RestartPreventExitStatus": "2 3", "WatchdogSec": "30",
+                       "RestartPreventExitStatus": "2 3 203", "WatchdogSec": "30",
                        "TimeoutStopSec": "30", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
                        "PrivateTmp": "yes", "ProtectKernelTunables": "yes",
-                       "RestrictAddressFamilies": "AF_UNIX"}.items():
+                       "RestrictAddressFamilies": "AF_UNIX", "CacheDirectory": "digitd"}.items():
         assert s[key] == [value], key
     assert "MemoryMax" in s
-    # the checkout is not under /home here: /home is hidden entirely
-    expected_home = "read-only" if str(repo_root).startswith(("/home/", "/root/")) else "yes"
-    assert s["ProtectHome"] == [expected_home]
+    assert "MPLCONFIGDIR=/var/cache/digitd/matplotlib" in s["Environment"]
+    assert s["RequiresMountsFor"] == [f'"{root}/in box" "{root}/out"']
+    # /home is hidden entirely unless the checkout or the venv's real interpreter
+    # (a pyenv Python, say) lives under a home
+    python = repo_root / ".venv" / "bin" / "python"
+    real = os.path.realpath(python)
+    base = subprocess.run([str(python), "-c", "import sys; print(sys.base_prefix)"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    under_home = any(p.startswith(("/home/", "/root/")) for p in (str(repo_root), real, base))
+    assert s["ProtectHome"] == ["read-only" if under_home else "yes"]
     assert not re.search(r"@[A-Z_]+@", r.stdout), "a placeholder was left"
     template = unit_settings(r.stdout.split("digitd@.service -----")[1])
     assert template["Environment"][-1] == "DIGITD_INSTANCE=%i"
@@ -75,6 +83,29 @@ def test_protect_home_is_read_only_when_folders_live_under_home(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "ProtectHome=read-only" in r.stdout
     assert "ReadWritePaths=-/home/lab/scans/in -/home/lab/scans/out" in r.stdout
+
+
+def test_an_interpreter_the_service_user_cannot_execute_is_named(config, repo_root):
+    """A venv on a Python under a 0700 home ends in status=203/EXEC under systemd:
+    the install refuses it (before changing anything), a dry run warns."""
+    real = os.path.realpath(repo_root / ".venv" / "bin" / "python")
+    closed = next((str(p) for p in reversed(Path(real).parents) if not p.stat().st_mode & 0o001), None)
+    r = install_script("--dry-run", "--config", str(config), "--user", "nobody")
+    assert r.returncode == 0, r.stderr
+    warning = [line for line in r.stderr.splitlines() if "cannot execute" in line]
+    if closed is None:
+        assert warning == []
+        pytest.skip(f"{real} is executable by everyone here: nothing to refuse")
+    assert warning == [f"install-service: warning: user 'nobody' cannot execute the venv's interpreter "
+                       f"{real} ({closed} is mode {Path(closed).stat().st_mode & 0o777:o}): build .venv "
+                       f"with a Python that user can run, e.g. PYTHON=/usr/bin/python3.11 make venv"]
+    if os.geteuid() != 0:
+        return
+    # a real install as root stops at that line, before creating users or folders
+    r = install_script("--config", str(config), "--user", "nobody", "--prefix", str(config.parent / "units"))
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [warning[0].replace("warning:", "error:")]
+    assert not (config.parent / "units").exists()
 
 
 def test_bad_config_and_bad_options_are_refused(tmp_path):

@@ -238,7 +238,7 @@ class Outbox:
             name = stem if i == 0 else f"{stem}-{i}"
             try:
                 fd = os.open(self.reserve_path(name),
-                             os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o644)
+                             os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o666)
             except FileExistsError:
                 pass  # reserved by another input
             else:
@@ -310,7 +310,7 @@ class Outbox:
         tmp = self.reserve_path(name)
         # No O_TRUNC: the reservation is normally empty, and truncating costs a
         # journal transaction even then; what an earlier attempt left is cut below.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
             _write_all(fd, data)
             if os.fstat(fd).st_size > len(data):
@@ -350,7 +350,9 @@ class Outbox:
         if "" not in self._made:
             self.root.mkdir(parents=True, exist_ok=True)
             self._made[""] = self.root
-        fd = os.open(self.csv_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # 0o666 here and for the JSONs: the umask decides (the units' UMask=0002
+        # keeps results group-writable)
+        fd = os.open(self.csv_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
