@@ -144,8 +144,8 @@ def test_disk_full_while_writing_is_retried_without_a_second_csv_row(tmp_path, r
     assert len(result_files(tmp_path / "outbox")) == 1
     rows = csv_rows(tmp_path / "outbox")
     assert [r["source"] for r in rows] == ["full-0.png"]
-    assert "disk full; attempt 1 of 3, trying again" in caplog.text
-    assert "disk full; attempt 2 of 3" in caplog.text
+    assert caplog.text.count("outbox full (disk full): 1 file(s) waiting for space") == 1
+    assert "attempt 1 of" not in caplog.text  # a full disk is not the file's failure
 
 
 class BrokenCommit(Outbox):
@@ -177,14 +177,18 @@ def test_a_batch_whose_commit_fails_after_its_rows_is_retried_without_second_row
 
 
 def test_disk_full_for_good_never_drops_the_file(tmp_path, run_service, caplog):
-    """ENOSPC on every write: after retry_max_attempts the file cannot even be
-    failed, so it stays claimed and keeps being retried; once space is back it
-    is finished, exactly once."""
-    caplog.set_level(logging.INFO)
+    """ENOSPC on every write: far past retry_max_attempts the file is neither
+    failed nor dropped: it stays claimed and waits for space (status says so);
+    once space is back it is finished, exactly once."""
+    caplog.set_level(logging.DEBUG)
     service = run_service(outbox_factory=lambda root: FullDisk(root, failures=10**9),
                           retry_max_attempts=2)
     drop(tmp_path / "inbox", 1, "stuck")
-    wait_until(lambda: "cannot fail it either" in caplog.text, 20, "giving up to fail")
+    wait_until(lambda: caplog.text.count("stuck-0.png: disk full, trying again") >= 4, 20,
+               "four waits for space")
+    assert "gave up" not in caplog.text and "cannot fail it either" not in caplog.text
+    snap = service.snapshot()
+    assert (snap["outbox_full"], snap["waiting_for_space"], snap["retrying"]) == (True, 1, 1)
     assert inbox_files(tmp_path / "inbox") == []
     assert len([f for f in work_files(tmp_path / "inbox") if f.endswith(".png")]) == 1, \
         "still claimed"

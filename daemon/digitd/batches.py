@@ -23,7 +23,7 @@ from .jobs import Job, JobQueue, Journal, Permanent
 from .recovery import Phase, adopt, triage
 from .reload import ModelReloader
 from .runner import Input, Runner, Started
-from .workdir import State, WorkArea, write_journal
+from .workdir import State, WorkArea, has_record, write_journal
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,19 @@ class BatchThread:
                 return
 
     def unexpected(self, jobs: list[Job], exc: Exception) -> None:
+        """A bug met in a batch: its files are retried, and the thread goes on even
+        if one file's bookkeeping fails again (it is then retried from memory)."""
         log.exception("unexpected error in a batch; its files will be retried")
         for job in jobs:
             if not (job.finished or job.scheduled):
-                self.dispositions.transient(job, exc)
+                try:
+                    self.dispositions.transient(job, exc)
+                except Exception:  # noqa: BLE001 - one file's bookkeeping never stops us
+                    log.exception("%s: cannot record the retry; trying again later",
+                                  job.source)
+                    if not job.scheduled:
+                        self.queue.schedule(job, self.dispositions.policy.delay(
+                            max(1, job.state.attempts)))
         self.stop_event.wait(1.0)
 
     # -- between batches ------------------------------------------------------------
@@ -174,7 +183,8 @@ class BatchThread:
         if dest is None:
             log.debug("%s was gone before it could be claimed", rel)
             return None
-        return Job(path=dest, folder=self.work.folder, state=State(source=rel))
+        return Job(path=dest, folder=self.work.folder, state=State(source=rel),
+                   record=has_record(dest, rel))
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -213,6 +223,7 @@ class BatchThread:
         if job.record:
             remove_quietly(job.state_file)
         self.ledger.done(job)
+        self.dispositions.forget(job)
 
     def reserve(self, jobs: list[Job]) -> list[Job]:
         """A NAME for each job that has none, recorded - one journal per work folder
@@ -221,7 +232,14 @@ class BatchThread:
         named: list[Job] = []
         for job, reserved in zip(jobs, self.runner.reserve(inputs), strict=True):
             if isinstance(reserved, Input):
+                new = job.state.name is None
                 job.state.name = reserved.name
+                if new and job.record:  # its state record, not a journal, holds the NAME
+                    try:
+                        self.dispositions.save_state(job)
+                    except OSError as exc:
+                        self.dispositions.transient(job, exc)
+                        continue
                 named.append(job)
             else:
                 self.dispositions.transient(job, reserved.error)
@@ -250,6 +268,8 @@ class BatchThread:
         outcomes = self.runner.complete(
             stage.started, sync_paths=[os.fspath(j.path) for j in journals.values()])
         disp = self.dispositions
+        disp.place([(job, outcome.result) for job, outcome in zip(stage.jobs, outcomes, strict=True)
+                    if outcome.result is not None])
         for job, outcome in zip(stage.jobs, outcomes, strict=True):
             self.beat = time.monotonic()
             if outcome.result is not None:

@@ -9,9 +9,11 @@ Every step may be redone after a crash; ``docs/DESIGN.md``, "Recovery".
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,20 @@ from typing import Any
 from .errors import describe
 from .files import remove_quietly
 from .jobs import Job, JobQueue, RetryPolicy
-from .outbox import FAILED, ORIGINALS, move_no_replace
+from .outbox import FAILED, ORIGINALS, link_no_replace, move_no_replace
 from .results import failed_result, human_line
 from .writer import Record, Writer
 
 log = logging.getLogger(__name__)
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+FULL_RETRY_MAX = 30.0  # an input waiting for space is tried again at least this often, s
+FULL_WARN_EVERY = 60.0  # one warning a minute while the outbox is full
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full."""
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
 def linked_copy(path: Path, folder: Path) -> Path | None:
@@ -92,12 +103,40 @@ class Dispositions:
         self.counters = counters
         self.on_success = on_success
         self.model_name = model_name
+        self._full: set[int] = set()  # id() of the jobs waiting for space in the outbox
+        self._full_warned = -FULL_WARN_EVERY
 
     def save_state(self, job: Job) -> None:
         """The per-file state record (then the batch journal no longer holds this job)."""
         job.state.save(job.state_file)
         job.record = True
         self.ledger.unjournal(job)
+
+    def place(self, done: list[tuple[Job, dict[str, Any]]]) -> None:
+        """Before any source of a committed batch goes: link its originals into
+        ``originals/`` and (durable) fsync that folder once for all of them; the
+        sources are unlinked by :meth:`finish`. A job not placed here is moved
+        by :meth:`finish` alone."""
+        if self.on_success != "archive":
+            return
+        placed: list[Job] = []
+        for job, result in done:
+            if result.get("status") == "failed" or job.redone:
+                continue
+            try:
+                job.placed = link_no_replace(job.path, self.outbox.folder(ORIGINALS),
+                                             os.path.basename(job.source),
+                                             durable=self.writer.durable)
+            except OSError:
+                continue  # finish() tries again and handles the error
+            placed.append(job)
+        if placed and self.writer.durable:
+            try:
+                self.outbox.sync_folder(ORIGINALS)
+            except OSError:
+                for job in placed:  # finish() finds the link, fsyncs and unlinks
+                    job.placed = None
+                    job.resumed = True
 
     def finish(self, job: Job, result: dict[str, Any] | None) -> None:
         """Whatever happens to a job whose result was committed (None: found written
@@ -121,18 +160,24 @@ class Dispositions:
             return
         again = job.redone or redone  # anything may be done already
         if not again or os.path.lexists(job.path):
+            durable = self.writer.durable
             if self.on_success == "delete":
                 os.unlink(job.path)
+            elif job.placed is not None and os.path.lexists(job.placed):
+                os.unlink(job.path)
             elif again and linked_copy(job.path, self.outbox.folder(ORIGINALS)) is not None:
+                if durable:
+                    self.outbox.sync_folder(ORIGINALS)
                 os.unlink(job.path)
             else:
                 move_no_replace(job.path, self.outbox.folder(ORIGINALS),
-                                os.path.basename(job.source))
+                                os.path.basename(job.source), durable=durable)
         if again:
             self.outbox.release(job.state.name)  # a marker of an older version, if any
         if job.record:
             remove_quietly(job.state_file)
         self.ledger.done(job)
+        self.forget(job)
         self.counters.add(processed=1)
         if redone or "elapsed_ms" not in result:
             log.info("%s -> finished (its result was written before a restart)", job.source)
@@ -168,6 +213,8 @@ class Dispositions:
             self.save_state(job)
             if os.path.lexists(job.path):
                 if job.redone and linked_copy(job.path, self.outbox.folder(FAILED)) is not None:
+                    if self.writer.durable:
+                        self.outbox.sync_folder(FAILED)
                     os.unlink(job.path)
                 else:
                     self.writer.quarantine(job.path, state.name, reason, state.attempts + 1,
@@ -178,11 +225,51 @@ class Dispositions:
             self.transient(job, exc, giving_up=reason)
             return
         self.ledger.done(job)
+        self.forget(job)
         self.counters.add(failed=1, error=f"{job.source}: {reason}")
         log.warning("%s -> failed: %s", job.source, reason)
 
+    def forget(self, job: Job) -> None:
+        """The job no longer waits for space (finished, gone, or another error)."""
+        if id(job) in self._full:
+            self._full.discard(id(job))
+            self.counters.waiting_for_space = len(self._full)
+            if not self._full:
+                log.info("the outbox has room again")
+
+    def wait_for_space(self, job: Job, exc: OSError) -> None:
+        """The outbox is full: keep the file claimed and try again, without limit
+        (a full disk is never the file's fault); one warning a minute for all."""
+        state = job.state
+        state.waits += 1
+        state.last_error = describe(exc)
+        job.row_may_exist = job.row_may_exist or state.name is not None
+        if id(job) not in self._full:
+            self._full.add(id(job))
+            self.counters.waiting_for_space = len(self._full)
+        delay = min(self.policy.delay(state.waits), FULL_RETRY_MAX)
+        try:
+            self.save_state(job)
+        except Exception as err:  # noqa: BLE001 - the wait goes on in memory
+            log.debug("%s: state record not saved: %s", job.source, describe(err))
+        now = time.monotonic()
+        if now - self._full_warned >= FULL_WARN_EVERY:
+            self._full_warned = now
+            log.warning("outbox full (%s): %d file(s) waiting for space, kept claimed and "
+                        "tried again every %.0f s at most", state.last_error, len(self._full),
+                        FULL_RETRY_MAX)
+        else:
+            log.debug("%s: %s, trying again in %.1f s", job.source, state.last_error, delay)
+        self.counters.add(error=f"outbox full: {state.last_error}")
+        self.queue.schedule(job, delay)
+
     def transient(self, job: Job, exc: BaseException, giving_up: str | None = None) -> None:
-        """Keep the file claimed and try again later; after the last attempt, fail it."""
+        """Keep the file claimed and try again later; after the last attempt, fail it.
+        A full outbox is waited for instead (:meth:`wait_for_space`)."""
+        if disk_full(exc):
+            self.wait_for_space(job, exc)
+            return
+        self.forget(job)
         state = job.state
         state.attempts += 1
         state.last_error = describe(exc)
@@ -195,8 +282,8 @@ class Dispositions:
         delay = self.policy.delay(state.attempts)
         try:
             self.save_state(job)
-        except OSError:
-            pass  # the attempt count survives a crash only if it can be written
+        except Exception as err:  # noqa: BLE001 - the attempt count survives a crash only
+            log.debug("%s: state record not saved: %s", job.source, describe(err))  # if saved
         what = f"cannot fail it either ({giving_up})" if giving_up else \
             f"attempt {state.attempts} of {self.policy.max_attempts}"
         log.warning("%s: %s; %s, trying again in %.1f s", job.source, state.last_error, what,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,7 +34,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any],
     is removed if anything fails.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tail = f".{os.getpid()}.tmp"
+    if len(os.fsencode(path.name)) + len(tail) + 1 > 255:  # a long name: a short temp
+        tmp = path.with_name(f".digitd-{threading.get_ident():x}{tail}")
+    else:
+        tmp = path.with_name(f".{path.name}{tail}")
     try:
         with open(tmp, "wb") as f:
             write(f)

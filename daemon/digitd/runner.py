@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import datetime as _dt
+import errno
 import logging
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,6 +28,11 @@ from .results import failed_result, result_dict
 from .writer import Record, Writer
 
 log = logging.getLogger(__name__)
+
+
+def _full(exc: BaseException) -> bool:
+    """A full disk: the service waits for space and says so once a minute itself."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,9 @@ class Runner:
                 try:
                     item = replace(item, name=self.outbox.claim_name(Path(item.source).stem))
                 except OSError as exc:
-                    log.error("%s: cannot reserve a result name in %s: %s", item.source,
-                              self.outbox.root, os_words(exc))
+                    log.log(logging.DEBUG if _full(exc) and self.retry else logging.ERROR,
+                            "%s: cannot reserve a result name in %s: %s", item.source,
+                            self.outbox.root, os_words(exc))
                     out.append(Outcome(input=item, error=exc))
                     continue
             out.append(item)
@@ -284,15 +291,17 @@ class Runner:
         try:
             errors = self.writer.commit(records, sync_paths=sync_paths)
         except OSError as exc:
-            log.error("cannot write the results of a batch of %d to %s: %s", len(records),
-                      self.outbox.root, os_words(exc))
+            log.log(logging.DEBUG if _full(exc) and self.retry else logging.ERROR,
+                    "cannot write the results of a batch of %d to %s: %s", len(records),
+                    self.outbox.root, os_words(exc))
             errors = [exc] * len(records)
         out = []
         for (item, record), error in zip(staged, errors, strict=True):
             if error is None:
                 out.append(Outcome(input=item, result=record.result))
             else:
-                log.error("%s: cannot write its result to %s: %s", item.source, self.outbox.root,
-                          os_words(error))
+                log.log(logging.DEBUG if _full(error) and self.retry else logging.ERROR,
+                        "%s: cannot write its result to %s: %s", item.source, self.outbox.root,
+                        os_words(error))
                 out.append(Outcome(input=item, error=error))
         return out

@@ -32,6 +32,28 @@ JOURNAL_SUFFIX = ".batch.json"
 _counter = itertools.count()
 
 
+WORK_NAME_MAX = 255 - len(STATE_SUFFIX)  # a claimed file's name, with room for its record
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes, never inside a character."""
+    data = os.fsencode(text)
+    if len(data) <= limit:
+        return text
+    data = data[:limit]
+    while data and (data[-1] & 0xC0) == 0x80:  # a continuation byte: drop the character
+        data = data[:-1]
+    if data and data[-1] >= 0xC0:
+        data = data[:-1]
+    return os.fsdecode(data)
+
+
+def has_record(work_file: Path, source: str) -> bool:
+    """Whether a claim of ``source`` as ``work_file`` came with a state record (a
+    name too long to carry the source)."""
+    return source_of(work_file.name) != source
+
+
 def escape(rel: str) -> str:
     """A relative inbox path as one file name (``%`` and ``/`` escaped). Pure."""
     return rel.replace("%", "%25").replace("/", "%2F")
@@ -59,6 +81,7 @@ class State:
     name: str | None = None  # reserved output NAME
     sha256: str | None = None
     attempts: int = 0  # failed attempts so far (transient errors)
+    waits: int = 0  # attempts that found the outbox full (never counted as failures)
     phase: str = "recognise"  # recognise | quarantine
     reason: str | None = None  # why it is being quarantined
     last_error: str | None = None
@@ -77,7 +100,7 @@ class State:
             return None
 
     def save(self, path: Path) -> None:
-        data = json.dumps(asdict(self), ensure_ascii=False).encode("utf-8")
+        data = json.dumps(asdict(self)).encode("ascii")  # \u escapes: any name round-trips
         atomic_write(path, lambda f: f.write(data), fsync=False)
 
 
@@ -91,7 +114,7 @@ def write_journal(folder: Path, states: dict[str, State]) -> Path:
     path = folder / f"{new_token()}{JOURNAL_SUFFIX}"
     files = {work_name: {"source": st.source, "name": st.name, "claimed_at": st.claimed_at}
              for work_name, st in states.items()}
-    data = json.dumps({"files": files}, ensure_ascii=False).encode("utf-8")
+    data = json.dumps({"files": files}).encode("ascii")  # \u escapes: any name round-trips
     atomic_write(path, lambda f: f.write(data), fsync=False)
     return path
 
@@ -187,11 +210,28 @@ class WorkArea:
         known) into our work folder; None if it is gone."""
         if rel is None:
             rel = os.path.relpath(src, self.inbox)
-        dest = self.folder / f"{new_token()}_{escape(rel)}"
+        token = new_token()
+        name = f"{token}_{escape(rel)}"
+        record = None
+        if len(os.fsencode(name)) > WORK_NAME_MAX:
+            # A name near 255 bytes: the work name is cut, and the full source is
+            # in a state record written before the claim (an orphan record, if the
+            # claim then fails, is tidied like any other).
+            name = f"{token}_{_cut(escape(rel), WORK_NAME_MAX - len(token) - 2)}~"
+            record = state_path(self.folder / name)
+            State(source=rel).save(record)
+        dest = self.folder / name
         try:
             os.rename(src, dest)
-        except FileNotFoundError:
-            return None  # another instance (or a person) took it first
+        except BaseException as exc:
+            if record is not None:
+                try:
+                    os.unlink(record)
+                except OSError:
+                    pass
+            if isinstance(exc, FileNotFoundError):
+                return None  # another instance (or a person) took it first
+            raise
         return dest
 
     # -- recovery -----------------------------------------------------------

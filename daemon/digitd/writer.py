@@ -41,8 +41,8 @@ class Writer:
                sync_paths: Sequence[str] = ()) -> list[OSError | None]:
         """Write a batch: per record its picture and its JSON staged in the NAME's
         reservation; then every CSV row in one locked write (a row results.csv
-        already has is not written again); when durable, one sync of rows, JSONs
-        and ``sync_paths``; then every JSON renamed into place (last) and, when
+        already has is not written again); when durable, one sync of rows, JSONs,
+        ``sync_paths`` (the journals) and their folders; then every JSON renamed into place (last) and, when
         durable, ``results/`` fsynced.
 
         Returns, per record, None (published) or the OSError that kept it from
@@ -65,13 +65,17 @@ class Writer:
         if not staged:
             return errors
         rows = self._new_rows(staged)
-        box.append_csv_rows(rows, fsync=False)
+        made = box.append_csv_rows(rows, fsync=False)
         if self.durable:
             paths = [box.reserve_path(r.name) for r in staged]
-            paths += [p for p in sync_paths if os.path.lexists(p)]  # a journal removed by hand
+            journals = [p for p in sync_paths if os.path.lexists(p)]  # one removed by hand
+            paths += journals
+            folders = sorted({os.path.dirname(p) for p in journals})  # the journals' names
             if rows:
                 paths.append(os.fspath(box.csv_path))
-            make_durable(paths)
+            if made:
+                folders.append(os.fspath(box.root))  # results.csv's name
+            make_durable(paths, folders)
         for record in staged:
             box.publish_json(record.name)
         if self.durable:
