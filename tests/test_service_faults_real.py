@@ -1,0 +1,290 @@
+"""Issue 10's faults provoked for real against the real ``digitd run`` subprocess:
+a result JSON a power cut emptied, a size-limited tmpfs outbox (disk full),
+file names that are not UTF-8, names of 250-255 bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from service_support import (
+    Digitd,
+    assert_exactly_once,
+    csv_rows,
+    done_count,
+    inbox_files,
+    make_setup,
+    result_files,
+    sha,
+    unique_png,
+    wait_until,
+    work_files,
+)
+
+pytestmark = pytest.mark.slow
+
+CSV_FIELDS = 9
+
+
+@pytest.fixture
+def service(digitd_exe, tmp_path):
+    """Factory: ``service(setup, env=...)`` -> a started Digitd; all killed at teardown."""
+    started: list[Digitd] = []
+
+    def start(setup, env=None, log_name="digitd.log") -> Digitd:
+        svc = Digitd(exe=digitd_exe, config=setup.config, log_path=setup.root / log_name,
+                     env=dict(env or {}))
+        started.append(svc.start())
+        return svc
+
+    yield start
+    for svc in started:
+        svc.kill()
+
+
+def raw_csv_lines(outbox: Path) -> list[bytes]:
+    data = (outbox / "results.csv").read_bytes()
+    assert data.endswith(b"\n"), "results.csv ends inside a row"
+    return data.split(b"\n")[:-1]
+
+
+def assert_no_torn_row(outbox: Path) -> None:
+    import csv
+    import io
+
+    text = b"\n".join(raw_csv_lines(outbox)).decode("utf-8")  # every byte UTF-8
+    rows = list(csv.reader(io.StringIO(text)))
+    torn = [r for r in rows if len(r) != CSV_FIELDS]
+    assert torn == [], f"torn rows: {torn[:3]}"
+
+
+def finish(svc: Digitd, setup, total: int, timeout: float = 90) -> None:
+    wait_until(lambda: done_count(setup.outbox) >= total and not work_files(setup.inbox),
+               timeout, f"{total} inputs finished", interval=0.1,
+               on_fail=lambda: f"done {done_count(setup.outbox)}; work {work_files(setup.inbox)}"
+                               f"\n{svc.tail()}")
+
+
+# ---------------------------------------------------------------------------
+# (c) recovery does not trust a result file that exists
+
+
+def dead_instance_with(setup, entries: dict[str, tuple[str, bytes]]) -> None:
+    """A stopped instance's work folder: each claimed file (source -> (NAME,
+    bytes)) recorded in one batch journal, as a kill -9 leaves it."""
+    work = setup.inbox / ".digitd" / "work" / "dead-1"
+    work.mkdir(parents=True)
+    (setup.inbox / ".digitd" / "dead-1.lock").write_bytes(b"")
+    files = {}
+    for i, (source, (name, data)) in enumerate(entries.items()):
+        (work / f"tok{i}_{source}").write_bytes(data)
+        files[f"tok{i}_{source}"] = {"source": source, "name": name, "claimed_at": 1.0}
+    (work / "tok.batch.json").write_text(json.dumps({"files": files}))
+
+
+def test_a_result_json_a_power_cut_emptied_is_redone_under_its_name_once(
+        tmp_path, small_model, service):
+    """a: its JSON is 0 bytes and its CSV row is there; b: its JSON is cut short and
+    no row. Each is recognised again under its NAME: one JSON, one row, the original
+    archived - and a complete JSON (c) is only archived, not redone."""
+    setup = make_setup(tmp_path, small_model)
+    data = {s: unique_png(i, s) for i, s in enumerate(["a.png", "b.png", "c.png"])}
+    dead_instance_with(setup, {s: (s[0], d) for s, d in data.items()})
+    results = setup.outbox / "results"
+    results.mkdir()
+    (results / "a.json").write_bytes(b"")
+    (results / "b.json").write_bytes(b'{"source": "b.png", "stat')
+    done_c = {"source": "c.png", "status": "ok", "number": "2", "sha256": sha(data["c.png"]),
+              "processed_at": "2026-01-01T00:00:00.000Z"}
+    (results / "c.json").write_text(json.dumps(done_c))
+    header = "processed_at,source,status,number,confidence,model,sha256,result,error\n"
+    (setup.outbox / "results.csv").write_text(
+        header + f"2026-01-01T00:00:00.000Z,a.png,ok,0,0.9,m,{sha(data['a.png'])},results/a.json,\n"
+        f"2026-01-01T00:00:00.000Z,c.png,ok,2,0.9,m,{sha(data['c.png'])},results/c.json,\n")
+    svc = service(setup)
+    svc.wait_ready()
+    finish(svc, setup, 3)
+    assert svc.terminate() == 0
+    by_name = {r["_file"]: r for r in result_files(setup.outbox)}
+    assert sorted(by_name) == ["a.json", "b.json", "c.json"]
+    assert by_name["a.json"]["sha256"] == sha(data["a.png"])
+    assert by_name["b.json"]["sha256"] == sha(data["b.png"])
+    assert by_name["c.json"] == {**done_c, "_file": "c.json"}  # not redone
+    rows = csv_rows(setup.outbox)
+    assert sorted(r["result"] for r in rows) == ["results/a.json", "results/b.json",
+                                                 "results/c.json"]
+    assert sorted(os.listdir(setup.outbox / "originals")) == ["a.png", "b.png", "c.png"]
+    assert "c.png -> finished (its result was written before a restart)" in svc.log()
+    assert work_files(setup.inbox) == []
+
+
+# ---------------------------------------------------------------------------
+# (d) disk full, on a real size-limited tmpfs
+
+
+class NotifySocket:
+    """A $NOTIFY_SOCKET the test reads: every datagram kept."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.messages: list[str] = []
+
+    def drain(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except BlockingIOError:
+                return self.messages
+
+    def statuses(self) -> list[str]:
+        return [line[7:] for m in self.drain() for line in m.split("\n")
+                if line.startswith("STATUS=")]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """Factory: mount a tmpfs of ``size`` on a new folder; unmounted at teardown."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-limited tmpfs needs root")
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str) -> Path:
+        where = tmp_path / name
+        where.mkdir()
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
+                            str(where)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_disk_full_waits_for_space_no_torn_row_no_quarantine(tmp_path, small_model, service,
+                                                             small_tmpfs):
+    """The outbox on a 1 MB tmpfs, 120 inputs with their pictures: it fills. Nothing
+    is quarantined, STATUS says "outbox full" with the count waiting, one warning;
+    the tmpfs grown, every input finishes exactly once, with no torn CSV row."""
+    outbox = small_tmpfs("outbox-fs", "1m")
+    setup = make_setup(tmp_path, small_model, outbox=str(outbox), batch_max=8,
+                       retry_backoff_seconds=0.2, retry_max_attempts=2)
+    setup.outbox = outbox
+    notify = NotifySocket(tmp_path / "notify.sock")
+    try:
+        svc = service(setup, env={"NOTIFY_SOCKET": str(notify.path)})
+        svc.wait_ready()
+        good = {}
+        for i in range(120):
+            data = unique_png(i % 10, f"full{i}" + os.urandom(1500).hex())  # 3 kB of text
+            (setup.inbox / f"full-{i:03d}.png").write_bytes(data)
+            good[f"full-{i:03d}.png"] = sha(data)
+        full = wait_until(lambda: [s for s in notify.statuses() if s.startswith("outbox full")],
+                          60, "STATUS saying the outbox is full", on_fail=svc.tail)
+        assert "waiting for space" in full[-1]
+        assert not (setup.outbox / "failed").exists() or \
+            list((setup.outbox / "failed").iterdir()) == [], "quarantined for a full disk"
+        log = svc.log()
+        assert log.count("outbox full (disk full)") == 1, log.count("outbox full (disk full)")
+        assert "gave up" not in log
+        assert svc.alive()
+        subprocess.run(["mount", "-o", "remount,size=64m", str(outbox)], check=True)
+        finish(svc, setup, len(good), timeout=120)
+        wait_until(lambda: any(s.startswith("processed") for s in notify.statuses()[-1:]), 10,
+                   "STATUS without 'outbox full'")
+        assert svc.terminate() == 0
+    finally:
+        notify.close()
+    log = svc.log()
+    assert "the outbox has room again" in log
+    assert log.count("outbox full (disk full)") <= 2  # one a minute
+    assert inbox_files(setup.inbox) == []
+    assert_no_torn_row(setup.outbox)
+    assert_exactly_once(setup.outbox, good, {})
+    status = json.loads((setup.outbox / "status.json").read_text())
+    assert (status["outbox_full"], status["waiting_for_space"], status["failed"]) == (False, 0, 0)
+
+
+# ---------------------------------------------------------------------------
+# (e) names that are not UTF-8, (f) names of 250-255 bytes
+
+
+def test_names_that_are_not_utf8_are_processed_and_named_safely(tmp_path, small_model,
+                                                                 service):
+    setup = make_setup(tmp_path, small_model)
+    inbox = os.fsencode(setup.inbox)
+    names = [b"bad-\xff\xfe.png", b"caf\xe9-latin1.png", b"ok-1.png", b"\x80\x81.png"]
+    good = {}
+    for i, name in enumerate(names):
+        data = unique_png(i, repr(name))
+        with open(os.path.join(inbox, name), "wb") as f:
+            f.write(data)
+        good[os.fsdecode(name)] = sha(data)
+    bad_data = b"not an image at all"
+    with open(os.path.join(inbox, b"text-\xff.png"), "wb") as f:
+        f.write(bad_data)
+    svc = service(setup)
+    svc.wait_ready()
+    finish(svc, setup, len(names) + 1)
+    assert svc.alive()
+    assert svc.terminate() == 0
+    results = result_files(setup.outbox)  # every JSON parses (valid UTF-8)
+    by_sha = {r["sha256"]: r for r in results}
+    for name in names:
+        r = by_sha[good[os.fsdecode(name)]]
+        shown = name.decode("utf-8", "backslashreplace")
+        assert r["source"] == shown and r["status"] != "failed", r
+        if shown != name.decode("utf-8", "surrogateescape"):
+            assert bytes.fromhex(r["source_hex"]) == name
+        else:
+            assert "source_hex" not in r
+    failed = [r for r in results if r["status"] == "failed"]
+    assert [(r["source"], bytes.fromhex(r["source_hex"])) for r in failed] == [
+        ("text-\\xff.png", b"text-\xff.png")]
+    assert_no_torn_row(setup.outbox)
+    assert sorted(os.listdir(os.fsencode(setup.outbox / "originals"))) == sorted(names)
+    assert os.listdir(os.fsencode(setup.outbox / "failed")) != []
+    assert_exactly_once(setup.outbox, {os.fsdecode(n): good[os.fsdecode(n)] for n in names},
+                        {"text-\\xff.png": sha(bad_data)})
+
+
+def test_names_of_250_to_255_bytes_are_claimed_and_processed(tmp_path, small_model, service):
+    setup = make_setup(tmp_path, small_model)
+    names = ["a" * 251 + ".png",  # 255 bytes
+             "b" * 246 + ".png",  # 250
+             "é" * 125 + ".png",  # 254 bytes, 129 characters
+             "a" * 251 + ".png"[:0] + ".PNG"]  # same stem as the first: suffixed NAME
+    good = {}
+    for i, name in enumerate(names):
+        assert 250 <= len(os.fsencode(name)) <= 255
+        data = unique_png(i, name)
+        (setup.inbox / name).write_bytes(data)
+        good[name] = sha(data)
+    svc = service(setup)
+    svc.wait_ready()
+    finish(svc, setup, len(names))
+    svc.kill()  # and a restart with nothing left over
+    svc = service(setup)
+    svc.wait_ready()
+    assert svc.terminate() == 0
+    assert "file name too long" not in svc.log()
+    by_sha = {r["sha256"]: r for r in result_files(setup.outbox)}
+    for name in names:
+        r = by_sha[good[name]]
+        assert r["source"] == name and r["status"] != "failed"  # the full name
+        assert len(r["_file"].encode()) <= 255
+    assert sorted(os.listdir(setup.outbox / "originals")) == sorted(names)
+    assert_no_torn_row(setup.outbox)
+    assert_exactly_once(setup.outbox, good, {})
