@@ -206,8 +206,11 @@ def test_quarantine_writes_the_error_record(box, tmp_path, fsynced):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record.pop("time"))
     assert record == {"source": "scan.png", "reason": "cannot decode", "attempts": 2,
                       "sha256": "cd" * 32, "file": "failed/scan.png"}
-    assert len(fsynced) == 2 and os.path.basename(fsynced[0]).startswith(".scan.error.json")
-    assert fsynced[1] == os.fspath(box.root / "failed")  # the link, before the unlink
+    # failed/ new: the outbox (its name); the error record; failed/ (the link, before
+    # the unlink)
+    assert fsynced[0] == os.fspath(box.root)
+    assert os.path.basename(fsynced[1]).startswith(".scan.error.json")
+    assert fsynced[2:] == [os.fspath(box.root / "failed")]
     assert sorted(os.listdir(box.root / "failed")) == ["scan.error.json", "scan.png"]
 
 

@@ -308,6 +308,7 @@ class Outbox:
         self._made: dict[str, Path] = {}
         self._base = os.fspath(self.root)
         self._next_guess: dict[str, int] = {}  # stem -> suffix after the last one claimed
+        self.sync_new_folders = False  # fsync the outbox when a sub-folder is made (durable)
 
     # -- layout ------------------------------------------------------------
 
@@ -315,7 +316,13 @@ class Outbox:
         path = self._made.get(name)
         if path is None:
             path = self.root / name
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True)
+            except FileExistsError:
+                pass
+            else:
+                if self.sync_new_folders:  # its name durable before anything in it is
+                    fsync_path(os.fspath(self.root), os.O_RDONLY | os.O_DIRECTORY)
             self._made[name] = path
         return path
 

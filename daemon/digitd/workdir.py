@@ -22,7 +22,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .files import atomic_write
+from .files import atomic_write, fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,11 @@ class WorkArea:
         if fd is None:
             raise RuntimeError(f"instance id {self.id} is already in use")
         self.folder.mkdir(exist_ok=True)
+        # The folders' names durable before any claim into them is (a claim made
+        # durable by the journal's fsync must not hang from a folder lost in a
+        # power cut); once per start.
+        for folder in (self.inbox, self.base, self.base / "work"):
+            fsync_path(folder, os.O_RDONLY | os.O_DIRECTORY)
 
     def close(self) -> None:
         """Give up every lock; remove our folder (and lock file) if it is empty."""

@@ -36,6 +36,7 @@ class Writer:
     def __init__(self, outbox: Outbox, *, durable: bool) -> None:
         self.outbox = outbox
         self.durable = durable
+        outbox.sync_new_folders = durable
 
     def commit(self, records: Sequence[Record], *,
                sync_paths: Sequence[str] = ()) -> list[OSError | None]:
