@@ -288,3 +288,109 @@ def test_names_of_250_to_255_bytes_are_claimed_and_processed(tmp_path, small_mod
     assert sorted(os.listdir(setup.outbox / "originals")) == sorted(names)
     assert_no_torn_row(setup.outbox)
     assert_exactly_once(setup.outbox, good, {})
+
+
+# ---------------------------------------------------------------------------
+# (g) a file the service's user cannot read: the service runs as a real non-root user
+
+USER = "digitd-faults"
+
+
+def service_user() -> tuple[int, int]:
+    """uid and gid of a real non-root user for the service (made with useradd)."""
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("running the service as another user needs root")
+    try:
+        pw = pwd.getpwnam(USER)
+    except KeyError:
+        r = subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                            "/usr/sbin/nologin", USER], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot create a user: {r.stderr.strip()}")
+        pw = pwd.getpwnam(USER)
+    return pw.pw_uid, pw.pw_gid
+
+
+def as_user(argv: list[str], uid: int, gid: int, scratch: Path) -> list[str]:
+    """``argv`` run as uid:gid. If the venv's real interpreter lies under a folder
+    that user cannot enter (a pyenv Python under /root), the command runs in a
+    private mount namespace where only that interpreter's folder is shown there."""
+    import sys
+
+    prefix = os.path.realpath(sys.base_prefix)
+    blocked = None
+    here = prefix
+    while here != "/":
+        st = os.stat(here)
+        if not st.st_mode & 0o001:  # others cannot enter it
+            blocked = here
+        here = os.path.dirname(here)
+    drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+    if blocked is None:
+        return drop + argv
+    hold = scratch / "python-prefix"
+    hold.mkdir()
+    script = (f'set -e; mount --bind "{prefix}" "{hold}"; '
+              f'mount -t tmpfs -o mode=0755 tmpfs "{blocked}"; mkdir -p "{prefix}"; '
+              f'mount --bind "{hold}" "{prefix}"; exec "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"] \
+        + drop + argv
+
+
+def test_a_file_the_service_user_cannot_read_goes_to_failed_once(small_model, digitd_exe):
+    import shutil
+    import tempfile
+
+    uid, gid = service_user()
+    root = Path(tempfile.mkdtemp(prefix="digitd-user-", dir="/tmp"))
+    try:
+        os.chmod(root, 0o755)
+        models = root / "model"
+        models.mkdir()
+        for p in small_model.parent.iterdir():
+            shutil.copy(p, models / p.name)
+        setup = make_setup(root, models / small_model.name, retry_max_attempts=2,
+                           retry_backoff_seconds=0.1)
+        (root / "mpl").mkdir()
+        for folder in (setup.inbox, setup.outbox, root / "mpl"):
+            os.chown(folder, uid, gid)
+        secret = unique_png(3, "secret")
+        (setup.inbox / "secret.png").write_bytes(secret)  # root's, mode 000
+        os.chmod(setup.inbox / "secret.png", 0)
+        fine = unique_png(4, "fine")
+        (setup.inbox / "fine.png").write_bytes(fine)  # root's, readable
+        log_path = root / "digitd.log"
+        argv = as_user([str(digitd_exe), "run", "--config", str(setup.config)], uid, gid, root)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITD_")}
+        env.update(HOME=str(root), MPLCONFIGDIR=str(root / "mpl"))
+        with open(log_path, "wb") as err:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err, env=env, cwd=root)
+        try:
+            svc = Digitd(exe=digitd_exe, config=setup.config, log_path=log_path, proc=proc)
+            svc.wait_ready(90)
+            finish(svc, setup, 2, timeout=60)
+            log = svc.log()
+            assert log.count("secret.png -> failed") == 1, log
+            assert svc.alive()
+            assert svc.terminate() == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        records = [json.loads(p.read_text()) for p in (setup.outbox / "failed").glob("*.json")]
+        assert [(r["source"], r["reason"]) for r in records] == [
+            ("secret.png", "gave up after 2 attempts: permission denied")]
+        assert sorted(os.listdir(setup.outbox / "failed")) == ["secret.error.json", "secret.png"]
+        st = os.stat(setup.outbox / "failed" / "secret.png")
+        assert (st.st_uid, st.st_mode & 0o777) == (0, 0)  # the very file, moved
+        assert (setup.outbox / "failed" / "secret.png").read_bytes() == secret
+        assert sorted(os.listdir(setup.outbox / "originals")) == ["fine.png"]
+        assert os.stat(setup.outbox / "results.csv").st_uid == uid  # written by that user
+        assert_exactly_once(setup.outbox, {"fine.png": sha(fine)},
+                            {"secret.png": sha(secret)})
+        assert inbox_files(setup.inbox) == [] and work_files(setup.inbox) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
