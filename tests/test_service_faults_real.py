@@ -394,3 +394,42 @@ def test_a_file_the_service_user_cannot_read_goes_to_failed_once(small_model, di
         assert inbox_files(setup.inbox) == [] and work_files(setup.inbox) == []
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# (h) bytes written to a file after it was claimed (a second writer's descriptor)
+
+
+def test_a_file_written_after_it_was_claimed_goes_back_to_settling(tmp_path, small_model,
+                                                                   service):
+    """The first half of a PNG is written and closed (so it is judged complete and
+    claimed); a second descriptor, opened before, appends the rest once it is
+    claimed. The service notices the change after reading, writes nothing, puts
+    the file back; it is read again when complete: one result, of the final bytes."""
+    import time
+
+    setup = make_setup(tmp_path, small_model, settle_seconds=0.5)
+    svc = service(setup)
+    svc.wait_ready()
+    data = unique_png(7, "appended later" * 50)
+    half = len(data) // 2
+    path = setup.inbox / "late.png"
+    first = open(path, "wb")
+    second = open(path, "ab")
+    first.write(data[:half])
+    first.close()  # "closed after writing": complete 20 ms later, then claimed
+    work = setup.inbox / ".digitd" / "work" / svc.instance
+    deadline = time.monotonic() + 20
+    while not any(n.endswith("_late.png") for n in os.listdir(work)):  # as fast as can be
+        assert time.monotonic() < deadline, f"never claimed\n{svc.tail()}"
+    second.write(data[half:])
+    second.close()
+    finish(svc, setup, 1, timeout=30)
+    assert svc.terminate() == 0
+    log = svc.log()
+    assert "late.png changed after it was read; back to settling" in log, log
+    (result,) = result_files(setup.outbox)
+    assert (result["status"], result["sha256"]) == ("ok", sha(data)), result
+    assert (setup.outbox / "originals" / "late.png").read_bytes() == data
+    assert len(csv_rows(setup.outbox)) == 1
+    assert not (setup.outbox / "failed").exists()

@@ -18,11 +18,11 @@ from typing import Any
 
 from .dispositions import Dispositions, Ledger
 from .errors import Transient, describe
-from .files import FileKey, file_key, remove_quietly
+from .files import FileKey, file_key, remove_quietly, rename_no_replace
 from .jobs import Job, JobQueue, Journal, Permanent
 from .recovery import Phase, adopt, triage
 from .reload import ModelReloader
-from .runner import Input, Runner, Started
+from .runner import Changed, Input, Runner, Started
 from .workdir import State, WorkArea, has_record, write_journal
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ class BatchThread:
         text = os.fspath(path)
         rel = text[len(self._inbox_prefix):] if text.startswith(self._inbox_prefix) \
             else os.path.relpath(text, self.config.inbox)
+        now = None
         if key is not None:
             try:
                 now = file_key(os.lstat(text))
@@ -170,7 +171,7 @@ class BatchThread:
                 log.debug("%s was gone before it could be claimed", rel)
                 return None
             except OSError:
-                now = None
+                pass
             if now != key:  # replaced or written again since it was judged complete
                 log.debug("%s changed since it was complete; settling it again", rel)
                 self.inbox.notice(path)
@@ -184,7 +185,7 @@ class BatchThread:
             log.debug("%s was gone before it could be claimed", rel)
             return None
         return Job(path=dest, folder=self.work.folder, state=State(source=rel),
-                   record=has_record(dest, rel))
+                   record=has_record(dest, rel), key=now)
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -215,6 +216,41 @@ class BatchThread:
         inputs = [Input(path=j.path, source=j.source, name=j.state.name, redo=j.row_may_exist)
                   for j in fresh]
         return Stage(jobs=fresh, started=self.runner.begin(inputs))
+
+    @staticmethod
+    def changed(job: Job | None) -> bool:
+        """Whether a file claimed from the inbox was written to after it was claimed
+        (so, maybe, after it was read: its bytes and its sha256 would not match)."""
+        if job is None or job.key is None:
+            return False
+        try:
+            return file_key(os.lstat(job.path)) != job.key
+        except OSError:
+            return False  # gone or unreadable: the usual paths deal with it
+
+    def put_back(self, job: Job) -> None:
+        """A file still being written: back into the inbox under its name, to settle
+        anew (:meth:`Inbox.notice`); nothing of it was written. If that name was
+        taken meanwhile, it is kept and read again later instead."""
+        dest = os.path.join(os.fspath(self.config.inbox), job.source)
+        try:
+            if not rename_no_replace(job.path, dest):
+                os.link(job.path, dest)
+                os.unlink(job.path)
+        except OSError as exc:
+            log.info("%s changed after it was read; reading it again later (%s)", job.source,
+                     describe(exc))
+            job.key = None
+            self.queue.schedule(job, self.dispositions.policy.delay(1))
+            return
+        log.info("%s changed after it was read; back to settling", job.source)
+        if job.state.name:
+            self.runner.outbox.release(job.state.name)
+        if job.record:
+            remove_quietly(job.state_file)
+        self.ledger.done(job)
+        self.dispositions.forget(job)
+        self.inbox.notice(Path(dest))
 
     def gone(self, job: Job) -> None:
         log.warning("%s: claimed file disappeared from %s", job.source, job.folder)
@@ -265,8 +301,10 @@ class BatchThread:
         """Classify and commit a begun batch (one model call, one group commit), then
         archive, quarantine or retry each of its inputs."""
         journals = {id(j.journal): j.journal for j in stage.jobs if j.journal is not None}
+        by_path = {j.path: j for j in stage.jobs}
         outcomes = self.runner.complete(
-            stage.started, sync_paths=[os.fspath(j.path) for j in journals.values()])
+            stage.started, sync_paths=[os.fspath(j.path) for j in journals.values()],
+            changed=lambda item: self.changed(by_path.get(item.path)))
         disp = self.dispositions
         disp.place([(job, outcome.result) for job, outcome in zip(stage.jobs, outcomes, strict=True)
                     if outcome.result is not None])
@@ -275,6 +313,8 @@ class BatchThread:
             if outcome.result is not None:
                 job.state.sha256 = outcome.result.get("sha256")
                 disp.finish(job, outcome.result)
+            elif isinstance(outcome.error, Changed):
+                self.put_back(job)
             elif isinstance(outcome.error, (OSError, Transient)):
                 disp.transient(job, outcome.error)
             else:

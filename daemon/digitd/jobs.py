@@ -48,6 +48,7 @@ class Job:
     record: bool = False  # a per-file state record exists on disk
     journal: Journal | None = None  # the batch journal that records its NAME
     placed: Path | None = None  # its original's new name in originals/ (source not yet gone)
+    key: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) when claimed
     scheduled: bool = False  # waiting in the retry queue
     finished: bool = False
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write, atomic_write_bytes, fsync_path
+from .files import atomic_write, atomic_write_bytes, fsync_path, rename_no_replace
 from .results import CSV_COLUMNS, csv_line, json_bytes, printable, utc_timestamp
 
 log = logging.getLogger(__name__)
@@ -97,10 +97,12 @@ def link_no_replace(src: Path, folder: Path, name: str, *, durable: bool = False
                 # protected_hardlinks: a file this user may not read or write cannot
                 # be linked, but it can be renamed (same file system).
                 try:
-                    renamed = _rename_no_replace(src, dest)
+                    renamed = rename_no_replace(src, dest)
                 except FileExistsError:
                     i += 1
                     continue
+                except OSError:
+                    renamed = False  # (another file system: the copy below)
                 if renamed:
                     return _remember(key, i, Path(dest))
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
@@ -143,38 +145,6 @@ def _remember(key: tuple[str, str], i: int, dest: Path) -> Path:
             _next_suffix.clear()
         _next_suffix[key] = i + 1
     return dest
-
-
-_RENAME_NOREPLACE = 1
-_RENAMEAT2: Any = None
-
-
-def _rename_no_replace(src: Path, dest: str) -> bool:
-    """``renameat2(RENAME_NOREPLACE)``; False where the system or file system has
-    none (then the caller goes on as before); raises FileExistsError if taken."""
-    global _RENAMEAT2
-    if _RENAMEAT2 is None:
-        try:
-            import ctypes
-
-            fn = ctypes.CDLL(None, use_errno=True).renameat2
-            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                           ctypes.c_uint]
-            fn.restype = ctypes.c_int
-            _RENAMEAT2 = fn
-        except (OSError, AttributeError):
-            _RENAMEAT2 = False
-    if not _RENAMEAT2:
-        return False
-    import ctypes
-
-    at_fdcwd = -100
-    if _RENAMEAT2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dest), _RENAME_NOREPLACE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err == errno.EEXIST:
-        raise FileExistsError(err, os.strerror(err), dest)
-    return False
 
 
 def move_no_replace(src: Path, folder: Path, name: str, *, durable: bool = False) -> Path:

@@ -14,7 +14,7 @@ import datetime as _dt
 import errno
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,10 @@ class Outcome:
     @property
     def status(self) -> str:
         return self.result["status"] if self.result else "error"
+
+
+class Changed(Transient):
+    """The file changed after it was read: nothing is written; the caller settles it anew."""
 
 
 class RecognitionFailed(Transient):
@@ -147,9 +151,17 @@ class Runner:
                               picture=self.pictures is not None)
         return Started(inputs=named, pending=pending, unnamed=unnamed)
 
-    def complete(self, started: Started, *, sync_paths: Sequence[str] = ()) -> list[Outcome]:
-        """Classify, draw and commit a begun batch; one Outcome per input, in order."""
+    def complete(self, started: Started, *, sync_paths: Sequence[str] = (),
+                 changed: Callable[[Input], bool] | None = None) -> list[Outcome]:
+        """Classify, draw and commit a begun batch; one Outcome per input, in order.
+        ``changed(input)``, asked once every input is read: True when its file changed
+        since (its Outcome is then :class:`Changed`, nothing written)."""
         analyses: list[Analysis] = started.pending.result()
+        if changed is not None:
+            moved = {i for i, item in enumerate(started.inputs) if changed(item)}
+            if moved:
+                analyses = [Analysis(error=Changed("changed after it was read"))
+                            if i in moved else a for i, a in enumerate(analyses)]
         t0 = time.perf_counter()
         readings = self.classify(started.inputs, analyses)
         share = (time.perf_counter() - t0) / max(1, len(analyses))
@@ -264,6 +276,8 @@ class Runner:
                model: str, share: float) -> tuple[dict[str, Any] | None, BaseException | None]:
         """The result dict of one input, or the transient error that leaves it unwritten."""
         now = _dt.datetime.now(_dt.UTC)
+        if isinstance(a.error, Changed):
+            return None, a.error
         if a.error is not None:  # reading the file failed (permission, I/O...)
             if self.retry:
                 return None, a.error
