@@ -306,3 +306,30 @@ def test_preflight_refuses_a_folder_it_cannot_write(tmp_path, monkeypatch):
     assert info.value.exit_code == 2
     assert str(info.value) == (f"outbox folder {tmp_path / 'out'} is not writable by this user "
                                f"(key 'outbox' in {tmp_path / 'site.yaml'})")
+
+
+class PoisonName(Outbox):
+    """An Outbox whose NAME reservation has a bug for one stem (raises RuntimeError)."""
+
+    def claim_name(self, stem):
+        if stem == "poison":
+            raise RuntimeError("a bug in the bookkeeping of this one file")
+        return super().claim_name(stem)
+
+
+def test_a_bug_in_one_files_bookkeeping_never_stops_the_others(tmp_path, run_service, caplog):
+    """issue 10 (e): the bug recurs on every attempt (and when failing the file);
+    the other files of its batches are finished, the service stays up."""
+    caplog.set_level(logging.INFO)
+    service = run_service(outbox_factory=PoisonName, batch_wait_ms=300)
+    inbox = tmp_path / "inbox"
+    (inbox / "poison.png").write_bytes(unique_png(1, "poison"))
+    drop(inbox, 5, "fine")
+    wait_until(lambda: done_count(tmp_path / "outbox") == 5, 20, "the five other files")
+    wait_until(lambda: caplog.text.count("poison.png: cannot record the retry") >= 1, 20,
+               "the poison past its last attempt")
+    assert service.dead_thread() is None and service.thread.is_alive()
+    assert "poison.png: unexpected error; it will be retried" in caplog.text
+    assert sorted(r["source"] for r in csv_rows(tmp_path / "outbox")) == [
+        f"fine-{i}.png" for i in range(5)]
+    assert [f for f in work_files(inbox) if f.endswith(".png")][0].endswith("_poison.png")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .dispositions import Dispositions, Ledger
+from .dispositions import Dispositions, Ledger, disk_full
 from .errors import Transient, describe
 from .files import FileKey, file_key, remove_quietly, rename_no_replace
 from .jobs import Job, JobQueue, Journal, Permanent
@@ -58,6 +58,7 @@ class BatchThread:
         self.in_batch = 0
         self._next_adopt = 0.0
         self._inbox_prefix = os.path.join(os.fspath(config.inbox), "")
+        self._claim_warned: set[str] = set()  # files that could not be claimed, said once
 
     def run(self) -> None:
         """While batch N is analysed (begun), batch N-1 is completed; a batch is
@@ -88,20 +89,27 @@ class BatchThread:
                 return
 
     def unexpected(self, jobs: list[Job], exc: Exception) -> None:
-        """A bug met in a batch: its files are retried, and the thread goes on even
-        if one file's bookkeeping fails again (it is then retried from memory)."""
-        log.exception("unexpected error in a batch; its files will be retried")
+        """A bug met in a batch: its unfinished files are retried."""
+        log.error("unexpected error in a batch; its files will be retried",
+                  exc_info=(type(exc), exc, exc.__traceback__))
         for job in jobs:
             if not (job.finished or job.scheduled):
-                try:
-                    self.dispositions.transient(job, exc)
-                except Exception:  # noqa: BLE001 - one file's bookkeeping never stops us
-                    log.exception("%s: cannot record the retry; trying again later",
-                                  job.source)
-                    if not job.scheduled:
-                        self.queue.schedule(job, self.dispositions.policy.delay(
-                            max(1, job.state.attempts)))
+                self.retry_later(job, exc, logged=True)
         self.stop_event.wait(1.0)
+
+    def retry_later(self, job: Job, exc: BaseException, logged: bool = False) -> None:
+        """A transient failure of one file, whatever raised; even if recording it
+        raises too, the file is retried (from memory) and the thread goes on."""
+        if not logged and not isinstance(exc, OSError | Transient):
+            log.error("%s: unexpected error; it will be retried", job.source,
+                      exc_info=(type(exc), exc, exc.__traceback__))
+        try:
+            self.dispositions.transient(job, exc)
+        except Exception:  # noqa: BLE001 - one file's bookkeeping never stops the service
+            log.exception("%s: cannot record the retry; trying again later", job.source)
+            if not job.scheduled:
+                self.queue.schedule(job, self.dispositions.policy.delay(
+                    max(1, job.state.attempts)))
 
     # -- between batches ------------------------------------------------------------
 
@@ -178,8 +186,12 @@ class BatchThread:
                 return None
         try:
             dest = self.work.claim(path, rel)
-        except OSError as exc:
-            log.warning("cannot claim %s: %s (left in the inbox)", rel, describe(exc))
+        except OSError as exc:  # said once per file (the inbox offers it again and again)
+            level = logging.DEBUG if rel in self._claim_warned else logging.WARNING
+            if len(self._claim_warned) > 10_000:
+                self._claim_warned.clear()
+            self._claim_warned.add(rel)
+            log.log(level, "cannot claim %s: %s (left in the inbox)", rel, describe(exc))
             return None
         if dest is None:
             log.debug("%s was gone before it could be claimed", rel)
@@ -210,6 +222,8 @@ class BatchThread:
                     fresh.append(job)
             except Permanent as exc:
                 disp.fail(job, exc.reason)
+            except Exception as exc:  # noqa: BLE001 - a bug met on this file: it alone waits
+                self.retry_later(job, exc)
         fresh = self.reserve(fresh)
         if not fresh:
             return None
@@ -273,12 +287,12 @@ class BatchThread:
                 if new and job.record:  # its state record, not a journal, holds the NAME
                     try:
                         self.dispositions.save_state(job)
-                    except OSError as exc:
-                        self.dispositions.transient(job, exc)
+                    except Exception as exc:  # noqa: BLE001
+                        self.retry_later(job, exc)
                         continue
                 named.append(job)
             else:
-                self.dispositions.transient(job, reserved.error)
+                self.retry_later(job, reserved.error)
         unrecorded: dict[Path, list[Job]] = {}
         for job in named:
             if not job.record and job.journal is None:
@@ -286,15 +300,26 @@ class BatchThread:
         failed: set[int] = set()
         for folder, group in unrecorded.items():
             try:
-                path = write_journal(folder, {job.path.name: job.state for job in group})
-            except OSError as exc:
-                for job in group:
-                    failed.add(id(job))
-                    self.dispositions.transient(job, exc)
-                continue
-            journal = Journal(path, len(group))
-            for job in group:
-                job.journal = journal
+                parts = [(group, write_journal(folder, {j.path.name: j.state for j in group}))]
+            except Exception as exc:  # noqa: BLE001 - then one journal each: one file's
+                if len(group) == 1 or disk_full(exc):  # bookkeeping never holds the rest
+                    parts = [(group, exc)]
+                else:
+                    parts = []
+                    for job in group:
+                        try:
+                            parts.append(([job], write_journal(folder, {job.path.name: job.state})))
+                        except Exception as err:  # noqa: BLE001
+                            parts.append(([job], err))
+            for part, path in parts:
+                if isinstance(path, BaseException):
+                    for job in part:
+                        failed.add(id(job))
+                        self.retry_later(job, path)
+                    continue
+                journal = Journal(path, len(part))
+                for job in part:
+                    job.journal = journal
         return [job for job in named if id(job) not in failed]
 
     def complete(self, stage: Stage) -> None:
@@ -310,12 +335,16 @@ class BatchThread:
                     if outcome.result is not None])
         for job, outcome in zip(stage.jobs, outcomes, strict=True):
             self.beat = time.monotonic()
-            if outcome.result is not None:
-                job.state.sha256 = outcome.result.get("sha256")
-                disp.finish(job, outcome.result)
-            elif isinstance(outcome.error, Changed):
-                self.put_back(job)
-            elif isinstance(outcome.error, (OSError, Transient)):
-                disp.transient(job, outcome.error)
-            else:
-                disp.fail(job, describe(outcome.error))
+            try:
+                if outcome.result is not None:
+                    job.state.sha256 = outcome.result.get("sha256")
+                    disp.finish(job, outcome.result)
+                elif isinstance(outcome.error, Changed):
+                    self.put_back(job)
+                elif isinstance(outcome.error, (OSError, Transient)):
+                    disp.transient(job, outcome.error)
+                else:
+                    disp.fail(job, describe(outcome.error))
+            except Exception as exc:  # noqa: BLE001 - a bug on this file: it alone waits
+                if not (job.finished or job.scheduled):
+                    self.retry_later(job, exc)

@@ -136,6 +136,10 @@ class Runner:
                             self.outbox.root, os_words(exc))
                     out.append(Outcome(input=item, error=exc))
                     continue
+                except Exception as exc:  # noqa: BLE001 - a bug on one input: it alone fails
+                    log.exception("%s: cannot reserve a result name", item.source)
+                    out.append(Outcome(input=item, error=exc))
+                    continue
             out.append(item)
         return out
 
@@ -316,6 +320,6 @@ class Runner:
             else:
                 log.log(logging.DEBUG if _full(error) and self.retry else logging.ERROR,
                         "%s: cannot write its result to %s: %s", item.source, self.outbox.root,
-                        os_words(error))
+                        describe(error))
                 out.append(Outcome(input=item, error=error))
         return out

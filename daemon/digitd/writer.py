@@ -39,26 +39,27 @@ class Writer:
         outbox.sync_new_folders = durable
 
     def commit(self, records: Sequence[Record], *,
-               sync_paths: Sequence[str] = ()) -> list[OSError | None]:
+               sync_paths: Sequence[str] = ()) -> list[Exception | None]:
         """Write a batch: per record its picture and its JSON staged in the NAME's
         reservation; then every CSV row in one locked write (a row results.csv
         already has is not written again); when durable, one sync of rows, JSONs,
         ``sync_paths`` (the journals) and their folders; then every JSON renamed into place (last) and, when
         durable, ``results/`` fsynced.
 
-        Returns, per record, None (published) or the OSError that kept it from
-        being staged. Raises OSError when a step of the whole batch fails: then
+        Returns, per record, None (published) or the error that kept it from
+        being staged (an OSError, or a ValueError/TypeError for a result JSON
+        cannot hold: that input alone fails). Raises OSError when a step of the whole batch fails: then
         any of its rows may be written and any of its JSONs published.
         """
         box = self.outbox
-        errors: list[OSError | None] = []
+        errors: list[Exception | None] = []
         staged: list[Record] = []
         for record in records:
             try:
                 if record.picture is not None:
                     box.write_annotated(record.name, record.picture)
                 box.stage_json(record.name, record.result)
-            except OSError as exc:
+            except (OSError, ValueError, TypeError) as exc:  # (a value JSON cannot hold)
                 errors.append(exc)
                 continue
             errors.append(None)
