@@ -331,7 +331,7 @@ def as_user(argv: list[str], uid: int, gid: int, scratch: Path) -> list[str]:
     if blocked is None:
         return drop + argv
     hold = scratch / "python-prefix"
-    hold.mkdir()
+    hold.mkdir(exist_ok=True)
     script = (f'set -e; mount --bind "{prefix}" "{hold}"; '
               f'mount -t tmpfs -o mode=0755 tmpfs "{blocked}"; mkdir -p "{prefix}"; '
               f'mount --bind "{hold}" "{prefix}"; exec "$@"')
@@ -339,12 +339,34 @@ def as_user(argv: list[str], uid: int, gid: int, scratch: Path) -> list[str]:
         + drop + argv
 
 
-def test_a_file_the_service_user_cannot_read_goes_to_failed_once(small_model, digitd_exe):
+def start_as(user: tuple[int, int], setup, digitd_exe, root: Path) -> Digitd:
+    uid, gid = user
+    log_path = root / "digitd.log"
+    argv = as_user([str(digitd_exe), "run", "--config", str(setup.config)], uid, gid, root)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITD_")}
+    env.update(HOME=str(root), MPLCONFIGDIR=str(root / "mpl"))
+    svc = Digitd(exe=digitd_exe, config=setup.config, log_path=log_path)
+    svc._log_offset = log_path.stat().st_size if log_path.exists() else 0
+    with open(log_path, "ab") as err:
+        svc.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err, env=env, cwd=root)
+    return svc
+
+
+@pytest.mark.parametrize("outbox_fs", ["same", "other"])
+def test_a_file_the_service_user_cannot_read_fails_once(small_model, digitd_exe, outbox_fs):
+    """A root-owned mode-000 file, the service running as a real non-root user.
+    Same file system: the file is renamed into failed/ (a hard link to it is
+    refused). Outbox on another file system (a tmpfs): it cannot be copied
+    either, so it is left in the inbox, marked known-failed, said once - and
+    not tried again after a rescan or a restart."""
     import shutil
     import tempfile
+    import time
 
     uid, gid = service_user()
     root = Path(tempfile.mkdtemp(prefix="digitd-user-", dir="/tmp"))
+    mounted = None
     try:
         os.chmod(root, 0o755)
         models = root / "model"
@@ -352,7 +374,13 @@ def test_a_file_the_service_user_cannot_read_goes_to_failed_once(small_model, di
         for p in small_model.parent.iterdir():
             shutil.copy(p, models / p.name)
         setup = make_setup(root, models / small_model.name, retry_max_attempts=2,
-                           retry_backoff_seconds=0.1)
+                           retry_backoff_seconds=0.1, rescan_seconds=1.0)
+        if outbox_fs == "other":
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=64m,uid={uid},gid={gid}",
+                                "tmpfs", str(setup.outbox)], capture_output=True, text=True)
+            if r.returncode != 0:
+                pytest.skip(f"cannot mount a tmpfs: {r.stderr.strip()}")
+            mounted = setup.outbox
         (root / "mpl").mkdir()
         for folder in (setup.inbox, setup.outbox, root / "mpl"):
             os.chown(folder, uid, gid)
@@ -361,38 +389,55 @@ def test_a_file_the_service_user_cannot_read_goes_to_failed_once(small_model, di
         os.chmod(setup.inbox / "secret.png", 0)
         fine = unique_png(4, "fine")
         (setup.inbox / "fine.png").write_bytes(fine)  # root's, readable
-        log_path = root / "digitd.log"
-        argv = as_user([str(digitd_exe), "run", "--config", str(setup.config)], uid, gid, root)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITD_")}
-        env.update(HOME=str(root), MPLCONFIGDIR=str(root / "mpl"))
-        with open(log_path, "wb") as err:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=err, env=env, cwd=root)
+        svc = start_as((uid, gid), setup, digitd_exe, root)
         try:
-            svc = Digitd(exe=digitd_exe, config=setup.config, log_path=log_path, proc=proc)
             svc.wait_ready(90)
-            finish(svc, setup, 2, timeout=60)
-            log = svc.log()
-            assert log.count("secret.png -> failed") == 1, log
+            wait_until(lambda: "secret.png -> failed" in svc.log(), 60, "secret.png failed",
+                       on_fail=svc.tail)
+            finish(svc, setup, 1 if outbox_fs == "other" else 2, timeout=60)
+            rescans_over = time.monotonic() + 3.5  # three rescans (rescan_seconds 1)
+            wait_until(lambda: time.monotonic() > rescans_over, 10, "three rescans")
+            assert svc.log().count("secret.png -> failed") == 1, svc.log()
             assert svc.alive()
             assert svc.terminate() == 0
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        records = [json.loads(p.read_text()) for p in (setup.outbox / "failed").glob("*.json")]
-        assert [(r["source"], r["reason"]) for r in records] == [
-            ("secret.png", "gave up after 2 attempts: permission denied")]
-        assert sorted(os.listdir(setup.outbox / "failed")) == ["secret.error.json", "secret.png"]
-        st = os.stat(setup.outbox / "failed" / "secret.png")
-        assert (st.st_uid, st.st_mode & 0o777) == (0, 0)  # the very file, moved
-        assert (setup.outbox / "failed" / "secret.png").read_bytes() == secret
-        assert sorted(os.listdir(setup.outbox / "originals")) == ["fine.png"]
+            svc.kill()
         assert os.stat(setup.outbox / "results.csv").st_uid == uid  # written by that user
-        assert_exactly_once(setup.outbox, {"fine.png": sha(fine)},
-                            {"secret.png": sha(secret)})
-        assert inbox_files(setup.inbox) == [] and work_files(setup.inbox) == []
+        (record,) = [json.loads(p.read_text()) for p in (setup.outbox / "failed").glob("*.json")]
+        assert (record["source"], record["reason"]) == (
+            "secret.png", "gave up after 2 attempts: permission denied")
+        assert sorted(os.listdir(setup.outbox / "originals")) == ["fine.png"]
+        rows = csv_rows(setup.outbox)
+        assert sorted((r["source"], r["status"]) for r in rows) == [
+            ("fine.png", "ok"), ("secret.png", "failed")]
+        if outbox_fs == "same":
+            assert sorted(os.listdir(setup.outbox / "failed")) == ["secret.error.json",
+                                                                   "secret.png"]
+            st = os.stat(setup.outbox / "failed" / "secret.png")
+            assert (st.st_uid, st.st_mode & 0o777) == (0, 0)  # the very file, moved
+            assert (setup.outbox / "failed" / "secret.png").read_bytes() == secret
+            assert_exactly_once(setup.outbox, {"fine.png": sha(fine)},
+                                {"secret.png": sha(secret)})
+            assert inbox_files(setup.inbox) == [] and work_files(setup.inbox) == []
+            return
+        assert (record["file"], record["left_in_inbox"]) == (None, "secret.png")
+        assert inbox_files(setup.inbox) == ["secret.png"] and work_files(setup.inbox) == []
+        st = os.stat(setup.inbox / "secret.png")
+        assert (st.st_uid, st.st_mode & 0o777) == (0, 0)
+        # a restart: the mark holds, the file is not tried again
+        svc = start_as((uid, gid), setup, digitd_exe, root)
+        try:
+            svc.wait_ready(90)
+            rescans_over = time.monotonic() + 3.5
+            wait_until(lambda: time.monotonic() > rescans_over, 10, "three rescans")
+            assert "secret.png" not in svc.log()
+            assert svc.terminate() == 0
+        finally:
+            svc.kill()
+        assert len(csv_rows(setup.outbox)) == 2 and inbox_files(setup.inbox) == ["secret.png"]
     finally:
+        if mounted is not None:
+            subprocess.run(["umount", "-l", str(mounted)], check=False)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -27,6 +27,13 @@ from .workdir import State, WorkArea, has_record, write_journal
 
 log = logging.getLogger(__name__)
 
+
+def _key_of(path: str) -> FileKey | None:
+    try:
+        return file_key(os.lstat(path))
+    except OSError:
+        return None
+
 TICK = 0.2  # an idle batch thread looks for work this often, seconds
 ARRIVING_POLL = 0.005  # filling a batch: how often to look whether more files are coming
 
@@ -59,6 +66,7 @@ class BatchThread:
         self._next_adopt = 0.0
         self._inbox_prefix = os.path.join(os.fspath(config.inbox), "")
         self._claim_warned: set[str] = set()  # files that could not be claimed, said once
+        dispositions.leave_in_inbox = self.leave_in_inbox
 
     def run(self) -> None:
         """While batch N is analysed (begun), batch N-1 is completed; a batch is
@@ -119,6 +127,7 @@ class BatchThread:
         if now < self._next_adopt:
             return
         self._next_adopt = now + self.config.rescan_seconds
+        self.work.refresh_known_failed()
         for folder, jobs in adopt(self.work, self.runner.outbox):
             self.queue.recover(jobs)
             self.ledger.expect(folder, len(jobs))
@@ -184,6 +193,10 @@ class BatchThread:
                 log.debug("%s changed since it was complete; settling it again", rel)
                 self.inbox.notice(path)
                 return None
+        if self.work.marked(rel) and self.work.known_failed(
+                rel, now if key is not None else _key_of(text)):
+            log.debug("%s: known-failed, left alone", rel)
+            return None
         try:
             dest = self.work.claim(path, rel)
         except OSError as exc:  # said once per file (the inbox offers it again and again)
@@ -265,6 +278,22 @@ class BatchThread:
         self.ledger.done(job)
         self.dispositions.forget(job)
         self.inbox.notice(Path(dest))
+
+    def leave_in_inbox(self, job: Job, reason: str) -> bool:
+        """A failed file that cannot be moved to failed/: back into the inbox under its
+        own name, marked known-failed (not claimed again while it is unchanged)."""
+        dest = os.path.join(os.fspath(self.config.inbox), job.source)
+        try:
+            key = file_key(os.lstat(job.path))
+            if not rename_no_replace(job.path, dest):
+                if os.path.lexists(dest):
+                    return False
+                os.rename(job.path, dest)
+            self.work.mark_known_failed(job.source, key, reason)
+        except OSError as exc:
+            log.debug("%s: cannot put it back into the inbox: %s", job.source, describe(exc))
+            return False
+        return True
 
     def gone(self, job: Job) -> None:
         log.warning("%s: claimed file disappeared from %s", job.source, job.folder)

@@ -104,6 +104,9 @@ class Dispositions:
         self.on_success = on_success
         self.model_name = model_name
         self._full: set[int] = set()  # id() of the jobs waiting for space in the outbox
+        # (job, reason) -> whether the claimed file was put back into the inbox as
+        # known-failed; set by the batch thread, which knows the inbox
+        self.leave_in_inbox: Callable[[Job, str], bool] | None = None
         self._full_warned = -FULL_WARN_EVERY
 
     def save_state(self, job: Job) -> None:
@@ -217,8 +220,18 @@ class Dispositions:
                         self.outbox.sync_folder(FAILED)
                     os.unlink(job.path)
                 else:
-                    self.writer.quarantine(job.path, state.name, reason, state.attempts + 1,
-                                           source=Path(job.source).name, sha256=state.sha256)
+                    try:
+                        self.writer.quarantine(job.path, state.name, reason, state.attempts + 1,
+                                               source=Path(job.source).name,
+                                               sha256=state.sha256)
+                    except PermissionError as exc:
+                        # Neither linked, renamed nor copied there (another file system, a
+                        # file this user may not read): left in the inbox, known-failed.
+                        if self.leave_in_inbox is None or not self.leave_in_inbox(job, reason):
+                            raise
+                        self.outbox.note_left_in_inbox(state.name, job.source)
+                        reason = f"{reason} (it cannot be moved to failed/: " \
+                                 f"{describe(exc)}; left in the inbox, marked known-failed)"
             self.outbox.release(state.name)
             remove_quietly(job.state_file)
         except OSError as exc:

@@ -516,6 +516,18 @@ class Outbox:
         """fsync a sub-folder: the renames and links made in it are on disk."""
         fsync_path(os.fspath(self.folder(name)), os.O_RDONLY | os.O_DIRECTORY)
 
+    def note_left_in_inbox(self, name: str, source: str) -> None:
+        """``failed/NAME.error.json`` says its original stayed in the inbox."""
+        path = self.error_path(name)
+        try:
+            with open(path, "rb") as f:
+                record = json.loads(f.read())
+        except (OSError, ValueError):
+            return
+        record["file"] = None
+        record["left_in_inbox"] = printable(source)
+        atomic_write(path, lambda f: f.write(json_bytes(record)), fsync=self.sync_new_folders)
+
     # -- originals -----------------------------------------------------------
 
     def archive(self, path: str | os.PathLike[str], *, durable: bool = False) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import itertools
 import json
 import logging
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 HIDDEN = ".digitd"
 STATE_SUFFIX = ".state.json"
 JOURNAL_SUFFIX = ".batch.json"
+KNOWN_FAILED = "known-failed"  # .digitd/known-failed/: failed files left in the inbox
 _counter = itertools.count()
 
 
@@ -152,6 +154,7 @@ class WorkArea:
         self.id = instance_id or f"{_safe(socket.gethostname())}-{os.getpid()}-{secrets.token_hex(3)}"
         self.folder = self.base / "work" / self.id
         self._locks: dict[str, int] = {}  # instance id -> lock fd (ours and adopted)
+        self._known: dict[str, tuple[int, ...]] = {}  # known-failed: rel -> its key
 
     # -- life -------------------------------------------------------------
 
@@ -238,6 +241,57 @@ class WorkArea:
                 return None  # another instance (or a person) took it first
             raise
         return dest
+
+    # -- files failed that could not be moved ----------------------------------
+
+    @property
+    def _known_folder(self) -> Path:
+        return self.base / KNOWN_FAILED
+
+    def _known_path(self, rel: str) -> Path:
+        return self._known_folder / f"{hashlib.sha1(os.fsencode(rel)).hexdigest()}.json"
+
+    def mark_known_failed(self, rel: str, key: tuple[int, int, int], reason: str) -> None:
+        """``rel`` (back in the inbox) failed and cannot be moved: not to be claimed
+        again while its key (size, mtime, inode) stays ``key``."""
+        self._known_folder.mkdir(exist_ok=True)
+        data = json.dumps({"source": rel, "key": list(key), "reason": reason}).encode("ascii")
+        atomic_write(self._known_path(rel), lambda f: f.write(data), fsync=False)
+        self._known[rel] = tuple(key)
+
+    def refresh_known_failed(self) -> None:
+        """Read the known-failed marks (every instance's) from the inbox."""
+        known: dict[str, tuple[int, ...]] = {}
+        try:
+            names = os.listdir(self._known_folder)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            try:
+                entry = json.loads((self._known_folder / name).read_text("ascii"))
+                known[entry["source"]] = tuple(entry["key"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        self._known = known
+
+    def marked(self, rel: str) -> bool:
+        """Whether ``rel`` has a known-failed mark (cheap: in memory)."""
+        return rel in self._known
+
+    def known_failed(self, rel: str, key: tuple[int, int, int] | None) -> bool:
+        """Whether ``rel`` is marked known-failed with this very key; a mark whose
+        file changed (a new file of that name) is removed."""
+        mark = self._known.get(rel)
+        if mark is None:
+            return False
+        if key is not None and tuple(key) == mark:
+            return True
+        del self._known[rel]
+        try:
+            os.unlink(self._known_path(rel))
+        except OSError:
+            pass
+        return False
 
     # -- recovery -----------------------------------------------------------
 
