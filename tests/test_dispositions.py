@@ -354,3 +354,21 @@ def test_an_adopted_folder_without_jobs_is_finished_with_at_once(world, tmp_path
     folder = tmp_path / "dead-2"
     world.ledger.expect(folder, 0)
     assert world.finished == [folder]
+
+
+def test_a_move_across_file_systems_cut_before_the_unlink_is_not_copied_twice(world):
+    """A copy (another inode) of the original is already in originals/ - a cross-
+    device move killed between the copy and the unlink: the redo only unlinks."""
+    import hashlib
+
+    data = b"the scanned bytes"
+    job = world.claim("x.png", data, name="x")
+    job.resumed = True
+    result = dict(ok("x.png"), sha256=hashlib.sha256(data).hexdigest())
+    world.commit(job, result)
+    originals = world.box.folder("originals")
+    (originals / "x.png").write_bytes(data)  # the copy: same bytes, its own inode
+    (originals / "x-1.png").write_bytes(b"another input's bytes")
+    world.disp.finish(job, None)
+    assert world.ls("originals") == ["x-1.png", "x.png"]
+    assert world.work_files() == [] and world.counters.processed == 1

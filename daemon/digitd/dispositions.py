@@ -13,15 +13,16 @@ import errno
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import describe
-from .files import remove_quietly
+from .files import remove_quietly, sha256_file
 from .jobs import Job, JobQueue, RetryPolicy
-from .outbox import FAILED, ORIGINALS, link_no_replace, move_no_replace
+from .outbox import FAILED, ORIGINALS, link_no_replace, move_no_replace, safe_stem
 from .results import failed_result, human_line
 from .writer import Record, Writer
 
@@ -49,6 +50,35 @@ def linked_copy(path: Path, folder: Path) -> Path | None:
         with os.scandir(folder) as entries:
             for entry in entries:
                 if entry.inode() == st.st_ino and os.lstat(entry.path).st_dev == st.st_dev:
+                    return Path(entry.path)
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def copied_already(path: Path, folder: Path, name: str, sha256: str | None) -> Path | None:
+    """A copy of ``path`` already in ``folder`` under ``name`` or a suffixed form of it,
+    with the same size and sha256: a move across file systems cut between the
+    copy and the unlink. None if there is none (or no sha256 to tell)."""
+    if not sha256:
+        return None
+    try:
+        size = os.lstat(path).st_size
+    except FileNotFoundError:
+        return None
+    stem, ext = os.path.splitext(name)
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                n = entry.name
+                if n != name and not (n.startswith(stem[:100]) and n.endswith(ext)):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode) and st.st_size == size \
+                        and sha256_file(entry.path) == sha256:
                     return Path(entry.path)
     except FileNotFoundError:
         pass
@@ -168,7 +198,9 @@ class Dispositions:
                 os.unlink(job.path)
             elif job.placed is not None and os.path.lexists(job.placed):
                 os.unlink(job.path)
-            elif again and linked_copy(job.path, self.outbox.folder(ORIGINALS)) is not None:
+            elif again and (linked_copy(job.path, self.outbox.folder(ORIGINALS)) or copied_already(
+                    job.path, self.outbox.folder(ORIGINALS), os.path.basename(job.source),
+                    result.get("sha256"))) is not None:
                 if durable:
                     self.outbox.sync_folder(ORIGINALS)
                 os.unlink(job.path)
@@ -215,7 +247,10 @@ class Dispositions:
             state.phase, state.reason = "quarantine", reason
             self.save_state(job)
             if os.path.lexists(job.path):
-                if job.redone and linked_copy(job.path, self.outbox.folder(FAILED)) is not None:
+                folder = self.outbox.folder(FAILED)
+                if job.redone and (linked_copy(job.path, folder) or copied_already(
+                        job.path, folder, safe_stem(Path(job.source).name),
+                        state.sha256)) is not None:
                     if self.writer.durable:
                         self.outbox.sync_folder(FAILED)
                     os.unlink(job.path)
