@@ -151,15 +151,19 @@ def write_inputs(inbox: Path, durable: bool) -> dict[str, str]:
     return inputs
 
 
-def test_power_cuts_with_the_outbox_on_crashfs(tmp_path, small_model, digitd_exe, crashfs):
+@pytest.mark.parametrize("batch_max", [16, 1])
+def test_power_cuts_with_the_outbox_on_crashfs(tmp_path, small_model, digitd_exe, crashfs,
+                                               batch_max):
+    """The inbox on disk: every original crosses file systems (copied, then linked);
+    batch_max 1 is the issue's case (b), each commit a single file."""
     outbox = durable_folder(Path(crashfs.folder) / "outbox")
-    setup = make_setup(tmp_path, small_model, outbox=str(outbox), batch_max=16,
+    setup = make_setup(tmp_path, small_model, outbox=str(outbox), batch_max=batch_max,
                        batch_wait_ms=10, settle_seconds=0.2)
     setup.outbox = outbox
     inputs = write_inputs(setup.inbox, durable=False)
     t0 = time.monotonic()
     cuts = power_cuts(tmp_path, setup, digitd_exe, crashfs, inputs)
-    print(f"outbox on crashfs: {cuts}; {time.monotonic() - t0:.0f} s")
+    print(f"outbox on crashfs, batch_max {batch_max}: {cuts}; {time.monotonic() - t0:.0f} s")
     assert sum(1 for c in cuts if c["dropped"]["drops"]) == CUTS
     assert_exactly_once(setup.outbox, inputs, {})
 
