@@ -27,13 +27,6 @@ from .workdir import State, WorkArea, has_record, write_journal
 
 log = logging.getLogger(__name__)
 
-
-def _key_of(path: str) -> FileKey | None:
-    try:
-        return file_key(os.lstat(path))
-    except OSError:
-        return None
-
 TICK = 0.2  # an idle batch thread looks for work this often, seconds
 ARRIVING_POLL = 0.005  # filling a batch: how often to look whether more files are coming
 
@@ -377,3 +370,10 @@ class BatchThread:
             except Exception as exc:  # noqa: BLE001 - a bug on this file: it alone waits
                 if not (job.finished or job.scheduled):
                     self.retry_later(job, exc)
+
+
+def _key_of(path: str) -> FileKey | None:
+    try:
+        return file_key(os.lstat(path))
+    except OSError:
+        return None
