@@ -100,7 +100,7 @@ def check_after_cut(setup, inputs: dict[str, str]) -> dict[str, int]:
     # no input lost: each is in the inbox, claimed in a work folder, or archived
     found = shas_in(setup.inbox) + shas_in(originals)
     lost = [n for n, d in inputs.items() if found[d] == 0]
-    assert lost == [], f"lost at the cut: {lost[:5]}"
+    assert lost == [], f"{len(lost)} lost at the cut: {lost[:5]}"
     doubled = [n for n, d in inputs.items() if shas_in(originals)[d] > 1]
     assert doubled == []
     return {"archived": archived, "results": len(results), "rows": len(rows)}
