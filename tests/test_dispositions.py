@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -248,16 +249,16 @@ def test_a_fail_redone_after_a_crash_writes_no_second_row(world):
 
 def test_transient_schedules_with_the_policy_delay_and_saves_the_state(world):
     job = world.claim("c.png", b"C")
-    world.disp.transient(job, OSError(errno.ENOSPC, "No space left on device"))
+    world.disp.transient(job, OSError(errno.EIO, "Input/output error"))
     assert job.scheduled and world.queue.retrying == 1
     assert world.queue.next_due_in() == 1.0
     saved = json.loads(job.state_file.read_text())
-    assert (saved["attempts"], saved["last_error"], saved["name"]) == (1, "disk full", None)
+    assert (saved["attempts"], saved["last_error"], saved["name"]) == (1, "input/output error", None)
     assert job.record and not job.row_may_exist
-    assert world.counters.errors == ["c.png: disk full"]
+    assert world.counters.errors == ["c.png: input/output error"]
     world.clock.now += 1.0
     assert world.queue.take(8) == [job]
-    world.disp.transient(job, OSError(errno.ENOSPC, "No space left on device"))
+    world.disp.transient(job, OSError(errno.EIO, "Input/output error"))
     assert world.queue.next_due_in() == 2.0
     assert json.loads(job.state_file.read_text())["attempts"] == 2
     assert world.ls("failed") == [] and (world.counters.processed, world.counters.failed) == (
@@ -267,10 +268,10 @@ def test_transient_schedules_with_the_policy_delay_and_saves_the_state(world):
 def test_transient_after_max_attempts_fails_the_file(world):
     job = world.claim("c.png", b"C")
     for _ in range(3):
-        world.disp.transient(job, OSError(errno.ENOSPC, "No space left on device"))
+        world.disp.transient(job, OSError(errno.EIO, "Input/output error"))
         world.clock.now += 100.0
         world.queue.take(8)
-    reason = "gave up after 3 attempts: disk full"
+    reason = "gave up after 3 attempts: input/output error"
     assert world.queue.retrying == 0 and not job.scheduled
     assert world.json("results/c.json")["error"] == reason
     assert [row["error"] for row in world.csv()] == [reason]
@@ -279,6 +280,30 @@ def test_transient_after_max_attempts_fails_the_file(world):
     assert world.ls("failed") == ["c.error.json", "c.png"]
     assert world.work_files() == []
     assert world.counters.failed == 1 and world.counters.errors[-1] == f"c.png: {reason}"
+
+
+def test_a_full_outbox_is_waited_for_without_limit_and_never_fails_the_file(world, caplog):
+    caplog.set_level(logging.DEBUG)
+    job = world.claim("c.png", b"C", name="c")
+    for _ in range(12):  # far past max_attempts (3)
+        world.disp.transient(job, OSError(errno.ENOSPC, "No space left on device"))
+        assert job.scheduled and world.queue.retrying == 1
+        assert world.counters.waiting_for_space == 1
+        world.clock.now += 100.0
+        assert world.queue.take(8) == [job]
+    saved = json.loads(job.state_file.read_text())
+    assert (saved["attempts"], saved["waits"], saved["last_error"]) == (0, 12, "disk full")
+    assert job.row_may_exist
+    assert job.redone  # anything may be written already
+    assert world.ls("failed") == [] and world.counters.failed == 0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "outbox full (disk full): 1 file(s) waiting" in \
+        warnings[0].getMessage()
+    assert world.counters.errors[-1] == "outbox full: disk full"
+    world.disp.finish(job, {"status": "ok", "source": "c.png", "number": "1",
+                            "confidence": 1.0, "elapsed_ms": 1.0})
+    assert world.counters.waiting_for_space == 0 and world.counters.processed == 1
+    assert "the outbox has room again" in caplog.text
 
 
 def test_transient_of_a_named_job_marks_its_row_as_maybe_written(world):
@@ -329,3 +354,21 @@ def test_an_adopted_folder_without_jobs_is_finished_with_at_once(world, tmp_path
     folder = tmp_path / "dead-2"
     world.ledger.expect(folder, 0)
     assert world.finished == [folder]
+
+
+def test_a_move_across_file_systems_cut_before_the_unlink_is_not_copied_twice(world):
+    """A copy (another inode) of the original is already in originals/ - a cross-
+    device move killed between the copy and the unlink: the redo only unlinks."""
+    import hashlib
+
+    data = b"the scanned bytes"
+    job = world.claim("x.png", data, name="x")
+    job.resumed = True
+    result = dict(ok("x.png"), sha256=hashlib.sha256(data).hexdigest())
+    world.commit(job, result)
+    originals = world.box.folder("originals")
+    (originals / "x.png").write_bytes(data)  # the copy: same bytes, its own inode
+    (originals / "x-1.png").write_bytes(b"another input's bytes")
+    world.disp.finish(job, None)
+    assert world.ls("originals") == ["x-1.png", "x.png"]
+    assert world.work_files() == [] and world.counters.processed == 1

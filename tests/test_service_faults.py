@@ -144,8 +144,8 @@ def test_disk_full_while_writing_is_retried_without_a_second_csv_row(tmp_path, r
     assert len(result_files(tmp_path / "outbox")) == 1
     rows = csv_rows(tmp_path / "outbox")
     assert [r["source"] for r in rows] == ["full-0.png"]
-    assert "disk full; attempt 1 of 3, trying again" in caplog.text
-    assert "disk full; attempt 2 of 3" in caplog.text
+    assert caplog.text.count("outbox full (disk full): 1 file(s) waiting for space") == 1
+    assert "attempt 1 of" not in caplog.text  # a full disk is not the file's failure
 
 
 class BrokenCommit(Outbox):
@@ -177,14 +177,18 @@ def test_a_batch_whose_commit_fails_after_its_rows_is_retried_without_second_row
 
 
 def test_disk_full_for_good_never_drops_the_file(tmp_path, run_service, caplog):
-    """ENOSPC on every write: after retry_max_attempts the file cannot even be
-    failed, so it stays claimed and keeps being retried; once space is back it
-    is finished, exactly once."""
-    caplog.set_level(logging.INFO)
+    """ENOSPC on every write: far past retry_max_attempts the file is neither
+    failed nor dropped: it stays claimed and waits for space (status says so);
+    once space is back it is finished, exactly once."""
+    caplog.set_level(logging.DEBUG)
     service = run_service(outbox_factory=lambda root: FullDisk(root, failures=10**9),
                           retry_max_attempts=2)
     drop(tmp_path / "inbox", 1, "stuck")
-    wait_until(lambda: "cannot fail it either" in caplog.text, 20, "giving up to fail")
+    wait_until(lambda: caplog.text.count("stuck-0.png: disk full, trying again") >= 4, 20,
+               "four waits for space")
+    assert "gave up" not in caplog.text and "cannot fail it either" not in caplog.text
+    snap = service.snapshot()
+    assert (snap["outbox_full"], snap["waiting_for_space"], snap["retrying"]) == (True, 1, 1)
     assert inbox_files(tmp_path / "inbox") == []
     assert len([f for f in work_files(tmp_path / "inbox") if f.endswith(".png")]) == 1, \
         "still claimed"
@@ -303,3 +307,30 @@ def test_preflight_refuses_a_folder_it_cannot_write(tmp_path, monkeypatch):
     assert info.value.exit_code == 2
     assert str(info.value) == (f"outbox folder {tmp_path / 'out'} is not writable by this user "
                                f"(key 'outbox' in {tmp_path / 'site.yaml'})")
+
+
+class PoisonName(Outbox):
+    """An Outbox whose NAME reservation has a bug for one stem (raises RuntimeError)."""
+
+    def claim_name(self, stem):
+        if stem == "poison":
+            raise RuntimeError("a bug in the bookkeeping of this one file")
+        return super().claim_name(stem)
+
+
+def test_a_bug_in_one_files_bookkeeping_never_stops_the_others(tmp_path, run_service, caplog):
+    """issue 10 (e): the bug recurs on every attempt (and when failing the file);
+    the other files of its batches are finished, the service stays up."""
+    caplog.set_level(logging.INFO)
+    service = run_service(outbox_factory=PoisonName, batch_wait_ms=300)
+    inbox = tmp_path / "inbox"
+    (inbox / "poison.png").write_bytes(unique_png(1, "poison"))
+    drop(inbox, 5, "fine")
+    wait_until(lambda: done_count(tmp_path / "outbox") == 5, 20, "the five other files")
+    wait_until(lambda: caplog.text.count("poison.png: cannot record the retry") >= 1, 20,
+               "the poison past its last attempt")
+    assert service.dead_thread() is None and service.thread.is_alive()
+    assert "poison.png: unexpected error; it will be retried" in caplog.text
+    assert sorted(r["source"] for r in csv_rows(tmp_path / "outbox")) == [
+        f"fine-{i}.png" for i in range(5)]
+    assert [f for f in work_files(inbox) if f.endswith(".png")][0].endswith("_poison.png")

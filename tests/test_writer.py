@@ -159,9 +159,12 @@ def test_durable_commit_fsyncs_every_staged_file_rows_and_results(box, fsynced, 
         sync_paths=[os.fspath(journal), os.fspath(tmp_path / "removed-by-hand.json")])
     assert errors == [None, None]
     res = os.fspath(box.root / "results")
-    assert sorted(fsynced[:-1]) == sorted([f"{res}/.a.reserve", f"{res}/.b.reserve",
-                                           os.fspath(journal), os.fspath(box.csv_path)])
+    assert sorted(fsynced[:4]) == sorted([f"{res}/.a.reserve", f"{res}/.b.reserve",
+                                          os.fspath(journal), os.fspath(box.csv_path)])
+    # then the folders of the names just made: the journal's, and results.csv's (new)
+    assert fsynced[4:6] == [os.fspath(tmp_path), os.fspath(box.root)]
     assert fsynced[-1] == res  # after the renames
+    assert len(fsynced) == 7
 
 
 def test_durable_commit_of_only_rows_already_there_does_not_sync_the_csv(box, fsynced):
@@ -203,7 +206,11 @@ def test_quarantine_writes_the_error_record(box, tmp_path, fsynced):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record.pop("time"))
     assert record == {"source": "scan.png", "reason": "cannot decode", "attempts": 2,
                       "sha256": "cd" * 32, "file": "failed/scan.png"}
-    assert len(fsynced) == 1 and os.path.basename(fsynced[0]).startswith(".scan.error.json")
+    # failed/ new: the outbox (its name); the error record; failed/ (the link, before
+    # the unlink)
+    assert fsynced[0] == os.fspath(box.root)
+    assert os.path.basename(fsynced[1]).startswith(".scan.error.json")
+    assert fsynced[2:] == [os.fspath(box.root / "failed")]
     assert sorted(os.listdir(box.root / "failed")) == ["scan.error.json", "scan.png"]
 
 

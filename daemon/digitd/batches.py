@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .dispositions import Dispositions, Ledger
+from .dispositions import Dispositions, Ledger, disk_full
 from .errors import Transient, describe
-from .files import FileKey, file_key, remove_quietly
+from .files import FileKey, file_key, remove_quietly, rename_no_replace
 from .jobs import Job, JobQueue, Journal, Permanent
 from .recovery import Phase, adopt, triage
 from .reload import ModelReloader
-from .runner import Input, Runner, Started
-from .workdir import State, WorkArea, write_journal
+from .runner import Changed, Input, Runner, Started
+from .workdir import State, WorkArea, has_record, write_journal
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class BatchThread:
         self.in_batch = 0
         self._next_adopt = 0.0
         self._inbox_prefix = os.path.join(os.fspath(config.inbox), "")
+        self._claim_warned: set[str] = set()  # files that could not be claimed, said once
+        dispositions.leave_in_inbox = self.leave_in_inbox
 
     def run(self) -> None:
         """While batch N is analysed (begun), batch N-1 is completed; a batch is
@@ -88,11 +90,27 @@ class BatchThread:
                 return
 
     def unexpected(self, jobs: list[Job], exc: Exception) -> None:
-        log.exception("unexpected error in a batch; its files will be retried")
+        """A bug met in a batch: its unfinished files are retried."""
+        log.error("unexpected error in a batch; its files will be retried",
+                  exc_info=(type(exc), exc, exc.__traceback__))
         for job in jobs:
             if not (job.finished or job.scheduled):
-                self.dispositions.transient(job, exc)
+                self.retry_later(job, exc, logged=True)
         self.stop_event.wait(1.0)
+
+    def retry_later(self, job: Job, exc: BaseException, logged: bool = False) -> None:
+        """A transient failure of one file, whatever raised; even if recording it
+        raises too, the file is retried (from memory) and the thread goes on."""
+        if not logged and not isinstance(exc, OSError | Transient):
+            log.error("%s: unexpected error; it will be retried", job.source,
+                      exc_info=(type(exc), exc, exc.__traceback__))
+        try:
+            self.dispositions.transient(job, exc)
+        except Exception:  # noqa: BLE001 - one file's bookkeeping never stops the service
+            log.exception("%s: cannot record the retry; trying again later", job.source)
+            if not job.scheduled:
+                self.queue.schedule(job, self.dispositions.policy.delay(
+                    max(1, job.state.attempts)))
 
     # -- between batches ------------------------------------------------------------
 
@@ -102,6 +120,7 @@ class BatchThread:
         if now < self._next_adopt:
             return
         self._next_adopt = now + self.config.rescan_seconds
+        self.work.refresh_known_failed()
         for folder, jobs in adopt(self.work, self.runner.outbox):
             self.queue.recover(jobs)
             self.ledger.expect(folder, len(jobs))
@@ -154,6 +173,7 @@ class BatchThread:
         text = os.fspath(path)
         rel = text[len(self._inbox_prefix):] if text.startswith(self._inbox_prefix) \
             else os.path.relpath(text, self.config.inbox)
+        now = None
         if key is not None:
             try:
                 now = file_key(os.lstat(text))
@@ -161,20 +181,29 @@ class BatchThread:
                 log.debug("%s was gone before it could be claimed", rel)
                 return None
             except OSError:
-                now = None
+                pass
             if now != key:  # replaced or written again since it was judged complete
                 log.debug("%s changed since it was complete; settling it again", rel)
                 self.inbox.notice(path)
                 return None
+        if self.work.marked(rel) and self.work.known_failed(
+                rel, now if key is not None else _key_of(text)):
+            log.debug("%s: known-failed, left alone", rel)
+            return None
         try:
             dest = self.work.claim(path, rel)
-        except OSError as exc:
-            log.warning("cannot claim %s: %s (left in the inbox)", rel, describe(exc))
+        except OSError as exc:  # said once per file (the inbox offers it again and again)
+            level = logging.DEBUG if rel in self._claim_warned else logging.WARNING
+            if len(self._claim_warned) > 10_000:
+                self._claim_warned.clear()
+            self._claim_warned.add(rel)
+            log.log(level, "cannot claim %s: %s (left in the inbox)", rel, describe(exc))
             return None
         if dest is None:
             log.debug("%s was gone before it could be claimed", rel)
             return None
-        return Job(path=dest, folder=self.work.folder, state=State(source=rel))
+        return Job(path=dest, folder=self.work.folder, state=State(source=rel),
+                   record=has_record(dest, rel), key=now)
 
     # -- one batch ------------------------------------------------------------------------
 
@@ -199,12 +228,65 @@ class BatchThread:
                     fresh.append(job)
             except Permanent as exc:
                 disp.fail(job, exc.reason)
+            except Exception as exc:  # noqa: BLE001 - a bug met on this file: it alone waits
+                self.retry_later(job, exc)
         fresh = self.reserve(fresh)
         if not fresh:
             return None
         inputs = [Input(path=j.path, source=j.source, name=j.state.name, redo=j.row_may_exist)
                   for j in fresh]
         return Stage(jobs=fresh, started=self.runner.begin(inputs))
+
+    @staticmethod
+    def changed(job: Job | None) -> bool:
+        """Whether a file claimed from the inbox was written to after it was claimed
+        (so, maybe, after it was read: its bytes and its sha256 would not match)."""
+        if job is None or job.key is None:
+            return False
+        try:
+            return file_key(os.lstat(job.path)) != job.key
+        except OSError:
+            return False  # gone or unreadable: the usual paths deal with it
+
+    def put_back(self, job: Job) -> None:
+        """A file still being written: back into the inbox under its name, to settle
+        anew (:meth:`Inbox.notice`); nothing of it was written. If that name was
+        taken meanwhile, it is kept and read again later instead."""
+        dest = os.path.join(os.fspath(self.config.inbox), job.source)
+        try:
+            if not rename_no_replace(job.path, dest):
+                os.link(job.path, dest)
+                os.unlink(job.path)
+        except OSError as exc:
+            log.info("%s changed after it was read; reading it again later (%s)", job.source,
+                     describe(exc))
+            job.key = None
+            self.queue.schedule(job, self.dispositions.policy.delay(1))
+            return
+        log.info("%s changed after it was read; back to settling", job.source)
+        if job.state.name:
+            self.runner.outbox.release(job.state.name)
+        if job.record:
+            remove_quietly(job.state_file)
+        self.ledger.done(job)
+        self.dispositions.forget(job)
+        self.inbox.notice(Path(dest))
+
+    def leave_in_inbox(self, job: Job, reason: str) -> bool:
+        """A failed file that cannot be moved to failed/: back into the inbox under its
+        own name, marked known-failed (not claimed again while it is unchanged)."""
+        dest = os.path.join(os.fspath(self.config.inbox), job.source)
+        try:
+            key = file_key(os.lstat(job.path))
+            if not rename_no_replace(job.path, dest):
+                if os.path.lexists(dest):
+                    return False
+                os.rename(job.path, dest)
+            self.work.mark_known_failed(job.source, key, reason)
+        except OSError as exc:
+            log.debug("%s: cannot put it back into the inbox: %s", job.source, describe(exc))
+            return False
+        return True
 
     def gone(self, job: Job) -> None:
         log.warning("%s: claimed file disappeared from %s", job.source, job.folder)
@@ -213,6 +295,7 @@ class BatchThread:
         if job.record:
             remove_quietly(job.state_file)
         self.ledger.done(job)
+        self.dispositions.forget(job)
 
     def reserve(self, jobs: list[Job]) -> list[Job]:
         """A NAME for each job that has none, recorded - one journal per work folder
@@ -221,10 +304,17 @@ class BatchThread:
         named: list[Job] = []
         for job, reserved in zip(jobs, self.runner.reserve(inputs), strict=True):
             if isinstance(reserved, Input):
+                new = job.state.name is None
                 job.state.name = reserved.name
+                if new and job.record:  # its state record, not a journal, holds the NAME
+                    try:
+                        self.dispositions.save_state(job)
+                    except Exception as exc:  # noqa: BLE001
+                        self.retry_later(job, exc)
+                        continue
                 named.append(job)
             else:
-                self.dispositions.transient(job, reserved.error)
+                self.retry_later(job, reserved.error)
         unrecorded: dict[Path, list[Job]] = {}
         for job in named:
             if not job.record and job.journal is None:
@@ -232,30 +322,58 @@ class BatchThread:
         failed: set[int] = set()
         for folder, group in unrecorded.items():
             try:
-                path = write_journal(folder, {job.path.name: job.state for job in group})
-            except OSError as exc:
-                for job in group:
-                    failed.add(id(job))
-                    self.dispositions.transient(job, exc)
-                continue
-            journal = Journal(path, len(group))
-            for job in group:
-                job.journal = journal
+                parts = [(group, write_journal(folder, {j.path.name: j.state for j in group}))]
+            except Exception as exc:  # noqa: BLE001 - then one journal each: one file's
+                if len(group) == 1 or disk_full(exc):  # bookkeeping never holds the rest
+                    parts = [(group, exc)]
+                else:
+                    parts = []
+                    for job in group:
+                        try:
+                            parts.append(([job], write_journal(folder, {job.path.name: job.state})))
+                        except Exception as err:  # noqa: BLE001
+                            parts.append(([job], err))
+            for part, path in parts:
+                if isinstance(path, BaseException):
+                    for job in part:
+                        failed.add(id(job))
+                        self.retry_later(job, path)
+                    continue
+                journal = Journal(path, len(part))
+                for job in part:
+                    job.journal = journal
         return [job for job in named if id(job) not in failed]
 
     def complete(self, stage: Stage) -> None:
         """Classify and commit a begun batch (one model call, one group commit), then
         archive, quarantine or retry each of its inputs."""
         journals = {id(j.journal): j.journal for j in stage.jobs if j.journal is not None}
+        by_path = {j.path: j for j in stage.jobs}
         outcomes = self.runner.complete(
-            stage.started, sync_paths=[os.fspath(j.path) for j in journals.values()])
+            stage.started, sync_paths=[os.fspath(j.path) for j in journals.values()],
+            changed=lambda item: self.changed(by_path.get(item.path)))
         disp = self.dispositions
+        disp.place([(job, outcome.result) for job, outcome in zip(stage.jobs, outcomes, strict=True)
+                    if outcome.result is not None])
         for job, outcome in zip(stage.jobs, outcomes, strict=True):
             self.beat = time.monotonic()
-            if outcome.result is not None:
-                job.state.sha256 = outcome.result.get("sha256")
-                disp.finish(job, outcome.result)
-            elif isinstance(outcome.error, (OSError, Transient)):
-                disp.transient(job, outcome.error)
-            else:
-                disp.fail(job, describe(outcome.error))
+            try:
+                if outcome.result is not None:
+                    job.state.sha256 = outcome.result.get("sha256")
+                    disp.finish(job, outcome.result)
+                elif isinstance(outcome.error, Changed):
+                    self.put_back(job)
+                elif isinstance(outcome.error, (OSError, Transient)):
+                    disp.transient(job, outcome.error)
+                else:
+                    disp.fail(job, describe(outcome.error))
+            except Exception as exc:  # noqa: BLE001 - a bug on this file: it alone waits
+                if not (job.finished or job.scheduled):
+                    self.retry_later(job, exc)
+
+
+def _key_of(path: str) -> FileKey | None:
+    try:
+        return file_key(os.lstat(path))
+    except OSError:
+        return None

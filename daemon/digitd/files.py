@@ -3,8 +3,10 @@ hashes and the key that tells whether a file changed."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,7 +35,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any],
     is removed if anything fails.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tail = f".{os.getpid()}.tmp"
+    if len(os.fsencode(path.name)) + len(tail) + 1 > 255:  # a long name: a short temp
+        tmp = path.with_name(f".digitd-{threading.get_ident():x}{tail}")
+    else:
+        tmp = path.with_name(f".{path.name}{tail}")
     try:
         with open(tmp, "wb") as f:
             write(f)
@@ -75,3 +81,37 @@ def remove_quietly(path: str | os.PathLike[str]) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+_RENAME_NOREPLACE = 1
+_RENAMEAT2: Any = None
+
+
+def rename_no_replace(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> bool:
+    """``renameat2(RENAME_NOREPLACE)``: True when renamed; raises FileExistsError if
+    ``dest`` exists; False where the system or file system has no such call."""
+    global _RENAMEAT2
+    if _RENAMEAT2 is None:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).renameat2
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                           ctypes.c_uint]
+            fn.restype = ctypes.c_int
+            _RENAMEAT2 = fn
+        except (OSError, AttributeError):
+            _RENAMEAT2 = False
+    if not _RENAMEAT2:
+        return False
+    import ctypes
+
+    at_fdcwd = -100
+    if _RENAMEAT2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dest), _RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        raise FileExistsError(err, os.strerror(err), os.fspath(dest))
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(src))

@@ -47,6 +47,8 @@ class Job:
     row_may_exist: bool = False  # an earlier attempt may have appended its CSV row
     record: bool = False  # a per-file state record exists on disk
     journal: Journal | None = None  # the batch journal that records its NAME
+    placed: Path | None = None  # its original's new name in originals/ (source not yet gone)
+    key: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) when claimed
     scheduled: bool = False  # waiting in the retry queue
     finished: bool = False
 
@@ -61,7 +63,7 @@ class Job:
     @property
     def redone(self) -> bool:
         """Anything of this input may have been done already (a crash or a retry)."""
-        return self.resumed or self.state.attempts > 0
+        return self.resumed or self.state.attempts > 0 or self.state.waits > 0
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,20 @@ import datetime as _dt
 import errno
 import fcntl
 import io
+import json
+import logging
 import os
 import re
 import shutil
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write, atomic_write_bytes, fsync_path
-from .results import CSV_COLUMNS, csv_line, json_bytes, utc_timestamp
+from .files import atomic_write, atomic_write_bytes, fsync_path, rename_no_replace
+from .results import CSV_COLUMNS, csv_line, json_bytes, printable, utc_timestamp
+
+log = logging.getLogger(__name__)
 
 RESULTS, ANNOTATED, ORIGINALS, FAILED = "results", "annotated", "originals", "failed"
 CSV_NAME = "results.csv"
@@ -32,11 +37,30 @@ MAX_SUFFIX = 100_000
 _BAD_STEM = re.compile(r"[\x00-\x1f/\\]")
 
 
+STEM_BYTES = 200  # a NAME's most bytes: with "-N", ".error.json" and a temp's tail < 255
+NAME_MAX = 255  # bytes in one file name (Linux file systems)
+
+
+def cut_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    data = os.fsencode(text)
+    if len(data) <= limit:
+        return text
+    return os.fsdecode(data[:limit].decode("utf-8", "ignore").encode("utf-8"))
+
+
 def safe_stem(stem: str) -> str:
-    """A stem usable as a file name in the outbox (no separators, no leading dot)."""
-    stem = _BAD_STEM.sub("_", stem).strip() or "input"
+    """A stem usable as a file name in the outbox: valid UTF-8 (undecodable bytes as
+    ``_xNN``), no separators, no leading dot, at most STEM_BYTES bytes."""
+    stem = _BAD_STEM.sub("_", printable(stem)).strip() or "input"
     stem = stem.lstrip(".") or "input"
-    return stem[:200]
+    return cut_bytes(stem, STEM_BYTES)
+
+
+def fit_name(stem: str, tail: str) -> str:
+    """``stem + tail`` with the stem cut so that the whole is a legal file name."""
+    room = NAME_MAX - len(os.fsencode(tail))
+    return cut_bytes(stem, room) + tail
 
 
 def _split_name(name: str) -> tuple[str, str]:
@@ -48,53 +72,103 @@ def _split_name(name: str) -> tuple[str, str]:
 _next_suffix: dict[tuple[str, str], int] = {}  # (folder, name) -> suffix to try after the name
 
 
-def move_no_replace(src: Path, folder: Path, name: str) -> Path:
-    """Move ``src`` into ``folder`` as ``name``, or ``stem-1.ext``, ``stem-2.ext``...
-    if taken; never replaces an existing file. Returns the new path.
+def link_no_replace(src: Path, folder: Path, name: str, *, durable: bool = False) -> Path:
+    """A second name for ``src`` in ``folder``: ``name``, or ``stem-1.ext``,
+    ``stem-2.ext``... if taken; never replaces an existing file; ``src`` stays.
 
-    When ``name`` is taken, the search goes on from the suffix after the one
-    this process used last for it (a scanner calls every file ``scan.png``:
-    not thousands of tries per file); any suffix found free is free."""
+    Across file systems (or where hard links are refused) ``src`` is copied to
+    a temp there - fsynced first when ``durable`` - and the temp linked. When
+    ``name`` is taken, the search goes on from the suffix after the one this
+    process used last for it (a scanner calls every file ``scan.png``: not
+    thousands of tries per file); any suffix found free is free."""
     stem, ext = _split_name(name)
     base = os.fspath(folder)
     key = (base, name)
     i = 0
     while i < MAX_SUFFIX:
-        dest = f"{base}/{name}" if i == 0 else f"{base}/{stem}-{i}{ext}"
+        dest = f"{base}/{name}" if i == 0 else f"{base}/{fit_name(stem, f'-{i}{ext}')}"
         try:
             os.link(src, dest, follow_symlinks=False)
         except FileExistsError:
             i = max(i + 1, _next_suffix.get(key, 1)) if i == 0 else i + 1
             continue
         except OSError as exc:
+            if exc.errno == errno.EPERM:
+                # protected_hardlinks: a file this user may not read or write cannot
+                # be linked, but it can be renamed (same file system).
+                try:
+                    renamed = rename_no_replace(src, dest)
+                except FileExistsError:
+                    i += 1
+                    continue
+                except OSError:
+                    renamed = False  # (another file system: the copy below)
+                if renamed:
+                    return _remember(key, i, Path(dest))
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK):
                 raise
-            # Another filesystem, or no hard links there: copy to a temp, then link that.
             if os.path.lexists(dest):
                 i += 1
                 continue
-            tmp = f"{base}/.{os.path.basename(dest)}.{os.getpid()}.tmp"
-            shutil.copy2(src, tmp, follow_symlinks=False)
-            try:
-                os.link(tmp, dest)
-            except FileExistsError:
+            if not _copy_in(src, dest, base, durable):
                 i += 1
                 continue
-            except OSError:
-                if os.path.lexists(dest):
-                    i += 1
-                    continue
-                os.rename(tmp, dest)  # no hard links at all: best effort
-            finally:
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-        os.unlink(src)
-        if i:
-            if len(_next_suffix) >= GUESS_MEMORY:
-                _next_suffix.clear()
-            _next_suffix[key] = i + 1
-        return Path(dest)
+        return _remember(key, i, Path(dest))
     raise FileExistsError(errno.EEXIST, f"no free name for {name} in {folder}")
+
+
+def _copy_in(src: Path, dest: str, base: str, durable: bool) -> bool:
+    """Copy ``src`` to a temp in ``base``, then link it as ``dest``; False if ``dest``
+    was taken meanwhile. The temp never outlives the call."""
+    tmp = f"{base}/.digitd-move.{os.getpid()}.{threading.get_ident():x}.tmp"
+    try:
+        shutil.copy2(src, tmp, follow_symlinks=False)
+        if durable and not os.path.islink(tmp):
+            fsync_path(tmp)  # the copy's bytes on disk before the source can go
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            return False
+        except OSError:
+            if os.path.lexists(dest):
+                return False
+            os.rename(tmp, dest)  # no hard links at all: best effort
+        return True
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def _remember(key: tuple[str, str], i: int, dest: Path) -> Path:
+    if i:
+        if len(_next_suffix) >= GUESS_MEMORY:
+            _next_suffix.clear()
+        _next_suffix[key] = i + 1
+    return dest
+
+
+def move_no_replace(src: Path, folder: Path, name: str, *, durable: bool = False) -> Path:
+    """Move ``src`` into ``folder`` (:func:`link_no_replace`, then unlink ``src``);
+    when ``durable``, ``folder`` is fsynced in between, so a power cut never
+    leaves the file in neither place. Returns the new path."""
+    dest = link_no_replace(src, folder, name, durable=durable)
+    if durable:
+        fsync_path(os.fspath(folder), os.O_RDONLY | os.O_DIRECTORY)
+    if os.path.lexists(src):
+        os.unlink(src)
+    return dest
+
+
+def _last_line_end(fd: int, size: int) -> int:
+    """The offset just after the last newline in the first ``size`` bytes (0: none)."""
+    pos = size
+    while pos > 0:
+        start = max(0, pos - 65536)
+        at = os.pread(fd, pos - start, start).rfind(b"\n")
+        if at >= 0:
+            return start + at + 1
+        pos = start
+    return 0
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -142,21 +216,54 @@ def syncfs(folder: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def make_durable(paths: list[str]) -> None:
-    """Data and metadata of every file in ``paths`` on disk: an fsync each for a
-    few files, else one ``syncfs`` per filesystem (measured on ext4: 256 small
-    files take ~50 ms one fsync at a time, ~5 ms with one syncfs; for one or two
-    files an fsync is cheaper and does not wait for other programs' writes)."""
-    if len(paths) <= FSYNC_EACH_MAX or _syncfs_call() is None:
+SYNCFS_HONOURED = frozenset({"ext4", "ext3", "xfs"})  # syncfs(2) writes and commits all
+_fs_types: dict[int, str] = {}
+
+
+def fs_type(dev: int) -> str:
+    """The type of the mounted file system with device number ``dev``, from
+    ``/proc/self/mountinfo`` ("" when unknown)."""
+    if dev not in _fs_types:
+        found = ""
+        want = f"{os.major(dev)}:{os.minor(dev)}"
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 2 and fields[2] == want and " - " in line:
+                        found = line.split(" - ", 1)[1].split()[0]
+        except OSError:
+            pass
+        _fs_types[dev] = found
+    return _fs_types[dev]
+
+
+def make_durable(paths: list[str], folders: list[str] = ()) -> None:
+    """Data and metadata of every file in ``paths``, and the names in every folder
+    in ``folders``, on disk. On ext4 and XFS, where ``syncfs`` is known to write
+    and commit everything, one ``syncfs`` per file system for more than a few
+    files (measured on ext4: 256 small files take ~50 ms one fsync at a time,
+    ~5 ms with one syncfs); elsewhere (FUSE, network file systems, unknown) an
+    ``fsync`` of each file, then of each folder: syncfs promises nothing there."""
+    by_dev: dict[int, str] = {}
+    rest: list[str] = []
+    if len(paths) > FSYNC_EACH_MAX and _syncfs_call() is not None:
         for path in paths:
-            fsync_path(path)
-        return
-    seen: set[int] = set()
-    for folder in {os.path.dirname(p) or "." for p in paths}:
+            dev = os.stat(path).st_dev
+            if fs_type(dev) in SYNCFS_HONOURED:
+                by_dev.setdefault(dev, path)
+            else:
+                rest.append(path)
+    else:
+        rest = list(paths)
+    for path in rest:
+        fsync_path(path)
+    for folder in folders:
         dev = os.stat(folder).st_dev
-        if dev not in seen:
-            seen.add(dev)
-            syncfs(folder)
+        if dev not in by_dev:
+            fsync_path(folder, os.O_RDONLY | os.O_DIRECTORY)
+    for path in by_dev.values():
+        syncfs(os.path.dirname(path) or ".")
 
 
 FSYNC_EACH_MAX = 4  # make_durable: up to this many files, fsync each; more: syncfs
@@ -171,6 +278,7 @@ class Outbox:
         self._made: dict[str, Path] = {}
         self._base = os.fspath(self.root)
         self._next_guess: dict[str, int] = {}  # stem -> suffix after the last one claimed
+        self.sync_new_folders = False  # fsync the outbox when a sub-folder is made (durable)
 
     # -- layout ------------------------------------------------------------
 
@@ -178,7 +286,13 @@ class Outbox:
         path = self._made.get(name)
         if path is None:
             path = self.root / name
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True)
+            except FileExistsError:
+                pass
+            else:
+                if self.sync_new_folders:  # its name durable before anything in it is
+                    fsync_path(os.fspath(self.root), os.O_RDONLY | os.O_DIRECTORY)
             self._made[name] = path
         return path
 
@@ -200,6 +314,17 @@ class Outbox:
 
     def result_path(self, name: str) -> str:
         return f"{self._base}/{RESULTS}/{name}.json"
+
+    def result_complete(self, name: str) -> bool:
+        """Whether ``results/NAME.json`` exists and parses as a result object (a file
+        emptied or cut short by a power cut on a file system that dropped its data
+        does not count: its input is redone under the same NAME)."""
+        try:
+            with open(self.result_path(name), "rb") as f:
+                obj = json.loads(f.read())
+        except (OSError, ValueError):
+            return False
+        return isinstance(obj, dict) and "status" in obj
 
     def error_path(self, name: str) -> str:
         return f"{self._base}/{FAILED}/{name}.error.json"
@@ -333,16 +458,18 @@ class Outbox:
         atomic_write_bytes(path, png, fsync=False)  # a lost picture is redone with its JSON
         return self.annotated_rel(name)
 
-    def append_csv_rows(self, rows: list[Mapping[str, str]], *, fsync: bool) -> None:
+    def append_csv_rows(self, rows: list[Mapping[str, str]], *, fsync: bool) -> bool:
         """Rows of results.csv; the header first if the file is new or empty.
+        Returns whether the header was written (the file may be new).
 
-        One ``os.write`` on an O_APPEND descriptor under an exclusive
-        ``flock``: rows from several processes never interleave, and the header
-        is written exactly once. A last line cut short (disk full, crash) is
-        ended first so the new rows start on their own line.
+        One ``os.write`` on an O_APPEND descriptor under an exclusive ``flock``:
+        rows from several processes never interleave, and the header is written
+        exactly once. A write that fails part-way (disk full) is cut back off,
+        and a last line found cut short (a crash) is removed first: no torn row
+        stays in the file.
         """
         if not rows:
-            return
+            return False
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerows([row.get(c, "") for c in CSV_COLUMNS] for row in rows)
@@ -356,34 +483,59 @@ class Outbox:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
-            if size == 0:
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                size = _last_line_end(fd, size)
+                log.warning("%s: its last line was cut short (a crash or a full disk); "
+                            "removed", self.csv_path)
+                os.ftruncate(fd, size)
+            header = size == 0
+            if header:
                 data = csv_line() + data
-            elif os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data
-            _write_all(fd, data)
+            try:
+                _write_all(fd, data)
+            except OSError:
+                os.ftruncate(fd, size)  # no torn row (freeing space, this succeeds)
+                raise
             if fsync:
                 os.fsync(fd)
+            return header
         finally:
             os.close(fd)  # also releases the lock
 
     def csv_results(self) -> set[str]:
-        """The ``result`` column of every row in results.csv (reads the whole file)."""
+        """The ``result`` column of every complete row in results.csv (reads the
+        whole file; a last line without its newline is not a row yet)."""
         try:
-            with open(self.csv_path, newline="", encoding="utf-8", errors="replace") as f:
-                return {row.get("result") or "" for row in csv.DictReader(f)}
+            with open(self.csv_path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return set()
+        data = data[: data.rfind(b"\n") + 1]
+        text = io.StringIO(data.decode("utf-8", "replace"), newline="")
+        return {row.get("result") or "" for row in csv.DictReader(text)}
 
     def sync_folder(self, name: str) -> None:
         """fsync a sub-folder: the renames and links made in it are on disk."""
         fsync_path(os.fspath(self.folder(name)), os.O_RDONLY | os.O_DIRECTORY)
 
+    def note_left_in_inbox(self, name: str, source: str) -> None:
+        """``failed/NAME.error.json`` says its original stayed in the inbox."""
+        path = self.error_path(name)
+        try:
+            with open(path, "rb") as f:
+                record = json.loads(f.read())
+        except (OSError, ValueError):
+            return
+        record["file"] = None
+        record["left_in_inbox"] = printable(source)
+        atomic_write(path, lambda f: f.write(json_bytes(record)), fsync=self.sync_new_folders)
+
     # -- originals -----------------------------------------------------------
 
-    def archive(self, path: str | os.PathLike[str]) -> Path:
+    def archive(self, path: str | os.PathLike[str], *, durable: bool = False) -> Path:
         """Move an original into ``originals/`` (suffixed if its name is taken)."""
         path = Path(path)
-        return move_no_replace(path, self.folder(ORIGINALS), path.name)
+        return move_no_replace(path, self.folder(ORIGINALS), path.name, durable=durable)
 
     def quarantine(self, path: str | os.PathLike[str], name: str, reason: str, attempts: int, *,
                    source: str | None = None, sha256: str | None = None,
@@ -397,7 +549,7 @@ class Outbox:
         path = Path(path)
         folder = self.folder(FAILED)
         record: dict[str, Any] = {
-            "source": source or path.name,
+            "source": printable(source or path.name),
             "reason": reason,
             "time": utc_timestamp(when),
             "attempts": int(attempts),
@@ -408,7 +560,7 @@ class Outbox:
         record["file"] = f"{FAILED}/{keep}"  # where it lands; corrected below if suffixed
         error_path = folder / f"{name}.error.json"
         atomic_write(error_path, lambda f: f.write(json_bytes(record)), fsync=fsync)
-        moved = move_no_replace(path, folder, keep)
+        moved = move_no_replace(path, folder, keep, durable=fsync)
         if moved.name != keep:
             record["file"] = f"{FAILED}/{moved.name}"
             atomic_write(error_path, lambda f: f.write(json_bytes(record)), fsync=fsync)

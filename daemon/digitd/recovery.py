@@ -26,7 +26,7 @@ class Phase(enum.Enum):
     """Where a claimed input stands."""
 
     GONE = "gone"  # the claimed file disappeared: nothing to do
-    WRITTEN = "written"  # its result is complete: only the original is left to move
+    WRITTEN = "written"  # its result JSON parses: only the original is left to move
     QUARANTINE = "quarantine"  # it was being quarantined: finish that
     FRESH = "fresh"  # nothing of it is written for sure: recognise it
 
@@ -39,7 +39,7 @@ def triage(job: Job, outbox: Outbox) -> Phase:
         return Phase.GONE
     if job.state.phase == "quarantine":
         return Phase.QUARANTINE
-    if job.state.name and os.path.exists(outbox.result_path(job.state.name)):
+    if job.state.name and outbox.result_complete(job.state.name):
         return Phase.WRITTEN
     if stat.S_ISLNK(st.st_mode):
         try:

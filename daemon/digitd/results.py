@@ -10,6 +10,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,16 @@ DIGITS = 6  # decimals kept for confidences and probabilities
 
 # ---------------------------------------------------------------------------
 # Pure: records
+
+
+def printable(name: str) -> str:
+    """A file name as valid Unicode: unchanged unless it holds bytes that are not
+    UTF-8 (Python keeps those as lone surrogates), which become ``\\xNN``."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def utc_timestamp(when: _dt.datetime | None = None) -> str:
@@ -68,8 +79,9 @@ def result_dict(source: str, reading: Reading | None, *, sha256: str | None, mod
             }
             for d in reading.digits
         ]
+    shown = printable(source)
     out: dict[str, Any] = {
-        "source": source,
+        "source": shown,
         "status": status,
         "number": number,
         "digits": digits,
@@ -86,6 +98,8 @@ def result_dict(source: str, reading: Reading | None, *, sha256: str | None, mod
                                              "mode": image.mode},
         "digitd_version": __version__,
     }
+    if shown != source:  # not UTF-8: the name's exact bytes too
+        out["source_hex"] = os.fsencode(source).hex()
     return out
 
 
@@ -134,6 +148,7 @@ def json_bytes(obj: Any) -> bytes:
 
 def human_line(shown: str, result: Mapping[str, Any]) -> str:
     """One result as a log line: ``scans/a.png -> 7 (0.99) 12 ms`` and the like."""
+    shown = printable(shown)
     status = result["status"]
     ms = f"{result['elapsed_ms']:.0f} ms"
     if status == "failed":

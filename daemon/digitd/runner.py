@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import collections
 import datetime as _dt
+import errno
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,11 @@ from .results import failed_result, result_dict
 from .writer import Record, Writer
 
 log = logging.getLogger(__name__)
+
+
+def _full(exc: BaseException) -> bool:
+    """A full disk: the service waits for space and says so once a minute itself."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,10 @@ class Outcome:
         return self.result["status"] if self.result else "error"
 
 
+class Changed(Transient):
+    """The file changed after it was read: nothing is written; the caller settles it anew."""
+
+
 class RecognitionFailed(Transient):
     """The model raised for every input of a batch, each alone too: worth a retry."""
 
@@ -121,8 +131,13 @@ class Runner:
                 try:
                     item = replace(item, name=self.outbox.claim_name(Path(item.source).stem))
                 except OSError as exc:
-                    log.error("%s: cannot reserve a result name in %s: %s", item.source,
-                              self.outbox.root, os_words(exc))
+                    log.log(logging.DEBUG if _full(exc) and self.retry else logging.ERROR,
+                            "%s: cannot reserve a result name in %s: %s", item.source,
+                            self.outbox.root, os_words(exc))
+                    out.append(Outcome(input=item, error=exc))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a bug on one input: it alone fails
+                    log.exception("%s: cannot reserve a result name", item.source)
                     out.append(Outcome(input=item, error=exc))
                     continue
             out.append(item)
@@ -140,9 +155,17 @@ class Runner:
                               picture=self.pictures is not None)
         return Started(inputs=named, pending=pending, unnamed=unnamed)
 
-    def complete(self, started: Started, *, sync_paths: Sequence[str] = ()) -> list[Outcome]:
-        """Classify, draw and commit a begun batch; one Outcome per input, in order."""
+    def complete(self, started: Started, *, sync_paths: Sequence[str] = (),
+                 changed: Callable[[Input], bool] | None = None) -> list[Outcome]:
+        """Classify, draw and commit a begun batch; one Outcome per input, in order.
+        ``changed(input)``, asked once every input is read: True when its file changed
+        since (its Outcome is then :class:`Changed`, nothing written)."""
         analyses: list[Analysis] = started.pending.result()
+        if changed is not None:
+            moved = {i for i, item in enumerate(started.inputs) if changed(item)}
+            if moved:
+                analyses = [Analysis(error=Changed("changed after it was read"))
+                            if i in moved else a for i, a in enumerate(analyses)]
         t0 = time.perf_counter()
         readings = self.classify(started.inputs, analyses)
         share = (time.perf_counter() - t0) / max(1, len(analyses))
@@ -257,6 +280,8 @@ class Runner:
                model: str, share: float) -> tuple[dict[str, Any] | None, BaseException | None]:
         """The result dict of one input, or the transient error that leaves it unwritten."""
         now = _dt.datetime.now(_dt.UTC)
+        if isinstance(a.error, Changed):
+            return None, a.error
         if a.error is not None:  # reading the file failed (permission, I/O...)
             if self.retry:
                 return None, a.error
@@ -284,15 +309,17 @@ class Runner:
         try:
             errors = self.writer.commit(records, sync_paths=sync_paths)
         except OSError as exc:
-            log.error("cannot write the results of a batch of %d to %s: %s", len(records),
-                      self.outbox.root, os_words(exc))
+            log.log(logging.DEBUG if _full(exc) and self.retry else logging.ERROR,
+                    "cannot write the results of a batch of %d to %s: %s", len(records),
+                    self.outbox.root, os_words(exc))
             errors = [exc] * len(records)
         out = []
         for (item, record), error in zip(staged, errors, strict=True):
             if error is None:
                 out.append(Outcome(input=item, result=record.result))
             else:
-                log.error("%s: cannot write its result to %s: %s", item.source, self.outbox.root,
-                          os_words(error))
+                log.log(logging.DEBUG if _full(error) and self.retry else logging.ERROR,
+                        "%s: cannot write its result to %s: %s", item.source, self.outbox.root,
+                        describe(error))
                 out.append(Outcome(input=item, error=error))
         return out

@@ -26,6 +26,7 @@ class Counters:
     processed: int = 0  # inputs with a result (ok, uncertain, blank)
     failed: int = 0  # inputs quarantined in failed/
     retrying: int = 0  # claimed inputs waiting to be retried
+    waiting_for_space: int = 0  # of those, inputs waiting because the outbox is full
     last_error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _rate_mark: tuple[float, int] = (0.0, 0)
@@ -55,6 +56,8 @@ class Counters:
                 "failed": self.failed,
                 "queued": queued,
                 "retrying": self.retrying,
+                "outbox_full": self.waiting_for_space > 0,
+                "waiting_for_space": self.waiting_for_space,
                 "last_error": self.last_error,
                 "rate": round(self.rate, 2),
                 "instance": instance,
@@ -67,11 +70,15 @@ class Counters:
 
 def status_line(snap: dict[str, Any]) -> str:
     """One line for systemd's STATUS= and the log."""
-    return (f"processed {snap['processed']}, failed {snap['failed']}, queued {snap['queued']}, "
+    line = (f"processed {snap['processed']}, failed {snap['failed']}, queued {snap['queued']}, "
             f"retrying {snap['retrying']}, {snap['rate']:.1f} files/s")
+    if snap.get("waiting_for_space"):
+        line = f"outbox full, {snap['waiting_for_space']} waiting for space; {line}"
+    return line
 
 
 def write_status(path: Path, snap: dict[str, Any]) -> None:
     """Rewrite ``path`` atomically (hidden temp + rename)."""
-    data = (json.dumps(snap, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    data = (json.dumps(snap, ensure_ascii=False, indent=2) + "\n").encode("utf-8",
+                                                                          "backslashreplace")
     atomic_write(path, lambda f: f.write(data), fsync=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import itertools
 import json
 import logging
@@ -22,14 +23,37 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .files import atomic_write
+from .files import atomic_write, fsync_path
 
 log = logging.getLogger(__name__)
 
 HIDDEN = ".digitd"
 STATE_SUFFIX = ".state.json"
 JOURNAL_SUFFIX = ".batch.json"
+KNOWN_FAILED = "known-failed"  # .digitd/known-failed/: failed files left in the inbox
 _counter = itertools.count()
+
+
+WORK_NAME_MAX = 255 - len(STATE_SUFFIX)  # a claimed file's name, with room for its record
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes, never inside a character."""
+    data = os.fsencode(text)
+    if len(data) <= limit:
+        return text
+    data = data[:limit]
+    while data and (data[-1] & 0xC0) == 0x80:  # a continuation byte: drop the character
+        data = data[:-1]
+    if data and data[-1] >= 0xC0:
+        data = data[:-1]
+    return os.fsdecode(data)
+
+
+def has_record(work_file: Path, source: str) -> bool:
+    """Whether a claim of ``source`` as ``work_file`` came with a state record (a
+    name too long to carry the source)."""
+    return source_of(work_file.name) != source
 
 
 def escape(rel: str) -> str:
@@ -59,6 +83,7 @@ class State:
     name: str | None = None  # reserved output NAME
     sha256: str | None = None
     attempts: int = 0  # failed attempts so far (transient errors)
+    waits: int = 0  # attempts that found the outbox full (never counted as failures)
     phase: str = "recognise"  # recognise | quarantine
     reason: str | None = None  # why it is being quarantined
     last_error: str | None = None
@@ -77,7 +102,7 @@ class State:
             return None
 
     def save(self, path: Path) -> None:
-        data = json.dumps(asdict(self), ensure_ascii=False).encode("utf-8")
+        data = json.dumps(asdict(self)).encode("ascii")  # \u escapes: any name round-trips
         atomic_write(path, lambda f: f.write(data), fsync=False)
 
 
@@ -91,7 +116,7 @@ def write_journal(folder: Path, states: dict[str, State]) -> Path:
     path = folder / f"{new_token()}{JOURNAL_SUFFIX}"
     files = {work_name: {"source": st.source, "name": st.name, "claimed_at": st.claimed_at}
              for work_name, st in states.items()}
-    data = json.dumps({"files": files}, ensure_ascii=False).encode("utf-8")
+    data = json.dumps({"files": files}).encode("ascii")  # \u escapes: any name round-trips
     atomic_write(path, lambda f: f.write(data), fsync=False)
     return path
 
@@ -129,6 +154,7 @@ class WorkArea:
         self.id = instance_id or f"{_safe(socket.gethostname())}-{os.getpid()}-{secrets.token_hex(3)}"
         self.folder = self.base / "work" / self.id
         self._locks: dict[str, int] = {}  # instance id -> lock fd (ours and adopted)
+        self._known: dict[str, tuple[int, ...]] = {}  # known-failed: rel -> its key
 
     # -- life -------------------------------------------------------------
 
@@ -139,6 +165,11 @@ class WorkArea:
         if fd is None:
             raise RuntimeError(f"instance id {self.id} is already in use")
         self.folder.mkdir(exist_ok=True)
+        # The folders' names durable before any claim into them is (a claim made
+        # durable by the journal's fsync must not hang from a folder lost in a
+        # power cut); once per start.
+        for folder in (self.inbox, self.base, self.base / "work"):
+            fsync_path(folder, os.O_RDONLY | os.O_DIRECTORY)
 
     def close(self) -> None:
         """Give up every lock; remove our folder (and lock file) if it is empty."""
@@ -187,12 +218,80 @@ class WorkArea:
         known) into our work folder; None if it is gone."""
         if rel is None:
             rel = os.path.relpath(src, self.inbox)
-        dest = self.folder / f"{new_token()}_{escape(rel)}"
+        token = new_token()
+        name = f"{token}_{escape(rel)}"
+        record = None
+        if len(os.fsencode(name)) > WORK_NAME_MAX:
+            # A name near 255 bytes: the work name is cut, and the full source is
+            # in a state record written before the claim (an orphan record, if the
+            # claim then fails, is tidied like any other).
+            name = f"{token}_{_cut(escape(rel), WORK_NAME_MAX - len(token) - 2)}~"
+            record = state_path(self.folder / name)
+            State(source=rel).save(record)
+        dest = self.folder / name
         try:
             os.rename(src, dest)
-        except FileNotFoundError:
-            return None  # another instance (or a person) took it first
+        except BaseException as exc:
+            if record is not None:
+                try:
+                    os.unlink(record)
+                except OSError:
+                    pass
+            if isinstance(exc, FileNotFoundError):
+                return None  # another instance (or a person) took it first
+            raise
         return dest
+
+    # -- files failed that could not be moved ----------------------------------
+
+    @property
+    def _known_folder(self) -> Path:
+        return self.base / KNOWN_FAILED
+
+    def _known_path(self, rel: str) -> Path:
+        return self._known_folder / f"{hashlib.sha1(os.fsencode(rel)).hexdigest()}.json"
+
+    def mark_known_failed(self, rel: str, key: tuple[int, int, int], reason: str) -> None:
+        """``rel`` (back in the inbox) failed and cannot be moved: not to be claimed
+        again while its key (size, mtime, inode) stays ``key``."""
+        self._known_folder.mkdir(exist_ok=True)
+        data = json.dumps({"source": rel, "key": list(key), "reason": reason}).encode("ascii")
+        atomic_write(self._known_path(rel), lambda f: f.write(data), fsync=False)
+        self._known[rel] = tuple(key)
+
+    def refresh_known_failed(self) -> None:
+        """Read the known-failed marks (every instance's) from the inbox."""
+        known: dict[str, tuple[int, ...]] = {}
+        try:
+            names = os.listdir(self._known_folder)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            try:
+                entry = json.loads((self._known_folder / name).read_text("ascii"))
+                known[entry["source"]] = tuple(entry["key"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        self._known = known
+
+    def marked(self, rel: str) -> bool:
+        """Whether ``rel`` has a known-failed mark (cheap: in memory)."""
+        return rel in self._known
+
+    def known_failed(self, rel: str, key: tuple[int, int, int] | None) -> bool:
+        """Whether ``rel`` is marked known-failed with this very key; a mark whose
+        file changed (a new file of that name) is removed."""
+        mark = self._known.get(rel)
+        if mark is None:
+            return False
+        if key is not None and tuple(key) == mark:
+            return True
+        del self._known[rel]
+        try:
+            os.unlink(self._known_path(rel))
+        except OSError:
+            pass
+        return False
 
     # -- recovery -----------------------------------------------------------
 

@@ -36,28 +36,30 @@ class Writer:
     def __init__(self, outbox: Outbox, *, durable: bool) -> None:
         self.outbox = outbox
         self.durable = durable
+        outbox.sync_new_folders = durable
 
     def commit(self, records: Sequence[Record], *,
-               sync_paths: Sequence[str] = ()) -> list[OSError | None]:
+               sync_paths: Sequence[str] = ()) -> list[Exception | None]:
         """Write a batch: per record its picture and its JSON staged in the NAME's
         reservation; then every CSV row in one locked write (a row results.csv
-        already has is not written again); when durable, one sync of rows, JSONs
-        and ``sync_paths``; then every JSON renamed into place (last) and, when
+        already has is not written again); when durable, one sync of rows, JSONs,
+        ``sync_paths`` (the journals) and their folders; then every JSON renamed into place (last) and, when
         durable, ``results/`` fsynced.
 
-        Returns, per record, None (published) or the OSError that kept it from
-        being staged. Raises OSError when a step of the whole batch fails: then
+        Returns, per record, None (published) or the error that kept it from
+        being staged (an OSError, or a ValueError/TypeError for a result JSON
+        cannot hold: that input alone fails). Raises OSError when a step of the whole batch fails: then
         any of its rows may be written and any of its JSONs published.
         """
         box = self.outbox
-        errors: list[OSError | None] = []
+        errors: list[Exception | None] = []
         staged: list[Record] = []
         for record in records:
             try:
                 if record.picture is not None:
                     box.write_annotated(record.name, record.picture)
                 box.stage_json(record.name, record.result)
-            except OSError as exc:
+            except (OSError, ValueError, TypeError) as exc:  # (a value JSON cannot hold)
                 errors.append(exc)
                 continue
             errors.append(None)
@@ -65,13 +67,17 @@ class Writer:
         if not staged:
             return errors
         rows = self._new_rows(staged)
-        box.append_csv_rows(rows, fsync=False)
+        made = box.append_csv_rows(rows, fsync=False)
         if self.durable:
             paths = [box.reserve_path(r.name) for r in staged]
-            paths += [p for p in sync_paths if os.path.lexists(p)]  # a journal removed by hand
+            journals = [p for p in sync_paths if os.path.lexists(p)]  # one removed by hand
+            paths += journals
+            folders = sorted({os.path.dirname(p) for p in journals})  # the journals' names
             if rows:
                 paths.append(os.fspath(box.csv_path))
-            make_durable(paths)
+            if made:
+                folders.append(os.fspath(box.root))  # results.csv's name
+            make_durable(paths, folders)
         for record in staged:
             box.publish_json(record.name)
         if self.durable:
