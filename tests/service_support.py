@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import clean_env, draw_digits
 
@@ -282,3 +283,20 @@ def is_running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.fixture
+def service(digitd_exe, tmp_path):
+    """Factory: ``service(setup, env=...)`` -> a started Digitd; all killed at teardown.
+    A test module uses it by importing it from here."""
+    started: list[Digitd] = []
+
+    def start(setup, env=None, log_name="digitd.log") -> Digitd:
+        svc = Digitd(exe=digitd_exe, config=setup.config, log_path=setup.root / log_name,
+                     env=dict(env or {}))
+        started.append(svc.start())
+        return svc
+
+    yield start
+    for svc in started:
+        svc.kill()

@@ -15,7 +15,7 @@ import struct
 import time
 
 import pytest
-from service_support import (
+from service_support import (  # service: a fixture
     Digitd,
     csv_rows,
     digit_png,
@@ -24,27 +24,12 @@ from service_support import (
     inbox_files,
     make_setup,
     result_files,
+    service,
     sha,
     unique_png,
     wait_until,
     work_files,
 )
-
-
-@pytest.fixture
-def service(digitd_exe, tmp_path):
-    """Factory: ``service(setup, env=...)`` -> a started Digitd; all killed at teardown."""
-    started: list[Digitd] = []
-
-    def start(setup, env=None, log_name="digitd.log") -> Digitd:
-        svc = Digitd(exe=digitd_exe, config=setup.config, log_path=setup.root / log_name,
-                     env=dict(env or {}))
-        started.append(svc.start())
-        return svc
-
-    yield start
-    for svc in started:
-        svc.kill()
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from service_support import (
+from service_support import (  # service: a fixture
     Digitd,
     assert_exactly_once,
     csv_rows,
@@ -19,6 +19,7 @@ from service_support import (
     inbox_files,
     make_setup,
     result_files,
+    service,
     sha,
     unique_png,
     wait_until,
@@ -28,22 +29,6 @@ from service_support import (
 pytestmark = pytest.mark.slow
 
 CSV_FIELDS = 9
-
-
-@pytest.fixture
-def service(digitd_exe, tmp_path):
-    """Factory: ``service(setup, env=...)`` -> a started Digitd; all killed at teardown."""
-    started: list[Digitd] = []
-
-    def start(setup, env=None, log_name="digitd.log") -> Digitd:
-        svc = Digitd(exe=digitd_exe, config=setup.config, log_path=setup.root / log_name,
-                     env=dict(env or {}))
-        started.append(svc.start())
-        return svc
-
-    yield start
-    for svc in started:
-        svc.kill()
 
 
 def raw_csv_lines(outbox: Path) -> list[bytes]:

@@ -264,12 +264,7 @@ class BatchThread:
             self.queue.schedule(job, self.dispositions.policy.delay(1))
             return
         log.info("%s changed after it was read; back to settling", job.source)
-        if job.state.name:
-            self.runner.outbox.release(job.state.name)
-        if job.record:
-            remove_quietly(job.state_file)
-        self.ledger.done(job)
-        self.dispositions.forget(job)
+        self.let_go(job)
         self.inbox.notice(Path(dest))
 
     def leave_in_inbox(self, job: Job, reason: str) -> bool:
@@ -290,6 +285,11 @@ class BatchThread:
 
     def gone(self, job: Job) -> None:
         log.warning("%s: claimed file disappeared from %s", job.source, job.folder)
+        self.let_go(job)
+
+    def let_go(self, job: Job) -> None:
+        """Forget a job that leaves the work folder with nothing written: its NAME
+        released, its state record removed, its journal entry done."""
         if job.state.name:
             self.runner.outbox.release(job.state.name)
         if job.record:
