@@ -16,7 +16,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
-import matplotlib
 import numpy as np
 
 from .records import Reading, Scan
@@ -393,6 +392,13 @@ class _Layout:
                 self._texts.popitem(last=False)
 
 
+def _drawing_settings():
+    """matplotlib's rc_context(RC); matplotlib is imported only by processes that draw."""
+    import matplotlib  # 0.1-0.2 s and ~40 MB: not in a service whose workers draw
+
+    return matplotlib.rc_context(RC)
+
+
 class Annotator:
     """Renders views to PNG bytes, reusing one figure per layout (not thread-safe)."""
 
@@ -405,18 +411,18 @@ class Annotator:
         columns = min(n_digits, MAX_SHOWN)
         key = (columns, n_digits > MAX_SHOWN, model)
         if key not in self._layouts:
-            with matplotlib.rc_context(RC):
+            with _drawing_settings():
                 self._layouts[key] = _Layout(*key, dpi=self.dpi)
         return self._layouts[key]
 
     def render_rgb(self, view: View) -> np.ndarray:
         """The picture as an H x W x 3 uint8 RGB array (a copy)."""
-        with matplotlib.rc_context(RC):
+        with _drawing_settings():
             return self.layout(len(view.digits), view.model).render_rgba(view)[..., :3].copy()
 
     def render(self, view: View) -> bytes:
         """The picture as PNG bytes."""
-        with matplotlib.rc_context(RC):
+        with _drawing_settings():
             rgba = self.layout(len(view.digits), view.model).render_rgba(view)
         # No PNG row filters: adaptive filtering costs more than the deflate
         # itself, and flat figure colours compress as well without it.

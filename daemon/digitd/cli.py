@@ -4,7 +4,9 @@ It parses arguments, loads the config, calls the library, and turns errors
 into exit codes in one place (:func:`main`): a
 :class:`~digitd.errors.DigitdError` gives ``digitd: error: <message>`` and its
 exit code, anything unexpected ``digitd: crashed: ...`` and 70. Heavy
-libraries are imported only inside the commands that need them.
+libraries are imported only inside the commands that need them; serving never
+imports TensorFlow. ``DIGITD_DEBUG_MODULES=1`` prints, at exit, one line
+``digitd: modules: ...`` naming every top-level module loaded.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ EXIT_CRASH = 70  # EX_SOFTWARE: an internal error, not the user's fault
 EXIT_INTERRUPTED = 130
 
 DEBUG_ENV = "DIGITD_DEBUG"
+MODULES_ENV = "DIGITD_DEBUG_MODULES"
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +36,13 @@ log = logging.getLogger(__name__)
 # Commands
 
 
-def _load(args: argparse.Namespace):
-    from digitd.config import config_path_from, load_config
+def _load(args: argparse.Namespace, *, defaults: bool = False):
+    """The config named by --config, $DIGITD_CONFIG or ./config.yaml; with ``defaults``,
+    when none of them is there, every default and the model shipped with digitd."""
+    from digitd.config import config_path_from, default_config, implicit_config_missing, load_config
 
+    if defaults and implicit_config_missing(args.config):
+        return default_config()
     return load_config(config_path_from(args.config))
 
 
@@ -48,13 +55,13 @@ def _setup_logging(level: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     _setup_logging(config.log_level)
-    from .service import run  # imported only now: it brings TensorFlow in
+    from .service import run  # imported only now: it brings OpenCV and LiteRT in
     log.info("digitd %s starting with config %s", __version__, config.source)
     return int(run(config) or 0)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = _load(args, defaults=True)
     changes: dict[str, Any] = {}
     if args.model is not None:
         changes["model"] = Path(os.path.abspath(os.path.expanduser(args.model)))
@@ -65,7 +72,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if changes:
         config = config.replace(**changes)
     _setup_logging(config.log_level)
-    from .predict import main as predict  # imported only now: it brings TensorFlow in
+    from .predict import main as predict  # imported only now: it brings OpenCV and LiteRT in
     return int(predict(config, args) or 0)
 
 
@@ -74,10 +81,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     from digitd.config import existence_warnings
 
-    config = _load(args)
+    config = _load(args, defaults=True)
     for warning in existence_warnings(config):
         print(f"digitd: warning: {warning}", file=sys.stderr)
-    sys.stdout.write(f"# effective config from {config.source}\n")
+    sys.stdout.write(f"# effective config from {config.source}\n" if config.source else
+                     "# effective config: the defaults (no config file), the model shipped with digitd\n")
     sys.stdout.write(yaml.safe_dump(config.as_dict(), sort_keys=False, default_flow_style=False))
     sys.stdout.flush()
     return 0
@@ -90,7 +98,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", metavar="PATH", default=None,
-        help="config file (default: $DIGITD_CONFIG if set, else ./config.yaml)")
+        help="config file (default: $DIGITD_CONFIG if set, else ./config.yaml; predict and "
+             "check-config take the defaults and the shipped model when there is none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="do not write annotated pictures")
     predict.add_argument("--json", action="store_true",
                          help="print one result object per input on stdout, one per line")
+    predict.add_argument("-v", "--verbose", action="store_true",
+                         help="one line per input on stderr even on a terminal "
+                              "(instead of the progress bar)")
     predict.add_argument("paths", nargs="+", metavar="PATH",
                          help="image file or folder of images")
     predict.set_defaults(func=cmd_predict)
@@ -175,6 +187,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CRASH
 
 
+def print_modules() -> None:
+    """The debug hook: one line on stderr naming every top-level module loaded."""
+    names = sorted({name.partition(".")[0] for name in list(sys.modules)})
+    try:
+        print(f"digitd: modules: {' '.join(names)}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def entry() -> None:
     """The ``digitd`` command: :func:`main`, then exit.
 
@@ -184,6 +205,8 @@ def entry() -> None:
     its output and leaves at once.
     """
     code = main()
+    if os.environ.get(MODULES_ENV) == "1":
+        print_modules()
     if "tensorflow" not in sys.modules:
         sys.exit(code)
     import logging

@@ -26,6 +26,8 @@ from digitd.errors import ConfigError, one_line
 
 DEFAULT_CONFIG_NAME = "config.yaml"
 CONFIG_ENV = "DIGITD_CONFIG"
+# The model shipped inside the package (package data): served when there is no config file.
+PACKAGED_MODEL = Path(__file__).resolve().parent / "models" / "digitd-cnn-v1.tflite"
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,20 @@ def config_path_from(cli_value: str | os.PathLike[str] | None,
     if env.get(CONFIG_ENV):
         return Path(env[CONFIG_ENV])
     return Path(DEFAULT_CONFIG_NAME)
+
+
+def implicit_config_missing(cli_value: str | os.PathLike[str] | None,
+                            environ: Mapping[str, str] | None = None) -> bool:
+    """True when no config file was named (no --config, no $DIGITD_CONFIG) and
+    ./config.yaml does not exist: the commands that can then use :func:`default_config`."""
+    env = os.environ if environ is None else environ
+    return not cli_value and not env.get(CONFIG_ENV) and not Path(DEFAULT_CONFIG_NAME).exists()
+
+
+def default_config(base_dir: str | os.PathLike[str] = ".") -> Config:
+    """The config with every key at its default (relative paths from ``base_dir``)
+    and the model shipped with the package (:data:`PACKAGED_MODEL`); ``source`` None."""
+    return parse_config({}, "defaults", Path(base_dir)).replace(model=PACKAGED_MODEL)
 
 
 # ---------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """The networks: their definitions (used by training), loading one and serving it.
 
-Every layer is a stock Keras layer, so saved models load in Keras's safe mode.
-Serving goes through the TensorFlow Lite *companion* ``NAME.tflite`` (int8
-weights, XNNPACK), recorded in the card ``NAME.json`` with the sha256 of the
-``.keras`` it was made from; see :func:`load_engine`. Keras is imported inside
-the functions, so only the commands that need a model pay for it.
+Serving needs no TensorFlow: the ``.tflite`` *companion* ``NAME.tflite`` of a
+``NAME.keras`` (recorded in the card ``NAME.json``, key ``tflite``, with the
+sha256 of the ``.keras`` it was made from) runs on LiteRT (``ai_edge_litert``),
+dynamic-range int8 weights on XNNPACK; see :func:`load_engine`. TensorFlow and
+Keras (``pip install 'digitd[train]'``) are imported only inside the functions
+that train, load a ``.keras`` or convert one, when a companion is missing or stale.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ CHATTER = ("WARNING: All log messages before absl::InitializeLog()", "oneDNN cus
 # per process) and, while converting, absl's info/warning lines ("W0000 00:00:...").
 TFLITE_CHATTER = (*CHATTER, "Created TensorFlow Lite XNNPACK delegate")
 ABSL_LINE = re.compile(r"^[IW]\d{4} \d\d:\d\d:\d\d")
-# tf.lite.Interpreter warns (UserWarning) that it moves to ai_edge_litert; it
-# still works in the pinned TensorFlow, and the warning is not for our users.
+# tf.lite.Interpreter (only the comparison tests use it) warns that it moves to ai_edge_litert.
 DEPRECATED = r"(?s).*tf\.lite\.Interpreter is deprecated"
 warnings.filterwarnings("ignore", message=DEPRECATED, category=UserWarning)
+EXPORT_SCRIPT = "scripts/export_tflite.py"
 
 
 @contextlib.contextmanager
@@ -320,20 +321,34 @@ def verified_companion(path: Path) -> bytes:
     return blob
 
 
+def litert_interpreter():
+    """LiteRT's Interpreter class (``ai_edge_litert``: the runtime, without TensorFlow)."""
+    from ai_edge_litert.interpreter import Interpreter  # 0.01 s; only where a model is served
+
+    return Interpreter
+
+
+def tf_lite_interpreter():
+    """TensorFlow's own ``tf.lite.Interpreter``: the reference LiteRT is compared with."""
+    tf, _ = quiet_import()
+    return tf.lite.Interpreter
+
+
 class TFLiteEngine:
-    """A TFLite model, one interpreter per batch size in ``buckets``, each allocated
-    and run once on zeros at construction (warm), so no call pays an
+    """A TFLite model on LiteRT, one interpreter per batch size in ``buckets``, each
+    allocated and run once on zeros at construction (warm), so no call pays an
     allocation. ``engine(batch)`` takes a float32 (B, 28, 28, 1) batch with B in
     ``buckets`` and returns (B, 10) probabilities. Interpreters are not
     thread-safe: each has its lock (invoke releases the GIL, so other threads run).
-    A digit's probabilities do not depend on the rest of its batch."""
+    A digit's probabilities do not depend on the rest of its batch.
+    ``interpreter``: the Interpreter class (default LiteRT's; tests pass tf.lite's)."""
 
     kind = "tflite"
     pad = False  # any batch is cut into bucket sizes exactly; no padding needed
 
     def __init__(self, blob: bytes, buckets: Sequence[int] = TFLITE_BUCKETS, *, threads: int = TFLITE_THREADS,
-                 source: str = "") -> None:
-        tf, _ = quiet_import()
+                 source: str = "", interpreter=None) -> None:
+        make = interpreter or litert_interpreter()
         self.buckets = tuple(sorted(buckets))
         self.threads = threads
         self.calls: Counter[int] = Counter()  # model calls per batch size, the warm-up included
@@ -344,7 +359,7 @@ class TFLiteEngine:
                 for size in self.buckets:
                     with warnings.catch_warnings():  # in case the filters were reset (pytest does)
                         warnings.filterwarnings("ignore", message=DEPRECATED, category=UserWarning)
-                        it = tf.lite.Interpreter(model_content=blob, num_threads=threads)
+                        it = make(model_content=blob, num_threads=threads)
                     (inp,), (outp,) = it.get_input_details(), it.get_output_details()
                     shape = list(inp["shape_signature"])
                     if shape[1:] != [SIZE, SIZE, 1] or list(outp["shape_signature"])[1:] != [10] \
@@ -461,15 +476,45 @@ def export_companion(path: str | Path, model=None, *, x_test=None, y_test=None, 
     return save_companion(path, blob, **measured)
 
 
-def load_engine(path: str | Path):
-    """The engine serving the model ``path`` (a ``.keras`` file), logged in one line:
+def tensorflow_missing() -> str | None:
+    """Why TensorFlow/Keras cannot be imported here (e.g. "No module named
+    'tensorflow'"), or None when they can. Imports them when present."""
+    try:
+        quiet_import()
+    except ImportError as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
 
-    1. its companion ``NAME.tflite``, when the card records it as made from this
-       very ``.keras`` file (sha256 of both checked); the Keras model is then not
-       loaded at all (the ``.keras`` it was exported from was loadable);
-    2. else the Keras model (safe mode; ModelLoadError as :func:`load`) converted
-       to TFLite in memory, about 2 s for the shipped model (logged at INFO;
-       a damaged companion makes it a WARNING);
+
+def serve_tflite_file(path: Path):
+    """A ``.tflite`` file given as the model itself (e.g. the one shipped with the package)."""
+    from .errors import ModelLoadError
+
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"model {path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        engine = TFLiteEngine(blob, source=f"from {path.name}")
+    except Exception as exc:  # LiteRT refuses a damaged or foreign file
+        raise ModelLoadError(f"model {path}: not a usable TFLite digit model: "
+                             f"{type(exc).__name__}: {exc}".splitlines()[0]) from None
+    log.debug("model %s: serving with %s", path.name, engine.description)
+    return engine
+
+
+def load_engine(path: str | Path):
+    """The engine serving the model ``path``, logged in one line:
+
+    0. a ``.tflite`` file is served as it is, on LiteRT;
+    1. a ``.keras`` file: its companion ``NAME.tflite`` on LiteRT, when the card
+       records it as made from this very ``.keras`` file (sha256 of both
+       checked); neither Keras nor TensorFlow is imported;
+    2. else, with TensorFlow installed, the Keras model (safe mode;
+       ModelLoadError as :func:`load`) converted to TFLite in memory, about 2 s
+       for the shipped model (logged at INFO; a damaged companion makes it a
+       WARNING); without TensorFlow, ModelLoadError saying why the companion
+       cannot serve and how to make it (:data:`EXPORT_SCRIPT`);
     3. else, if TFLite cannot convert or run it, the Keras model through
        ``tf.function`` (a WARNING: slower).
     """
@@ -478,7 +523,8 @@ def load_engine(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"model {path}: no such file")
-    quiet_import()
+    if path.suffix == TFLITE_SUFFIX:
+        return serve_tflite_file(path)
     try:
         blob = verified_companion(path)
         engine = TFLiteEngine(blob, source=f"from {companion_path(path).name}")
@@ -489,6 +535,12 @@ def load_engine(path: str | Path):
     except Exception as exc:  # the interpreter refused it: a damaged file
         why, damaged = f"companion {companion_path(path).name} cannot be used: " \
                        f"{type(exc).__name__}: {exc}".splitlines()[0], True
+    missing = tensorflow_missing()
+    if missing is not None:
+        raise ModelLoadError(
+            f"model {path}: {why}, and TensorFlow, needed to convert it, is not installed "
+            f"({missing}); make the companion with: python {EXPORT_SCRIPT} {path} "
+            f"(pip install 'digitd[train]')")
     model = load(path)
     try:
         t0 = time.perf_counter()
@@ -499,6 +551,6 @@ def load_engine(path: str | Path):
         log.warning("model %s: %s; serving with %s, slower", path.name, why, engine.description)
         return engine
     level = logging.WARNING if damaged else logging.INFO
-    log.log(level, "model %s: %s; serving with %s (scripts/export_tflite.py writes the companion)",
-            path.name, why, engine.description)
+    log.log(level, "model %s: %s; serving with %s (%s writes the companion)",
+            path.name, why, engine.description, EXPORT_SCRIPT)
     return engine

@@ -2,7 +2,9 @@
 
 The same :class:`~digitd.runner.Runner` as the service, with a writer that
 does not fsync and no dispositions: the user's files are never moved. Its
-options, output and exit codes are in ``docs/DESIGN.md``, "Commands".
+options, output and exit codes are in ``docs/DESIGN.md``, "Commands". On a
+terminal (stderr a tty, no ``--verbose``) a tqdm progress bar replaces the
+per-input lines; failed inputs are still named, one line each.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from .analyse import init_worker
 from .annotate import Pictures
-from .errors import os_words
+from .errors import UsageError, os_words
 from .inbox.names import skip_reason
 from .outbox import Outbox
 from .pool import Pool, default_processes
@@ -82,12 +84,25 @@ def shown_result(outcome: Outcome, model: str) -> dict:
                          if isinstance(outcome.error, OSError) else str(outcome.error), model=model)
 
 
+def progress_bar(total: int):
+    """A tqdm bar on stderr (count, rate, ETA); None when stderr is not a terminal."""
+    try:
+        if not sys.stderr.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    from tqdm import tqdm  # only on a terminal
+
+    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
 def main(config, args) -> int:
     from .recognize import Recognizer  # the model runtime, after the cheap checks
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     t_start = time.perf_counter()
     paths = expand(args.paths)
+    if not paths:
+        raise UsageError("no image files to read in " + ", ".join(str(p) for p in args.paths))
     items = [Input(path=p, source=p.name) for p in paths]
     as_json = bool(getattr(args, "json", False))
     # Worker processes read and segment the inputs and draw their pictures on
@@ -101,8 +116,9 @@ def main(config, args) -> int:
         runner = Runner(recognizer, Writer(outbox, durable=False), pool,
                         limits=Limits.from_config(config), pictures=pictures)
         engine = getattr(getattr(recognizer, "engine", None), "description", "?")
-        log.info("model %s loaded in %.1f s (%s); %d input(s), %s; results to %s",
-                 recognizer.name, time.perf_counter() - t_start, engine, len(items),
+        log.info("model %s loaded in %.1f s (%s) from %s; config %s; %d input(s), %s; results to %s",
+                 recognizer.name, time.perf_counter() - t_start, engine, config.model,
+                 config.source or "defaults (no config file)", len(items),
                  f"{pool.processes} worker processes" if pool.processes else "no workers",
                  outbox.root)
         t_work = time.perf_counter()
@@ -110,17 +126,27 @@ def main(config, args) -> int:
         shown = {item.path: str(path) for item, path in zip(items, paths, strict=True)}
         size = min(config.batch_max, BATCH_CAP)
         batches = [items[i : i + size] for i in range(0, len(items), size)]
-        for outcomes in runner.run_all(batches, ahead=AHEAD):
-            for outcome in outcomes:
-                result = shown_result(outcome, recognizer.name)
-                counts[result["status"]] += 1
+        bar = None if getattr(args, "verbose", False) else progress_bar(len(items))
+        try:
+            for outcomes in runner.run_all(batches, ahead=AHEAD):
+                for outcome in outcomes:
+                    result = shown_result(outcome, recognizer.name)
+                    counts[result["status"]] += 1
+                    if as_json:
+                        sys.stdout.write(json.dumps(result, ensure_ascii=False,
+                                                    separators=(",", ":")) + "\n")
+                    if bar is None:
+                        if not as_json:
+                            print(human_line(shown[outcome.input.path], result), file=sys.stderr)
+                    elif result["status"] == "failed":
+                        bar.write(human_line(shown[outcome.input.path], result), file=sys.stderr)
                 if as_json:
-                    sys.stdout.write(json.dumps(result, ensure_ascii=False,
-                                                separators=(",", ":")) + "\n")
-                else:
-                    print(human_line(shown[outcome.input.path], result), file=sys.stderr)
-            if as_json:
-                sys.stdout.flush()
+                    sys.stdout.flush()
+                if bar is not None:
+                    bar.update(len(outcomes))
+        finally:
+            if bar is not None:
+                bar.close()
     seconds = time.perf_counter() - t_work
     n = len(items)
     parts = ", ".join(f"{counts[s]} {s}" for s in ("ok", "uncertain", "blank", "failed")

@@ -1,0 +1,1 @@
+"""The default model shipped inside the package (see config.PACKAGED_MODEL)."""
