@@ -99,8 +99,8 @@ def quiet_import():
     out: dict[int, str] = {}
     try:
         with captured(2) as out:
+            import tensorflow  # first: its absence is the one to report
             import keras
-            import tensorflow
     finally:
         pass_on(out.get(2, ""))
     return tensorflow, keras
