@@ -57,6 +57,11 @@ def main(argv=None) -> int:
     if args.model.suffix != ".keras":
         p.error(f"{args.model}: must end in .keras")
     started = time.perf_counter()
+    missing = digit_model.tensorflow_missing()
+    if missing is not None:
+        print(f"export_tflite.py: error: converting needs TensorFlow, which is not installed ({missing}); "
+              "install it with: pip install 'digitd[train]'", file=sys.stderr)
+        return 3
     try:
         model = digit_model.load(args.model)
     except ModelLoadError as exc:

@@ -1,6 +1,6 @@
 """`digitd predict` end to end: the real console script over real files on tmp_path.
 
-Each run starts TensorFlow (seconds), so one run covers many inputs: every
+Each run is a real process, so one run covers many inputs: every
 kind of bad input next to good ones, every image format. The tiny model
 trained by the ``small_model`` fixture serves for files and formats; the
 shipped model (skipped when absent) for exact digits.
@@ -321,13 +321,14 @@ def test_many_inputs_in_several_batches_with_picture_workers(small_model, tmp_pa
     assert len(read_csv(outbox / "results.csv")) == 45
 
 
-def test_an_empty_folder_is_nothing_to_do(small_model, tmp_path):
+def test_an_empty_folder_is_an_error(small_model, tmp_path):
     (tmp_path / "empty").mkdir()
     config = write_config(tmp_path / "cfg", small_model)
     proc = predict(config, "--json", tmp_path / "empty")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     assert "no image files in this folder" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"digitd: error: no image files to read in {tmp_path / 'empty'}"
 
 
 # --- errors that stop the command -----------------------------------------------------------

@@ -93,7 +93,12 @@ def progress_bar(total: int):
         return None
     from tqdm import tqdm  # only on a terminal
 
-    return tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+    try:
+        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError):
+        sized = False
+    return tqdm(total=total, unit="img", file=sys.stderr, smoothing=0.1,
+                dynamic_ncols=sized, ncols=None if sized else 80)  # a terminal of no size: 80
 
 
 def main(config, args) -> int:
