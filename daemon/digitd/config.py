@@ -76,7 +76,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("outbox", "path", "outbox",
             "Folder the results go to: results/, annotated/, originals/, failed/, results.csv."),
     KeySpec("model", "path", "models/digitd-cnn-v1.keras",
-            "Trained Keras model file used for recognition."),
+            "Model file: NAME.keras, served from its NAME.tflite companion, or a .tflite itself."),
     KeySpec("recursive", "bool", False,
             "Also watch the inbox's subfolders."),
     KeySpec("polling", "bool", False,
