@@ -3,13 +3,11 @@
 
     python scripts/bench_startup.py --old /tmp/before [--runs 5] [--files 200] [--no-install]
 
-Both run as ``python -m digitd`` with this Python, ``PYTHONPATH`` at each
-checkout's ``daemon/`` (the old code needs TensorFlow in this venv). Measured:
-``predict one.png`` wall time and peak RSS (pictures on and off), READY after
-start (``READY=1`` on a ``$NOTIFY_SOCKET`` bound here), the service's steady RSS
-and with all its processes after ``--files`` files (pictures on), and the size of
-a fresh venv after ``pip install CHECKOUT`` (the service only). Writes
-``bench/startup.md`` and ``bench/startup.json``.
+Both sides run as ``python -m digitd`` with this Python and ``PYTHONPATH`` at their
+``daemon/`` (the old code needs TensorFlow in this venv): ``predict one.png`` wall
+time and peak RSS, READY after start, the service's RSS alone and with all its
+processes after ``--files`` files (pictures on), and a fresh venv's size after
+``pip install CHECKOUT``. Writes ``bench/startup.md`` and ``bench/startup.json``.
 """
 
 from __future__ import annotations
