@@ -30,6 +30,7 @@ help:
 	@echo "make check  - validate $(CONFIG) and print the effective config"
 	@echo "make train  - train the model on $(MNIST) (installs TensorFlow and Keras)"
 	@echo "make venv   - create $(VENV) with everything (service, training, tests), pinned"
+	@echo "make venv-run - create $(VENV) with the service only (what a systemd install needs)"
 
 venv: $(TEST_STAMP)
 venv-run: $(RUN_STAMP)

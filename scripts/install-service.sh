@@ -55,14 +55,14 @@ done
 
 python="$checkout/.venv/bin/python"
 digitd="$checkout/.venv/bin/digitd"
-[ -x "$digitd" ] || die "$digitd not found: install the project first (make venv)"
+[ -x "$digitd" ] || die "$digitd not found: install the project first (make venv-run)"
 config="$(cd "$(dirname "$config")" 2>/dev/null && pwd -P)/$(basename "$config")" \
     || die "config folder of $config does not exist"
 # The interpreter systemd really runs: .venv/bin/python is a link to it, and its
 # standard library is under sys.base_prefix (pyenv puts both under a home).
 real_python="$(readlink -f "$python")"
 base_prefix="$("$python" -c 'import sys; print(sys.base_prefix)' 2>/dev/null)" \
-    || die "$python does not run: rebuild the venv (make venv)"
+    || die "$python does not run: rebuild the venv (make venv-run)"
 
 # Render both units into $tmp (Python: paths may hold spaces, quotes or '%').
 units=("$checkout/scripts/digitd.service" "$checkout/scripts/digitd@.service")
@@ -157,7 +157,7 @@ for target in sys.argv[1:]:
 sys.exit(1)
 PY
 )" || { getent passwd "$user" >/dev/null || return 1; where="runuser says no"; }
-    printf '%s' "user '$user' cannot execute the venv's interpreter $real_python ($where): build .venv with a Python that user can run, e.g. PYTHON=/usr/bin/python3.11 make venv"
+    printf '%s' "user '$user' cannot execute the venv's interpreter $real_python ($where): build .venv with a Python that user can run, e.g. PYTHON=/usr/bin/python3.11 make venv-run"
 }
 if why="$(cannot_run)"; then
     [ "$dry_run" = 1 ] || [ -n "$output" ] || die "$why"

@@ -98,7 +98,7 @@ def test_an_interpreter_the_service_user_cannot_execute_is_named(config, repo_ro
         pytest.skip(f"{real} is executable by everyone here: nothing to refuse")
     assert warning == [f"install-service: warning: user 'nobody' cannot execute the venv's interpreter "
                        f"{real} ({closed} is mode {Path(closed).stat().st_mode & 0o777:o}): build .venv "
-                       f"with a Python that user can run, e.g. PYTHON=/usr/bin/python3.11 make venv"]
+                       f"with a Python that user can run, e.g. PYTHON=/usr/bin/python3.11 make venv-run"]
     if os.geteuid() != 0:
         return
     # a real install as root stops at that line, before creating users or folders

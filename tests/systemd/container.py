@@ -26,7 +26,7 @@ INCLUDE = "systemd,systemd-sysv,dbus,procps,make,util-linux"
 CHROOT_PACKAGES = ["python3-venv"]
 RECIPE = f"v1 {SUITE} {MIRROR} minbase {INCLUDE} {' '.join(CHROOT_PACKAGES)}"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-TMPFS_SIZE = "6g"  # the rootfs copy, the venv (TensorFlow: 1.2 GB) and the test files
+TMPFS_SIZE = "6g"  # the rootfs copy, the service venv (about 0.4 GB) and the test files
 CHECKOUT = "/opt/digitd"
 
 
@@ -157,7 +157,8 @@ class Container:
         say(f"rootfs copied and checkout placed in {time.monotonic() - started:.0f} s")
 
     def build_venv(self) -> float:
-        """`make venv` in the checkout, in a chroot with the network; seconds taken."""
+        """`make venv-run` (the service only) in the checkout, in a chroot with the
+        network; seconds taken."""
         started = time.monotonic()
         pip_cache = CACHE / "pip-cache"
         pip_cache.mkdir(parents=True, exist_ok=True)
@@ -167,13 +168,13 @@ class Container:
         body = f"""mount --bind '{pip_cache}' '{r}/root/.cache/pip'
 chroot '{r}' env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \\
     PIP_CERT=/tmp/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off \\
-    make -C {CHECKOUT} venv PYTHON=/usr/bin/python3 > '{self.workdir}/venv.log' 2>&1
+    make -C {CHECKOUT} venv-run PYTHON=/usr/bin/python3 > '{self.workdir}/venv.log' 2>&1
 """
         try:
             in_chroot(self.root, body, timeout=1200)
         except RuntimeError as exc:
             tail = (self.workdir / "venv.log").read_text()[-3000:]
-            raise RuntimeError(f"make venv failed in the container:\n{tail}") from exc
+            raise RuntimeError(f"make venv-run failed in the container:\n{tail}") from exc
         finally:
             (self.root / "tmp/host-ca.crt").unlink(missing_ok=True)
         return time.monotonic() - started
