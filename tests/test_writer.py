@@ -178,6 +178,26 @@ def test_durable_commit_of_only_rows_already_there_does_not_sync_the_csv(box, fs
     assert fsynced == [f"{res}/.a.reserve", res]
 
 
+def test_durable_commit_fsyncs_the_originals_best_effort(box, fsynced, tmp_path):
+    """The inputs' own bytes are made durable before their results are published (a
+    user's copy may never have been synced); a link, a FIFO (never opened: that
+    would block), a file that may not be opened or one gone meanwhile are passed
+    over without failing the batch."""
+    originals = tmp_path / "work"
+    originals.mkdir()
+    (originals / "a.png").write_bytes(b"a")
+    os.symlink(originals / "a.png", originals / "link.png")
+    os.mkfifo(originals / "fifo.png")
+    names = reserved(box, "a", "link", "fifo")  # few: each file fsynced (no syncfs)
+    errors = Writer(box, durable=True).commit(
+        [Record(n, result(f"{n}.png")) for n in names],
+        originals=[os.fspath(originals / f"{n}.png") for n in (*names, "gone")])
+    assert errors == [None] * 3
+    assert [p for p in fsynced if p.startswith(os.fspath(originals))] == [
+        os.fspath(originals / "a.png")]
+    assert sorted(os.listdir(box.root / "results")) == ["a.json", "fifo.json", "link.json"]
+
+
 def test_not_durable_no_fsync(box, fsynced):
     names = reserved(box, "a", "b")
     Writer(box, durable=False).commit([Record(n, result(f"{n}.png"), picture=b"P")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,24 @@ def fsync_path(path: str | os.PathLike[str], flags: int = os.O_RDONLY) -> None:
     fd = os.open(path, flags | os.O_CLOEXEC)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_regular(path: str | os.PathLike[str]) -> None:
+    """fsync a regular file by name, best effort: nothing for a link, a FIFO, a
+    device, or a file this process may not open (it could not read it either)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 

@@ -20,11 +20,11 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write, atomic_write_bytes, fsync_path, rename_no_replace
+from .files import atomic_write, atomic_write_bytes, fsync_path, fsync_regular, rename_no_replace
 from .results import CSV_COLUMNS, csv_line, json_bytes, printable, utc_timestamp
 
 log = logging.getLogger(__name__)
@@ -238,9 +238,9 @@ def fs_type(dev: int) -> str:
     return _fs_types[dev]
 
 
-def make_durable(paths: list[str], folders: list[str] = ()) -> None:
+def make_durable(paths: list[str], folders: list[str] = (), originals: Sequence[str] = ()) -> None:
     """Data and metadata of every file in ``paths``, and the names in every folder
-    in ``folders``, on disk. On ext4 and XFS, where ``syncfs`` is known to write
+    in ``folders``, on disk; ``originals`` (the inputs) too, best effort. On ext4 and XFS, where ``syncfs`` is known to write
     and commit everything, one ``syncfs`` per file system for more than a few
     files (measured on ext4: 256 small files take ~50 ms one fsync at a time,
     ~5 ms with one syncfs); elsewhere (FUSE, network file systems, unknown) an
@@ -258,6 +258,13 @@ def make_durable(paths: list[str], folders: list[str] = ()) -> None:
         rest = list(paths)
     for path in rest:
         fsync_path(path)
+    for path in originals:
+        try:
+            covered = os.lstat(path).st_dev in by_dev
+        except OSError:
+            continue
+        if not covered:
+            fsync_regular(path)
     for folder in folders:
         dev = os.stat(folder).st_dev
         if dev not in by_dev:

@@ -307,7 +307,8 @@ class Runner:
         """The records through the writer, one group commit; an Outcome each."""
         records = [record for _, record in staged]
         try:
-            errors = self.writer.commit(records, sync_paths=sync_paths)
+            errors = self.writer.commit(records, sync_paths=sync_paths,
+                                        originals=[str(item.path) for item, _ in staged])
         except OSError as exc:
             log.log(logging.DEBUG if _full(exc) and self.retry else logging.ERROR,
                     "cannot write the results of a batch of %d to %s: %s", len(records),

@@ -39,11 +39,13 @@ class Writer:
         outbox.sync_new_folders = durable
 
     def commit(self, records: Sequence[Record], *,
-               sync_paths: Sequence[str] = ()) -> list[Exception | None]:
+               sync_paths: Sequence[str] = (),
+               originals: Sequence[str] = ()) -> list[Exception | None]:
         """Write a batch: per record its picture and its JSON staged in the NAME's
         reservation; then every CSV row in one locked write (a row results.csv
         already has is not written again); when durable, one sync of rows, JSONs,
-        ``sync_paths`` (the journals) and their folders; then every JSON renamed into place (last) and, when
+        ``sync_paths`` (the journals) and their folders, and ``originals`` (the
+        inputs, best effort: a user's copy may never have been synced); then every JSON renamed into place (last) and, when
         durable, ``results/`` fsynced.
 
         Returns, per record, None (published) or the error that kept it from
@@ -77,7 +79,7 @@ class Writer:
                 paths.append(os.fspath(box.csv_path))
             if made:
                 folders.append(os.fspath(box.root))  # results.csv's name
-            make_durable(paths, folders)
+            make_durable(paths, folders, originals)
         for record in staged:
             box.publish_json(record.name)
         if self.durable:
