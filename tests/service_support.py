@@ -229,11 +229,13 @@ def inbox_files(inbox: Path) -> list[str]:
 
 
 def work_files(inbox: Path) -> list[str]:
-    """Everything left in the work folders (claimed files, state records)."""
+    """Everything left in the work folders (claimed files, state records). The
+    service removes a finished folder at any moment: os.walk passes over one that
+    vanishes while it is read (rglob raised FileNotFoundError)."""
     work = inbox / ".digitd" / "work"
-    if not work.is_dir():
-        return []
-    return sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file())
+    return sorted(os.path.relpath(os.path.join(folder, name), work)
+                  for folder, _dirs, names in os.walk(work) for name in names
+                  if os.path.isfile(os.path.join(folder, name)))
 
 
 def done_count(outbox: Path) -> int:
