@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from fusetool.crashfs import Mounted, unavailable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -172,3 +173,13 @@ def shipped_model() -> Path:
     if not SHIPPED_MODEL.is_file():
         pytest.skip(f"shipped model {SHIPPED_MODEL} not present (train it: make train)")
     return SHIPPED_MODEL
+
+
+@pytest.fixture
+def crashfs(tmp_path):
+    """A mounted crashfs (tests/fusetool/crashfs.py) on tmp_path/fs, or a skip naming why not."""
+    why = unavailable()
+    if why:
+        pytest.skip(f"crashfs cannot run here: {why}")
+    with Mounted(tmp_path / "fs") as fs:
+        yield fs

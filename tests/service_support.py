@@ -302,3 +302,18 @@ def service(digitd_exe, tmp_path):
     yield start
     for svc in started:
         svc.kill()
+
+
+def finish_all(exe, setup, log_path, total: int, timeout: float = 120) -> None:
+    """Start the service once more and let it finish every input (``total`` results,
+    the work folders empty); it must then stop with exit 0."""
+    svc = Digitd(exe=exe, config=setup.config, log_path=log_path).start()
+    try:
+        svc.wait_ready()
+        wait_until(lambda: done_count(setup.outbox) >= total and not work_files(setup.inbox),
+                   timeout, "every input finished", interval=0.2,
+                   on_fail=lambda: f"{done_count(setup.outbox)} done, left: "
+                                   f"{work_files(setup.inbox)}\n{svc.tail()}")
+        assert svc.terminate() == 0
+    finally:
+        svc.kill()

@@ -7,7 +7,7 @@ import os
 import stat
 
 import pytest
-from fusetool.crashfs import Mounted, Node, State, unavailable
+from fusetool.crashfs import Node, State
 
 
 def new_file(state: State, path: str, data: bytes) -> int:
@@ -88,15 +88,6 @@ def test_model_a_name_in_a_folder_whose_own_name_was_lost_is_lost():
     s.fsync(ino)
     s.fsyncdir(d)  # d's entries, but not d's own name in "/"
     assert after_drop(s) == {}
-
-
-@pytest.fixture
-def crashfs(tmp_path):
-    why = unavailable()
-    if why:
-        pytest.skip(f"crashfs cannot run here: {why}")
-    with Mounted(tmp_path / "fs") as fs:
-        yield fs
 
 
 def fsync(path) -> None:

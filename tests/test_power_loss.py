@@ -15,11 +15,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fusetool.crashfs import Mounted, unavailable
 from service_support import (
     Digitd,
     assert_exactly_once,
     done_count,
+    finish_all,
     make_setup,
     sha,
     unique_png,
@@ -31,15 +31,6 @@ pytestmark = pytest.mark.slow
 
 N = 150
 CUTS = 3
-
-
-@pytest.fixture
-def crashfs(tmp_path):
-    why = unavailable()
-    if why:
-        pytest.skip(f"crashfs cannot run here: {why}")
-    with Mounted(tmp_path / "fs") as fs:
-        yield fs
 
 
 def fsync_path(path, folder: bool = False) -> None:
@@ -123,15 +114,7 @@ def power_cuts(tmp_path, setup, digitd_exe, crashfs, inputs) -> list[dict]:
         dropped = crashfs.drop()  # ... and what was not durable is gone
         state = check_after_cut(setup, inputs)
         cuts.append({"done before": target, **state, "dropped": dropped})
-    svc = Digitd(exe=digitd_exe, config=setup.config, log_path=log_path).start()
-    try:
-        svc.wait_ready()
-        wait_until(lambda: done_count(setup.outbox) >= N and not work_files(setup.inbox), 180,
-                   "every input finished", interval=0.2,
-                   on_fail=lambda: f"{done_count(setup.outbox)} done\n{svc.tail()}")
-        assert svc.terminate() == 0
-    finally:
-        svc.kill()
+    finish_all(digitd_exe, setup, log_path, N, timeout=180)
     return cuts
 
 

@@ -13,6 +13,7 @@ from service_support import (
     assert_exactly_once,
     csv_rows,
     done_count,
+    finish_all,
     inbox_files,
     make_setup,
     result_files,
@@ -99,15 +100,7 @@ def test_kill_9_at_random_moments_each_input_exactly_once(tmp_path, small_model,
     print(f"killed ({', '.join(moments)}) with {kills} of {total} done")
     assert len([k for k in kills if k < total]) >= 4, "the kills did not fall during the run"
 
-    svc = Digitd(exe=digitd_exe, config=setup.config, log_path=log_path).start()
-    try:
-        svc.wait_ready()
-        wait_until(lambda: done_count(setup.outbox) >= total and not work_files(setup.inbox), 120,
-                   "every input finished", interval=0.2,
-                   on_fail=lambda: f"{work_files(setup.inbox)}\n{svc.tail()}")
-        assert svc.terminate() == 0
-    finally:
-        svc.kill()
+    finish_all(digitd_exe, setup, log_path, total)
     assert inbox_files(setup.inbox) == []
     assert work_files(setup.inbox) == []
     assert_exactly_once(setup.outbox, good, bad)
