@@ -12,6 +12,8 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 # OpenCV's own backstop against huge images, read when cv2 first decodes; the
 # header checks below refuse them earlier with a clearer reason.
@@ -98,6 +100,28 @@ def decode(data: bytes, max_pixels: int) -> Scan:
         )
     palette = fmt == "PNG" and len(data) > 25 and data[25] == 3
     return to_scan(img, palette=palette)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of an input: its 1-based ``number`` and its ``scan``, or the
+    ``reason`` it could not be read (the other pages still are)."""
+
+    number: int
+    scan: Scan | None = None
+    dpi: float | None = None  # the resolution it was rasterised or scanned at, if known
+    reason: str | None = None
+
+
+def pages(data: bytes, max_pixels: int, *, dpi: float = 200.0, max_pages: int = 50
+          ) -> Iterator[Page]:
+    """An input's pages one at a time (a document's pages are never all in memory).
+
+    Raises InputError when the input as a whole cannot be read (not an image,
+    a broken or encrypted document, too many pages); a page that alone cannot
+    be read comes as a Page with a ``reason``. A plain image is one page.
+    """
+    yield Page(number=1, scan=decode(data, max_pixels))
 
 
 def to_scan(img: np.ndarray, palette: bool = False) -> Scan:

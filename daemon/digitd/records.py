@@ -73,3 +73,36 @@ class Reading:
     confidence: float | None
     polarity: str | None = None  # "dark_on_light" | "light_on_dark"
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Found:
+    """One number found on a page: its digits' marks in reading order, and its box.
+
+    ``separators``: the number's own marks between digits, ``(k, char)`` for a
+    ``char`` ('.', ',', '-', '/', ...) that stands before digit ``k``.
+    ``doubts``: why the number cannot be ``ok`` whatever its digits say
+    (e.g. "a mark between digits was not read"). ``printed``: printed, not handwritten.
+    """
+
+    marks: tuple[Mark, ...]
+    box: Box
+    separators: tuple[tuple[int, str], ...] = ()
+    doubts: tuple[str, ...] = ()
+    printed: bool = False
+
+
+@dataclass(frozen=True)
+class PageFound:
+    """What the page reader found on one page: its numbers in reading order.
+
+    ``rotation``: degrees (0, 90, 180, 270) the page was turned clockwise to be
+    read upright; boxes are in the page's pixels as decoded. ``doubts``: the
+    page's own (e.g. "may be rotated"), shared by each of its numbers.
+    """
+
+    numbers: tuple[Found, ...]
+    polarity: str | None
+    rotation: int = 0
+    skew: float = 0.0  # degrees of deskew applied
+    doubts: tuple[str, ...] = ()
