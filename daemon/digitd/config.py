@@ -111,6 +111,13 @@ KEYS: tuple[KeySpec, ...] = (
             low=1),
     KeySpec("max_digits", "int", 12,
             "Most digits read from one image.", low=1),
+    KeySpec("pdf_dpi", "float", 200.0,
+            "Resolution a PDF's pages are rasterised at (dots per inch).", low=50, high=600),
+    KeySpec("max_pages", "int", 50,
+            "Most pages read from one document (PDF or multi-page TIFF); more is refused.", low=1),
+    KeySpec("max_document_seconds", "float", 60.0,
+            "Longest a document may take to read (decode and find numbers); longer is refused.",
+            low=0, low_inclusive=False),
     KeySpec("retry_max_attempts", "int", 5,
             "Attempts for transient errors (disk full, permission) before a file is failed.",
             low=1),
@@ -149,6 +156,9 @@ class Config:
     max_file_mb: float
     max_image_pixels: int
     max_digits: int
+    pdf_dpi: float
+    max_pages: int
+    max_document_seconds: float
     retry_max_attempts: int
     retry_backoff_seconds: float
     status_interval_seconds: float

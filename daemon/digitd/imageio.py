@@ -113,13 +113,14 @@ class Page:
     reason: str | None = None
 
 
-def pages(data: bytes, max_pixels: int, *, dpi: float = 200.0, max_pages: int = 50
-          ) -> Iterator[Page]:
+def pages(data: bytes, max_pixels: int, *, dpi: float = 200.0, max_pages: int = 50,
+          seconds: float | None = None) -> Iterator[Page]:
     """An input's pages one at a time (a document's pages are never all in memory).
 
     Raises InputError when the input as a whole cannot be read (not an image,
     a broken or encrypted document, too many pages); a page that alone cannot
     be read comes as a Page with a ``reason``. A plain image is one page.
+    ``seconds``: the document's time limit (``max_document_seconds``).
     """
     yield Page(number=1, scan=decode(data, max_pixels))
 

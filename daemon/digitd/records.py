@@ -61,6 +61,7 @@ class DigitReading:
     box: Box
     probabilities: tuple[float, ...]  # 10 floats
     pixels: np.ndarray = field(repr=False, compare=False)
+    not_digit: float = 0.0  # the model's probability that the mark is not a digit at all
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Reading:
     confidence: float | None
     polarity: str | None = None  # "dark_on_light" | "light_on_dark"
     error: str | None = None
+    doubts: tuple[str, ...] = ()  # why the reading is uncertain beyond its confidence
 
 
 @dataclass(frozen=True)
