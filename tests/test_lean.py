@@ -65,7 +65,8 @@ def test_predict_imports_no_tensorflow(tmp_path, annotate):
     loaded = modules(proc.stderr)
     assert {"digitd", "ai_edge_litert", "cv2", "numpy"} <= loaded
     assert not loaded & {"tensorflow", "keras", "tf_keras"}
-    assert ("matplotlib" in loaded) == annotate  # a few inputs: pictures drawn in this process
+    assert "matplotlib" not in loaded  # pictures are drawn with Pillow
+    assert ("PIL" in loaded) == annotate  # a few inputs: pictures drawn in this process
 
 
 def test_check_config_imports_no_tensorflow(tmp_path):
@@ -76,7 +77,7 @@ def test_check_config_imports_no_tensorflow(tmp_path):
 
 
 def test_service_imports_neither_tensorflow_nor_matplotlib(tmp_path, digitd_exe):
-    """Pictures on: the workers draw them; the service process never imports matplotlib."""
+    """Pictures on: the workers draw them; the service process imports no drawing library."""
     setup = make_setup(tmp_path, SHIPPED_MODEL, annotate=True)
     svc = Digitd(exe=digitd_exe, config=setup.config, log_path=tmp_path / "digitd.log",
                  env={"DIGITD_DEBUG_MODULES": "1"}).start()
@@ -92,7 +93,7 @@ def test_service_imports_neither_tensorflow_nor_matplotlib(tmp_path, digitd_exe)
         svc.kill()
     loaded = modules(svc.log())
     assert {"digitd", "ai_edge_litert", "watchdog"} <= loaded
-    assert not loaded & {"tensorflow", "keras", "matplotlib"}
+    assert not loaded & {"tensorflow", "keras", "matplotlib", "PIL"}
 
 
 # --- predict from any folder -----------------------------------------------------------------------

@@ -58,10 +58,10 @@ def test_dry_run_prints_both_units_for_this_checkout(config, repo_root):
                        "RestartPreventExitStatus": "2 3 203", "WatchdogSec": "30",
                        "TimeoutStopSec": "30", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
                        "PrivateTmp": "yes", "ProtectKernelTunables": "yes",
-                       "RestrictAddressFamilies": "AF_UNIX", "CacheDirectory": "digitd"}.items():
+                       "RestrictAddressFamilies": "AF_UNIX"}.items():
         assert s[key] == [value], key
     assert "MemoryMax" in s
-    assert "MPLCONFIGDIR=/var/cache/digitd/matplotlib" in s["Environment"]
+    assert "CacheDirectory" not in s  # nothing the service runs keeps a cache
     assert s["RequiresMountsFor"] == [f'"{root}/in box" "{root}/out"']
     # /home is hidden entirely unless the checkout or the venv's real interpreter
     # (a pyenv Python, say) lives under a home

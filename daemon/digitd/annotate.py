@@ -4,26 +4,22 @@ One PNG per input: the number read with its status and confidence, the
 original with each digit boxed, and per digit the 28x28 image the model saw
 with its ten probabilities. :func:`make_view` reduces a scan and its reading to
 a small picklable :class:`View` (in the caller's process);
-:meth:`Annotator.render` turns a view into PNG bytes, with cached matplotlib
-figures (Figure API, Agg), in this process or in the pool's workers.
+:meth:`Annotator.render` turns a view into PNG bytes (Pillow's FreeType text in
+matplotlib's DejaVu fonts, on a cached background), here or in the pool's workers.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
 import time
-import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .records import Reading, Scan
-
-# A file name in a script the bundled font lacks (CJK, say) is drawn with
-# placeholder boxes; matplotlib's multi-line warning about each missing glyph
-# would break the one-line-per-file log.
-warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
 
 MAX_SHOWN = 6  # digit columns drawn; more digits get "+N more"
 PANEL = 240  # height of the original's panel, pixels; its width grows with the digits shown
@@ -39,10 +35,6 @@ BACKDROP = 232  # letterbox grey around the original in its panel
 COLOURS = {"ok": "#1a7f37", "uncertain": "#bc4c00", "blank": "#57606a", "failed": "#cf222e"}
 BAR = "#afb8c1"
 PNG_LEVEL = 1  # zlib level: fast; pictures are ~30-60 KB
-TEXT_CACHE = 256  # drawn texts kept per layout (a title is ~30 KB of pixels)
-# Set only while drawing (rc_context restores them): FreeType hinting costs a
-# third of the drawing time and is invisible at these sizes.
-RC = {"text.hinting": "no_hinting", "font.family": "DejaVu Sans"}
 
 
 @dataclass(frozen=True)
@@ -161,272 +153,205 @@ def _trim(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def _bar_verts(heights: np.ndarray, width: float = 0.75) -> np.ndarray:
-    """(10, 4, 2) corners of bars at x = 0..9 with the given heights."""
-    x0 = np.arange(len(heights), dtype=float) - width / 2
-    h = np.asarray(heights, dtype=float)
-    zero = np.zeros_like(h)
-    return np.stack([np.stack([x0, zero], 1), np.stack([x0, h], 1),
-                     np.stack([x0 + width, h], 1), np.stack([x0 + width, zero], 1)], axis=1)
-
-
 def _paste(canvas: np.ndarray, at: tuple[int, int], rgb: np.ndarray) -> None:
     r, c = at
     h, w = rgb.shape[:2]
     canvas[r : r + h, c : c + w, :3] = rgb
 
 
+def _font_file(bold: bool) -> str | None:
+    """matplotlib's bundled DejaVu Sans, found without importing matplotlib."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "mpl-data", "fonts", "ttf",
+                            "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def font(points: float, bold: bool = False, dpi: int = DPI):
+    """A FreeType font of ``points`` at ``dpi`` (Pillow's own font if DejaVu is absent)."""
+    from PIL import ImageFont
+
+    size = max(6, round(points * dpi / 72))
+    path = _font_file(bold)
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
+
+
+def fit(draw, text: str, fnt, width: float) -> str:
+    """``text`` cut with an ellipsis to fit ``width`` pixels."""
+    if draw.textlength(text, font=fnt) <= width:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if draw.textlength(text[:mid] + "\u2026", font=fnt) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo] + "\u2026"
+
+
 class _Layout:
-    """One figure for a given number of digit columns, with its background cached."""
+    """One layout for a given number of digit columns: its static parts drawn once
+    (a white canvas with the columns' frames, the bar charts' axes, the model's
+    name); each picture starts from a copy of it."""
 
     def __init__(self, columns: int, more: bool, model: str, dpi: int) -> None:
-        # matplotlib's figure machinery: loaded only by a process that draws
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.collections import PolyCollection
-        from matplotlib.figure import Figure
-        from matplotlib.patches import Rectangle
+        from PIL import Image, ImageDraw
 
-        self.columns = columns
+        self.columns, self.more, self.dpi = columns, more, dpi
         pw = panel_width(columns + (1 if more else 0))
         right = max(columns * COLUMN_W + (MORE_W if more else 0), 2 * COLUMN_W)
         self.W = W = MARGIN + pw + 2 * MARGIN + right + MARGIN
         self.H = H = TITLE_H + PANEL + FOOT_H + MARGIN
-        self.fig = fig = Figure(figsize=(W / dpi, H / dpi), dpi=dpi, facecolor="white")
-        self.canvas = FigureCanvasAgg(fig)
-
-        def rect(x: float, y_top: float, w: float, h: float) -> list[float]:
-            """Figure fraction from pixels measured from the top-left corner."""
-            return [x / W, 1 - (y_top + h) / H, w / W, h / H]
-
-        dyn = []  # the artists that change per picture, drawn in this order
-
-        # Original, in a fixed square panel: axes data coordinates = panel pixels.
-        # Its pixels are copied straight into the canvas (a resampling
-        # AxesImage/FigureImage costs ~1.5 ms each): the panel is exactly
-        # pw x PANEL pixels at (rows, cols) ``self.image_at``.
-        ax = fig.add_axes(rect(MARGIN, TITLE_H, pw, PANEL))
-        ax.set_axis_off()
-        ax.set_xlim(0, pw)
-        ax.set_ylim(PANEL, 0)
-        self.ax_img = ax
         self.image_at = (TITLE_H, MARGIN)
-        self.frame = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#6e7781", linewidth=0.8,
-                               clip_on=False, animated=True)
-        ax.add_patch(self.frame)
-        dyn.append(self.frame)
-        self.boxes: list = []
-        self.labels: list = []
-
-        x_right = MARGIN + pw + 2 * MARGIN
+        self.x_right = x_right = MARGIN + pw + 2 * MARGIN
+        self.right = right
         x_cols = x_right + (right - columns * COLUMN_W - (MORE_W if more else 0)) / 2
-        self.px, self.bars, self.heads = [], [], []
+        self.x_cols = x_cols
+        side = 28 * ZOOM
+        back = Image.new("RGB", (W, H), "white")
+        draw = ImageDraw.Draw(back)
+        self.px, self.plots = [], []
+        tick = font(7, dpi=dpi)
+        small = font(6, dpi=dpi)
         for i in range(columns):
             x = x_cols + i * COLUMN_W
-            head = fig.text((x + COLUMN_W / 2) / W, 1 - (TITLE_H + 10) / H, "", ha="center",
-                            va="center", fontsize=10, fontweight="bold", animated=True)
-            side = 28 * ZOOM
             left = round(x + (COLUMN_W - side) / 2)
-            axp = fig.add_axes(rect(left - 1, TITLE_H + 21, side + 2, side + 2))  # a 1 px frame
-            axp.set_xticks([])
-            axp.set_yticks([])
-            for spine in axp.spines.values():
-                spine.set_edgecolor("#d0d7de")
-            self.px.append((TITLE_H + 22, left))  # where the zoomed input is copied
-            axb = fig.add_axes(rect(x + 18, TITLE_H + 22 + side + 10, COLUMN_W - 24, 96))
-            # The ten bars as ONE collection: one draw call instead of ten patches.
-            bars = PolyCollection(_bar_verts(np.zeros(10)), facecolors=BAR, edgecolors="none",
-                                  linewidths=0, animated=True)
-            axb.add_collection(bars, autolim=False)
-            axb.set_ylim(0, 1)
-            axb.set_xlim(-0.6, 9.6)
-            axb.set_xticks(range(10))
-            axb.tick_params(axis="x", labelsize=7, length=0, pad=2)
-            axb.set_yticks([0, 0.5, 1], ["0", ".5", "1"])
-            axb.tick_params(axis="y", labelsize=6, length=2, pad=1)
-            axb.yaxis.grid(True, color="#eaeef2", linewidth=0.6)
-            axb.set_axisbelow(True)
-            for side_name in ("top", "right"):
-                axb.spines[side_name].set_visible(False)
-            self.bars.append(bars)
-            self.heads.append(head)
-            dyn += [head, bars]
-        self.more = None
-        if more:
-            self.more = fig.text((x_cols + columns * COLUMN_W + MORE_W / 2) / W,
-                                 1 - (TITLE_H + 22 + 42) / H, "", ha="center", va="center",
-                                 fontsize=10, color="#57606a", animated=True)
-            dyn.append(self.more)
-        self.note = fig.text((x_right + right / 2) / W, 1 - (TITLE_H + PANEL / 2) / H, "",
-                             ha="center", va="center", fontsize=11, color="#57606a",
-                             wrap=False, animated=True)
-        self.title = fig.text(MARGIN / W, 1 - (TITLE_H / 2 + 2) / H, "", ha="left", va="center",
-                              fontsize=14, fontweight="bold", animated=True)
-        foot_y = (FOOT_H / 2 + MARGIN / 2) / H
-        self.footer = fig.text(MARGIN / W, foot_y, "", ha="left", va="center", fontsize=8,
-                               color="#57606a", animated=True)
-        # The model is the same for every picture: drawn once, in the background.
-        model_text = fig.text(1 - MARGIN / W, foot_y, _trim(f"model {model}", 40), ha="right",
-                              va="center", fontsize=8, color="#57606a")
-        renderer = self.canvas.get_renderer()
-        model_left = model_text.get_window_extent(renderer).x0
-        self.info = fig.text((model_left - 16) / W, foot_y, "", ha="right", va="center",
-                             fontsize=8, color="#57606a", animated=True)
-        dyn += [self.note, self.title, self.info, self.footer]
-        self.dynamic = dyn
-        # Texts at fixed places whose strings repeat ("Read 7 - ok, confidence
-        # 1.00"): their pixels are kept and pasted instead of drawn again.
-        self.cached = {id(a) for a in (*self.heads, self.title, self.info, self.note, self.more)
-                       if a is not None}
-        self._texts: OrderedDict[tuple, tuple[int, int, np.ndarray]] = OrderedDict()
+            draw.rectangle((left - 1, TITLE_H + 21, left + side, TITLE_H + 22 + side), outline="#d0d7de")
+            self.px.append((TITLE_H + 22, left))  # where the zoomed input is pasted
+            # The probabilities' axes: x from -0.6 to 9.6, y from 0 to 1.
+            px0, py0 = round(x + 18), TITLE_H + 22 + side + 10
+            pwid, phei = COLUMN_W - 24, 96
+            plot = (px0, py0, pwid, phei)
+            self.plots.append(plot)
+            for v in (0.0, 0.5, 1.0):
+                y = round(py0 + phei - v * phei)
+                draw.line((px0, y, px0 + pwid, y), fill="#eaeef2")
+                draw.line((px0 - 2, y, px0, y), fill="black")
+                draw.text((px0 - 3, y), {0.0: "0", 0.5: ".5", 1.0: "1"}[v], font=small,
+                          fill="black", anchor="rm")
+            draw.line((px0, py0, px0, py0 + phei), fill="black")
+            draw.line((px0, py0 + phei, px0 + pwid, py0 + phei), fill="black")
+            for d in range(10):
+                draw.text((self.bar_x(plot, d), py0 + phei + 2), str(d), font=tick, fill="black",
+                          anchor="mt")
+        foot_y = H - (FOOT_H / 2 + MARGIN / 2)
+        self.foot_y = foot_y
+        note = font(8, dpi=dpi)
+        model_text = _trim(f"model {model}", 40)
+        draw.text((W - MARGIN, foot_y), model_text, font=note, fill="#57606a", anchor="rm")
+        self.model_left = W - MARGIN - draw.textlength(model_text, font=note)
+        self.background = back
 
-        self.canvas.draw()  # static parts only: animated artists are left out
-        self.background = self.canvas.copy_from_bbox(fig.bbox)
-        self.background_pixels = np.asarray(self.canvas.buffer_rgba()).copy()
-        self.max_chars = int(W / 7.5)  # footer/title truncation at ~7.5 px per character
-        self.footer_chars = int((model_left - MARGIN) / 6.0) - 4
+    @staticmethod
+    def bar_x(plot: tuple[int, int, int, int], d: float) -> float:
+        px0, _, pwid, _ = plot
+        return px0 + (d + 0.6) / 10.2 * pwid
 
-    def _box(self, i: int):
-        from matplotlib.patches import Rectangle  # loaded by __init__ already
+    def render_rgb(self, view: View) -> np.ndarray:
+        """The picture as an H x W x 3 uint8 RGB array."""
+        from PIL import Image, ImageDraw
 
-        while len(self.boxes) <= i:
-            box = Rectangle((0, 0), 1, 1, fill=False, linewidth=1.6, animated=True)
-            label = self.ax_img.text(0, 0, "", fontsize=9, fontweight="bold", color="white",
-                                     ha="left", va="bottom", animated=True,
-                                     bbox={"boxstyle": "square,pad=0.15", "linewidth": 0})
-            self.ax_img.add_patch(box)
-            self.boxes.append(box)
-            self.labels.append(label)
-        return self.boxes[i], self.labels[i]
-
-    def render_rgba(self, view: View) -> np.ndarray:
-        """The picture as an H x W x 4 uint8 RGBA array (a view of the canvas)."""
+        dpi = self.dpi
         colour = COLOURS.get(view.status, "#24292f")
-        self.canvas.restore_region(self.background)
-        pixels = np.asarray(self.canvas.buffer_rgba())
-        _paste(pixels, self.image_at, view.display)
+        canvas = np.array(self.background)
+        _paste(canvas, self.image_at, view.display)
+        for i in range(self.columns):
+            _paste(canvas, self.px[i], zoom(view.pixels[i]))
+        im = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(im)
+        top, left = self.image_at
         fx, fy, fw, fh = view.frame
-        self.frame.set_bounds(fx - 0.5, fy - 0.5, fw + 1, fh + 1)
-        self.frame.set_visible(view.frame[2] > 0)
-        drawn = list(self.dynamic)
-
+        if fw > 0:
+            draw.rectangle((left + fx - 1, top + fy - 1, left + fx + fw, top + fy + fh),
+                           outline="#6e7781")
+        label_font = font(9, bold=True, dpi=dpi)
         for i, (x, y, w, h) in enumerate(view.boxes):
-            box, label = self._box(i)
-            sure = view.confidences[i] >= view.threshold
-            c = COLOURS["ok"] if sure else COLOURS["uncertain"]
-            box.set_bounds(x, y, max(w, 1.0), max(h, 1.0))
-            box.set_edgecolor(c)
-            label.set_text(str(view.digits[i]))
-            label.get_bbox_patch().set_facecolor(c)
+            c = COLOURS["ok"] if view.confidences[i] >= view.threshold else COLOURS["uncertain"]
+            x0, y0 = left + x, top + y
+            draw.rectangle((x0 - 1, y0 - 1, x0 + max(w, 1.0), y0 + max(h, 1.0)), outline=c, width=2)
             # Above the box; below it for every other digit of a crowded number
             # (labels wider than their boxes would overlap); inside if no room.
-            crowded = i % 2 == 1 and w < 14 and y + h + 14 <= PANEL
-            if crowded:
-                label.set_position((x, y + h + 1))
-                label.set_va("top")
+            if i % 2 == 1 and w < 14 and y + h + 14 <= PANEL:
+                at, anchor = (x0 + 1, y0 + h + 3), "lt"
             elif y >= 14:
-                label.set_position((x, y - 1))
-                label.set_va("bottom")
+                at, anchor = (x0 + 1, y0 - 3), "lb"
             else:
-                label.set_position((x + 1, y + 1))
-                label.set_va("top")
-            drawn += [box, label]
+                at, anchor = (x0 + 2, y0 + 2), "lt"
+            text = str(view.digits[i])
+            bx = draw.textbbox(at, text, font=label_font, anchor=anchor)
+            draw.rectangle((bx[0] - 2, bx[1] - 2, bx[2] + 1, bx[3] + 1), fill=c)
+            draw.text(at, text, font=label_font, fill="white", anchor=anchor)
 
+        head_font = font(10, bold=True, dpi=dpi)
         for i in range(self.columns):
             p = view.probabilities[i]
             best = int(p.argmax())
-            sure = view.confidences[i] >= view.threshold
-            _paste(pixels, self.px[i], zoom(view.pixels[i]))
-            colours = [BAR] * 10
-            colours[best] = COLOURS["ok"] if sure else COLOURS["uncertain"]
-            self.bars[i].set_verts(_bar_verts(p))
-            self.bars[i].set_facecolor(colours)
-            self.heads[i].set_text(f"{view.digits[i]}   {view.confidences[i]:.2f}")
-            self.heads[i].set_color(COLOURS["ok"] if sure else COLOURS["uncertain"])
-        if self.more is not None:
-            self.more.set_text(f"+{len(view.digits) - self.columns}\nmore")
-
+            c = COLOURS["ok"] if view.confidences[i] >= view.threshold else COLOURS["uncertain"]
+            x = self.x_cols + i * COLUMN_W
+            draw.text((x + COLUMN_W / 2, TITLE_H + 10), f"{view.digits[i]}   {view.confidences[i]:.2f}",
+                      font=head_font, fill=c, anchor="mm")
+            plot = self.plots[i]
+            px0, py0, pwid, phei = plot
+            half = 0.75 / 2 / 10.2 * pwid
+            for d in range(10):
+                height = float(np.clip(p[d], 0.0, 1.0)) * phei
+                if height < 0.5:
+                    continue
+                cx = self.bar_x(plot, d)
+                draw.rectangle((round(cx - half), round(py0 + phei - height), round(cx + half) - 1,
+                                py0 + phei - 1), fill=c if d == best else BAR)
+        grey = "#57606a"
+        if self.more:
+            draw.multiline_text((self.x_cols + self.columns * COLUMN_W + MORE_W / 2, TITLE_H + 64),
+                                f"+{len(view.digits) - self.columns}\nmore", font=font(10, dpi=dpi),
+                                fill=grey, anchor="mm", align="center")
         if self.columns == 0:
-            self.note.set_text("no digits found" if view.status != "failed" else "not read")
-        else:
-            self.note.set_text("")
-        self.title.set_text(_trim(title_text(view), self.max_chars // 2 + 10))
-        self.title.set_color(colour)
-        self.info.set_text(view.image_info)
-        used = len(view.image_info) + 4
-        self.footer.set_text(_trim(view.source, max(12, self.footer_chars - used)))
-
-        fig = self.fig
-        for artist in drawn:
-            if id(artist) in self.cached:
-                self._draw_text(artist, pixels)
-            else:
-                fig.draw_artist(artist)
-        return pixels
-
-    def _draw_text(self, text, pixels: np.ndarray) -> None:
-        """Draw a text artist, or paste its pixels from an earlier identical drawing.
-
-        Kept only when the text's area held nothing but the static background
-        before it was drawn, so the pasted pixels are exactly what drawing
-        would give (a test compares against a fresh annotator's pictures).
-        """
-        s = text.get_text()
-        if not s:
-            return
-        key = (id(text), s, text.get_color())
-        hit = self._texts.get(key)
-        if hit is not None:
-            r, c, patch = hit
-            pixels[r : r + patch.shape[0], c : c + patch.shape[1]] = patch
-            self._texts.move_to_end(key)
-            return
-        box = text.get_window_extent(self.canvas.get_renderer())
-        H, W = pixels.shape[:2]
-        c0, c1 = max(0, int(box.x0) - 2), min(W, int(np.ceil(box.x1)) + 2)
-        r0, r1 = max(0, H - int(np.ceil(box.y1)) - 2), min(H, H - int(box.y0) + 2)
-        clean = np.array_equal(pixels[r0:r1, c0:c1], self.background_pixels[r0:r1, c0:c1])
-        self.fig.draw_artist(text)
-        if clean and r1 > r0 and c1 > c0:
-            self._texts[key] = (r0, c0, pixels[r0:r1, c0:c1].copy())
-            if len(self._texts) > TEXT_CACHE:
-                self._texts.popitem(last=False)
-
-
-def _drawing_settings():
-    """matplotlib's rc_context(RC); matplotlib is imported only by processes that draw."""
-    import matplotlib  # 0.1-0.2 s and ~40 MB: not in a service whose workers draw
-
-    return matplotlib.rc_context(RC)
+            draw.text((self.x_right + self.right / 2, TITLE_H + PANEL / 2),
+                      "no digits found" if view.status != "failed" else "not read",
+                      font=font(11, dpi=dpi), fill=grey, anchor="mm")
+        title_font = font(14, bold=True, dpi=dpi)
+        draw.text((MARGIN, TITLE_H / 2 + 2), fit(draw, title_text(view), title_font,
+                                                 self.W - 2 * MARGIN),
+                  font=title_font, fill=colour, anchor="lm")
+        note = font(8, dpi=dpi)
+        info_right = self.model_left - 16
+        draw.text((info_right, self.foot_y), view.image_info, font=note, fill=grey, anchor="rm")
+        room = info_right - draw.textlength(view.image_info, font=note) - 16 - MARGIN
+        draw.text((MARGIN, self.foot_y), fit(draw, view.source, note, max(60.0, room)), font=note,
+                  fill=grey, anchor="lm")
+        return np.asarray(im)
 
 
 class Annotator:
-    """Renders views to PNG bytes, reusing one figure per layout (not thread-safe)."""
+    """Renders views to PNG bytes, reusing one layout per number of columns (not thread-safe)."""
 
     def __init__(self, dpi: int = DPI, png_level: int = PNG_LEVEL) -> None:
         self.dpi = dpi
         self.png_level = png_level
-        self._layouts: dict[tuple[int, bool], _Layout] = {}
+        self._layouts: dict[tuple[int, bool, str], _Layout] = {}
 
     def layout(self, n_digits: int, model: str) -> _Layout:
         columns = min(n_digits, MAX_SHOWN)
         key = (columns, n_digits > MAX_SHOWN, model)
         if key not in self._layouts:
-            with _drawing_settings():
-                self._layouts[key] = _Layout(*key, dpi=self.dpi)
+            self._layouts[key] = _Layout(*key, dpi=self.dpi)
         return self._layouts[key]
 
     def render_rgb(self, view: View) -> np.ndarray:
-        """The picture as an H x W x 3 uint8 RGB array (a copy)."""
-        with _drawing_settings():
-            return self.layout(len(view.digits), view.model).render_rgba(view)[..., :3].copy()
+        """The picture as an H x W x 3 uint8 RGB array."""
+        return self.layout(len(view.digits), view.model).render_rgb(view)
 
     def render(self, view: View) -> bytes:
         """The picture as PNG bytes."""
-        with _drawing_settings():
-            rgba = self.layout(len(view.digits), view.model).render_rgba(view)
+        rgb = self.render_rgb(view)
         # No PNG row filters: adaptive filtering costs more than the deflate
         # itself, and flat figure colours compress as well without it.
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR),
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                                [cv2.IMWRITE_PNG_COMPRESSION, self.png_level,
                                 cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE])
         if not ok:  # pragma: no cover - encoding an ordinary array does not fail
