@@ -1,0 +1,94 @@
+"""PDF documents, with pypdfium2: opened with their limits checked, then each page
+rasterised on its own, its size read first so that no page is drawn larger than
+the pixel limit allows. A page too large at the dpi is drawn at a lower dpi, down
+to a quarter of it (16 times fewer pixels); larger still, it is refused.
+
+PDFium is not thread-safe: every call into it holds one lock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pypdfium2 as pdfium
+
+from .formats import InputError
+
+REDUCE_MAX = 4  # a page is drawn at no less than dpi / REDUCE_MAX
+_LOCK = threading.Lock()
+_OPEN_ERRORS = {  # PDFium's FPDF_ERR_* codes
+    0: "empty PDF: it has no pages",  # PDFium loads no document without a page tree
+    2: "cannot read the PDF (file error)",
+    3: "broken PDF: not in PDF format, or corrupted",
+    4: "password-protected PDF: it cannot be opened without its password",
+    5: "encrypted PDF: its security handler is not supported",
+}
+
+
+@contextmanager
+def open_pdf(data: bytes, max_pages: int) -> Iterator[pdfium.PdfDocument]:
+    """The PDF in ``data``, open while the block runs; InputError if it is broken,
+    encrypted, has no pages or more than ``max_pages``."""
+    with _LOCK:
+        try:
+            doc = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            raise InputError(_OPEN_ERRORS.get(exc.err_code, f"broken PDF: {exc}")) from None
+        count = len(doc)
+    try:
+        if count == 0:
+            raise InputError(_OPEN_ERRORS[0])
+        if count > max_pages:
+            raise InputError(f"too many pages: {count} > limit {max_pages} (max_pages)")
+        yield doc
+    finally:
+        with _LOCK:
+            doc.close()
+
+
+def page_count(doc: pdfium.PdfDocument) -> int:
+    with _LOCK:
+        return len(doc)
+
+
+def fit_dpi(width: float, height: float, dpi: float, max_pixels: int) -> float:
+    """The dpi to draw a page of ``width`` x ``height`` points at: ``dpi``, or less
+    so that it has at most ``max_pixels``; InputError below ``dpi / REDUCE_MAX``."""
+    if not (width > 0 and height > 0):
+        raise InputError(f"page has no area: {width:g}x{height:g} points")
+    w, h = math.ceil(width * dpi / 72), math.ceil(height * dpi / 72)
+    if w * h <= max_pixels:
+        return dpi
+    at = math.floor(dpi * math.sqrt(max_pixels / (w * h)) * 10) / 10  # to a tenth of a dot per inch
+    while at > 0 and math.ceil(width * at / 72) * math.ceil(height * at / 72) > max_pixels:
+        at = round(at - 0.1, 1)
+    if at < dpi / REDUCE_MAX:
+        raise InputError(
+            f"page too large: {width / 72:.0f}x{height / 72:.0f} inches, {w}x{h} = {w * h} pixels "
+            f"at {dpi:g} dpi > limit {max_pixels} (max_image_pixels), even at {dpi / REDUCE_MAX:g} dpi")
+    return at
+
+
+def render_page(doc: pdfium.PdfDocument, index: int, dpi: float, max_pixels: int) -> tuple[np.ndarray, float]:
+    """Page ``index`` (0-based) drawn on white as uint8 BGR, and the dpi it was
+    drawn at (:func:`fit_dpi`); InputError if the page cannot be read or drawn."""
+    with _LOCK:
+        try:
+            page = doc[index]
+        except pdfium.PdfiumError:
+            raise InputError("cannot read the page: it is missing or corrupt") from None
+        try:
+            at = fit_dpi(*page.get_size(), dpi, max_pixels)
+            try:
+                bitmap = page.render(scale=at / 72)
+            except pdfium.PdfiumError as exc:
+                raise InputError(f"cannot draw the page: {exc}") from None
+            pixels = np.array(bitmap.to_numpy())  # a copy: the bitmap's memory is freed with it
+            bitmap.close()
+        finally:
+            page.close()
+    return pixels, at
