@@ -84,7 +84,9 @@ def render_page(doc: pdfium.PdfDocument, index: int, dpi: float, max_pixels: int
         try:
             at = fit_dpi(*page.get_size(), dpi, max_pixels)
             try:
-                bitmap = page.render(scale=at / 72)
+                # pypdfium2 sizes the bitmap by ceil(points * scale): a hair under the
+                # scale keeps a 3 in page at 150 dpi 450 pixels, not 451 by rounding
+                bitmap = page.render(scale=at / 72 * (1 - 1e-9))
             except pdfium.PdfiumError as exc:
                 raise InputError(f"cannot draw the page: {exc}") from None
             pixels = np.array(bitmap.to_numpy())  # a copy: the bitmap's memory is freed with it
