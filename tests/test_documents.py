@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import cv2
 import numpy as np
@@ -70,18 +71,21 @@ def make_pdf(page_specs: list[tuple[float, float, bytes]], *, password: str | No
         objects.append((b"<< /Filter /Standard /V 1 /R 2 /Length 40 /P -4 /O <%s> /U <%s> >>"
                         % (owner_value.hex().encode(), rc4(key, PAD).hex().encode()), None))
         trailer = b"/Encrypt %d 0 R /ID [<%s> <%s>] " % (len(objects), file_id.hex().encode(), file_id.hex().encode())
+    bodies = []
+    for number, (head, stream) in enumerate(objects, 1):
+        if stream is not None and password is not None:  # each stream with its own object key
+            stream = rc4(hashlib.md5(key + number.to_bytes(3, "little") + b"\0\0").digest()[:10], stream)
+        bodies.append(head if stream is None else b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    return write_pdf(bodies, trailer)
+
+
+def write_pdf(objects: list[bytes], trailer: bytes = b"") -> bytes:
+    """A PDF of these objects (numbered from 1, the first the catalog), with its xref table."""
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []
-    for number, (head, stream) in enumerate(objects, 1):
+    for number, body in enumerate(objects, 1):
         offsets.append(len(out))
-        out += b"%d 0 obj\n" % number
-        if stream is None:
-            out += head
-        else:
-            if password is not None:  # each stream with its own object key
-                stream = rc4(hashlib.md5(key + number.to_bytes(3, "little") + b"\0\0").digest()[:10], stream)
-            out += b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"
-        out += b"\nendobj\n"
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
@@ -196,16 +200,26 @@ def test_a_page_too_large_even_at_a_quarter_of_the_dpi_is_refused_alone():
     assert (got[1].number, got[1].scan.width, got[1].scan.height) == (2, 200, 200)
 
 
-HUGE_PAGE_CHILD = """
+CHILD = """
 import json, sys, time
 from digitd.imageio import pages
 data = open(sys.argv[1], "rb").read()
 start = time.monotonic()
-got = [(p.number, p.reason, p.scan and (p.scan.width, p.scan.height)) for p in pages(data, 40_000_000)]
+got = [(p.number, p.reason, p.scan and (p.scan.width, p.scan.height), p.scan and float(p.scan.image.max()))
+       for p in pages(data, 40_000_000, dpi=float(sys.argv[2]))]
 seconds = time.monotonic() - start
 peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))  # this program's own peak
 print(json.dumps({"pages": got, "seconds": seconds, "max_rss_mb": int(peak.split()[1]) / 1024}))
 """
+
+
+def read_in_a_child(path, dpi: float = 200.0) -> dict:
+    """imageio.pages over the file in a Python of its own: its pages (number,
+    reason, size, brightest value), seconds and peak memory."""
+    done = subprocess.run([sys.executable, "-c", CHILD, str(path), str(dpi)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_a_hostile_huge_page_is_refused_before_it_is_drawn(tmp_path):
@@ -213,17 +227,56 @@ def test_a_hostile_huge_page_is_refused_before_it_is_drawn(tmp_path):
     in a process of its own, the first refused at once, the second read."""
     path = tmp_path / "huge.pdf"
     path.write_bytes(make_pdf([(100_000, 100_000, square(0, 0, 72, 72)), (72, 72, square(0, 0, 36, 36))]))
-    done = subprocess.run([sys.executable, "-c", HUGE_PAGE_CHILD, str(path)], capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = read_in_a_child(path)
     assert report["pages"] == [
         [1, "page too large: 1389x1389 inches, 277778x277778 = 77160617284 pixels at 200 dpi "
-            "> limit 40000000 (max_image_pixels), even at 50 dpi", None],
-        [2, None, [200, 200]],
+            "> limit 40000000 (max_image_pixels), even at 50 dpi", None, None],
+        [2, None, [200, 200], 1.0],
     ]
     assert report["seconds"] < 2.0
     assert report["max_rss_mb"] < 200  # the interpreter, numpy, OpenCV and PDFium (about 65 MB): no raster
+
+
+def deflated(size: int, fill: bytes) -> bytes:
+    """``size`` bytes of ``fill`` (one byte), deflated a piece at a time."""
+    pack, piece, out = zlib.compressobj(1), fill * (1 << 22), []
+    for start in range(0, size, len(piece)):
+        out.append(pack.compress(piece[: min(len(piece), size - start)]))
+    return b"".join(out) + pack.flush()
+
+
+def test_a_decompression_bomb_is_refused_before_pdfium_reads_it():
+    """A page whose drawing is 80 MB of spaces in a Flate stream of about 400 kB."""
+    bomb = deflated(80 << 20, b" ")
+    data = write_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                      b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+                      b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(bomb) + bomb + b"\nendstream"])
+    assert len(data) < 1 << 20
+    start = time.monotonic()
+    with pytest.raises(InputError) as err:
+        next(pages(data, 40_000_000))
+    assert err.value.reason == "PDF decompression bomb: a stream inflates to more than 64 MB"
+    assert time.monotonic() - start < 2.0
+
+
+def test_an_image_bomb_is_drawn_reduced_by_pdfium(tmp_path):
+    """A 16000 x 16000 pixel image (256 MP: 6.4 times the limit) on a 2 in page is
+    decoded by PDFium only at the size drawn: read, the page all black."""
+    side = 16_000
+    image = deflated(side * side, b"\0")
+    draw = b"q 144 0 0 144 0 0 cm /Im0 Do Q"
+    data = write_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 144 144] /Resources << /XObject << /Im0 5 0 R >> >> "
+        b"/Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(draw) + draw + b"\nendstream",
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Filter /FlateDecode /Length %d >>\nstream\n" % (side, side, len(image)) + image + b"\nendstream"])
+    path = tmp_path / "image-bomb.pdf"
+    path.write_bytes(data)
+    report = read_in_a_child(path, dpi=100)
+    assert report["pages"] == [[1, None, [200, 200], 0.0]]
+    assert report["max_rss_mb"] < 200  # decoded whole, the image alone would take 256 MB
 
 
 def test_an_empty_pdf_is_refused():

@@ -3,13 +3,18 @@ rasterised on its own, its size read first so that no page is drawn larger than
 the pixel limit allows. A page too large at the dpi is drawn at a lower dpi, down
 to a quarter of it (16 times fewer pixels); larger still, it is refused.
 
+Before PDFium sees the bytes, every compressed stream that is not an image is
+inflated once, counting, to refuse a decompression bomb (PDFium would hold it all
+in memory; images it decodes reduced to the size drawn).
 PDFium is not thread-safe: every call into it holds one lock.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import threading
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,6 +24,8 @@ import pypdfium2 as pdfium
 from .formats import InputError
 
 REDUCE_MAX = 4  # a page is drawn at no less than dpi / REDUCE_MAX
+STREAM_MAX = 64 << 20  # bytes one stream that is not an image may inflate to (a page's drawing, a font)
+STREAMS_MAX = 512 << 20  # ... all of them together
 _LOCK = threading.Lock()
 _OPEN_ERRORS = {  # PDFium's FPDF_ERR_* codes
     0: "empty PDF: it has no pages",  # PDFium loads no document without a page tree
@@ -32,7 +39,8 @@ _OPEN_ERRORS = {  # PDFium's FPDF_ERR_* codes
 @contextmanager
 def open_pdf(data: bytes, max_pages: int) -> Iterator[pdfium.PdfDocument]:
     """The PDF in ``data``, open while the block runs; InputError if it is broken,
-    encrypted, has no pages or more than ``max_pages``."""
+    encrypted, a decompression bomb, has no pages or more than ``max_pages``."""
+    check_streams(data)
     with _LOCK:
         try:
             doc = pdfium.PdfDocument(data)
@@ -48,6 +56,37 @@ def open_pdf(data: bytes, max_pages: int) -> Iterator[pdfium.PdfDocument]:
     finally:
         with _LOCK:
             doc.close()
+
+
+_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+_IMAGE = re.compile(rb"/Subtype\s*/Image\b")
+
+
+def check_streams(data: bytes) -> None:
+    """InputError if a Flate stream that is not an image inflates past
+    :data:`STREAM_MAX` bytes, or all of them past :data:`STREAMS_MAX`; each is
+    inflated a megabyte at a time and thrown away, stopping at the limit."""
+    total = 0
+    for match in _STREAM.finditer(data):
+        head = data[max(0, match.start() - 4096): match.start()]
+        head = head[head.rfind(b" obj") + 1:]  # the stream's dictionary, from its object's start
+        if b"/FlateDecode" not in head or _IMAGE.search(head):
+            continue
+        inflate, size, at = zlib.decompressobj(), 0, match.end()
+        try:
+            while not inflate.eof and at < len(data):
+                pending, at = data[at: at + (1 << 16)], at + (1 << 16)
+                while pending and not inflate.eof:
+                    size += len(inflate.decompress(pending, 1 << 20))
+                    pending = inflate.unconsumed_tail
+                    if size > STREAM_MAX:
+                        raise InputError(f"PDF decompression bomb: a stream inflates to more than {STREAM_MAX >> 20} MB")
+                    if total + size > STREAMS_MAX:
+                        raise InputError(f"PDF decompression bomb: its streams inflate to more than "
+                                         f"{STREAMS_MAX >> 20} MB")
+        except zlib.error:
+            pass  # not Flate after all, or broken: PDFium decides
+        total += size
 
 
 def page_count(doc: pdfium.PdfDocument) -> int:
