@@ -155,9 +155,19 @@ def test_a_one_page_pdf_is_drawn_at_the_dpi_with_its_square_in_place():
 def test_colours_come_out_as_rgb():
     data = make_pdf([(144, 144, square(36, 36, 72, 72, "0 0 1 rg"))])  # blue
     (page,) = pages(data, 40_000_000, dpi=72)
-    assert (page.scan.width, page.scan.height) == (144, 144)
+    assert (page.scan.width, page.scan.height, page.scan.mode) == (144, 144, "uint8 RGB")
     assert page.scan.image[72, 72].tolist() == [0.0, 0.0, 1.0]
     assert page.scan.image[10, 10].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_grey_page_is_drawn_grey_and_a_hairline_of_colour_keeps_it_colour():
+    """Pages are drawn in grey (a third of the work) unless a small drawing shows colour."""
+    grey = make_pdf([(*LETTER, square(72, 144, 144, 72, "0.5 g"))])
+    (page,) = pages(grey, 40_000_000, dpi=100)
+    assert page.scan.mode == "uint8 gray" and round(float(page.scan.gray[850, 200]) * 255) == 128
+    hairline = make_pdf([(*LETTER, b"0 0 1 RG 0.1 w 100 100 m 300 400 l S")])  # 0.1 pt: 0.05 px at the probe's 36 dpi
+    (page,) = pages(hairline, 40_000_000, dpi=100)
+    assert page.scan.mode == "uint8 RGB"
 
 
 def test_a_three_page_pdf_from_matplotlib():

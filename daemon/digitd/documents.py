@@ -112,9 +112,17 @@ def fit_dpi(width: float, height: float, dpi: float, max_pixels: int) -> float:
     return at
 
 
+PROBE_DPI = 36  # a page is first drawn this small to see whether it has any colour
+
+
+def _is_grey(bgr: np.ndarray) -> bool:
+    return np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2])
+
+
 def render_page(doc: pdfium.PdfDocument, index: int, dpi: float, max_pixels: int) -> tuple[np.ndarray, float]:
-    """Page ``index`` (0-based) drawn on white as uint8 BGR, and the dpi it was
-    drawn at (:func:`fit_dpi`); InputError if the page cannot be read or drawn."""
+    """Page ``index`` (0-based) drawn on white, and the dpi it was drawn at
+    (:func:`fit_dpi`): uint8 grey if a small drawing of it shows no colour (a
+    third of the work), else BGR; InputError if the page cannot be read or drawn."""
     with _LOCK:
         try:
             page = doc[index]
@@ -123,12 +131,15 @@ def render_page(doc: pdfium.PdfDocument, index: int, dpi: float, max_pixels: int
         try:
             at = fit_dpi(*page.get_size(), dpi, max_pixels)
             try:
+                grey = _is_grey(page.render(scale=PROBE_DPI / 72).to_numpy())
                 # pypdfium2 sizes the bitmap by ceil(points * scale): a hair under the
                 # scale keeps a 3 in page at 150 dpi 450 pixels, not 451 by rounding
-                bitmap = page.render(scale=at / 72 * (1 - 1e-9))
+                # a grey bitmap, not grayscale=True: that mode decodes images whole
+                bitmap = page.render(scale=at / 72 * (1 - 1e-9), bitmap_maker=pdfium.PdfBitmap.new_native,
+                                     force_bitmap_format=pdfium.raw.FPDFBitmap_Gray if grey else None)
             except pdfium.PdfiumError as exc:
                 raise InputError(f"cannot draw the page: {exc}") from None
-            pixels = np.array(bitmap.to_numpy())  # a copy: the bitmap's memory is freed with it
+            pixels = bitmap.to_numpy()  # a view of memory Python owns (new_native), kept by the array
             bitmap.close()
         finally:
             page.close()
