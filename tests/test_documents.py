@@ -141,6 +141,16 @@ def tiff_entries(data: bytes, page: int) -> dict[int, tuple[int, int, int, int]]
     return entries
 
 
+def claiming(data: bytes, page: int, side: int) -> bytes:
+    """The TIFF with page ``page``'s (0-based) header claiming ``side`` x ``side`` pixels."""
+    out = bytearray(data)
+    end = "<" if data[:2] == b"II" else ">"
+    for tag in (256, 257):  # ImageWidth, ImageLength
+        at, kind, _, _ = tiff_entries(data, page)[tag]
+        out[at + 8: at + 12] = struct.pack(end + ("HH" if kind == 3 else "I"), *((side, 0) if kind == 3 else (side,)))
+    return bytes(out)
+
+
 # ------------------------------------------------------------ PDF
 def test_a_one_page_pdf_is_drawn_at_the_dpi_with_its_square_in_place():
     data = make_pdf([(*LETTER, square(72, 144, 144, 72))])  # 1 in from the left, 2 in up, 2 x 1 in
@@ -392,16 +402,22 @@ def test_a_tiff_with_a_corrupt_third_page_reads_the_other_two():
 
 
 def test_a_tiff_page_too_large_is_refused_alone():
-    data = bytearray(three_page_tiff())
-    end = "<" if data[:2] == b"II" else ">"
-    entries = tiff_entries(bytes(data), 1)
-    for tag in (256, 257):  # page 2 claims 60000 x 60000 pixels
-        at, kind, _, _ = entries[tag]
-        data[at + 8: at + 12] = struct.pack(end + ("HH" if kind == 3 else "I"), *((60000, 0) if kind == 3 else (60000,)))
-    got = list(pages(bytes(data), 40_000_000))
+    data = claiming(three_page_tiff(), 1, 60000)
+    got = list(pages(data, 40_000_000))
     assert [(p.number, p.reason) for p in got] == [
         (1, None), (2, "image too large: 60000x60000 = 3600000000 pixels > limit 40000000 (max_image_pixels)"),
         (3, None)]
+
+
+def test_a_first_tiff_page_too_large_is_refused_alone_too():
+    data = claiming(three_page_tiff(), 0, 60000)
+    got = list(pages(data, 40_000_000))
+    assert [(p.number, p.reason) for p in got] == [
+        (1, "image too large: 60000x60000 = 3600000000 pixels > limit 40000000 (max_image_pixels)"),
+        (2, None), (3, None)]
+    with pytest.raises(InputError) as err:  # decode: the first page, the image
+        decode(data, 40_000_000)
+    assert err.value.reason == "image too large: 60000x60000 = 3600000000 pixels > limit 40000000 (max_image_pixels)"
 
 
 def test_too_many_tiff_pages_are_refused():

@@ -118,7 +118,7 @@ def pages(data: bytes, max_pixels: int, *, dpi: float = 200.0, max_pages: int = 
 
 
 def _check_time(deadline: float | None, seconds: float | None) -> None:
-    if deadline is not None and time.monotonic() > deadline:
+    if deadline is not None and time.monotonic() >= deadline:
         raise InputError(f"took longer than {seconds:g} s (max_document_seconds)")
 
 
@@ -142,7 +142,7 @@ def check(data: bytes, max_pixels: int) -> str:
         if all(32 <= c < 127 or c in (9, 10, 13) for c in head):
             raise InputError("not an image: the file holds text")
         raise InputError(f"not a supported image (unknown format, starts with {data[:8].hex(' ')})")
-    size = header_size(data, fmt)
+    size = header_size(data, fmt) if fmt != "TIFF" else None  # a TIFF's pages are checked one by one
     if size is not None:
         w, h = size
         if w <= 0 or h <= 0:
@@ -194,7 +194,7 @@ def _tiff_page(data: bytes, index: int, size: tuple[int, int] | None, max_pixels
     if size is not None:
         w, h = size
         if w <= 0 or h <= 0:
-            raise InputError(f"corrupt TIFF page: header says {w}x{h} pixels")
+            raise InputError(f"corrupt TIFF: header says {w}x{h} pixels")
         if w * h > max_pixels:
             raise InputError(f"image too large: {w}x{h} = {w * h} pixels > limit {max_pixels} (max_image_pixels)")
     return to_scan(_decode(data, "TIFF", cv2.IMREAD_UNCHANGED, max_pixels, index))
