@@ -456,7 +456,8 @@ def test_exif_orientation_is_applied(orientation, shape, corner):
         assert (scan.height, scan.width) == shape
         assert scan.mode == ("uint8 RGB" if colour else "uint8 gray")
         ys, xs = np.nonzero(scan.image.sum(axis=2) < 0.5)  # the black square only
-        where = ("top" if ys.mean() < shape[0] / 2 else "bottom") + " " + ("left" if xs.mean() < shape[1] / 2 else "right")
+        where = (("top" if ys.mean() < shape[0] / 2 else "bottom") + " "
+                 + ("left" if xs.mean() < shape[1] / 2 else "right"))
         assert where == corner
         assert (ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) == (10, 10)
 

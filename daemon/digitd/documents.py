@@ -21,9 +21,8 @@ from contextlib import contextmanager
 import numpy as np
 import pypdfium2 as pdfium
 
-from .formats import InputError
+from .formats import REDUCE_MAX, InputError
 
-REDUCE_MAX = 4  # a page is drawn at no less than dpi / REDUCE_MAX
 STREAM_MAX = 64 << 20  # bytes one stream that is not an image may inflate to (a page's drawing, a font)
 STREAMS_MAX = 512 << 20  # ... all of them together
 _LOCK = threading.Lock()
@@ -80,7 +79,8 @@ def check_streams(data: bytes) -> None:
                     size += len(inflate.decompress(pending, 1 << 20))
                     pending = inflate.unconsumed_tail
                     if size > STREAM_MAX:
-                        raise InputError(f"PDF decompression bomb: a stream inflates to more than {STREAM_MAX >> 20} MB")
+                        raise InputError(f"PDF decompression bomb: a stream inflates to more than "
+                                         f"{STREAM_MAX >> 20} MB")
                     if total + size > STREAMS_MAX:
                         raise InputError(f"PDF decompression bomb: its streams inflate to more than "
                                          f"{STREAMS_MAX >> 20} MB")

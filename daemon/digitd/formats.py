@@ -11,6 +11,10 @@ from dataclasses import dataclass
 
 TAIL = 1024  # bytes at the end of a file that :func:`ends_early` looks at (a PDF's %%EOF may be anywhere in them)
 MAX_TIFF_PAGES = 10_000  # directories :func:`tiff_pages` walks at most
+# An input up to REDUCE_MAX² times the pixel limit is read smaller to fit it (a
+# JPEG decoded at 1/2 or 1/4 of its size, a PDF page drawn at down to a quarter
+# of the dpi); larger, it is refused.
+REDUCE_MAX = 4
 
 
 class InputError(Exception):

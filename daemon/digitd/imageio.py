@@ -26,8 +26,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import documents  # noqa: E402
-from .formats import (MAX_TIFF_PAGES, TAIL, InputError, ends_early, header_size, jpeg_frame, resolution,  # noqa: E402
-                      sniff, tiff_pages)
+from .formats import (MAX_TIFF_PAGES, REDUCE_MAX, TAIL, InputError, ends_early,  # noqa: E402
+                      header_size, jpeg_frame, resolution, sniff, tiff_pages)
 from .records import Scan  # noqa: E402
 
 __all__ = ["InputError", "Page", "decode", "pages", "read_bytes", "sha256", "to_scan"]
@@ -156,18 +156,21 @@ def check(data: bytes, max_pixels: int) -> str:
     return fmt
 
 
-REDUCE_MAX = 4  # a JPEG is decoded at 1/2 or 1/4 of its size (4 or 16 times fewer pixels) to fit the limit
 _REDUCED = {  # (factor, grey) -> flag; every one applies EXIF orientation, as IMREAD_UNCHANGED does not
     (1, True): cv2.IMREAD_GRAYSCALE, (2, True): cv2.IMREAD_REDUCED_GRAYSCALE_2,
     (4, True): cv2.IMREAD_REDUCED_GRAYSCALE_4, (1, False): cv2.IMREAD_COLOR,
     (2, False): cv2.IMREAD_REDUCED_COLOR_2, (4, False): cv2.IMREAD_REDUCED_COLOR_4,
+    (8, True): cv2.IMREAD_REDUCED_GRAYSCALE_8, (8, False): cv2.IMREAD_REDUCED_COLOR_8,
 }
+
+
+_REDUCED_BY = tuple(f for f in (1, 2, 4, 8) if f <= REDUCE_MAX)  # OpenCV's IMREAD_REDUCED_* factors
 
 
 def reduction(fmt: str, width: int, height: int, max_pixels: int) -> int | None:
     """The factor an image of ``width`` x ``height`` is decoded reduced by to have
     at most ``max_pixels`` (1: not reduced; only a JPEG is), or None: too large."""
-    for factor in (1, 2, 4) if fmt == "JPEG" else (1,):
+    for factor in _REDUCED_BY if fmt == "JPEG" else (1,):
         if -(-width // factor) * -(-height // factor) <= max_pixels:
             return factor
     return None
