@@ -5,7 +5,8 @@ to a quarter of it (16 times fewer pixels); larger still, it is refused.
 
 Before PDFium sees the bytes, every compressed stream that is not an image is
 inflated once, counting, to refuse a decompression bomb (PDFium would hold it all
-in memory; images it decodes reduced to the size drawn).
+in memory; images it decodes reduced to the size drawn). pypdfium2 is imported
+with the first PDF (a quarter of a second saved at every start without one).
 PDFium is not thread-safe: every call into it holds one lock.
 """
 
@@ -17,11 +18,14 @@ import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pypdfium2 as pdfium
 
 from .formats import REDUCE_MAX, InputError
+
+if TYPE_CHECKING:
+    from pypdfium2 import PdfDocument
 
 STREAM_MAX = 64 << 20  # bytes one stream that is not an image may inflate to (a page's drawing, a font)
 STREAMS_MAX = 512 << 20  # ... all of them together
@@ -36,10 +40,12 @@ _OPEN_ERRORS = {  # PDFium's FPDF_ERR_* codes
 
 
 @contextmanager
-def open_pdf(data: bytes, max_pages: int) -> Iterator[pdfium.PdfDocument]:
+def open_pdf(data: bytes, max_pages: int) -> Iterator[PdfDocument]:
     """The PDF in ``data``, open while the block runs; InputError if it is broken,
     encrypted, a decompression bomb, has no pages or more than ``max_pages``."""
     check_streams(data)
+    import pypdfium2 as pdfium
+
     with _LOCK:
         try:
             doc = pdfium.PdfDocument(data)
@@ -89,7 +95,7 @@ def check_streams(data: bytes) -> None:
         total += size
 
 
-def page_count(doc: pdfium.PdfDocument) -> int:
+def page_count(doc: PdfDocument) -> int:
     with _LOCK:
         return len(doc)
 
@@ -119,10 +125,12 @@ def _is_grey(bgr: np.ndarray) -> bool:
     return np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2])
 
 
-def render_page(doc: pdfium.PdfDocument, index: int, dpi: float, max_pixels: int) -> tuple[np.ndarray, float]:
+def render_page(doc: PdfDocument, index: int, dpi: float, max_pixels: int) -> tuple[np.ndarray, float]:
     """Page ``index`` (0-based) drawn on white, and the dpi it was drawn at
     (:func:`fit_dpi`): uint8 grey if a small drawing of it shows no colour (a
     third of the work), else BGR; InputError if the page cannot be read or drawn."""
+    import pypdfium2 as pdfium
+
     with _LOCK:
         try:
             page = doc[index]
