@@ -299,6 +299,18 @@ def test_an_image_bomb_is_drawn_reduced_by_pdfium(tmp_path):
     assert report["max_rss_mb"] < 200  # decoded whole, the image alone would take 256 MB
 
 
+def test_a_pdf_with_a_missing_second_page_reads_the_other_two():
+    draw = square(0, 0, 36, 36)
+    data = write_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R 99 0 R 5 0 R] /Count 3 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 72 72] /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(draw) + draw + b"\nendstream",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 144 72] /Contents 4 0 R >>"])
+    got = list(pages(data, 40_000_000))
+    assert [(p.number, p.reason, p.scan and (p.scan.width, p.scan.height)) for p in got] == [
+        (1, None, (200, 200)), (2, "cannot read the page: it is missing or corrupt", None), (3, None, (400, 200))]
+
+
 def test_an_empty_pdf_is_refused():
     with pytest.raises(InputError) as err:
         list(pages(make_pdf([]), 40_000_000))
