@@ -520,6 +520,9 @@ def test_resolutions_from_the_files():
 def test_formats_know_pdf():
     data = make_pdf([(72, 72, b"")])
     assert sniff(data) == "PDF"
+    assert sniff(b"\xef\xbb\xbf\r\n" + data) == "PDF"  # a byte-order mark and a line before it
+    assert [p.number for p in pages(b"\xef\xbb\xbf\r\n" + data, 40_000_000)] == [1]
+    assert sniff(b"\0" * 1024 + data) is None
     assert header_size(data, "PDF") is None
     assert ends_early(data[:32], data[-1024:], len(data)) is None
     padded = data + b"\n" * 900  # %%EOF need only be in the last 1024 bytes

@@ -39,6 +39,8 @@ def sniff(data: bytes) -> str | None:
         return "BMP"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WebP"
+    if b"%PDF-" in data[:1024]:  # after a few bytes of something else, as PDF readers allow
+        return "PDF"
     return None
 
 
