@@ -132,8 +132,9 @@ def tiff_pages(data: bytes, most: int = MAX_TIFF_PAGES) -> list[TiffPage]:
                     tags[tag] = struct.unpack(end + ("H" if kind == 3 else "I"), raw[: _TIFF_SIZES[kind]])[0]
                 elif tag == 282 and kind == 5:  # XResolution: a RATIONAL stored at an offset
                     (where,) = struct.unpack(end + "I", raw)
-                    num, den = struct.unpack(end + "II", data[where : where + 8])
-                    tags[tag] = num / den if den else None
+                    if where + 8 <= len(data):
+                        num, den = struct.unpack(end + "II", data[where : where + 8])
+                        tags[tag] = num / den if den else None
             unit = {2: 1.0, 3: 2.54}.get(tags.get(296, 2))  # ResolutionUnit: inch (the default) or cm
             res = tags.get(282)
             found.append(TiffPage(tags.get(256), tags.get(257), res * unit if res and unit else None))
