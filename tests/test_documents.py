@@ -266,8 +266,8 @@ def deflated(size: int, fill: bytes) -> bytes:
 
 
 def test_a_decompression_bomb_is_refused_before_pdfium_reads_it():
-    """A page whose drawing is 80 MB of spaces in a Flate stream of about 400 kB."""
-    bomb = deflated(80 << 20, b" ")
+    """A page whose drawing is 20 MB of spaces in a Flate stream of about 100 kB."""
+    bomb = deflated(20 << 20, b" ")
     data = write_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
                       b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
                       b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(bomb) + bomb + b"\nendstream"])
@@ -275,8 +275,20 @@ def test_a_decompression_bomb_is_refused_before_pdfium_reads_it():
     start = time.monotonic()
     with pytest.raises(InputError) as err:
         next(pages(data, 40_000_000))
-    assert err.value.reason == "PDF decompression bomb: a stream inflates to more than 64 MB"
+    assert err.value.reason == "PDF decompression bomb: a stream inflates to more than 16 MB"
     assert time.monotonic() - start < 2.0
+
+
+def test_a_large_font_is_no_bomb():
+    """An embedded font file (marked by its /Length1) may inflate to 64 MB; here 20 MB."""
+    font = deflated(20 << 20, b"\0")
+    draw = square(0, 0, 36, 36)
+    data = write_pdf([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                      b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 72 72] /Contents 4 0 R >>",
+                      b"<< /Length %d >>\nstream\n" % len(draw) + draw + b"\nendstream",
+                      b"<< /Length %d /Length1 %d /Filter /FlateDecode >>\nstream\n" % (len(font), 20 << 20)
+                      + font + b"\nendstream"])
+    assert [(p.number, p.reason) for p in pages(data, 40_000_000)] == [(1, None)]
 
 
 def test_an_image_bomb_is_drawn_reduced_by_pdfium(tmp_path):

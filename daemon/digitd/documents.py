@@ -27,8 +27,12 @@ from .formats import REDUCE_MAX, InputError
 if TYPE_CHECKING:
     from pypdfium2 import PdfDocument
 
-STREAM_MAX = 64 << 20  # bytes one stream that is not an image may inflate to (a page's drawing, a font)
-STREAMS_MAX = 512 << 20  # ... all of them together
+# Bytes a stream that is not an image may inflate to: a page's drawing (PDFium
+# holds some 20 times its size while drawing it: 60 MB of lines took 1.3 GB and
+# 33 s), and a font (held as it is); all of them together.
+STREAM_MAX = 16 << 20
+FONT_MAX = 64 << 20
+STREAMS_MAX = 512 << 20
 _LOCK = threading.Lock()
 _OPEN_ERRORS = {  # PDFium's FPDF_ERR_* codes
     0: "empty PDF: it has no pages",  # PDFium loads no document without a page tree
@@ -65,18 +69,21 @@ def open_pdf(data: bytes, max_pages: int) -> Iterator[PdfDocument]:
 
 _STREAM = re.compile(rb"(?<!end)stream\r?\n")
 _IMAGE = re.compile(rb"/Subtype\s*/Image\b")
+_FONT = re.compile(rb"/Length1\b|/Subtype\s*/(?:Type1C|CIDFontType0C|OpenType)\b")  # an embedded font file
 
 
 def check_streams(data: bytes) -> None:
     """InputError if a Flate stream that is not an image inflates past
-    :data:`STREAM_MAX` bytes, or all of them past :data:`STREAMS_MAX`; each is
-    inflated a megabyte at a time and thrown away, stopping at the limit."""
+    :data:`STREAM_MAX` bytes (a font: :data:`FONT_MAX`), or all of them past
+    :data:`STREAMS_MAX`; each is inflated a megabyte at a time and thrown
+    away, stopping at the limit."""
     total = 0
     for match in _STREAM.finditer(data):
         head = data[max(0, match.start() - 4096): match.start()]
         head = head[head.rfind(b" obj") + 1:]  # the stream's dictionary, from its object's start
         if b"/FlateDecode" not in head or _IMAGE.search(head):
             continue
+        most = FONT_MAX if _FONT.search(head) else STREAM_MAX
         inflate, size, at = zlib.decompressobj(), 0, match.end()
         try:
             while not inflate.eof and at < len(data):
@@ -84,9 +91,8 @@ def check_streams(data: bytes) -> None:
                 while pending and not inflate.eof:
                     size += len(inflate.decompress(pending, 1 << 20))
                     pending = inflate.unconsumed_tail
-                    if size > STREAM_MAX:
-                        raise InputError(f"PDF decompression bomb: a stream inflates to more than "
-                                         f"{STREAM_MAX >> 20} MB")
+                    if size > most:
+                        raise InputError(f"PDF decompression bomb: a stream inflates to more than {most >> 20} MB")
                     if total + size > STREAMS_MAX:
                         raise InputError(f"PDF decompression bomb: its streams inflate to more than "
                                          f"{STREAMS_MAX >> 20} MB")
