@@ -147,8 +147,8 @@ def render_page(doc: PdfDocument, index: int, dpi: float, max_pixels: int) -> tu
             try:
                 grey = _is_grey(page.render(scale=PROBE_DPI / 72).to_numpy())
                 # pypdfium2 sizes the bitmap by ceil(points * scale): a hair under the
-                # scale keeps a 3 in page at 150 dpi 450 pixels, not 451 by rounding
-                # a grey bitmap, not grayscale=True: that mode decodes images whole
+                # scale keeps a 3 in page at 150 dpi 450 pixels, not 451 by rounding.
+                # A grey bitmap, not grayscale=True: that mode decodes images whole.
                 bitmap = page.render(scale=at / 72 * (1 - 1e-9), bitmap_maker=pdfium.PdfBitmap.new_native,
                                      force_bitmap_format=pdfium.raw.FPDFBitmap_Gray if grey else None)
             except pdfium.PdfiumError as exc:
