@@ -1,9 +1,11 @@
-"""Reading an input file: bytes in once, checked, decoded into a Scan.
+"""Reading an input file: bytes in once, checked, decoded into Scans, page by page.
 
 Everything that can be wrong with an input's bytes is an :class:`InputError`
 with a reason a person understands; the file is then quarantined. Sizes are
 checked from the header before any pixel is decoded, so a decompression bomb
-never reaches the decoder.
+never reaches the decoder. A JPEG (a phone photo) is turned upright by its EXIF
+orientation and, up to 16 times the pixel limit, decoded reduced to fit it.
+A PDF's pages (:mod:`digitd.documents`) and a TIFF's come one at a time.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import errno
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,17 +25,12 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(1 << 28))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .formats import TAIL, ends_early, header_size, sniff  # noqa: E402
+from . import documents  # noqa: E402
+from .formats import (MAX_TIFF_PAGES, REDUCE_MAX, TAIL, InputError, ends_early,  # noqa: E402
+                      header_size, jpeg_frame, resolution, sniff, tiff_pages)
 from .records import Scan  # noqa: E402
 
-
-class InputError(Exception):
-    """The input cannot be recognised, and retrying will not help (quarantine it)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
+__all__ = ["InputError", "Page", "decode", "pages", "read_bytes", "sha256", "to_scan"]
 
 _KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
@@ -67,41 +65,6 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decode(data: bytes, max_pixels: int) -> Scan:
-    """Bytes -> Scan (float32 RGB 0-1, transparency composited), or InputError."""
-    if not data:
-        raise InputError("empty file (0 bytes)")
-    fmt = sniff(data)
-    if fmt is None:
-        head = data[:64]
-        if all(32 <= c < 127 or c in (9, 10, 13) for c in head):
-            raise InputError("not an image: the file holds text")
-        raise InputError(f"not a supported image (unknown format, starts with {data[:8].hex(' ')})")
-    size = header_size(data, fmt)
-    if size is not None:
-        w, h = size
-        if w <= 0 or h <= 0:
-            raise InputError(f"corrupt {fmt}: header says {w}x{h} pixels")
-        if w * h > max_pixels:
-            raise InputError(f"image too large: {w}x{h} = {w * h} pixels > limit {max_pixels} (max_image_pixels)")
-    if ends_early(data[:32], data[-TAIL:], len(data)):
-        raise InputError(f"truncated {fmt}: the file ends before the image does")
-    buf = np.frombuffer(data, np.uint8)
-    try:
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    except cv2.error as exc:
-        raise InputError(f"cannot decode {fmt}: {str(exc).strip().splitlines()[-1]}") from None
-    if img is None or img.size == 0:
-        raise InputError(f"cannot decode {fmt}: corrupt or unsupported data")
-    if img.shape[0] * img.shape[1] > max_pixels:
-        raise InputError(
-            f"image too large: {img.shape[1]}x{img.shape[0]} = {img.shape[0] * img.shape[1]} pixels "
-            f"> limit {max_pixels} (max_image_pixels)"
-        )
-    palette = fmt == "PNG" and len(data) > 25 and data[25] == 3
-    return to_scan(img, palette=palette)
-
-
 @dataclass(frozen=True)
 class Page:
     """One page of an input: its 1-based ``number`` and its ``scan``, or the
@@ -118,11 +81,148 @@ def pages(data: bytes, max_pixels: int, *, dpi: float = 200.0, max_pages: int = 
     """An input's pages one at a time (a document's pages are never all in memory).
 
     Raises InputError when the input as a whole cannot be read (not an image,
-    a broken or encrypted document, too many pages); a page that alone cannot
-    be read comes as a Page with a ``reason``. A plain image is one page.
-    ``seconds``: the document's time limit (``max_document_seconds``).
+    a broken or encrypted document, too many pages, past ``seconds``); a page
+    that alone cannot be read comes as a Page with a ``reason``. A plain image
+    is one page; a PDF's pages are drawn at ``dpi`` (lower for a page too large
+    for ``max_pixels``). ``seconds``: the document's time limit
+    (``max_document_seconds``), checked before each page.
     """
-    yield Page(number=1, scan=decode(data, max_pixels))
+    deadline = None if seconds is None else time.monotonic() + seconds
+    fmt = check(data, max_pixels)
+    if fmt == "PDF":
+        with documents.open_pdf(data, max_pages) as doc:
+            for index in range(documents.page_count(doc)):
+                _check_time(deadline, seconds)
+                try:
+                    pixels, at = documents.render_page(doc, index, dpi, max_pixels)
+                except InputError as exc:
+                    yield Page(number=index + 1, reason=exc.reason)
+                    continue
+                yield Page(number=index + 1, scan=to_scan(pixels), dpi=at)
+    elif fmt == "TIFF" and len(found := tiff_pages(data)) > 1:
+        if len(found) > max_pages:
+            more = "or more " if len(found) >= MAX_TIFF_PAGES else ""
+            raise InputError(f"too many pages: {len(found)} {more}> limit {max_pages} (max_pages)")
+        for index, tiff_page in enumerate(found):
+            _check_time(deadline, seconds)
+            try:
+                scan = _tiff_page(data, index, tiff_page.size, max_pixels)
+            except InputError as exc:
+                yield Page(number=index + 1, reason=exc.reason)
+                continue
+            yield Page(number=index + 1, scan=scan, dpi=tiff_page.dpi)
+    else:
+        scan, factor = _image(data, fmt, max_pixels)
+        res = resolution(data, fmt)
+        yield Page(number=1, scan=scan, dpi=res / factor if res else None)
+
+
+def _check_time(deadline: float | None, seconds: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise InputError(f"took longer than {seconds:g} s (max_document_seconds)")
+
+
+def decode(data: bytes, max_pixels: int) -> Scan:
+    """An image's bytes -> Scan (float32 RGB 0-1, transparency composited; a TIFF's
+    first page), or InputError. A PDF is read with :func:`pages`."""
+    fmt = check(data, max_pixels)
+    if fmt == "PDF":
+        raise InputError("a PDF document: its pages are read one by one (imageio.pages)")
+    return _image(data, fmt, max_pixels)[0]
+
+
+def check(data: bytes, max_pixels: int) -> str:
+    """The format of ``data`` (formats.sniff), once it is known to be one digitd
+    reads, whole, and (from its header) not absurdly large; else InputError."""
+    if not data:
+        raise InputError("empty file (0 bytes)")
+    fmt = sniff(data)
+    if fmt is None:
+        head = data[:64]
+        if all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+            raise InputError("not an image: the file holds text")
+        raise InputError(f"not a supported image (unknown format, starts with {data[:8].hex(' ')})")
+    size = header_size(data, fmt) if fmt != "TIFF" else None  # a TIFF's pages are checked one by one
+    if size is not None:
+        w, h = size
+        if w <= 0 or h <= 0:
+            raise InputError(f"corrupt {fmt}: header says {w}x{h} pixels")
+        if reduction(fmt, w, h, max_pixels) is None:
+            raise InputError(f"image too large: {w}x{h} = {w * h} pixels > limit {max_pixels} (max_image_pixels)"
+                             + (f", even read at 1/{REDUCE_MAX} size" if fmt == "JPEG" else ""))
+    if ends_early(data[:32], data[-TAIL:], len(data)):
+        what = "document" if fmt == "PDF" else "image"
+        raise InputError(f"truncated {fmt}: the file ends before the {what} does")
+    return fmt
+
+
+_REDUCED = {  # (factor, grey) -> flag; every one applies EXIF orientation, as IMREAD_UNCHANGED does not
+    (1, True): cv2.IMREAD_GRAYSCALE, (2, True): cv2.IMREAD_REDUCED_GRAYSCALE_2,
+    (4, True): cv2.IMREAD_REDUCED_GRAYSCALE_4, (1, False): cv2.IMREAD_COLOR,
+    (2, False): cv2.IMREAD_REDUCED_COLOR_2, (4, False): cv2.IMREAD_REDUCED_COLOR_4,
+    (8, True): cv2.IMREAD_REDUCED_GRAYSCALE_8, (8, False): cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
+_REDUCED_BY = tuple(f for f in (1, 2, 4, 8) if f <= REDUCE_MAX)  # OpenCV's IMREAD_REDUCED_* factors
+
+
+def reduction(fmt: str, width: int, height: int, max_pixels: int) -> int | None:
+    """The factor an image of ``width`` x ``height`` is decoded reduced by to have
+    at most ``max_pixels`` (1: not reduced; only a JPEG is), or None: too large."""
+    for factor in _REDUCED_BY if fmt == "JPEG" else (1,):
+        if -(-width // factor) * -(-height // factor) <= max_pixels:
+            return factor
+    return None
+
+
+def _image(data: bytes, fmt: str, max_pixels: int) -> tuple[Scan, int]:
+    """A checked image's first page as a Scan, and the factor it was reduced by."""
+    size = header_size(data, fmt)
+    factor = reduction(fmt, *size, max_pixels) if size else 1
+    if fmt == "TIFF":
+        return _tiff_page(data, 0, size, max_pixels), 1
+    if fmt == "JPEG":  # 8-bit, no alpha: decoded as grey or colour, turned upright by EXIF
+        frame = jpeg_frame(data)
+        flags = _REDUCED[factor, frame is not None and frame[2] == 1]
+    else:
+        flags = cv2.IMREAD_UNCHANGED  # 16-bit and alpha kept
+    img = _decode(data, fmt, flags, max_pixels)
+    palette = fmt == "PNG" and len(data) > 25 and data[25] == 3
+    return to_scan(img, palette=palette), factor
+
+
+def _tiff_page(data: bytes, index: int, size: tuple[int, int] | None, max_pixels: int) -> Scan:
+    """Page ``index`` (0-based) of a TIFF, its ``size`` checked against the limit first."""
+    if size is not None:
+        w, h = size
+        if w <= 0 or h <= 0:
+            raise InputError(f"corrupt TIFF: header says {w}x{h} pixels")
+        if w * h > max_pixels:
+            raise InputError(f"image too large: {w}x{h} = {w * h} pixels > limit {max_pixels} (max_image_pixels)")
+    return to_scan(_decode(data, "TIFF", cv2.IMREAD_UNCHANGED, max_pixels, index))
+
+
+def _decode(data: bytes, fmt: str, flags: int, max_pixels: int, index: int | None = None) -> np.ndarray:
+    """OpenCV's decoding of ``data`` (of a TIFF's page ``index``), checked, the
+    limit too (for a header this module cannot read)."""
+    buf = np.frombuffer(data, np.uint8)
+    try:
+        if index is None:
+            img = cv2.imdecode(buf, flags)
+        else:
+            ok, mats = cv2.imdecodemulti(buf, flags, None, (index, index + 1))
+            img = mats[0] if ok and mats else None
+    except cv2.error as exc:
+        raise InputError(f"cannot decode {fmt}: {str(exc).strip().splitlines()[-1]}") from None
+    if img is None or img.size == 0:
+        raise InputError(f"cannot decode {fmt}: corrupt or unsupported data")
+    if img.shape[0] * img.shape[1] > max_pixels:
+        raise InputError(
+            f"image too large: {img.shape[1]}x{img.shape[0]} = {img.shape[0] * img.shape[1]} pixels "
+            f"> limit {max_pixels} (max_image_pixels)"
+        )
+    return img
 
 
 def to_scan(img: np.ndarray, palette: bool = False) -> Scan:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".bmp", ".dib",
                               ".webp"})
+DOCUMENT_EXTENSIONS = frozenset({".pdf"})  # read page by page (a multi-page TIFF too)
+INPUT_EXTENSIONS = IMAGE_EXTENSIONS | DOCUMENT_EXTENSIONS
 TEMP_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".download", ".swp")
 SYSTEM_NAMES = frozenset({"thumbs.db", "desktop.ini", ".ds_store"})
 SERVICE_FOLDER = ".digitd"
@@ -31,7 +33,7 @@ def skip_reason(name: str) -> str | None:
     if lower.endswith(TEMP_SUFFIXES) or name.endswith("~"):
         return "temporary name (still being written?)"
     ext = os.path.splitext(lower)[1]
-    if ext not in IMAGE_EXTENSIONS:
+    if ext not in INPUT_EXTENSIONS:
         return f"not an image type ({ext or 'no extension'})"
     return None
 
