@@ -39,13 +39,21 @@ def inputs(folder: Path, n: int = 12) -> list[Path]:
     return [*paths, blank, empty, text, truncated, folder / "missing.png"]
 
 
+def marks(a: Analysis) -> list:
+    """Every mark of every number of every page, in order."""
+    return [m for p in a.pages if p.found is not None for n in p.found.numbers for m in n.marks]
+
+
 def same(a: Analysis, b: Analysis) -> None:
-    assert (a.sha256, a.info, a.polarity, a.reason) == (b.sha256, b.info, b.polarity, b.reason)
+    assert (a.sha256, a.info, a.reason) == (b.sha256, b.info, b.reason)
+    assert [(p.number, p.info, p.dpi, p.reason) for p in a.pages] == \
+        [(p.number, p.info, p.dpi, p.reason) for p in b.pages]
+    assert [p.found.polarity for p in a.pages] == [p.found.polarity for p in b.pages]
     assert (a.error is None) == (b.error is None)
     if a.error is not None:
         assert (type(a.error), a.error.errno) == (type(b.error), b.error.errno)
-    assert [m.box for m in a.marks] == [m.box for m in b.marks]
-    for ma, mb in zip(a.marks, b.marks, strict=True):
+    assert [m.box for m in marks(a)] == [m.box for m in marks(b)]
+    for ma, mb in zip(marks(a), marks(b), strict=True):
         np.testing.assert_array_equal(ma.pixels, mb.pixels)
 
 
@@ -58,8 +66,10 @@ def test_workers_give_exactly_what_this_process_gives(tmp_path):
     for a, b in zip(there, here, strict=True):
         same(a, b)
     # what the inputs are, so the comparison above is not between two empty lists
-    assert [len(a.marks) for a in here[:4]] == [2, 1, 1, 1]
-    assert here[12].marks == () and here[12].reason is None and here[12].info is not None
+    assert [len(marks(a)) for a in here[:4]] == [2, 1, 1, 1]
+    assert [len(a.pages) for a in here[:13]] == [1] * 13
+    blank = here[12].pages[0]
+    assert blank.found.numbers == () and here[12].reason is None and blank.info is not None
     assert here[13].reason == "empty file (0 bytes)"
     assert here[14].reason is not None and here[15].reason is not None
     assert isinstance(here[16].error, FileNotFoundError)
@@ -75,7 +85,7 @@ def test_a_worker_killed_by_a_file_loses_no_other_file(tmp_path, caplog):
         before = set(pool.pids())
         got = analyse_all(pool, batch, analyse=dies_on_poison, **OPTIONS).result()
         assert len(got) == 9
-        assert got[4].reason == CRASH_REASON and got[4].marks == ()
+        assert got[4].reason == CRASH_REASON and got[4].pages == ()
         for a, path in zip(got[:4] + got[5:], paths, strict=True):
             same(a, analyse(path, **OPTIONS))
         # the workers were replaced and still work
@@ -110,9 +120,9 @@ def test_a_segmentation_bug_and_out_of_memory_fail_that_input_only(tmp_path, mon
             raise exc
         return find
 
-    monkeypatch.setattr(reader, "find_digits", raises(ValueError("odd shape")))
+    monkeypatch.setattr(reader, "find_numbers", raises(ValueError("odd shape")))
     assert analyse(path, **OPTIONS).reason == "recognition failed: ValueError: odd shape"
-    monkeypatch.setattr(reader, "find_digits", raises(MemoryError()))
+    monkeypatch.setattr(reader, "find_numbers", raises(MemoryError()))
     assert analyse(path, **OPTIONS).reason == "image too large to process (out of memory)"
 
 

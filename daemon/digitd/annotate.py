@@ -1,10 +1,11 @@
 """The annotated picture: what a person checks a reading against at a glance.
 
-One PNG per input: the number read with its status and confidence, the
-original with each digit boxed, and per digit the 28x28 image the model saw
-with its ten probabilities. :func:`make_view` reduces a scan and its reading to
-a small picklable :class:`View` (in the caller's process);
-:meth:`Annotator.render` turns a view into PNG bytes, with cached matplotlib
+One PNG per page. A page holding one number: the number read with its status
+and confidence, the original with each digit boxed, and per digit the 28x28
+image the model saw with its probabilities (:class:`View`). Any other page
+(a form, a document's page): the page ~1200 px high with a labelled box on
+each number (:class:`PageView`). Views are small and picklable;
+:meth:`Annotator.render` turns one into PNG bytes with cached matplotlib
 figures (Figure API, Agg), in this process or in the pool's workers.
 """
 
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from .records import Reading, Scan
+from .results import PageRead, handwritten, page_status
 
 # A file name in a script the bundled font lacks (CJK, say) is drawn with
 # placeholder boxes; matplotlib's multi-line warning about each missing glyph
@@ -37,6 +39,16 @@ ZOOM = 3  # the 28x28 inputs are drawn at 84x84 pixels
 BACKDROP = 232  # letterbox grey around the original in its panel
 
 COLOURS = {"ok": "#1a7f37", "uncertain": "#bc4c00", "blank": "#57606a", "failed": "#cf222e"}
+PRINTED = "#6e7781"  # printed numbers' boxes: shown, not read as handwriting
+# A page picture: the page fitted into at most PAGE_W x PAGE_H pixels (sizes
+# rounded up to PAGE_STEP, so few figure layouts), a title and a footer.
+PAGE_H = 1200
+PAGE_W = 1600
+PAGE_MIN_W = 900  # wide enough for the title
+PAGE_STEP = 100
+PAGE_TITLE_H = 60
+PAGE_FOOT_H = 30
+PAGE_LABEL_PT = 17  # the labels on the boxes: readable at a glance at page size
 BAR = "#afb8c1"
 PNG_LEVEL = 1  # zlib level: fast; pictures are ~30-60 KB
 TEXT_CACHE = 256  # drawn texts kept per layout (a title is ~30 KB of pixels)
@@ -139,6 +151,75 @@ def make_view(scan: Scan | None, reading: Reading, *, source: str, model: str,
         threshold=threshold,
         error=reading.error,
     )
+
+
+def page_panel_size(width: int, height: int) -> tuple[int, int]:
+    """The panel (width, height) a page of this size is fitted into: PAGE_H high
+    (PAGE_W wide for a wide page), in steps of PAGE_STEP."""
+    if width * PAGE_H >= height * PAGE_W:  # wide: the width is the limit
+        h = -(-round(height * PAGE_W / width) // PAGE_STEP) * PAGE_STEP
+        return PAGE_W, max(PAGE_STEP, min(PAGE_H, h))
+    w = -(-round(width * PAGE_H / height) // PAGE_STEP) * PAGE_STEP
+    return max(PAGE_MIN_W, min(PAGE_W, w)), PAGE_H
+
+
+@dataclass(frozen=True)
+class PageView:
+    """Everything a page picture shows, small and picklable: the page fitted into
+    its panel, and per number its box (panel pixels), label and colour."""
+
+    source: str
+    model: str
+    title: str
+    colour: str
+    display: np.ndarray  # uint8 panel, from display_image with page_panel_size
+    frame: tuple[float, float, float, float]
+    boxes: tuple[tuple[float, float, float, float], ...]
+    labels: tuple[str, ...]
+    colours: tuple[str, ...]
+    image_info: str
+
+
+def page_title(page: PageRead, of_pages: int) -> str:
+    """``Page 2 of 3 - 3 numbers - uncertain`` and the like (one-page: no page number)."""
+    status = page_status(page)
+    head = f"Page {page.page} of {of_pages}  \u2014  " if of_pages > 1 else ""
+    n = len(handwritten(page))
+    if n == 0:
+        what = "no handwritten number found"
+    else:
+        what = f"{n} number{'s' * (n != 1)} read"
+    printed = sum(1 for x in page.numbers if x.printed)
+    if printed:
+        what += f", {printed} printed"
+    doubt = f" ({'; '.join(page.doubts)})" if page.doubts else ""
+    return f"{head}{what}  \u2014  {status}{doubt}"
+
+
+def make_page_view(info, page: PageRead, *, source: str, model: str, shown,
+                   threshold: float = 0.8, of_pages: int = 1) -> PageView:
+    """A page and its numbers as the page picture shows them. ``info``: the page's
+    width, height and mode; ``shown``: the page already fitted into its panel
+    (a :class:`digitd.analyse.Shown` of kind ``"page"``)."""
+    s, x0, y0 = shown.scale, shown.x0, shown.y0
+    boxes, labels, colours = [], [], []
+    for n in page.numbers:
+        r = n.reading
+        x, y, w, h = n.box
+        boxes.append((x0 + x * s, y0 + y * s, w * s, h * s))
+        conf = "" if r.confidence is None else f"  {r.confidence:.2f}"
+        if n.printed:
+            labels.append(f"printed {r.number or ''}".strip())
+            colours.append(PRINTED)
+        else:
+            sure = r.status == "ok"
+            labels.append(f"{r.number or '?'}{'' if sure else '?'}{conf}")
+            colours.append(COLOURS["ok"] if sure else COLOURS["uncertain"])
+    return PageView(source=source, model=model, title=page_title(page, of_pages),
+                    colour=COLOURS.get(page_status(page), "#24292f"), display=shown.panel,
+                    frame=(x0, y0, info.width * s, info.height * s), boxes=tuple(boxes),
+                    labels=tuple(labels), colours=tuple(colours),
+                    image_info=f"{info.width}x{info.height} {info.mode}")
 
 
 def zoom(pixels: np.ndarray) -> np.ndarray:
@@ -392,6 +473,80 @@ class _Layout:
                 self._texts.popitem(last=False)
 
 
+class _PageLayout:
+    """One figure for a page picture of a given panel size, its background cached."""
+
+    def __init__(self, pw: int, ph: int, model: str, dpi: int) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self.W = W = MARGIN + pw + MARGIN
+        self.H = H = PAGE_TITLE_H + ph + PAGE_FOOT_H
+        self.pw, self.ph = pw, ph
+        self.fig = fig = Figure(figsize=(W / dpi, H / dpi), dpi=dpi, facecolor="white")
+        self.canvas = FigureCanvasAgg(fig)
+        ax = fig.add_axes([MARGIN / W, 1 - (PAGE_TITLE_H + ph) / H, pw / W, ph / H])
+        ax.set_axis_off()
+        ax.set_xlim(0, pw)
+        ax.set_ylim(ph, 0)
+        self.ax = ax
+        self.image_at = (PAGE_TITLE_H, MARGIN)
+        self.title = fig.text(MARGIN / W, 1 - (PAGE_TITLE_H / 2) / H, "", ha="left",
+                              va="center", fontsize=20, fontweight="bold", animated=True)
+        foot_y = (PAGE_FOOT_H / 2) / H
+        self.footer = fig.text(MARGIN / W, foot_y, "", ha="left", va="center", fontsize=11,
+                               color="#57606a", animated=True)
+        fig.text(1 - MARGIN / W, foot_y, _trim(f"model {model}", 40), ha="right", va="center",
+                 fontsize=11, color="#57606a")
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(fig.bbox)
+        self.max_chars = int(W / 14)  # title truncation at ~14 px per character at 20 pt
+        self.foot_chars = int(W / 8) - 40
+        self.boxes: list = []
+        self.labels: list = []
+
+    def _box(self, i: int):
+        from matplotlib.patches import Rectangle
+
+        while len(self.boxes) <= i:
+            box = Rectangle((0, 0), 1, 1, fill=False, linewidth=3, animated=True)
+            label = self.ax.text(0, 0, "", fontsize=PAGE_LABEL_PT, fontweight="bold",
+                                 color="white", ha="left", va="bottom", animated=True,
+                                 bbox={"boxstyle": "square,pad=0.2", "linewidth": 0})
+            self.ax.add_patch(box)
+            self.boxes.append(box)
+            self.labels.append(label)
+        return self.boxes[i], self.labels[i]
+
+    def render_rgba(self, view: PageView) -> np.ndarray:
+        self.canvas.restore_region(self.background)
+        pixels = np.asarray(self.canvas.buffer_rgba())
+        _paste(pixels, self.image_at, view.display)
+        fig = self.fig
+        label_h = PAGE_LABEL_PT * 1.9  # the label's height with its pad, in pixels
+        for i, ((x, y, w, h), text, colour) in enumerate(
+                zip(view.boxes, view.labels, view.colours, strict=True)):
+            box, label = self._box(i)
+            box.set_bounds(x, y, max(w, 2.0), max(h, 2.0))
+            box.set_edgecolor(colour)
+            label.set_text(text)
+            label.get_bbox_patch().set_facecolor(colour)
+            if y >= label_h:  # above the box; below it when the page's top leaves no room
+                label.set_position((x, y - 4))
+                label.set_va("bottom")
+            else:
+                label.set_position((x, y + h + 4))
+                label.set_va("top")
+            fig.draw_artist(box)
+            fig.draw_artist(label)
+        self.title.set_text(_trim(view.title, self.max_chars))
+        self.title.set_color(view.colour)
+        fig.draw_artist(self.title)
+        self.footer.set_text(_trim(f"{view.source}   {view.image_info}", self.foot_chars))
+        fig.draw_artist(self.footer)
+        return pixels
+
+
 def _drawing_settings():
     """matplotlib's rc_context(RC); matplotlib is imported only by processes that draw."""
     import matplotlib  # 0.1-0.2 s and ~40 MB: not in a service whose workers draw
@@ -405,7 +560,7 @@ class Annotator:
     def __init__(self, dpi: int = DPI, png_level: int = PNG_LEVEL) -> None:
         self.dpi = dpi
         self.png_level = png_level
-        self._layouts: dict[tuple[int, bool], _Layout] = {}
+        self._layouts: dict[tuple, _Layout | _PageLayout] = {}
 
     def layout(self, n_digits: int, model: str) -> _Layout:
         columns = min(n_digits, MAX_SHOWN)
@@ -415,15 +570,27 @@ class Annotator:
                 self._layouts[key] = _Layout(*key, dpi=self.dpi)
         return self._layouts[key]
 
-    def render_rgb(self, view: View) -> np.ndarray:
-        """The picture as an H x W x 3 uint8 RGB array (a copy)."""
-        with _drawing_settings():
-            return self.layout(len(view.digits), view.model).render_rgba(view)[..., :3].copy()
+    def page_layout(self, view: PageView) -> _PageLayout:
+        h, w = view.display.shape[:2]
+        key = ("page", w, h, view.model)
+        if key not in self._layouts:
+            with _drawing_settings():
+                self._layouts[key] = _PageLayout(w, h, view.model, dpi=self.dpi)
+        return self._layouts[key]
 
-    def render(self, view: View) -> bytes:
-        """The picture as PNG bytes."""
+    def _rgba(self, view: View | PageView) -> np.ndarray:
         with _drawing_settings():
-            rgba = self.layout(len(view.digits), view.model).render_rgba(view)
+            if isinstance(view, PageView):
+                return self.page_layout(view).render_rgba(view)
+            return self.layout(len(view.digits), view.model).render_rgba(view)
+
+    def render_rgb(self, view: View | PageView) -> np.ndarray:
+        """The picture as an H x W x 3 uint8 RGB array (a copy)."""
+        return self._rgba(view)[..., :3].copy()
+
+    def render(self, view: View | PageView) -> bytes:
+        """The picture as PNG bytes."""
+        rgba = self._rgba(view)
         # No PNG row filters: adaptive filtering costs more than the deflate
         # itself, and flat figure colours compress as well without it.
         ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR),
