@@ -49,6 +49,7 @@ PAGE_STEP = 100
 PAGE_TITLE_H = 60
 PAGE_FOOT_H = 30
 PAGE_LABEL_PT = 17  # the labels on the boxes: readable at a glance at page size
+BOX_PAD = 5  # pixels between a number's ink and its box on a page picture
 BAR = "#afb8c1"
 PNG_LEVEL = 1  # zlib level: fast; pictures are ~30-60 KB
 TEXT_CACHE = 256  # drawn texts kept per layout (a title is ~30 KB of pixels)
@@ -181,14 +182,14 @@ class PageView:
 
 
 def page_title(page: PageRead, of_pages: int) -> str:
-    """``Page 2 of 3 - 3 numbers - uncertain`` and the like (one-page: no page number)."""
+    """``Page 2 of 3 - 2 numbers: 12, 345 - ok`` and the like (one page: no page number)."""
     status = page_status(page)
     head = f"Page {page.page} of {of_pages}  \u2014  " if of_pages > 1 else ""
-    n = len(handwritten(page))
-    if n == 0:
+    numbers = [n.reading.number for n in handwritten(page)]
+    if not numbers:
         what = "no handwritten number found"
     else:
-        what = f"{n} number{'s' * (n != 1)} read"
+        what = f"{len(numbers)} number{'s' * (len(numbers) != 1)}: {', '.join(numbers)}"
     printed = sum(1 for x in page.numbers if x.printed)
     if printed:
         what += f", {printed} printed"
@@ -205,8 +206,9 @@ def make_page_view(info, page: PageRead, *, source: str, model: str, shown,
     boxes, labels, colours = [], [], []
     for n in page.numbers:
         r = n.reading
-        x, y, w, h = n.box
-        boxes.append((x0 + x * s, y0 + y * s, w * s, h * s))
+        x, y, w, h = n.box  # drawn BOX_PAD pixels outside the ink, so the ink shows
+        boxes.append((x0 + x * s - BOX_PAD, y0 + y * s - BOX_PAD, w * s + 2 * BOX_PAD,
+                      h * s + 2 * BOX_PAD))
         conf = "" if r.confidence is None else f"  {r.confidence:.2f}"
         if n.printed:
             labels.append(f"printed {r.number or ''}".strip())

@@ -328,7 +328,8 @@ class Runner:
                 reading = p.numbers[0].reading if p.numbers else Reading(
                     "uncertain" if p.doubts else "blank", None, (), None, polarity=p.polarity,
                     doubts=p.doubts)
-                out.append(make_view(pa.info, reading, source=item.source, model=model,
+                source = item.source if len(pages) == 1 else f"{item.source} p{p.page}"
+                out.append(make_view(pa.info, reading, source=source, model=model,
                                      threshold=threshold, shown=pa.shown))
         return out
 
