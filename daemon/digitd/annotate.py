@@ -192,7 +192,7 @@ def page_title(page: PageRead, of_pages: int) -> str:
         what = f"{len(numbers)} number{'s' * (len(numbers) != 1)}: {', '.join(numbers)}"
     printed = sum(1 for x in page.numbers if x.printed)
     if printed:
-        what += f", {printed} printed"
+        what += f"  + {printed} printed"
     doubt = f" ({'; '.join(page.doubts)})" if page.doubts else ""
     return f"{head}{what}  \u2014  {status}{doubt}"
 
@@ -501,8 +501,10 @@ class _PageLayout:
         fig.text(1 - MARGIN / W, foot_y, _trim(f"model {model}", 40), ha="right", va="center",
                  fontsize=11, color="#57606a")
         self.canvas.draw()
-        self.background = self.canvas.copy_from_bbox(fig.bbox)
-        self.max_chars = int(W / 14)  # title truncation at ~14 px per character at 20 pt
+        # the whole canvas, copied back before each picture (restore_region
+        # leaves the last column: a long title's pixels stayed there)
+        self.background = np.asarray(self.canvas.buffer_rgba()).copy()
+        self.max_chars = int(W / 15)  # title truncation at ~15 px per character at 20 pt
         self.foot_chars = int(W / 8) - 40
         self.boxes: list = []
         self.labels: list = []
@@ -521,8 +523,8 @@ class _PageLayout:
         return self.boxes[i], self.labels[i]
 
     def render_rgba(self, view: PageView) -> np.ndarray:
-        self.canvas.restore_region(self.background)
         pixels = np.asarray(self.canvas.buffer_rgba())
+        np.copyto(pixels, self.background)
         _paste(pixels, self.image_at, view.display)
         fig = self.fig
         label_h = PAGE_LABEL_PT * 1.9  # the label's height with its pad, in pixels
