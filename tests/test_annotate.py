@@ -240,13 +240,13 @@ def a4_page() -> tuple[Scan, PageRead]:
         status, conf = ("uncertain", 0.55) if i == 1 else ("ok", 0.98)
         numbers.append(NumberRead(Reading(status, text, (), conf), (x, y, w, 70), printed=i == 2))
     page = PageRead(2, 1654, 2339, 200.0, numbers=tuple(numbers))
-    return scan_of(gray), page
+    return Scan.of_gray(gray.astype(np.float32) / 255.0, "uint8 gray"), page
 
 
 def test_a_page_picture_shows_the_page_with_a_labelled_box_per_number(annotator):
     scan, page = a4_page()
     shown = show_page(scan, found(*(n.box for n in page.numbers)))
-    assert shown.kind == "page" and shown.panel.shape == (1200, 900, 3)
+    assert shown.kind == "page" and shown.panel.shape == (1200, 900)  # grey: one plane
     view = make_page_view(ImageInfo(1654, 2339, "uint8 gray"), page, source="scan.pdf",
                           model="m", shown=shown, of_pages=3)
     assert view.labels == ("12  0.98", "3.75?  0.55", "printed 2026")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -190,3 +191,35 @@ def test_batches_run_in_order_with_the_next_ones_analysed_ahead(tmp_path, pool):
     assert [[o.input.source for o in b] for b in done] == [[i.source for i in b] for b in batches]
     assert rec.calls == [3, 3, 1]
     assert [o.result["number"] for b in done for o in b] == [str(i % 3 + 1) for i in range(7)]
+
+
+@pytest.mark.parametrize(("digits", "separators", "number"), [
+    ("12052026", ((2, "/"), (4, "/")), "12/05/2026"),
+    ("375", ((1, "."),), "3.75"),
+    ("42", ((0, "-"),), "-42"),
+    ("12500", ((2, ","),), "12,500"),
+    ("1", ((0, "-"), (0, "("), (1, ")")), "-(1)"),  # several before one digit keep their order
+    ("7", (), "7"),
+])
+def test_separators_go_before_their_digit(digits, separators, number):
+    from digitd.runner import with_separators
+
+    assert with_separators(digits, separators) == number
+
+
+def test_a_number_with_doubts_is_uncertain_whatever_its_confidence():
+    from digitd.records import Found, Mark
+    from digitd.runner import read_number
+
+    d = DigitReading(4, 0.99, (0, 0, 5, 5), (0.0,) * 10, np.zeros((28, 28), np.float32))
+    reading = Reading("ok", "44", (d, d), 0.99, doubts=("not a digit: 1 mark",))
+    mark = Mark((0, 0, 5, 5), np.zeros((28, 28), np.float32))
+    found = Found((mark, mark), (0, 0, 20, 5), separators=((1, "."),),
+                  doubts=("a mark between digits was not read",))
+    n = read_number(reading, found, ("may be rotated", "not a digit: 1 mark"))
+    assert (n.reading.number, n.reading.status, n.reading.confidence) == ("4.4", "uncertain", 0.99)
+    assert n.reading.doubts == ("not a digit: 1 mark", "a mark between digits was not read",
+                                "may be rotated")
+    assert (n.box, n.printed) == ((0, 0, 20, 5), False)
+    clean = read_number(replace(reading, doubts=()), replace(found, doubts=()), ())
+    assert (clean.reading.number, clean.reading.status) == ("4.4", "ok")

@@ -49,7 +49,7 @@ class Shown:
     probabilities; ``panel`` PANEL high) or ``"page"`` (the whole page with a
     box on each number; ``panel`` about PAGE_PANEL high)."""
 
-    panel: Any  # uint8 H x W x 3, from annotate.display_image
+    panel: Any  # uint8 H x W x 3 (a page's: H x W when grey), from annotate.display_image
     scale: float
     x0: float
     y0: float
@@ -111,7 +111,7 @@ def show_page(scan: Any, found: PageFound) -> Shown:
     pixels = scan.gray if scan.gray is not None else scan.image
     if wants_page_picture(scan.width, scan.height, found):
         width, height = page_panel_size(scan.width, scan.height)
-        panel, s, x0, y0 = display_image(pixels, width, height)
+        panel, s, x0, y0 = display_image(pixels, width, height, gray=True)
         return Shown(panel=panel, scale=s, x0=x0, y0=y0, kind="page")
     digits = len(found.numbers[0].marks) if found.numbers else 0
     panel, s, x0, y0 = display_image(pixels, panel_width(digits))

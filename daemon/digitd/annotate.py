@@ -85,12 +85,13 @@ def panel_width(n_digits: int) -> int:
     return PANEL if columns <= 2 else (3 * PANEL) // 2 if columns == 3 else 2 * PANEL
 
 
-def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL
-                  ) -> tuple[np.ndarray, float, float, float]:
+def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL, *,
+                  gray: bool = False) -> tuple[np.ndarray, float, float, float]:
     """The image fitted into a height x width uint8 panel: (panel, scale, x0, y0).
 
     Shrunk with area averaging (after a cheap stride for huge scans), enlarged
-    with nearest neighbours so small drawings show their pixels.
+    with nearest neighbours so small drawings show their pixels. ``gray``: a
+    2-D image gives a 2-D panel (a third of the bytes to send between processes).
     """
     h, w = rgb.shape[:2]
     scale = min(width / w, height / h)
@@ -104,9 +105,9 @@ def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL
     else:
         small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_NEAREST)
     small = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if small.ndim == 2:
+    if small.ndim == 2 and not gray:
         small = np.repeat(small[..., None], 3, axis=2)
-    panel = np.full((height, width, 3), BACKDROP, np.uint8)
+    panel = np.full((height, width, *small.shape[2:]), BACKDROP, np.uint8)
     x0, y0 = (width - nw) // 2, (height - nh) // 2
     panel[y0 : y0 + nh, x0 : x0 + nw] = small
     return panel, nw / w, float(x0), float(y0)
@@ -173,7 +174,7 @@ class PageView:
     model: str
     title: str
     colour: str
-    display: np.ndarray  # uint8 panel, from display_image with page_panel_size
+    display: np.ndarray  # uint8 panel (H x W, or H x W x 3), from display_image with page_panel_size
     frame: tuple[float, float, float, float]
     boxes: tuple[tuple[float, float, float, float], ...]
     labels: tuple[str, ...]
@@ -256,7 +257,7 @@ def _bar_verts(heights: np.ndarray, width: float = 0.75) -> np.ndarray:
 def _paste(canvas: np.ndarray, at: tuple[int, int], rgb: np.ndarray) -> None:
     r, c = at
     h, w = rgb.shape[:2]
-    canvas[r : r + h, c : c + w, :3] = rgb
+    canvas[r : r + h, c : c + w, :3] = rgb if rgb.ndim == 3 else rgb[..., None]
 
 
 class _Layout:

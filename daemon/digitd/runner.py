@@ -60,7 +60,7 @@ def with_separators(number: str, separators: Sequence[tuple[int, str]]) -> str:
     """The digits read with the number's own marks put back: ``(k, char)`` stands
     before digit ``k`` (``"12052026"``, ``[(2, "/"), (4, "/")]`` -> ``"12/05/2026"``)."""
     chars = list(number)
-    for k, char in sorted(separators, key=lambda s: s[0], reverse=True):
+    for k, char in reversed(sorted(separators, key=lambda s: s[0])):  # last first: k stays true
         chars.insert(k, char)
     return "".join(chars)
 
