@@ -281,3 +281,13 @@ def test_workers_draw_the_same_page_pictures(annotator):
         png, seconds = Pictures(pool).submit(view).result(timeout=120)
     assert png == annotator.render(view) and seconds > 0
     assert isinstance(shown, Shown)
+
+
+def test_a_titles_doubts_say_why_it_is_uncertain():
+    scan, r = number_scan(2)
+    doubted = Reading("uncertain", "4.4", r.digits, 0.99, doubts=("may be rotated",))
+    assert title_text(make_view(scan, doubted, source="s", model="m")) == \
+        "Read 4.4  \u2014  uncertain, confidence 0.99 (may be rotated)"
+    nothing = Reading("uncertain", None, (), None, doubts=("not a digit: 2 marks",))
+    assert title_text(make_view(scan, nothing, source="s", model="m")) == \
+        "No digits read  \u2014  uncertain (not a digit: 2 marks)"

@@ -77,6 +77,7 @@ class View:
     image_info: str  # e.g. "1240x1754 uint8 RGB"
     threshold: float = 0.8
     error: str | None = None
+    doubts: tuple[str, ...] = ()  # why it is uncertain beyond its confidence
 
 
 def panel_width(n_digits: int) -> int:
@@ -152,6 +153,7 @@ def make_view(scan: Scan | None, reading: Reading, *, source: str, model: str,
         image_info=info,
         threshold=threshold,
         error=reading.error,
+        doubts=reading.doubts,
     )
 
 
@@ -238,7 +240,10 @@ def title_text(view: View) -> str:
         return f"Failed: {view.error or 'unknown error'}"
     if view.status == "blank":
         return "Blank: no digits found"
-    return f"Read {view.number}  \u2014  {view.status}{conf}"
+    why = f" ({'; '.join(view.doubts)})" if view.doubts else ""
+    if view.number is None:
+        return f"No digits read  \u2014  {view.status}{why}"
+    return f"Read {view.number}  \u2014  {view.status}{conf}{why}"
 
 
 def _trim(text: str, limit: int) -> str:
