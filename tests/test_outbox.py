@@ -291,3 +291,15 @@ def test_quarantine_a_symlink_moves_the_link_not_its_target(tmp_path):
     box = Outbox(tmp_path / "out")
     moved = box.quarantine(link, "link", "symbolic links are not read", attempts=1)
     assert moved.is_symlink() and target.read_bytes() == b"data"
+
+
+def test_no_name_is_ever_a_page_pictures(tmp_path):
+    """Page N of NAME is pictured as annotated/NAME.pN.png: a stem ending in .pN gets
+    "_", and a NAME whose page pictures exist is taken."""
+    box = Outbox(tmp_path)
+    assert box.claim_name("scan.p2") == "scan.p2_"
+    assert box.claim_name("scan.p2x") == "scan.p2x"
+    assert box.annotated_rel("doc", 3) == "annotated/doc.p3.png"
+    assert box.write_annotated("doc", b"P1", 1) == "annotated/doc.p1.png"
+    assert (tmp_path / "annotated" / "doc.p1.png").read_bytes() == b"P1"
+    assert box.claim_name("doc") == "doc-1"  # doc's pictures are there, its JSON is not yet
