@@ -201,6 +201,7 @@ from digitd.annotate import (  # noqa: E402
     make_page_view,
     page_panel_size,
     page_title,
+    unpack_panel,
 )
 from digitd.records import Found, PageFound  # noqa: E402
 from digitd.results import NumberRead, PageRead  # noqa: E402
@@ -246,7 +247,9 @@ def a4_page() -> tuple[Scan, PageRead]:
 def test_a_page_picture_shows_the_page_with_a_labelled_box_per_number(annotator):
     scan, page = a4_page()
     shown = show_page(scan, found(*(n.box for n in page.numbers)))
-    assert shown.kind == "page" and shown.panel.shape == (1200, 900)  # grey: one plane
+    assert shown.kind == "page" and shown.size == (900, 1200)
+    assert unpack_panel(shown.panel).shape == (1200, 900)  # grey: one plane, as a JPEG
+    assert len(shown.panel) < 100_000
     view = make_page_view(ImageInfo(1654, 2339, "uint8 gray"), page, source="scan.pdf",
                           model="m", shown=shown, of_pages=3)
     assert view.labels == ("12  0.98", "3.75?  0.55", "printed 2026")

@@ -49,11 +49,12 @@ class Shown:
     probabilities; ``panel`` PANEL high) or ``"page"`` (the whole page with a
     box on each number; ``panel`` about PAGE_PANEL high)."""
 
-    panel: Any  # uint8 H x W x 3 (a page's: H x W when grey), from annotate.display_image
+    panel: Any  # uint8 H x W x 3, from annotate.display_image; a page's: JPEG bytes (pack_panel)
     scale: float
     x0: float
     y0: float
     kind: str = "digits"
+    size: tuple[int, int] = (0, 0)  # a page panel's width and height
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,14 @@ def wants_page_picture(width: int, height: int, found: PageFound) -> bool:
 
 def show_page(scan: Any, found: PageFound) -> Shown:
     """The page fitted into its picture's panel (matplotlib is not needed for this)."""
-    from .annotate import display_image, page_panel_size, panel_width
+    from .annotate import display_image, pack_panel, page_panel_size, panel_width
 
     pixels = scan.gray if scan.gray is not None else scan.image
     if wants_page_picture(scan.width, scan.height, found):
         width, height = page_panel_size(scan.width, scan.height)
         panel, s, x0, y0 = display_image(pixels, width, height, gray=True)
-        return Shown(panel=panel, scale=s, x0=x0, y0=y0, kind="page")
+        return Shown(panel=pack_panel(panel), scale=s, x0=x0, y0=y0, kind="page",
+                     size=(width, height))
     digits = len(found.numbers[0].marks) if found.numbers else 0
     panel, s, x0, y0 = display_image(pixels, panel_width(digits))
     return Shown(panel=panel, scale=s, x0=x0, y0=y0)
