@@ -506,6 +506,7 @@ class _PageLayout:
     def __init__(self, pw: int, ph: int, model: str, dpi: int) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
 
         self.W = W = MARGIN + pw + MARGIN
         self.H = H = PAGE_TITLE_H + ph + PAGE_FOOT_H
@@ -518,6 +519,9 @@ class _PageLayout:
         ax.set_ylim(ph, 0)
         self.ax = ax
         self.image_at = (PAGE_TITLE_H, MARGIN)
+        self.frame = Rectangle((0, 0), 1, 1, fill=False, edgecolor="#6e7781", linewidth=1,
+                               clip_on=False, animated=True)  # the page's edge
+        ax.add_patch(self.frame)
         self.title = fig.text(MARGIN / W, 1 - (PAGE_TITLE_H / 2) / H, "", ha="left",
                               va="center", fontsize=20, fontweight="bold", animated=True)
         foot_y = (PAGE_FOOT_H / 2) / H
@@ -552,6 +556,9 @@ class _PageLayout:
         np.copyto(pixels, self.background)
         _paste(pixels, self.image_at, unpack_panel(view.display))
         fig = self.fig
+        fx, fy, fw, fh = view.frame
+        self.frame.set_bounds(fx - 0.5, fy - 0.5, fw + 1, fh + 1)
+        fig.draw_artist(self.frame)
         label_h = PAGE_LABEL_PT * 1.9  # the label's height with its pad, in pixels
         for i, ((x, y, w, h), text, colour) in enumerate(
                 zip(view.boxes, view.labels, view.colours, strict=True)):
