@@ -148,3 +148,59 @@ def deadline_kill_check(p: int, seconds: float = 10.0) -> None:
         except ChildProcessError:
             pass
         time.sleep(0.05)
+
+
+def test_a_page_that_breaks_the_reader_fails_alone_and_a_document_error_fails_all(
+        tmp_path, monkeypatch):
+    """Pages come one by one (imageio.pages): a bug on one page fails that page;
+    the document itself failing part-way (too many pages, its time limit) fails
+    the input. Three real decoded pages stand in for a document's."""
+    import digitd.analyse as reader
+    from digitd.imageio import InputError, Page, decode
+    from digitd.page import find_numbers
+
+    texts = ["12", "345", "6"]
+    scans = [decode(cv2.imencode(".png", draw_digits(t, height=60))[1].tobytes(), 10**7)
+             for t in texts]
+
+    def three_pages(data, max_pixels, **_options):
+        for n, scan in enumerate(scans, 1):
+            yield Page(number=n, scan=scan, dpi=150.0)
+
+    def breaks_on_wide(scan, max_digits=12):
+        if scan.width > 100:
+            raise ValueError("odd page")
+        return find_numbers(scan, max_digits)
+
+    monkeypatch.setattr(reader, "pages", three_pages)
+    monkeypatch.setattr(reader, "find_numbers", breaks_on_wide)
+    a = analyse(b"a document", **OPTIONS)
+    assert a.reason is None and a.info == reader.ImageInfo(scans[0].width, scans[0].height,
+                                                           scans[0].mode)
+    assert [(p.number, p.dpi, p.reason) for p in a.pages] == [
+        (1, 150.0, None), (2, 150.0, "recognition failed: ValueError: odd page"), (3, 150.0, None)]
+    assert [len(p.found.numbers[0].marks) for p in (a.pages[0], a.pages[2])] == [2, 1]
+    assert a.pages[1].found is None and a.pages[1].info is None
+
+    def too_long(data, max_pixels, **_options):
+        yield Page(number=1, scan=scans[0])
+        raise InputError("too many pages: more than 1 (max_pages)")
+
+    monkeypatch.setattr(reader, "pages", too_long)
+    a = analyse(b"a document", **OPTIONS)
+    assert (a.reason, a.pages) == ("too many pages: more than 1 (max_pages)", ())
+
+
+def test_the_document_options_reach_the_pages(tmp_path, monkeypatch):
+    import digitd.analyse as reader
+
+    seen = []
+
+    def record(data, max_pixels, **options):
+        seen.append((max_pixels, options))
+        return iter(())
+
+    monkeypatch.setattr(reader, "pages", record)
+    a = analyse(b"x", **OPTIONS, dpi=300.0, max_pages=7, seconds=9.5)
+    assert seen == [(10**7, {"dpi": 300.0, "max_pages": 7, "seconds": 9.5})]
+    assert a.reason == "no pages"

@@ -223,3 +223,32 @@ def test_a_number_with_doubts_is_uncertain_whatever_its_confidence():
     assert (n.box, n.printed) == ((0, 0, 20, 5), False)
     clean = read_number(replace(reading, doubts=()), replace(found, doubts=()), ())
     assert (clean.reading.number, clean.reading.status) == ("4.4", "ok")
+
+
+def test_limits_carry_the_document_keys(tmp_path):
+    from dataclasses import replace as with_values
+
+    from digitd.config import default_config
+
+    config = with_values(default_config(tmp_path), pdf_dpi=300.0, max_pages=7,
+                         max_document_seconds=9.5, max_file_mb=2.0)
+    assert Limits.from_config(config) == Limits(
+        max_bytes=2 * 1024 * 1024, max_pixels=config.max_image_pixels,
+        threshold=config.confidence_threshold, dpi=300.0, max_pages=7, seconds=9.5)
+
+
+def test_the_runner_gives_the_reader_its_limits(tmp_path):
+    from digitd.analyse import analyse
+
+    seen = []
+
+    def reader(source, **options):
+        seen.append(options)
+        return analyse(source, **options)
+
+    items = files(tmp_path / "in", {"a.png": png("3")})
+    limits = Limits(max_bytes=1 << 20, max_pixels=10**7, dpi=150.0, max_pages=3, seconds=4.0)
+    Runner(MarkCounter(), Writer(Outbox(tmp_path / "out"), durable=False), Pool(0),
+           limits=limits, analyse_fn=reader).run(items)
+    assert seen == [{"max_bytes": 1 << 20, "max_pixels": 10**7, "max_digits": 12,
+                     "picture": False, "dpi": 150.0, "max_pages": 3, "seconds": 4.0}]
