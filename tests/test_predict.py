@@ -189,7 +189,8 @@ def test_json_lines_come_in_input_order_and_match_the_files(mixed_run):
             "confidence": "" if line["confidence"] is None else f"{line['confidence']:.6f}",
             "model": line["model"], "sha256": line["sha256"] or "", "result": row["result"],
             "error": line["error"] or "",
-            **({"page": "1", "index": "1", "box": " ".join(map(str, line["pages"][0]["numbers"][0]["box"]))}
+            **({"page": "1", "index": "1",
+                "box": " ".join(map(str, line["pages"][0]["numbers"][0]["box"]))}
                if line["numbers"] else {"page": "", "index": "", "box": ""}),
         }
         if line["annotated"]:

@@ -1,4 +1,4 @@
-"""The one reader: an input's bytes to the numbers found on each of its pages, as an :class:`Analysis`.
+"""The one reader: an input's bytes to the numbers on each of its pages, an :class:`Analysis`.
 
 :func:`analyse` reads the file once (its sha256 kept), decodes its pages one
 by one with the bomb limits (``imageio.pages``), finds the numbers on each
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 CRASH_REASON = "the image crashed the decoder (its worker process died)"
 OOM_REASON = "image too large to process (out of memory)"
-SMALL_PAGE = 1000  # a blank image no larger than this (pixels, longest side) keeps the digit picture
+SMALL_PAGE = 1000  # a blank image up to this long (pixels) keeps the digits picture
 
 
 @dataclass(frozen=True)

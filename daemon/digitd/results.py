@@ -291,7 +291,8 @@ def json_bytes(obj: Any) -> bytes:
 
 def human_line(shown: str, result: Mapping[str, Any]) -> str:
     """One result as a log line: ``scans/a.png -> 7 (0.99) 12 ms``; an input of
-    several numbers or pages: ``scan.pdf -> 12/05/2026, 3.75? (2 numbers on 3 pages) uncertain 40 ms``."""
+    several numbers or pages:
+    ``scan.pdf -> 12/05/2026, 3.75? (2 numbers on 3 pages) uncertain 40 ms``."""
     shown = printable(shown)
     status = result["status"]
     ms = f"{result['elapsed_ms']:.0f} ms"

@@ -3,8 +3,9 @@
 reserve -> analyse (in the pool's worker processes, or here) -> classify (one
 model call for every number of every page of the batch) -> read the pages
 (separators, doubts) -> draw a picture per page -> commit (one
-:class:`~digitd.writer.Writer` commit). :meth:`Runner.begin` and :meth:`Runner.complete` are the two halves, so
-a caller analyses the next batch while this one is classified and written.
+:class:`~digitd.writer.Writer` commit). :meth:`Runner.begin` and
+:meth:`Runner.complete` are the two halves, so a caller analyses the next
+batch while this one is classified and written.
 Failure isolation lives here: a bad input fails alone, never the batch.
 """
 

@@ -1,9 +1,10 @@
 """The one result writer: commits a batch of plain records to the outbox.
 
 A record is what a stage produced for one input: its reserved NAME, the result
-dict, maybe its pictures (one, or one per page). :meth:`Writer.commit` writes a batch of them as one
-group commit (durably or not) and owns CSV de-duplication; a quarantine is a
-one-record commit followed by :meth:`Writer.quarantine`. The order of the
+dict, maybe its pictures (one, or one per page). :meth:`Writer.commit` writes
+a batch of them as one group commit (durably or not) and owns CSV
+de-duplication; a quarantine is a one-record commit followed by
+:meth:`Writer.quarantine`. The order of the
 steps is ``docs/DESIGN.md``, "Durability".
 """
 
