@@ -194,3 +194,109 @@ def test_a_file_name_in_any_script_is_drawn():
     view = make_view(*number_scan(1), source="\u626b\u63cf \u0444\u0430\u0439\u043b.png", model="m")
     img = png_image(Annotator().render(view))
     assert img.shape[0] > PANEL
+
+
+# --- page pictures ------------------------------------------------------------------------------
+
+from digitd.analyse import ImageInfo, Shown, show_page, wants_page_picture  # noqa: E402
+from digitd.annotate import (  # noqa: E402
+    MARGIN,
+    PAGE_FOOT_H,
+    PAGE_H,
+    PAGE_TITLE_H,
+    make_page_view,
+    page_panel_size,
+    page_title,
+    unpack_panel,
+)
+from digitd.records import Found, PageFound  # noqa: E402
+from digitd.results import NumberRead, PageRead  # noqa: E402
+
+
+@pytest.mark.parametrize(("size", "panel"), [
+    ((1654, 2339), (900, 1200)),  # A4 portrait at 200 dpi
+    ((2339, 1654), (1600, 1200)),  # A4 landscape
+    ((3000, 600), (1600, 400)),  # a wide strip
+    ((300, 3000), (900, 1200)),  # a narrow one: wide enough for the title
+])
+def test_page_panels_are_page_high_in_steps(size, panel):
+    assert page_panel_size(*size) == panel
+
+
+def found(*boxes, printed=False) -> PageFound:
+    return PageFound(numbers=tuple(Found(marks=(), box=b, printed=printed) for b in boxes),
+                     polarity="dark_on_light")
+
+
+def test_which_pages_get_the_page_picture():
+    assert not wants_page_picture(200, 120, found((10, 10, 180, 100)))  # a cropped number
+    assert not wants_page_picture(3000, 4000, found((100, 100, 2800, 1000)))  # a close-up photo
+    assert wants_page_picture(1654, 2339, found((300, 400, 300, 80)))  # a number on a page
+    assert wants_page_picture(400, 300, found((0, 0, 50, 50), (200, 200, 50, 50)))  # two
+    assert wants_page_picture(200, 120, found((10, 10, 180, 100), printed=True))
+    assert not wants_page_picture(300, 200, found())  # a small blank image
+    assert wants_page_picture(1654, 2339, found())  # a blank page
+
+
+def a4_page() -> tuple[Scan, PageRead]:
+    gray = np.full((2339, 1654), 250, np.uint8)
+    numbers = []
+    for i, (text, x, y) in enumerate([("12", 300, 500), ("3.75", 800, 1200), ("2026", 200, 2000)]):
+        cv2.putText(gray, text, (x, y + 70), cv2.FONT_HERSHEY_SIMPLEX, 3, 20, 8)
+        w = 75 * len(text)
+        status, conf = ("uncertain", 0.55) if i == 1 else ("ok", 0.98)
+        numbers.append(NumberRead(Reading(status, text, (), conf), (x, y, w, 70), printed=i == 2))
+    page = PageRead(2, 1654, 2339, 200.0, numbers=tuple(numbers))
+    return Scan.of_gray(gray.astype(np.float32) / 255.0, "uint8 gray"), page
+
+
+def test_a_page_picture_shows_the_page_with_a_labelled_box_per_number(annotator):
+    scan, page = a4_page()
+    shown = show_page(scan, found(*(n.box for n in page.numbers)))
+    assert shown.kind == "page" and shown.size == (900, 1200)
+    assert unpack_panel(shown.panel).shape == (1200, 900)  # grey: one plane, as a JPEG
+    assert len(shown.panel) < 100_000
+    view = make_page_view(ImageInfo(1654, 2339, "uint8 gray"), page, source="scan.pdf",
+                          model="m", shown=shown, of_pages=3)
+    assert view.labels == ("12  0.98", "3.75?  0.55", "printed 2026")
+    assert view.title == "Page 2 of 3  \u2014  2 numbers: 12, 3.75  + 1 printed  \u2014  uncertain"
+    img = png_image(annotator.render(view))
+    assert img.shape == (PAGE_TITLE_H + PAGE_H + PAGE_FOOT_H, 900 + 2 * MARGIN, 3)
+
+    def near(bgr) -> int:
+        return int((np.abs(img.astype(int) - bgr).sum(axis=2) < 30).sum())
+
+    # a green box and label (ok), an orange one (uncertain), a grey one (printed)
+    assert near([0x37, 0x7F, 0x1A]) > 1500 and near([0x00, 0x4C, 0xBC]) > 1500
+    assert near([0x81, 0x77, 0x6E]) > 1500
+    # the page's ink is there, at the panel's scale (the "12" near (300, 500) * 0.513)
+    s = shown.scale
+    r0, c0 = PAGE_TITLE_H + int(shown.y0 + 500 * s), MARGIN + int(shown.x0 + 300 * s)
+    assert img[r0 : r0 + int(70 * s), c0 : c0 + int(150 * s)].min() < 60
+
+
+def test_page_titles():
+    assert page_title(PageRead(1), 1) == "no handwritten number found  \u2014  blank"
+    assert page_title(PageRead(3, doubts=("may be rotated",)), 4) == \
+        "Page 3 of 4  \u2014  no handwritten number found  \u2014  uncertain (may be rotated)"
+
+
+def test_workers_draw_the_same_page_pictures(annotator):
+    scan, page = a4_page()
+    shown = show_page(scan, found(*(n.box for n in page.numbers)))
+    view = make_page_view(ImageInfo(1654, 2339, "uint8 gray"), page, source="p.pdf", model="m",
+                          shown=shown)
+    with Pool(2) as pool:
+        png, seconds = Pictures(pool).submit(view).result(timeout=120)
+    assert png == annotator.render(view) and seconds > 0
+    assert isinstance(shown, Shown)
+
+
+def test_a_titles_doubts_say_why_it_is_uncertain():
+    scan, r = number_scan(2)
+    doubted = Reading("uncertain", "4.4", r.digits, 0.99, doubts=("may be rotated",))
+    assert title_text(make_view(scan, doubted, source="s", model="m")) == \
+        "Read 4.4  \u2014  uncertain, confidence 0.99 (may be rotated)"
+    nothing = Reading("uncertain", None, (), None, doubts=("not a digit: 2 marks",))
+    assert title_text(make_view(scan, nothing, source="s", model="m")) == \
+        "No digits read  \u2014  uncertain (not a digit: 2 marks)"

@@ -124,7 +124,7 @@ def test_write_annotated_is_atomic(tmp_path):
 def row(i: int) -> dict[str, str]:
     return {"processed_at": "t", "source": f"s{i},x.png", "status": "ok", "number": str(i),
             "confidence": "1.000000", "model": "m", "sha256": "h", "result": f"results/s{i}.json",
-            "error": 'say "hi"\nthere'}
+            "error": 'say "hi"\nthere', "page": "1", "index": str(i), "box": f"{i} 2 3 4"}
 
 
 def test_csv_header_once_and_rows_exact(tmp_path):
@@ -153,12 +153,26 @@ def test_csv_row_after_a_cut_line_starts_on_its_own_line(tmp_path):
     assert rows[0] == row(1) and rows[-1] == row(2)
 
 
-def test_csv_results_are_the_result_column(tmp_path):
+def test_csv_results_are_each_results_page_and_index(tmp_path):
     box = Outbox(tmp_path)
-    assert box.csv_results() == set()
+    assert box.csv_results() == {}
     append(box, row(1))
     append(box, row(2))
-    assert box.csv_results() == {"results/s1.json", "results/s2.json"}
+    append(box, {**row(2), "index": "5"})
+    append(box, {**row(3), "page": "", "index": "", "box": ""})  # an input's own row
+    assert box.csv_results() == {"results/s1.json": {("1", "1")},
+                                 "results/s2.json": {("1", "2"), ("1", "5")},
+                                 "results/s3.json": {("", "")}}
+
+
+def test_csv_results_read_a_file_begun_by_an_older_version(tmp_path):
+    """Its header lacks page, index and box: its rows are inputs' own rows; rows
+    appended since carry the three at the end, read by position."""
+    old = CSV_COLUMNS[: CSV_COLUMNS.index("error") + 1]
+    (tmp_path / "results.csv").write_text(",".join(old) + "\nt,a.png,ok,7,0.9,m,h,results/a.json,\n")
+    box = Outbox(tmp_path)
+    append(box, row(1))
+    assert box.csv_results() == {"results/a.json": {("", "")}, "results/s1.json": {("1", "1")}}
 
 
 WORKER = textwrap.dedent("""
@@ -277,3 +291,15 @@ def test_quarantine_a_symlink_moves_the_link_not_its_target(tmp_path):
     box = Outbox(tmp_path / "out")
     moved = box.quarantine(link, "link", "symbolic links are not read", attempts=1)
     assert moved.is_symlink() and target.read_bytes() == b"data"
+
+
+def test_no_name_is_ever_a_page_pictures(tmp_path):
+    """Page N of NAME is pictured as annotated/NAME.pN.png: a stem ending in .pN gets
+    "_", and a NAME whose page pictures exist is taken."""
+    box = Outbox(tmp_path)
+    assert box.claim_name("scan.p2") == "scan.p2_"
+    assert box.claim_name("scan.p2x") == "scan.p2x"
+    assert box.annotated_rel("doc", 3) == "annotated/doc.p3.png"
+    assert box.write_annotated("doc", b"P1", 1) == "annotated/doc.p1.png"
+    assert (tmp_path / "annotated" / "doc.p1.png").read_bytes() == b"P1"
+    assert box.claim_name("doc") == "doc-1"  # doc's pictures are there, its JSON is not yet

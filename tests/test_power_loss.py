@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from digitd.results import CSV_COLUMNS
 from service_support import (
     Digitd,
     assert_exactly_once,
@@ -66,7 +67,7 @@ def check_after_cut(setup, inputs: dict[str, str]) -> dict[str, int]:
         data = csv_path.read_bytes()
         assert data == b"" or data.endswith(b"\n"), "results.csv ends inside a row"
         parsed = list(csv.reader(io.StringIO(data.decode("utf-8"))))
-        torn = sum(1 for r in parsed if len(r) != 9)
+        torn = sum(1 for r in parsed if len(r) != len(CSV_COLUMNS))
         rows = parsed[1:]
     assert torn == 0, f"{torn} torn rows"
     row_results = Counter(r[7] for r in rows)

@@ -189,6 +189,9 @@ def test_json_lines_come_in_input_order_and_match_the_files(mixed_run):
             "confidence": "" if line["confidence"] is None else f"{line['confidence']:.6f}",
             "model": line["model"], "sha256": line["sha256"] or "", "result": row["result"],
             "error": line["error"] or "",
+            **({"page": "1", "index": "1",
+                "box": " ".join(map(str, line["pages"][0]["numbers"][0]["box"]))}
+               if line["numbers"] else {"page": "", "index": "", "box": ""}),
         }
         if line["annotated"]:
             assert (outbox / line["annotated"]).read_bytes()[:4] == b"\x89PNG"
@@ -411,3 +414,41 @@ def test_a_named_pipe_or_device_fails_instead_of_blocking(small_model, tmp_path,
     assert by_source["null"]["error"] == "not a regular file (a character device)"
     assert sum(r["status"] != "failed" for r in by_source.values()) == n
     assert re.search(r"\d+ worker processes" if many else "no workers", proc.stderr), proc.stderr
+
+
+def test_a_multi_page_tiff_prints_a_line_per_number(shipped_model, tmp_path):
+    """Runs once ``imageio.pages`` reads every page of a TIFF (the decoding branch)."""
+    from digitd.imageio import pages
+
+    pages_in = [draw_digits("12", height=60), draw_digits("345", height=60)]
+    data = cv2.imencodemulti(".tiff", pages_in)[1].tobytes()
+    if len(list(pages(data, 10**8))) < 2:
+        pytest.skip("imageio.pages reads page 1 of a TIFF only (the decoding branch adds the rest)")
+    (tmp_path / "scan.tiff").write_bytes(data)
+    config = write_config(tmp_path / "cfg", shipped_model)
+    proc = predict(config, "--verbose", tmp_path / "scan.tiff")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if " -> " in ln]
+    assert [re.sub(r" \(\d\.\d\d\)$", "", ln) for ln in lines] == [
+        f"{tmp_path / 'scan.tiff'} p1 #1 -> 12", f"{tmp_path / 'scan.tiff'} p2 #1 -> 345"]
+    proc = predict(config, "--json", tmp_path / "scan.tiff")
+    (result,) = json_lines(proc)
+    assert (result["numbers"], result["number"]) == (["12", "345"], None)
+    out = tmp_path / "cfg" / "outbox"
+    assert sorted(p.name for p in (out / "annotated").iterdir()) == [
+        "scan-1.p1.png", "scan-1.p2.png", "scan.p1.png", "scan.p2.png"]
+    assert [(r["number"], r["page"], r["index"]) for r in read_csv(out / "results.csv")] == [
+        ("12", "1", "1"), ("345", "2", "1")] * 2
+
+
+def test_a_single_number_keeps_its_one_line_and_gains_pages(shipped_model, tmp_path):
+    (tmp_path / "year.png").write_bytes(png_bytes(draw_digits("2024", height=60)))
+    config = write_config(tmp_path / "cfg", shipped_model)
+    proc = predict(config, "--verbose", tmp_path / "year.png")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(rf"^{re.escape(str(tmp_path / 'year.png'))} -> 2024 \(1\.00\) \d+ ms$",
+                     proc.stderr, re.M), proc.stderr
+    proc = predict(config, "--json", tmp_path / "year.png")
+    (result,) = json_lines(proc)
+    assert (result["number"], result["numbers"], len(result["pages"])) == ("2024", ["2024"], 1)
+    assert result["pages"][0]["numbers"][0]["digits"] == result["digits"]

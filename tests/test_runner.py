@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -94,7 +95,7 @@ def test_one_model_call_per_batch_and_results_in_order(tmp_path, pool):
                                     "c.png": png("75")})
     rec = MarkCounter()
     outcomes = runner(tmp_path / "out", rec, pool).run(items)
-    assert rec.calls == [3]  # the three decodable inputs, together
+    assert rec.calls == [2]  # the numbers of the decodable inputs, together (b is blank)
     assert [o.status for o in outcomes] == ["ok", "blank", "failed", "ok"]
     assert [o.result["number"] for o in outcomes] == ["1", None, None, "2"]
     assert outcomes[2].result["error"] == "not an image: the file holds text"
@@ -190,3 +191,64 @@ def test_batches_run_in_order_with_the_next_ones_analysed_ahead(tmp_path, pool):
     assert [[o.input.source for o in b] for b in done] == [[i.source for i in b] for b in batches]
     assert rec.calls == [3, 3, 1]
     assert [o.result["number"] for b in done for o in b] == [str(i % 3 + 1) for i in range(7)]
+
+
+@pytest.mark.parametrize(("digits", "separators", "number"), [
+    ("12052026", ((2, "/"), (4, "/")), "12/05/2026"),
+    ("375", ((1, "."),), "3.75"),
+    ("42", ((0, "-"),), "-42"),
+    ("12500", ((2, ","),), "12,500"),
+    ("1", ((0, "-"), (0, "("), (1, ")")), "-(1)"),  # several before one digit keep their order
+    ("7", (), "7"),
+])
+def test_separators_go_before_their_digit(digits, separators, number):
+    from digitd.runner import with_separators
+
+    assert with_separators(digits, separators) == number
+
+
+def test_a_number_with_doubts_is_uncertain_whatever_its_confidence():
+    from digitd.records import Found, Mark
+    from digitd.runner import read_number
+
+    d = DigitReading(4, 0.99, (0, 0, 5, 5), (0.0,) * 10, np.zeros((28, 28), np.float32))
+    reading = Reading("ok", "44", (d, d), 0.99, doubts=("not a digit: 1 mark",))
+    mark = Mark((0, 0, 5, 5), np.zeros((28, 28), np.float32))
+    found = Found((mark, mark), (0, 0, 20, 5), separators=((1, "."),),
+                  doubts=("a mark between digits was not read",))
+    n = read_number(reading, found, ("may be rotated", "not a digit: 1 mark"))
+    assert (n.reading.number, n.reading.status, n.reading.confidence) == ("4.4", "uncertain", 0.99)
+    assert n.reading.doubts == ("not a digit: 1 mark", "a mark between digits was not read",
+                                "may be rotated")
+    assert (n.box, n.printed) == ((0, 0, 20, 5), False)
+    clean = read_number(replace(reading, doubts=()), replace(found, doubts=()), ())
+    assert (clean.reading.number, clean.reading.status) == ("4.4", "ok")
+
+
+def test_limits_carry_the_document_keys(tmp_path):
+    from dataclasses import replace as with_values
+
+    from digitd.config import default_config
+
+    config = with_values(default_config(tmp_path), pdf_dpi=300.0, max_pages=7,
+                         max_document_seconds=9.5, max_file_mb=2.0)
+    assert Limits.from_config(config) == Limits(
+        max_bytes=2 * 1024 * 1024, max_pixels=config.max_image_pixels,
+        threshold=config.confidence_threshold, dpi=300.0, max_pages=7, seconds=9.5)
+
+
+def test_the_runner_gives_the_reader_its_limits(tmp_path):
+    from digitd.analyse import analyse
+
+    seen = []
+
+    def reader(source, **options):
+        seen.append(options)
+        return analyse(source, **options)
+
+    items = files(tmp_path / "in", {"a.png": png("3")})
+    limits = Limits(max_bytes=1 << 20, max_pixels=10**7, dpi=150.0, max_pages=3, seconds=4.0)
+    Runner(MarkCounter(), Writer(Outbox(tmp_path / "out"), durable=False), Pool(0),
+           limits=limits, analyse_fn=reader).run(items)
+    assert seen == [{"max_bytes": 1 << 20, "max_pixels": 10**7, "max_digits": 12,
+                     "picture": False, "dpi": 150.0, "max_pages": 3, "seconds": 4.0}]

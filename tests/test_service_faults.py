@@ -30,19 +30,19 @@ from service_support import (
 
 
 class FakeRecognizer:
-    """Reads every input as "1"; raises for a batch holding a blank page (poison),
-    or always."""
+    """Reads every number as "1"; raises for a batch holding a number of two or
+    more marks (poison), or always."""
 
     name = "fake"
 
-    def __init__(self, poison_blank: bool = False, always: bool = False) -> None:
-        self.poison_blank = poison_blank
+    def __init__(self, poison_wide: bool = False, always: bool = False) -> None:
+        self.poison_wide = poison_wide
         self.always = always
         self.calls = 0
 
     def classify(self, found):
         self.calls += 1
-        if self.always or (self.poison_blank and any(not marks for marks, _ in found)):
+        if self.always or (self.poison_wide and any(len(marks) > 1 for marks, _ in found)):
             raise RuntimeError("the model broke")
         return [Reading(status="ok", number="1", digits=(), confidence=1.0) for _ in found]
 
@@ -205,12 +205,12 @@ def test_a_file_that_breaks_recognition_is_failed_alone(tmp_path, run_service):
     """One input makes the recognizer raise: the batch is retried file by file,
     that file is failed, the others get their results."""
     import cv2
-    import numpy as np
+    from conftest import draw_digits
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    ok, buf = cv2.imencode(".png", np.full((40, 33), 255, np.uint8))
-    recognizer = FakeRecognizer(poison_blank=True)
+    ok, buf = cv2.imencode(".png", draw_digits("88", height=60))
+    recognizer = FakeRecognizer(poison_wide=True)
     drop(inbox, 5, "fine")  # a backlog: settled together, so all six are one batch
     (inbox / "poison.png").write_bytes(buf.tobytes())
     run_service(recognizer=recognizer, batch_wait_ms=500)

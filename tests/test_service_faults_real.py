@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from digitd.results import CSV_COLUMNS
 from service_support import (  # service: a fixture
     Digitd,
     assert_exactly_once,
@@ -28,7 +29,7 @@ from service_support import (  # service: a fixture
 
 pytestmark = pytest.mark.slow
 
-CSV_FIELDS = 9
+CSV_FIELDS = len(CSV_COLUMNS)
 
 
 def raw_csv_lines(outbox: Path) -> list[bytes]:

@@ -242,3 +242,72 @@ def test_quarantine_not_durable_does_not_fsync(box, tmp_path, fsynced):
     assert fsynced == []
     record = json.loads((box.root / "failed" / "scan.error.json").read_text())
     assert "sha256" not in record and record["attempts"] == 1
+
+
+# --- several numbers per input: one row each, each exactly once --------------------------------
+
+
+def doc_result(source: str, pages: list[list[str]]) -> dict:
+    """A real result dict of a document whose page k holds the numbers ``pages[k]``."""
+    import datetime as dt
+
+    from digitd.records import Reading
+    from digitd.results import NumberRead, PageRead, result_dict, summary
+
+    read = tuple(PageRead(page=k, width=1000, height=1400, numbers=tuple(
+        NumberRead(Reading("ok", n, (), 0.9), (10 * i, 100 * k + i, 50, 30))
+        for i, n in enumerate(numbers))) for k, numbers in enumerate(pages, 1))
+    return result_dict(source, summary(read), sha256="ab" * 32, model="m1",
+                       processed_at=dt.datetime(2024, 5, 1, tzinfo=dt.UTC), elapsed_ms=3.0,
+                       annotated=None, pages=read)
+
+
+def numbers_in(box: Outbox) -> list[tuple[str, str, str, str]]:
+    at = [CSV_COLUMNS.index(c) for c in ("result", "page", "index", "number")]
+    return [tuple(r[i] for i in at) for r in rows(box)[1:]]
+
+
+def test_one_row_per_number_and_a_picture_per_page_in_one_commit(tmp_path):
+    box = WatchedOutbox(tmp_path / "outbox")
+    a, b = reserved(box, "a", "b")
+    errors = Writer(box, durable=True).commit([
+        Record(a, doc_result("a.pdf", [["12", "3.75"], [], ["-42"]]),
+               page_pictures=((1, b"P1"), (3, b"P3"))),
+        Record(b, doc_result("b.png", [[]]))])
+    assert errors == [None, None]
+    assert len(box.appends) == 1
+    assert numbers_in(box) == [("results/a.json", "1", "1", "12"),
+                               ("results/a.json", "1", "2", "3.75"),
+                               ("results/a.json", "3", "1", "-42"),
+                               ("results/b.json", "", "", "")]
+    assert (box.root / "annotated" / "a.p1.png").read_bytes() == b"P1"
+    assert sorted(os.listdir(box.root / "annotated")) == ["a.p1.png", "a.p3.png"]
+
+
+def test_a_redo_after_a_write_cut_short_adds_only_the_rows_it_lacks(box):
+    """kill -9 can cut one write of several rows (the kernel stops a write between
+    pages for a fatal signal): the whole rows kept stay, the torn line goes, and
+    the redo appends the rest - every number exactly once."""
+    writer = Writer(box, durable=False)
+    (a,) = reserved(box, "a")
+    res = doc_result("a.pdf", [["12", "3.75"], ["-42", "7"]])
+    writer.commit([Record(a, res)])
+    data = box.csv_path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    box.csv_path.write_bytes(b"".join(lines[:3]) + lines[3][:20])  # header, 2 rows, a torn one
+    writer.commit([Record(a, res, row_may_exist=True)])
+    assert box.csv_path.read_bytes() == data
+    writer.commit([Record(a, res, row_may_exist=True)])  # redone again: nothing more
+    assert box.csv_path.read_bytes() == data
+
+
+def test_a_redo_never_adds_an_own_row_beside_number_rows_or_the_reverse(box):
+    writer = Writer(box, durable=False)
+    a, b = reserved(box, "a", "b")
+    writer.commit([Record(a, doc_result("a.pdf", [["12"]])), Record(b, doc_result("b.pdf", [[]]))])
+    before = numbers_in(box)
+    assert before == [("results/a.json", "1", "1", "12"), ("results/b.json", "", "", "")]
+    # the redo reads differently (a reloaded model): a finds nothing, b finds two numbers
+    writer.commit([Record(a, doc_result("a.pdf", [[]]), row_may_exist=True),
+                   Record(b, doc_result("b.pdf", [["5", "6"]]), row_may_exist=True)])
+    assert numbers_in(box) == before

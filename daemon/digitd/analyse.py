@@ -1,7 +1,9 @@
-"""The one reader: an input's bytes to the digits found on it, as an :class:`Analysis`.
+"""The one reader: an input's bytes to the numbers on each of its pages, an :class:`Analysis`.
 
-:func:`analyse` reads the file once (its sha256 kept), decodes it with the
-bomb limits and finds its digits; it never raises for a bad input. The same
+:func:`analyse` reads the file once (its sha256 kept), decodes its pages one
+by one with the bomb limits (``imageio.pages``), finds the numbers on each
+(``page.find_numbers``) and keeps only what later stages need: no page's
+pixels outlive its own reading. It never raises for a bad input. The same
 function runs in this process or in the pool's workers (:func:`analyse_all`),
 so an input is judged the same wherever it is read.
 """
@@ -19,18 +21,20 @@ from typing import Any
 import cv2
 
 from .errors import describe
-from .imageio import InputError, decode, read_bytes, sha256
-from .records import Mark
-from .segment import find_digits
+from .imageio import InputError, pages, read_bytes, sha256
+from .page import find_numbers
+from .records import PageFound
 
 log = logging.getLogger(__name__)
 
 CRASH_REASON = "the image crashed the decoder (its worker process died)"
+OOM_REASON = "image too large to process (out of memory)"
+SMALL_PAGE = 1000  # a blank image up to this long (pixels) keeps the digits picture
 
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What a result says about the decoded image (``image`` in the JSON)."""
+    """What a result says about a decoded page (``image`` in the JSON)."""
 
     width: int
     height: int
@@ -39,69 +43,133 @@ class ImageInfo:
 
 @dataclass(frozen=True)
 class Shown:
-    """The original as the annotated picture shows it, made where the image is."""
+    """A page as its annotated picture shows it, made where the page's pixels are.
 
-    panel: Any  # uint8 panel (PANEL high), from annotate.display_image
+    ``kind``: ``"digits"`` (today's picture: one number, its digits and
+    probabilities; ``panel`` PANEL high) or ``"page"`` (the whole page with a
+    box on each number; ``panel`` about PAGE_PANEL high)."""
+
+    panel: Any  # uint8 H x W x 3, from annotate.display_image; a page's: JPEG bytes (pack_panel)
     scale: float
     x0: float
     y0: float
+    kind: str = "digits"
+    size: tuple[int, int] = (0, 0)  # a page panel's width and height
+
+
+@dataclass(frozen=True)
+class PageAnalysis:
+    """One page read: its 1-based ``number``, and either what was found on it
+    (``info`` and ``found`` set) or the ``reason`` this page alone could not be read."""
+
+    number: int
+    info: ImageInfo | None = None
+    dpi: float | None = None
+    found: PageFound | None = None
+    shown: Shown | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """One input read and segmented.
+    """One input read, page by page.
 
-    Exactly one of: ``marks`` found (``info`` set, maybe no marks = blank page),
-    ``reason`` (a permanent failure: not an image, too large, ...) or ``error``
-    (an OSError while reading: the caller decides whether to retry).
+    Exactly one of: ``pages`` (each read or failed alone; a blank page has no
+    numbers), ``reason`` (the input as a whole failed for good: not an image,
+    too large, ...) or ``error`` (an OSError while reading: the caller decides
+    whether to retry).
     """
 
     sha256: str | None = None
-    info: ImageInfo | None = None
-    marks: tuple[Mark, ...] = ()
-    polarity: str | None = None
+    pages: tuple[PageAnalysis, ...] = ()
     reason: str | None = None
     error: OSError | None = None
-    shown: Shown | None = None
     seconds: float = 0.0  # time spent on it in the worker
+
+    @property
+    def info(self) -> ImageInfo | None:
+        """The first page's image (``image`` in the JSON), if any page was decoded."""
+        return next((p.info for p in self.pages if p.info is not None), None)
+
+
+def wants_page_picture(width: int, height: int, found: PageFound) -> bool:
+    """Whether a page is shown whole with a box on each number (a page of a
+    document, a form) rather than as today's picture of one number's digits:
+    several numbers, a printed one, a number small on its page, or a large blank page."""
+    numbers = found.numbers
+    if len(numbers) > 1 or any(n.printed for n in numbers):
+        return True
+    if not numbers:
+        return max(width, height) > SMALL_PAGE
+    _, _, w, h = numbers[0].box
+    return h * 6 < height and w * 3 < width
+
+
+def show_page(scan: Any, found: PageFound) -> Shown:
+    """The page fitted into its picture's panel (matplotlib is not needed for this)."""
+    from .annotate import display_image, pack_panel, page_panel_size, panel_width
+
+    pixels = scan.gray if scan.gray is not None else scan.image
+    if wants_page_picture(scan.width, scan.height, found):
+        width, height = page_panel_size(scan.width, scan.height)
+        panel, s, x0, y0 = display_image(pixels, width, height, gray=True)
+        return Shown(panel=pack_panel(panel), scale=s, x0=x0, y0=y0, kind="page",
+                     size=(width, height))
+    digits = len(found.numbers[0].marks) if found.numbers else 0
+    panel, s, x0, y0 = display_image(pixels, panel_width(digits))
+    return Shown(panel=panel, scale=s, x0=x0, y0=y0)
+
+
+def analyse_page(page: Any, max_digits: int, picture: bool) -> PageAnalysis:
+    """One decoded page (an ``imageio.Page``) -> its numbers, and its picture's panel."""
+    if page.reason is not None:
+        return PageAnalysis(number=page.number, dpi=page.dpi, reason=page.reason)
+    scan = page.scan
+    try:
+        found = find_numbers(scan, max_digits)
+        shown = show_page(scan, found) if picture else None
+    except MemoryError:
+        return PageAnalysis(number=page.number, dpi=page.dpi, reason=OOM_REASON)
+    except Exception as exc:  # noqa: BLE001 - a bug on one odd page fails that page only
+        log.error("page %d: reading failed: %s", page.number, describe(exc))
+        return PageAnalysis(number=page.number, dpi=page.dpi,
+                            reason=f"recognition failed: {describe(exc)}")
+    return PageAnalysis(number=page.number, info=ImageInfo(scan.width, scan.height, scan.mode),
+                        dpi=page.dpi, found=found, shown=shown)
 
 
 def analyse(source: str | os.PathLike[str] | bytes, *, max_bytes: int, max_pixels: int,
-            max_digits: int = 12, picture: bool = False) -> Analysis:
-    """Read (unless given bytes), hash, decode and segment one input.
-    Never raises for a bad input: the Analysis says what went wrong."""
+            max_digits: int = 12, picture: bool = False, dpi: float = 200.0,
+            max_pages: int = 50, seconds: float | None = None) -> Analysis:
+    """Read (unless given bytes), hash, decode and read one input, page by page.
+    Never raises for a bad input: the Analysis says what went wrong.
+    ``dpi``, ``max_pages``, ``seconds``: a document's (``imageio.pages``)."""
     t0 = time.perf_counter()
     digest = None
-    path = "<bytes>" if isinstance(source, bytes) else source
+    read: list[PageAnalysis] = []
     try:
         data = source if isinstance(source, bytes) else read_bytes(source, max_bytes)
         digest = sha256(data)
-        scan = decode(data, max_pixels)
+        for page in pages(data, max_pixels, dpi=dpi, max_pages=max_pages, seconds=seconds):
+            read.append(analyse_page(page, max_digits, picture))
+            del page
         del data
-        marks, polarity = find_digits(scan.image, max_digits)
     except InputError as exc:
         return Analysis(sha256=digest, reason=exc.reason, seconds=time.perf_counter() - t0)
     except OSError as exc:
         return Analysis(sha256=digest, error=exc, seconds=time.perf_counter() - t0)
     except MemoryError:
-        return Analysis(sha256=digest, reason="image too large to process (out of memory)",
-                        seconds=time.perf_counter() - t0)
-    except Exception as exc:  # noqa: BLE001 - a bug on one odd image fails that image only
-        log.error("%s: segmentation failed: %s", path, describe(exc))
+        return Analysis(sha256=digest, reason=OOM_REASON, seconds=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - a bug on one odd input fails that input only
+        path = "<bytes>" if isinstance(source, bytes) else source
+        log.error("%s: reading failed: %s", path, describe(exc))
         return Analysis(sha256=digest, reason=f"recognition failed: {describe(exc)}",
                         seconds=time.perf_counter() - t0)
-    shown = None
-    if picture:
-        from .annotate import (  # matplotlib: only where pictures are
-            display_image,
-            panel_width,
-        )
-
-        panel, s, x0, y0 = display_image(scan.image, panel_width(len(marks)))
-        shown = Shown(panel=panel, scale=s, x0=x0, y0=y0)
-    return Analysis(sha256=digest, info=ImageInfo(scan.width, scan.height, scan.mode),
-                    marks=tuple(marks), polarity=polarity, shown=shown,
-                    seconds=time.perf_counter() - t0)
+    if not read:
+        return Analysis(sha256=digest, reason="no pages", seconds=time.perf_counter() - t0)
+    if len(read) == 1 and read[0].reason is not None:  # a one-page input fails with its page
+        return Analysis(sha256=digest, reason=read[0].reason, seconds=time.perf_counter() - t0)
+    return Analysis(sha256=digest, pages=tuple(read), seconds=time.perf_counter() - t0)
 
 
 def crashed(_source: Any) -> Analysis:

@@ -1,10 +1,11 @@
 """The annotated picture: what a person checks a reading against at a glance.
 
-One PNG per input: the number read with its status and confidence, the
-original with each digit boxed, and per digit the 28x28 image the model saw
-with its ten probabilities. :func:`make_view` reduces a scan and its reading to
-a small picklable :class:`View` (in the caller's process);
-:meth:`Annotator.render` turns a view into PNG bytes (Pillow's FreeType text in
+One PNG per page. A page holding one number: the number read with its status
+and confidence, the original with each digit boxed, and per digit the 28x28
+image the model saw with its probabilities (:class:`View`). Any other page
+(a form, a document's page): the page ~1200 px high with a labelled box on
+each number (:class:`PageView`). Views are small and picklable;
+:meth:`Annotator.render` turns one into PNG bytes (Pillow's FreeType text in
 matplotlib's DejaVu fonts, on a cached background), here or in the pool's workers.
 """
 
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from .records import Reading, Scan
+from .results import PageRead, handwritten, page_status
 
 MAX_SHOWN = 6  # digit columns drawn; more digits get "+N more"
 PANEL = 240  # height of the original's panel, pixels; its width grows with the digits shown
@@ -33,6 +35,18 @@ ZOOM = 3  # the 28x28 inputs are drawn at 84x84 pixels
 BACKDROP = 232  # letterbox grey around the original in its panel
 
 COLOURS = {"ok": "#1a7f37", "uncertain": "#bc4c00", "blank": "#57606a", "failed": "#cf222e"}
+PRINTED = "#6e7781"  # printed numbers' boxes: shown, not read as handwriting
+# A page picture: the page fitted into at most PAGE_W x PAGE_H pixels (sizes
+# rounded up to PAGE_STEP, so few figure layouts), a title and a footer.
+PAGE_H = 1200
+PAGE_W = 1600
+PAGE_MIN_W = 900  # wide enough for the title
+PAGE_STEP = 100
+PAGE_TITLE_H = 60
+PAGE_FOOT_H = 30
+PAGE_LABEL_PT = 17  # the labels on the boxes: readable at a glance at page size
+BOX_PAD = 5  # pixels between a number's ink and its box on a page picture
+PANEL_QUALITY = 90  # JPEG quality of a page's panel between processes
 BAR = "#afb8c1"
 PNG_LEVEL = 1  # zlib level: fast; pictures are ~30-60 KB
 
@@ -56,6 +70,7 @@ class View:
     image_info: str  # e.g. "1240x1754 uint8 RGB"
     threshold: float = 0.8
     error: str | None = None
+    doubts: tuple[str, ...] = ()  # why it is uncertain beyond its confidence
 
 
 def panel_width(n_digits: int) -> int:
@@ -64,12 +79,13 @@ def panel_width(n_digits: int) -> int:
     return PANEL if columns <= 2 else (3 * PANEL) // 2 if columns == 3 else 2 * PANEL
 
 
-def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL
-                  ) -> tuple[np.ndarray, float, float, float]:
+def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL, *,
+                  gray: bool = False) -> tuple[np.ndarray, float, float, float]:
     """The image fitted into a height x width uint8 panel: (panel, scale, x0, y0).
 
     Shrunk with area averaging (after a cheap stride for huge scans), enlarged
-    with nearest neighbours so small drawings show their pixels.
+    with nearest neighbours so small drawings show their pixels. ``gray``: a
+    2-D image gives a 2-D panel (a third of the bytes to send between processes).
     """
     h, w = rgb.shape[:2]
     scale = min(width / w, height / h)
@@ -83,9 +99,9 @@ def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL
     else:
         small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_NEAREST)
     small = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if small.ndim == 2:
+    if small.ndim == 2 and not gray:
         small = np.repeat(small[..., None], 3, axis=2)
-    panel = np.full((height, width, 3), BACKDROP, np.uint8)
+    panel = np.full((height, width, *small.shape[2:]), BACKDROP, np.uint8)
     x0, y0 = (width - nw) // 2, (height - nh) // 2
     panel[y0 : y0 + nh, x0 : x0 + nw] = small
     return panel, nw / w, float(x0), float(y0)
@@ -130,7 +146,96 @@ def make_view(scan: Scan | None, reading: Reading, *, source: str, model: str,
         image_info=info,
         threshold=threshold,
         error=reading.error,
+        doubts=reading.doubts,
     )
+
+
+def pack_panel(panel: np.ndarray) -> bytes:
+    """A page's panel as JPEG bytes (quality PANEL_QUALITY): what travels from the
+    reader to the drawer and waits in a batch, 5-50 times smaller than its pixels."""
+    bgr = panel if panel.ndim == 2 else cv2.cvtColor(panel, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, PANEL_QUALITY])
+    if not ok:  # pragma: no cover - encoding an ordinary array does not fail
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def unpack_panel(data: bytes) -> np.ndarray:
+    """:func:`pack_panel`'s pixels again (H x W grey, or H x W x 3 RGB)."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def page_panel_size(width: int, height: int) -> tuple[int, int]:
+    """The panel (width, height) a page of this size is fitted into: PAGE_H high
+    (PAGE_W wide for a wide page), in steps of PAGE_STEP."""
+    if width * PAGE_H >= height * PAGE_W:  # wide: the width is the limit
+        h = -(-round(height * PAGE_W / width) // PAGE_STEP) * PAGE_STEP
+        return PAGE_W, max(PAGE_STEP, min(PAGE_H, h))
+    w = -(-round(width * PAGE_H / height) // PAGE_STEP) * PAGE_STEP
+    return max(PAGE_MIN_W, min(PAGE_W, w)), PAGE_H
+
+
+@dataclass(frozen=True)
+class PageView:
+    """Everything a page picture shows, small and picklable: the page fitted into
+    its panel, and per number its box (panel pixels), label and colour."""
+
+    source: str
+    model: str
+    title: str
+    colour: str
+    display: bytes  # the page's panel, from display_image with page_panel_size, packed (pack_panel)
+    frame: tuple[float, float, float, float]
+    boxes: tuple[tuple[float, float, float, float], ...]
+    labels: tuple[str, ...]
+    colours: tuple[str, ...]
+    image_info: str
+    size: tuple[int, int]  # the panel's width and height
+
+
+def page_title(page: PageRead, of_pages: int) -> str:
+    """``Page 2 of 3 - 2 numbers: 12, 345 - ok`` and the like (one page: no page number)."""
+    status = page_status(page)
+    head = f"Page {page.page} of {of_pages}  \u2014  " if of_pages > 1 else ""
+    numbers = [n.reading.number for n in handwritten(page)]
+    if not numbers:
+        what = "no handwritten number found"
+    else:
+        what = f"{len(numbers)} number{'s' * (len(numbers) != 1)}: {', '.join(numbers)}"
+    printed = sum(1 for x in page.numbers if x.printed)
+    if printed:
+        what += f"  + {printed} printed"
+    doubt = f" ({'; '.join(page.doubts)})" if page.doubts else ""
+    return f"{head}{what}  \u2014  {status}{doubt}"
+
+
+def make_page_view(info, page: PageRead, *, source: str, model: str, shown,
+                   threshold: float = 0.8, of_pages: int = 1) -> PageView:
+    """A page and its numbers as the page picture shows them. ``info``: the page's
+    width, height and mode; ``shown``: the page already fitted into its panel
+    (a :class:`digitd.analyse.Shown` of kind ``"page"``)."""
+    s, x0, y0 = shown.scale, shown.x0, shown.y0
+    boxes, labels, colours = [], [], []
+    for n in page.numbers:
+        r = n.reading
+        x, y, w, h = n.box  # drawn BOX_PAD pixels outside the ink, so the ink shows
+        boxes.append((x0 + x * s - BOX_PAD, y0 + y * s - BOX_PAD, w * s + 2 * BOX_PAD,
+                      h * s + 2 * BOX_PAD))
+        conf = "" if r.confidence is None else f"  {r.confidence:.2f}"
+        if n.printed:
+            labels.append(f"printed {r.number or ''}".strip())
+            colours.append(PRINTED)
+        else:
+            sure = r.status == "ok"
+            labels.append(f"{r.number or '?'}{'' if sure else '?'}{conf}")
+            colours.append(COLOURS["ok"] if sure else COLOURS["uncertain"])
+    return PageView(source=source, model=model, title=page_title(page, of_pages),
+                    colour=COLOURS.get(page_status(page), "#24292f"), display=shown.panel,
+                    size=shown.size,
+                    frame=(x0, y0, info.width * s, info.height * s), boxes=tuple(boxes),
+                    labels=tuple(labels), colours=tuple(colours),
+                    image_info=f"{info.width}x{info.height} {info.mode}")
 
 
 def zoom(pixels: np.ndarray) -> np.ndarray:
@@ -146,7 +251,10 @@ def title_text(view: View) -> str:
         return f"Failed: {view.error or 'unknown error'}"
     if view.status == "blank":
         return "Blank: no digits found"
-    return f"Read {view.number}  \u2014  {view.status}{conf}"
+    why = f" ({'; '.join(view.doubts)})" if view.doubts else ""
+    if view.number is None:
+        return f"No digits read  \u2014  {view.status}{why}"
+    return f"Read {view.number}  \u2014  {view.status}{conf}{why}"
 
 
 def _trim(text: str, limit: int) -> str:
@@ -156,7 +264,7 @@ def _trim(text: str, limit: int) -> str:
 def _paste(canvas: np.ndarray, at: tuple[int, int], rgb: np.ndarray) -> None:
     r, c = at
     h, w = rgb.shape[:2]
-    canvas[r : r + h, c : c + w, :3] = rgb
+    canvas[r : r + h, c : c + w, :3] = rgb if rgb.ndim == 3 else rgb[..., None]
 
 
 def _font_file(bold: bool) -> str | None:
@@ -327,13 +435,68 @@ class _Layout:
         return np.asarray(im)
 
 
+class _PageLayout:
+    """A page picture's layout for one panel size: the title and footer rows, the
+    model's name drawn once; each picture starts from a copy of it."""
+
+    def __init__(self, pw: int, ph: int, model: str, dpi: int) -> None:
+        from PIL import Image, ImageDraw
+
+        self.dpi = dpi
+        self.W = W = MARGIN + pw + MARGIN
+        self.H = H = PAGE_TITLE_H + ph + PAGE_FOOT_H
+        self.pw, self.ph = pw, ph
+        self.image_at = (PAGE_TITLE_H, MARGIN)
+        back = Image.new("RGB", (W, H), "white")
+        draw = ImageDraw.Draw(back)
+        self.foot_y = H - PAGE_FOOT_H / 2
+        note = font(11, dpi=dpi)
+        model_text = _trim(f"model {model}", 40)
+        draw.text((W - MARGIN, self.foot_y), model_text, font=note, fill="#57606a", anchor="rm")
+        self.model_left = W - MARGIN - draw.textlength(model_text, font=note)
+        self.background = back
+
+    def render_rgb(self, view: PageView) -> np.ndarray:
+        from PIL import Image, ImageDraw
+
+        dpi = self.dpi
+        canvas = np.array(self.background)
+        _paste(canvas, self.image_at, unpack_panel(view.display))
+        im = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(im)
+        top, left = self.image_at
+        fx, fy, fw, fh = view.frame
+        draw.rectangle((left + fx - 1, top + fy - 1, left + fx + fw, top + fy + fh), outline="#6e7781")
+        label_font = font(PAGE_LABEL_PT, bold=True, dpi=dpi)
+        label_h = PAGE_LABEL_PT * 1.9  # the label's height with its pad, in pixels
+        for (x, y, w, h), text, colour in zip(view.boxes, view.labels, view.colours, strict=True):
+            x0, y0 = left + x, top + y
+            draw.rectangle((x0 - 2, y0 - 2, x0 + max(w, 2.0) + 1, y0 + max(h, 2.0) + 1),
+                           outline=colour, width=3)
+            if y >= label_h:  # above the box; below it when the page's top leaves no room
+                at, anchor = (x0, y0 - 8), "lb"
+            else:
+                at, anchor = (x0, y0 + h + 8), "lt"
+            bx = draw.textbbox(at, text, font=label_font, anchor=anchor)
+            draw.rectangle((bx[0] - 4, bx[1] - 4, bx[2] + 4, bx[3] + 4), fill=colour)
+            draw.text(at, text, font=label_font, fill="white", anchor=anchor)
+        title_font = font(20, bold=True, dpi=dpi)
+        draw.text((MARGIN, PAGE_TITLE_H / 2), fit(draw, view.title, title_font, self.W - 2 * MARGIN),
+                  font=title_font, fill=view.colour, anchor="lm")
+        note = font(11, dpi=dpi)
+        draw.text((MARGIN, self.foot_y), fit(draw, f"{view.source}   {view.image_info}", note,
+                                             max(60.0, self.model_left - 24 - MARGIN)),
+                  font=note, fill="#57606a", anchor="lm")
+        return np.asarray(im)
+
+
 class Annotator:
     """Renders views to PNG bytes, reusing one layout per number of columns (not thread-safe)."""
 
     def __init__(self, dpi: int = DPI, png_level: int = PNG_LEVEL) -> None:
         self.dpi = dpi
         self.png_level = png_level
-        self._layouts: dict[tuple[int, bool, str], _Layout] = {}
+        self._layouts: dict[tuple, _Layout | _PageLayout] = {}
 
     def layout(self, n_digits: int, model: str) -> _Layout:
         columns = min(n_digits, MAX_SHOWN)
@@ -342,11 +505,20 @@ class Annotator:
             self._layouts[key] = _Layout(*key, dpi=self.dpi)
         return self._layouts[key]
 
-    def render_rgb(self, view: View) -> np.ndarray:
+    def page_layout(self, view: PageView) -> _PageLayout:
+        w, h = view.size
+        key = ("page", w, h, view.model)
+        if key not in self._layouts:
+            self._layouts[key] = _PageLayout(w, h, view.model, dpi=self.dpi)
+        return self._layouts[key]
+
+    def render_rgb(self, view: View | PageView) -> np.ndarray:
         """The picture as an H x W x 3 uint8 RGB array."""
+        if isinstance(view, PageView):
+            return self.page_layout(view).render_rgb(view)
         return self.layout(len(view.digits), view.model).render_rgb(view)
 
-    def render(self, view: View) -> bytes:
+    def render(self, view: View | PageView) -> bytes:
         """The picture as PNG bytes."""
         rgb = self.render_rgb(view)
         # No PNG row filters: adaptive filtering costs more than the deflate

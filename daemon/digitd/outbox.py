@@ -33,6 +33,7 @@ RESULTS, ANNOTATED, ORIGINALS, FAILED = "results", "annotated", "originals", "fa
 CSV_NAME = "results.csv"
 RESERVE_SUFFIX = ".reserve"
 MAX_SUFFIX = 100_000
+PAGE_TAIL = re.compile(r"\.p[0-9]+$")  # the end of a page picture's stem: NAME.pN.png
 
 _BAD_STEM = re.compile(r"[\x00-\x1f/\\]")
 
@@ -312,8 +313,9 @@ class Outbox:
         return f"{RESULTS}/{name}.json"
 
     @staticmethod
-    def annotated_rel(name: str) -> str:
-        return f"{ANNOTATED}/{name}.png"
+    def annotated_rel(name: str, page: int | None = None) -> str:
+        """``annotated/NAME.png``, or ``annotated/NAME.pN.png`` for page N of a document."""
+        return f"{ANNOTATED}/{name}.png" if page is None else f"{ANNOTATED}/{name}.p{page}.png"
 
     def reserve_path(self, name: str) -> str:
         """``results/.NAME.reserve``: the reservation, and later the JSON's temp."""
@@ -340,7 +342,7 @@ class Outbox:
         """Whether an earlier input's files use NAME."""
         base = self._base
         for path in (f"{base}/{RESULTS}/{name}.json", f"{base}/{ANNOTATED}/{name}.png",
-                     f"{base}/{FAILED}/{name}.error.json"):
+                     f"{base}/{ANNOTATED}/{name}.p1.png", f"{base}/{FAILED}/{name}.error.json"):
             try:
                 os.lstat(path)
                 return True
@@ -360,6 +362,8 @@ class Outbox:
         reservation that will not be used.
         """
         stem = safe_stem(stem)
+        if PAGE_TAIL.search(stem):  # "x.p2" would share annotated/x.p2.png with page 2 of "x"
+            stem += "_"
         self.folder(RESULTS)
         # A stem not seen before is most likely free: straight to the O_EXCL
         # (no look-ups first); a stem seen before, or found taken, starts from
@@ -459,11 +463,12 @@ class Outbox:
         os.replace(self.reserve_path(name), path)
         return path
 
-    def write_annotated(self, name: str, png: bytes) -> str:
-        """``annotated/NAME.png``, atomically; its relative path."""
-        path = self.folder(ANNOTATED) / f"{name}.png"
-        atomic_write_bytes(path, png, fsync=False)  # a lost picture is redone with its JSON
-        return self.annotated_rel(name)
+    def write_annotated(self, name: str, png: bytes, page: int | None = None) -> str:
+        """``annotated/NAME.png`` (or ``NAME.pN.png``, page N), atomically; its relative path."""
+        rel = self.annotated_rel(name, page)
+        atomic_write_bytes(self.folder(ANNOTATED) / rel.rpartition("/")[2], png,
+                           fsync=False)  # a lost picture is redone with its JSON
+        return rel
 
     def append_csv_rows(self, rows: list[Mapping[str, str]], *, fsync: bool) -> bool:
         """Rows of results.csv; the header first if the file is new or empty.
@@ -509,17 +514,27 @@ class Outbox:
         finally:
             os.close(fd)  # also releases the lock
 
-    def csv_results(self) -> set[str]:
-        """The ``result`` column of every complete row in results.csv (reads the
-        whole file; a last line without its newline is not a row yet)."""
+    def csv_results(self) -> dict[str, set[tuple[str, str]]]:
+        """Per ``result`` in results.csv, the (page, index) of its complete rows
+        (``("", "")``: the input's own row). Reads the whole file; a last line
+        without its newline is not a row yet. Columns are taken by position: an
+        older version's header lacks the last ones, its rows are its own rows."""
         try:
             with open(self.csv_path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
-            return set()
+            return {}
         data = data[: data.rfind(b"\n") + 1]
         text = io.StringIO(data.decode("utf-8", "replace"), newline="")
-        return {row.get("result") or "" for row in csv.DictReader(text)}
+        at = {c: CSV_COLUMNS.index(c) for c in ("result", "page", "index")}
+        out: dict[str, set[tuple[str, str]]] = {}
+        for n, row in enumerate(csv.reader(text)):
+            if n == 0 or len(row) <= at["result"]:
+                continue  # the header; an empty line
+            page, index = (row[at["page"]], row[at["index"]]) if len(row) > at["index"] \
+                else ("", "")
+            out.setdefault(row[at["result"]], set()).add((page, index))
+        return out
 
     def sync_folder(self, name: str) -> None:
         """fsync a sub-folder: the renames and links made in it are on disk."""

@@ -4,7 +4,8 @@ The same :class:`~digitd.runner.Runner` as the service, with a writer that
 does not fsync and no dispositions: the user's files are never moved. Its
 options, output and exit codes are in ``docs/DESIGN.md``, "Commands". On a
 terminal (stderr a tty, no ``--verbose``) a tqdm progress bar replaces the
-per-input lines; failed inputs are still named, one line each.
+per-input lines; failed inputs are still named, one line each. An input of
+several numbers or pages gets a line per number (``scan.pdf p2 #1 -> 3.75 (0.97)``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .errors import UsageError, os_words
 from .inbox.names import skip_reason
 from .outbox import Outbox
 from .pool import Pool, default_processes
-from .results import failed_result, human_line
+from .results import failed_result, human_line, human_lines
 from .runner import Input, Limits, Outcome, Runner
 from .writer import Writer
 
@@ -142,7 +143,8 @@ def main(config, args) -> int:
                                                     separators=(",", ":")) + "\n")
                     if bar is None:
                         if not as_json:
-                            print(human_line(shown[outcome.input.path], result), file=sys.stderr)
+                            for line in human_lines(shown[outcome.input.path], result):
+                                print(line, file=sys.stderr)
                     elif result["status"] == "failed":
                         bar.write(human_line(shown[outcome.input.path], result), file=sys.stderr)
                 if as_json:

@@ -1,7 +1,9 @@
-"""Result records: an input's reading as the contract's JSON object and CSV row.
+"""Result records: an input's pages and numbers as the contract's JSON object and CSV rows.
 
 Pure functions, no files (the files are :mod:`digitd.outbox` and
-:mod:`digitd.writer`); the schema is in ``docs/DESIGN.md``, "Results".
+:mod:`digitd.writer`); the schema is in ``docs/DESIGN.md``, "Results". The
+CSV rows are a view of the JSON: one per handwritten number, or one for an
+input with none.
 """
 
 from __future__ import annotations
@@ -11,18 +13,45 @@ import datetime as _dt
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .records import Reading
+from .records import Box, Reading
 
 RESULT_KEYS = ("source", "status", "number", "digits", "confidence", "model", "sha256",
                "processed_at", "elapsed_ms", "annotated", "error")
 CSV_COLUMNS = ("processed_at", "source", "status", "number", "confidence", "model", "sha256",
-               "result", "error")
+               "result", "error", "page", "index", "box")
 DIGITS = 6  # decimals kept for confidences and probabilities
 
+
+@dataclass(frozen=True)
+class NumberRead:
+    """One number found on a page, as read: separators in its string, its doubts
+    kept (``reading``), where it is (``box``), and whether it is printed."""
+
+    reading: Reading
+    box: Box
+    printed: bool = False
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """One page of an input as read: its numbers in reading order, or the
+    ``error`` this page alone could not be read for."""
+
+    page: int
+    width: int | None = None
+    height: int | None = None
+    dpi: float | None = None
+    rotation: int = 0
+    polarity: str | None = None
+    numbers: tuple[NumberRead, ...] = ()
+    doubts: tuple[str, ...] = ()  # the page's own ("may be rotated"), already in its numbers'
+    error: str | None = None
+    annotated: str | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -51,15 +80,107 @@ def _round(x: float | None) -> float | None:
     return None if x is None else round(float(x), DIGITS)
 
 
+def _unique(items) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def handwritten(page: PageRead) -> list[NumberRead]:
+    """The page's handwritten numbers that hold a reading (printed ones are kept apart)."""
+    return [n for n in page.numbers if not n.printed and n.reading.number is not None]
+
+
+def page_status(page: PageRead) -> str:
+    """failed (its error), blank (no handwritten number, no doubt), ok (every one
+    ok), else uncertain."""
+    if page.error is not None:
+        return "failed"
+    numbers = handwritten(page)
+    if not numbers:
+        return "uncertain" if page.doubts else "blank"
+    return "ok" if all(n.reading.status == "ok" for n in numbers) else "uncertain"
+
+
+def summary(pages: Sequence[PageRead]) -> Reading:
+    """The input's overall reading from its pages: the one number's reading when
+    exactly one handwritten number was found on a one-page input, else no number;
+    the status from all of them (failed when every page failed, blank when
+    every page is blank, ok when each is ok or blank, else uncertain); pages
+    that failed alone named in ``error``."""
+    statuses = [page_status(p) for p in pages]
+    failed = [p for p in pages if p.error is not None]
+    if not pages or len(failed) == len(pages):
+        why = "; ".join(f"page {p.page}: {p.error}" for p in failed) if len(pages) > 1 else \
+            (failed[0].error if failed else "no pages")
+        return Reading("failed", None, (), None, error=why)
+    if all(s == "blank" for s in statuses):
+        status = "blank"
+    elif all(s in ("ok", "blank") for s in statuses):
+        status = "ok"
+    else:
+        status = "uncertain"
+    error = "; ".join(f"page {p.page} failed: {p.error}" for p in failed) or None
+    numbers = [n for p in pages for n in handwritten(p)]
+    doubts = _unique(d for p in pages for d in (*p.doubts, *(d for n in p.numbers if not n.printed
+                                                            for d in n.reading.doubts)))
+    polarity = next((p.polarity for p in pages if p.polarity is not None), None)
+    if len(pages) == 1 and len(numbers) == 1:
+        one = numbers[0].reading
+        return Reading(status, one.number, one.digits, one.confidence, polarity=polarity,
+                       error=error, doubts=doubts)
+    return Reading(status, None, (), None, polarity=polarity, error=error, doubts=doubts)
+
+
+def digit_dicts(reading: Reading) -> list[dict[str, Any]]:
+    return [
+        {
+            "digit": int(d.digit),
+            "confidence": _round(d.confidence),
+            "box": [int(v) for v in d.box],
+            "probabilities": [_round(p) for p in d.probabilities],
+        }
+        for d in reading.digits
+    ]
+
+
+def number_dict(n: NumberRead) -> dict[str, Any]:
+    r = n.reading
+    return {"number": r.number, "confidence": _round(r.confidence), "status": r.status,
+            "box": [int(v) for v in n.box], "printed": n.printed, "doubts": list(r.doubts),
+            "digits": digit_dicts(r)}
+
+
+def page_dict(p: PageRead) -> dict[str, Any]:
+    return {"page": p.page, "width": p.width, "height": p.height,
+            "dpi": None if p.dpi is None else round(float(p.dpi), 1), "rotation": p.rotation,
+            "status": page_status(p), "error": p.error, "doubts": list(p.doubts),
+            "annotated": p.annotated, "numbers": [number_dict(n) for n in p.numbers]}
+
+
+def pages_of(reading: Reading, image: Any) -> tuple[PageRead, ...]:
+    """The one page of an input known only by its overall reading (``pages`` not given)."""
+    numbers = ()
+    if reading.number is not None and reading.digits:
+        boxes = [d.box for d in reading.digits]
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+        numbers = (NumberRead(reading, (x0, y0, x1 - x0, y1 - y0)),)
+    return (PageRead(page=1, width=getattr(image, "width", None),
+                     height=getattr(image, "height", None), polarity=reading.polarity,
+                     numbers=numbers, doubts=() if numbers else reading.doubts),)
+
+
 def result_dict(source: str, reading: Reading | None, *, sha256: str | None, model: str,
                 processed_at: str | _dt.datetime, elapsed_ms: float, annotated: str | None,
-                error: str | None = None, image: Any = None) -> dict[str, Any]:
+                error: str | None = None, image: Any = None,
+                pages: Sequence[PageRead] | None = None) -> dict[str, Any]:
     """The result JSON object for one input, contract keys first and in order.
 
-    ``reading`` None (or ``error`` given) means the input failed: status
-    ``failed``, number null, digits [], confidence null, ``error`` the reason.
-    Extra keys after the contract's: ``polarity``, ``image`` ({width, height,
-    mode} when decoded), ``digitd_version``.
+    ``reading``: the overall one (:func:`summary` of ``pages``). None (or
+    ``error`` given) means the input failed: status ``failed``, number null,
+    digits [], confidence null, pages [], ``error`` the reason. ``pages``
+    None: one page holding ``reading``. Extra keys after the contract's:
+    ``polarity``, ``image`` ({width, height, mode} of the first page),
+    ``digitd_version``, ``pages``, ``numbers``, ``doubts``.
     """
     if isinstance(processed_at, _dt.datetime):
         processed_at = utc_timestamp(processed_at)
@@ -68,17 +189,12 @@ def result_dict(source: str, reading: Reading | None, *, sha256: str | None, mod
         reason = error or (reading.error if reading is not None else None) or "failed"
         status, number, digits, confidence = "failed", None, [], None
     else:
-        reason = None
+        reason = reading.error
         status, number, confidence = reading.status, reading.number, _round(reading.confidence)
-        digits = [
-            {
-                "digit": int(d.digit),
-                "confidence": _round(d.confidence),
-                "box": [int(v) for v in d.box],
-                "probabilities": [_round(p) for p in d.probabilities],
-            }
-            for d in reading.digits
-        ]
+        digits = digit_dicts(reading)
+    if reading is not None and pages is None:
+        pages = () if failed else pages_of(reading, image)
+    pages = pages or ()
     shown = printable(source)
     out: dict[str, Any] = {
         "source": shown,
@@ -97,6 +213,9 @@ def result_dict(source: str, reading: Reading | None, *, sha256: str | None, mod
         "image": None if image is None else {"width": image.width, "height": image.height,
                                              "mode": image.mode},
         "digitd_version": __version__,
+        "pages": [page_dict(p) for p in pages],
+        "numbers": [n.reading.number for p in pages for n in handwritten(p)],
+        "doubts": [] if reading is None else list(reading.doubts),
     }
     if shown != source:  # not UTF-8: the name's exact bytes too
         out["source_hex"] = os.fsencode(source).hex()
@@ -112,23 +231,47 @@ def failed_result(source: str, reason: str, *, model: str, sha256: str | None = 
                        annotated=None, error=reason, image=image)
 
 
+def _text(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def _confidence(v: float | None) -> str:
+    return "" if v is None else f"{v:.{DIGITS}f}"
+
+
 def csv_row(result: Mapping[str, Any], result_path: str) -> dict[str, str]:
-    """The results.csv row for a result object; ``result_path`` is its JSON, relative."""
-
-    def text(v: Any) -> str:
-        return "" if v is None else str(v)
-
+    """The input's own results.csv row (no ``page``, ``index``, ``box``): an input
+    with no handwritten number, or a failed one. ``result_path``: its JSON, relative."""
     return {
-        "processed_at": text(result["processed_at"]),
-        "source": text(result["source"]),
-        "status": text(result["status"]),
-        "number": text(result["number"]),
-        "confidence": "" if result["confidence"] is None else f"{result['confidence']:.{DIGITS}f}",
-        "model": text(result["model"]),
-        "sha256": text(result["sha256"]),
+        "processed_at": _text(result["processed_at"]),
+        "source": _text(result["source"]),
+        "status": _text(result["status"]),
+        "number": _text(result["number"]),
+        "confidence": _confidence(result["confidence"]),
+        "model": _text(result["model"]),
+        "sha256": _text(result["sha256"]),
         "result": result_path,
-        "error": text(result["error"]),
+        "error": _text(result["error"]),
+        "page": "",
+        "index": "",
+        "box": "",
     }
+
+
+def csv_rows(result: Mapping[str, Any], result_path: str) -> list[dict[str, str]]:
+    """The results.csv rows of a result: one per handwritten number (its page, its
+    1-based index in that page's ``numbers``, its box as ``x y w h``, its own
+    number, confidence and status), else the input's one :func:`csv_row`."""
+    base = csv_row(result, result_path)
+    rows = []
+    for page in result.get("pages") or ():
+        for index, n in enumerate(page["numbers"], 1):
+            if n["printed"] or n["number"] is None:
+                continue
+            rows.append({**base, "status": n["status"], "number": n["number"],
+                         "confidence": _confidence(n["confidence"]), "page": str(page["page"]),
+                         "index": str(index), "box": " ".join(str(v) for v in n["box"])})
+    return rows or [base]
 
 
 def csv_line(values: Mapping[str, str] | None = None) -> bytes:
@@ -147,7 +290,9 @@ def json_bytes(obj: Any) -> bytes:
 
 
 def human_line(shown: str, result: Mapping[str, Any]) -> str:
-    """One result as a log line: ``scans/a.png -> 7 (0.99) 12 ms`` and the like."""
+    """One result as a log line: ``scans/a.png -> 7 (0.99) 12 ms``; an input of
+    several numbers or pages:
+    ``scan.pdf -> 12/05/2026, 3.75? (2 numbers on 3 pages) uncertain 40 ms``."""
     shown = printable(shown)
     status = result["status"]
     ms = f"{result['elapsed_ms']:.0f} ms"
@@ -157,4 +302,34 @@ def human_line(shown: str, result: Mapping[str, Any]) -> str:
         return f"{shown} -> blank (no digits found) {ms}"
     mark = "?" if status == "uncertain" else ""
     tail = " uncertain" if status == "uncertain" else ""
+    if result["number"] is None:
+        pages = result.get("pages") or ()
+        said = ", ".join(n["number"] + ("" if n["status"] == "ok" else "?") for p in pages
+                         for n in p["numbers"] if not n["printed"] and n["number"] is not None)
+        count = len(result.get("numbers") or ())
+        where = f"{count} number{'s' * (count != 1)} on {len(pages)} page{'s' * (len(pages) != 1)}"
+        return f"{shown} -> {said or 'no number'} ({where}){tail} {ms}"
     return f"{shown} -> {result['number']}{mark} ({result['confidence']:.2f}){tail} {ms}"
+
+
+def human_lines(shown: str, result: Mapping[str, Any]) -> list[str]:
+    """A result as the lines ``digitd predict`` prints: :func:`human_line` for an
+    input of one page and at most one number, else one line per number found
+    (``scan.pdf p2 #1 -> 12/05/2026 (0.97)``) and per page that failed."""
+    pages = result.get("pages") or ()
+    if result["status"] == "failed" or (len(pages) <= 1 and len(result.get("numbers") or ()) <= 1):
+        return [human_line(shown, result)]
+    shown = printable(shown)
+    lines = []
+    for p in pages:
+        if p["error"] is not None:
+            lines.append(f"{shown} p{p['page']} -> failed: {p['error']}")
+        for index, n in enumerate(p["numbers"], 1):
+            if n["printed"] or n["number"] is None:
+                continue
+            unsure = n["status"] != "ok"
+            why = f" uncertain: {'; '.join(n['doubts'])}" if unsure and n["doubts"] else \
+                " uncertain" if unsure else ""
+            lines.append(f"{shown} p{p['page']} #{index} -> {n['number']}{'?' * unsure} "
+                         f"({n['confidence']:.2f}){why}")
+    return lines or [human_line(shown, result)]

@@ -1,9 +1,11 @@
 """The one batch runner, shared by ``digitd run`` and ``digitd predict``.
 
 reserve -> analyse (in the pool's worker processes, or here) -> classify (one
-model call) -> draw the pictures -> commit (one :class:`~digitd.writer.Writer`
-commit). :meth:`Runner.begin` and :meth:`Runner.complete` are the two halves, so
-a caller analyses the next batch while this one is classified and written.
+model call for every number of every page of the batch) -> read the pages
+(separators, doubts) -> draw a picture per page -> commit (one
+:class:`~digitd.writer.Writer` commit). :meth:`Runner.begin` and
+:meth:`Runner.complete` are the two halves, so a caller analyses the next
+batch while this one is classified and written.
 Failure isolation lives here: a bad input fails alone, never the batch.
 """
 
@@ -19,12 +21,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .analyse import Analysis, analyse, analyse_all
-from .annotate import make_view
+from .analyse import Analysis, PageAnalysis, analyse, analyse_all
+from .annotate import make_page_view, make_view
 from .errors import Transient, describe, os_words
 from .outbox import Outbox
-from .records import Reading
-from .results import failed_result, result_dict
+from .records import Found, Reading
+from .results import NumberRead, PageRead, failed_result, result_dict, summary
 from .writer import Record, Writer
 
 log = logging.getLogger(__name__)
@@ -37,16 +39,70 @@ def _full(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class Limits:
-    """What the config allows an input: bytes, pixels, and the confidence threshold."""
+    """What the config allows an input: bytes, pixels (per page), a document's
+    pages, dpi and seconds, and the confidence threshold."""
 
     max_bytes: int
     max_pixels: int
     threshold: float = 0.8
+    dpi: float = 200.0
+    max_pages: int = 50
+    seconds: float | None = None
 
     @classmethod
     def from_config(cls, config: Any) -> Limits:
         return cls(max_bytes=int(config.max_file_mb * 1024 * 1024),
-                   max_pixels=config.max_image_pixels, threshold=config.confidence_threshold)
+                   max_pixels=config.max_image_pixels, threshold=config.confidence_threshold,
+                   dpi=config.pdf_dpi, max_pages=config.max_pages,
+                   seconds=config.max_document_seconds)
+
+
+def with_separators(number: str, separators: Sequence[tuple[int, str]]) -> str:
+    """The digits read with the number's own marks put back: ``(k, char)`` stands
+    before digit ``k`` (``"12052026"``, ``[(2, "/"), (4, "/")]`` -> ``"12/05/2026"``)."""
+    chars = list(number)
+    for k, char in reversed(sorted(separators, key=lambda s: s[0])):  # last first: k stays true
+        chars.insert(k, char)
+    return "".join(chars)
+
+
+def read_number(reading: Reading, found: Found, page_doubts: Sequence[str]) -> NumberRead:
+    """A number's reading finished: its separators in the string, its own and its
+    page's doubts kept, and ``uncertain`` (not ``ok``) when there is any."""
+    doubts = tuple(dict.fromkeys((*reading.doubts, *found.doubts, *page_doubts)))
+    number = None if reading.number is None else with_separators(reading.number,
+                                                                  found.separators)
+    status = "uncertain" if reading.status == "ok" and doubts else reading.status
+    return NumberRead(replace(reading, number=number, doubts=doubts, status=status),
+                      box=found.box, printed=found.printed)
+
+
+def read_page(page: PageAnalysis, readings: Sequence[Reading]) -> PageRead:
+    """One page's numbers read (``readings`` in its numbers' order), or its failure."""
+    if page.found is None:
+        return PageRead(page=page.number, dpi=page.dpi, error=page.reason or "not read")
+    f = page.found
+    return PageRead(page=page.number, width=page.info.width, height=page.info.height,
+                    dpi=page.dpi, rotation=f.rotation, polarity=f.polarity,
+                    numbers=tuple(read_number(r, n, f.doubts)
+                                  for r, n in zip(readings, f.numbers, strict=True)),
+                    doubts=f.doubts)
+
+
+def numbers_of(a: Analysis) -> list[tuple[list[Any], str | None]]:
+    """What the model reads of an input: every number of every page, in order."""
+    return [(list(n.marks), p.found.polarity) for p in a.pages if p.found is not None
+            for n in p.found.numbers]
+
+
+def split_pages(a: Analysis, readings: Sequence[Reading]) -> tuple[PageRead, ...]:
+    """An input's readings (as :func:`numbers_of` ordered them) back into its pages."""
+    out, k = [], 0
+    for p in a.pages:
+        n = 0 if p.found is None else len(p.found.numbers)
+        out.append(read_page(p, readings[k : k + n]))
+        k += n
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -152,7 +208,8 @@ class Runner:
         pending = analyse_all(self.pool, [i.path for i in named], analyse=self._analyse,
                               max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
                               max_digits=getattr(self.recognizer, "max_digits", 12),
-                              picture=self.pictures is not None)
+                              picture=self.pictures is not None, dpi=limits.dpi,
+                              max_pages=limits.max_pages, seconds=limits.seconds)
         return Started(inputs=named, pending=pending, unnamed=unnamed)
 
     def complete(self, started: Started, *, sync_paths: Sequence[str] = (),
@@ -167,20 +224,18 @@ class Runner:
                 analyses = [Analysis(error=Changed("changed after it was read"))
                             if i in moved else a for i, a in enumerate(analyses)]
         t0 = time.perf_counter()
-        readings = self.classify(started.inputs, analyses)
+        read = self.classify(started.inputs, analyses)
         share = (time.perf_counter() - t0) / max(1, len(analyses))
-        pictures = self.draw(started.inputs, analyses, readings)
+        pictures = self.draw(started.inputs, analyses, read)
         staged: list[tuple[Input, Record]] = []
         outcomes: list[Outcome | None] = []
         model = self.recognizer.name
-        for item, a, reading, picture in zip(started.inputs, analyses, readings, pictures,
-                                              strict=True):
-            result, error = self.result(item, a, reading, picture, model, share)
+        for item, a, pages, drawn in zip(started.inputs, analyses, read, pictures, strict=True):
+            result, error = self.result(item, a, pages, drawn, model, share)
             if error is not None:
                 outcomes.append(Outcome(input=item, error=error))
                 continue
-            png = picture[0] if picture is not None else None
-            staged.append((item, Record(item.name, result, png, row_may_exist=item.redo)))
+            staged.append((item, self.record(item, result, drawn)))
             outcomes.append(None)
         written = iter(self.commit(staged, sync_paths))
         out = [o if o is not None else next(written) for o in outcomes]
@@ -216,21 +271,26 @@ class Runner:
     # -- steps of complete ----------------------------------------------------------
 
     def classify(self, inputs: Sequence[Input], analyses: Sequence[Analysis]
-                 ) -> list[Reading | BaseException | None]:
-        """One model call for every analysed input; None for those not analysed.
+                 ) -> list[tuple[PageRead, ...] | BaseException | None]:
+        """One model call for every number of every page of every analysed input;
+        per input its pages read, None for those not analysed.
 
         If the call raises, each input is classified alone and the one that
         still raises gets its exception; if every one does, each gets
         :class:`RecognitionFailed` (the model, not the inputs, is at fault)."""
-        found = [i for i, a in enumerate(analyses) if a.info is not None]
-        out: list[Reading | BaseException | None] = [None] * len(analyses)
-        if not found:
-            return out
+        found = [i for i, a in enumerate(analyses) if a.pages]
+        out: list[tuple[PageRead, ...] | BaseException | None] = [None] * len(analyses)
+        asked = {i: numbers_of(analyses[i]) for i in found}
         classify = self.recognizer.classify
         try:
-            for i, reading in zip(found, classify([(list(analyses[i].marks), analyses[i].polarity)
-                                                   for i in found]), strict=True):
-                out[i] = reading
+            everything = [n for i in found for n in asked[i]]
+            readings = classify(everything) if everything else []
+            if len(readings) != len(everything):
+                raise RuntimeError(f"{len(readings)} readings for {len(everything)} numbers")
+            k = 0
+            for i in found:
+                out[i] = split_pages(analyses[i], readings[k : k + len(asked[i])])
+                k += len(asked[i])
             return out
         except Exception as exc:  # noqa: BLE001 - find the input that causes it
             if len(found) > 1:
@@ -240,7 +300,7 @@ class Runner:
         if len(found) > 1:
             for i in found:
                 try:
-                    (out[i],) = classify([(list(analyses[i].marks), analyses[i].polarity)])
+                    out[i] = split_pages(analyses[i], classify(asked[i]) if asked[i] else [])
                 except Exception as exc:  # noqa: BLE001 - this input fails, the others go on
                     out[i] = exc
         else:
@@ -254,29 +314,79 @@ class Runner:
                     log.error("%s: recognition failed: %s", inputs[i].source, describe(out[i]))
         return out
 
-    def draw(self, inputs: Sequence[Input], analyses: Sequence[Analysis],
-             readings: Sequence[Any]) -> list[tuple[bytes, float] | None]:
-        """(PNG, seconds) of each input's picture, drawn in the pool; None when none."""
-        if self.pictures is None:
-            return [None] * len(inputs)
-        futures = []
-        for item, a, reading in zip(inputs, analyses, readings, strict=True):
-            if not isinstance(reading, Reading):
-                futures.append(None)
-                continue
-            view = make_view(a.info, reading, source=item.source, model=self.recognizer.name,
-                             threshold=self.limits.threshold, shown=a.shown)
-            futures.append(self.pictures.submit(view))
-        out: list[tuple[bytes, float] | None] = []
-        for item, future in zip(inputs, futures, strict=True):
-            try:
-                out.append(None if future is None else future.result())
-            except Exception as exc:  # noqa: BLE001 - a picture never fails an input
-                log.warning("%s: annotated picture not drawn: %s", item.source, describe(exc))
+    def views(self, item: Input, a: Analysis, pages: tuple[PageRead, ...]) -> list[Any]:
+        """The view of each page's picture (None for a page with none: failed, or not shown)."""
+        model, threshold = self.recognizer.name, self.limits.threshold
+        out: list[Any] = []
+        for pa, p in zip(a.pages, pages, strict=True):
+            if pa.shown is None or pa.info is None:
                 out.append(None)
+            elif pa.shown.kind == "page":
+                out.append(make_page_view(pa.info, p, source=item.source, model=model,
+                                          threshold=threshold, shown=pa.shown,
+                                          of_pages=len(pages)))
+            else:
+                reading = p.numbers[0].reading if p.numbers else Reading(
+                    "uncertain" if p.doubts else "blank", None, (), None, polarity=p.polarity,
+                    doubts=p.doubts)
+                source = item.source if len(pages) == 1 else f"{item.source} p{p.page}"
+                out.append(make_view(pa.info, reading, source=source, model=model,
+                                     threshold=threshold, shown=pa.shown))
         return out
 
-    def result(self, item: Input, a: Analysis, reading: Any, picture: tuple[bytes, float] | None,
+    def draw(self, inputs: Sequence[Input], analyses: Sequence[Analysis], read: Sequence[Any]
+             ) -> list[list[tuple[bytes, float] | None] | None]:
+        """Per input, per page, (PNG, seconds) of its picture, drawn in the pool;
+        None where there is none (no pictures asked for, a failed input or page)."""
+        if self.pictures is None:
+            return [None] * len(inputs)
+        futures: list[list[Any] | None] = []
+        for item, a, pages in zip(inputs, analyses, read, strict=True):
+            if not isinstance(pages, tuple):
+                futures.append(None)
+                continue
+            try:
+                views = self.views(item, a, pages)
+            except Exception as exc:  # noqa: BLE001 - a picture never fails an input
+                log.warning("%s: annotated picture not drawn: %s", item.source, describe(exc))
+                views = [None] * len(pages)
+            futures.append([None if v is None else self.pictures.submit(v) for v in views])
+        out: list[list[tuple[bytes, float] | None] | None] = []
+        for item, pending in zip(inputs, futures, strict=True):
+            if pending is None:
+                out.append(None)
+                continue
+            drawn = []
+            for future in pending:
+                try:
+                    drawn.append(None if future is None else future.result())
+                except Exception as exc:  # noqa: BLE001 - a picture never fails an input
+                    log.warning("%s: annotated picture not drawn: %s", item.source,
+                                describe(exc))
+                    drawn.append(None)
+            out.append(drawn)
+        return out
+
+    def picture_names(self, item: Input, drawn: Sequence[Any] | None) -> list[str | None]:
+        """Per page, the relative path of its picture (None where none was drawn):
+        ``annotated/NAME.png`` for a one-page input, ``annotated/NAME.pN.png`` per page."""
+        if drawn is None:
+            return []
+        several = len(drawn) > 1
+        return [None if d is None else self.outbox.annotated_rel(item.name, n if several else None)
+                for n, d in enumerate(drawn, 1)]
+
+    def record(self, item: Input, result: dict[str, Any], drawn: Sequence[Any] | None) -> Record:
+        """The writer's record of one input: its result and its pictures' PNGs."""
+        if result["status"] == "failed" or not drawn:
+            return Record(item.name, result, row_may_exist=item.redo)
+        if len(drawn) == 1:
+            return Record(item.name, result, drawn[0][0] if drawn[0] else None,
+                          row_may_exist=item.redo)
+        return Record(item.name, result, row_may_exist=item.redo,
+                      page_pictures=tuple((n, d[0]) for n, d in enumerate(drawn, 1) if d))
+
+    def result(self, item: Input, a: Analysis, pages: Any, drawn: Sequence[Any] | None,
                model: str, share: float) -> tuple[dict[str, Any] | None, BaseException | None]:
         """The result dict of one input, or the transient error that leaves it unwritten."""
         now = _dt.datetime.now(_dt.UTC)
@@ -287,20 +397,25 @@ class Runner:
                 return None, a.error
             return failed_result(item.source, f"cannot read: {os_words(a.error)}", model=model,
                                  sha256=a.sha256, processed_at=now), None
-        if isinstance(reading, RecognitionFailed) and self.retry:
-            return None, reading
-        if isinstance(reading, BaseException):
-            reason = describe(reading) if isinstance(reading, RecognitionFailed) \
-                else f"recognition failed: {describe(reading)}"
+        if isinstance(pages, RecognitionFailed) and self.retry:
+            return None, pages
+        if isinstance(pages, BaseException):
+            reason = describe(pages) if isinstance(pages, RecognitionFailed) \
+                else f"recognition failed: {describe(pages)}"
             return failed_result(item.source, reason, model=model, sha256=a.sha256,
                                  processed_at=now, image=a.info), None
         if a.reason is not None:
             return failed_result(item.source, a.reason, model=model, sha256=a.sha256,
                                  processed_at=now), None
-        seconds = a.seconds + share + (picture[1] if picture is not None else 0.0)
-        annotated = self.outbox.annotated_rel(item.name) if picture is not None else None
-        return result_dict(item.source, reading, sha256=a.sha256, model=model, processed_at=now,
-                           elapsed_ms=seconds * 1000.0, annotated=annotated, image=a.info), None
+        names = self.picture_names(item, drawn)
+        if names:
+            pages = tuple(replace(p, annotated=rel) for p, rel in zip(pages, names, strict=True))
+        seconds = a.seconds + share + sum(d[1] for d in drawn or () if d is not None)
+        overall = summary(pages)
+        annotated = next((n for n in names if n is not None), None)
+        return result_dict(item.source, overall, sha256=a.sha256, model=model, processed_at=now,
+                           elapsed_ms=seconds * 1000.0, annotated=annotated, image=a.info,
+                           pages=pages), None
 
     def commit(self, staged: list[tuple[Input, Record]],
                sync_paths: Sequence[str]) -> list[Outcome]:

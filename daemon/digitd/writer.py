@@ -1,9 +1,10 @@
 """The one result writer: commits a batch of plain records to the outbox.
 
 A record is what a stage produced for one input: its reserved NAME, the result
-dict, maybe its picture. :meth:`Writer.commit` writes a batch of them as one
-group commit (durably or not) and owns CSV de-duplication; a quarantine is a
-one-record commit followed by :meth:`Writer.quarantine`. The order of the
+dict, maybe its pictures (one, or one per page). :meth:`Writer.commit` writes
+a batch of them as one group commit (durably or not) and owns CSV
+de-duplication; a quarantine is a one-record commit followed by
+:meth:`Writer.quarantine`. The order of the
 steps is ``docs/DESIGN.md``, "Durability".
 """
 
@@ -16,17 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from .outbox import RESULTS, Outbox, make_durable
-from .results import csv_row
+from .results import csv_rows
 
 
 @dataclass
 class Record:
-    """One input's files-to-be: ``results/NAME.json``, its CSV row, its picture."""
+    """One input's files-to-be: ``results/NAME.json``, its CSV rows, its pictures
+    (``annotated/NAME.png``, or ``annotated/NAME.pN.png`` per page of a document)."""
 
     name: str
     result: dict[str, Any]
     picture: bytes | None = None
-    row_may_exist: bool = False  # an earlier attempt may already have appended its CSV row
+    row_may_exist: bool = False  # an earlier attempt may already have appended its CSV rows
+    page_pictures: tuple[tuple[int, bytes], ...] = ()  # (page number, PNG)
 
 
 class Writer:
@@ -60,6 +63,8 @@ class Writer:
             try:
                 if record.picture is not None:
                     box.write_annotated(record.name, record.picture)
+                for page, png in record.page_pictures:
+                    box.write_annotated(record.name, png, page)
                 box.stage_json(record.name, record.result)
             except (OSError, ValueError, TypeError) as exc:  # (a value JSON cannot hold)
                 errors.append(exc)
@@ -87,16 +92,25 @@ class Writer:
         return errors
 
     def _new_rows(self, staged: Sequence[Record]) -> list[dict[str, str]]:
-        """The CSV rows of ``staged`` that results.csv does not have yet."""
+        """The CSV rows of ``staged`` that results.csv does not have yet.
+
+        A row is known by its result and its (page, index). A redo writes the
+        rows of its numbers that an earlier attempt's cut-short write left out;
+        nothing when the input already has its own row (no page: blank, failed,
+        or an older version's), nor an own row when it already has any row."""
         box = self.outbox
-        existing: set[str] = set()
+        existing: dict[str, set[tuple[str, str]]] = {}
         if any(r.row_may_exist for r in staged):
             existing = box.csv_results()
         rows = []
         for record in staged:
             rel = box.result_rel(record.name)
-            if not (record.row_may_exist and rel in existing):
-                rows.append(csv_row(record.result, rel))
+            new = csv_rows(record.result, rel)
+            had = existing.get(rel) if record.row_may_exist else None
+            if had:
+                new = [] if ("", "") in had else [
+                    r for r in new if r["page"] and (r["page"], r["index"]) not in had]
+            rows += new
         return rows
 
     def quarantine(self, path: Path, name: str, reason: str, attempts: int, *,
