@@ -106,7 +106,7 @@ def wants_page_picture(width: int, height: int, found: PageFound) -> bool:
 
 
 def show_page(scan: Any, found: PageFound) -> Shown:
-    """The page fitted into its picture's panel (matplotlib is not needed for this)."""
+    """The page fitted into its picture's panel."""
     from .annotate import display_image, pack_panel, page_panel_size, panel_width
 
     pixels = scan.gray if scan.gray is not None else scan.image
