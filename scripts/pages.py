@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import re
 import sys
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -142,6 +142,9 @@ def read_real_digit(path: Path, polarity: str) -> np.ndarray | None:
         back = 255.0 if polarity == "dark_on_light" else 0.0
         raw = (raw[..., :3] * alpha + back * (1 - alpha)).astype(np.uint8)
     gray = cv2.cvtColor(raw, cv2.COLOR_BGR2GRAY) if raw.ndim == 3 else raw
+    if max(gray.shape) > 256:  # no digit is written larger than this here
+        f = 256 / max(gray.shape)
+        gray = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     if polarity == "light_on_dark":
         gray = 255 - gray
     ink = ink_from_scan(gray)
@@ -726,23 +729,41 @@ def save(path: Path, images: list[np.ndarray], fmt: str, dpi: int, rng: np.rando
         if not ok:
             raise OSError(f"cannot write {path}")
     else:
-        path.write_bytes(pdf_bytes(images, dpi))
+        path.write_bytes(pdf_bytes(images, dpi, int(rng.integers(70, 93))))
 
 
-def pdf_bytes(images: list[np.ndarray], dpi: int) -> bytes:
-    """A PDF with one image page per image, each at the page size the dpi gives (matplotlib)."""
-    from matplotlib.backends.backend_pdf import PdfPages
-    from matplotlib.figure import Figure
-
-    buf = io.BytesIO()
-    with PdfPages(buf, metadata={"Creator": "digitd scripts/pages.py", "CreationDate": None}) as pdf:
-        for img in images:
-            h, w = img.shape[:2]
-            fig = Figure(figsize=(w / dpi, h / dpi), dpi=dpi)
-            rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if img.ndim == 3 else img
-            fig.figimage(rgb, cmap="gray", vmin=0, vmax=255, resize=False)
-            pdf.savefig(fig, dpi=dpi)
-    return buf.getvalue()
+def pdf_bytes(images: list[np.ndarray], dpi: int, quality: int = 85) -> bytes:
+    """A PDF as a scanner writes it: one image per page, the page the size the dpi gives;
+    JPEG (DCTDecode) for grey and colour, Flate for black and white."""
+    body = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
+    kids = []
+    for img in images:
+        h, w = img.shape[:2]
+        pw, ph = w * 72 / dpi, h * 72 / dpi
+        if img.ndim == 2 and np.isin(img, (0, 255)).all():
+            data, codec = zlib.compress(np.ascontiguousarray(img).tobytes(), 6), "/FlateDecode"
+        else:
+            data, codec = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes(), "/DCTDecode"
+        space = "/DeviceRGB" if img.ndim == 3 else "/DeviceGray"
+        n = len(body) + 1
+        kids.append(f"{n} 0 R")
+        body.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {pw:.2f} {ph:.2f}] "
+                    f"/Resources << /XObject << /Im0 {n + 2} 0 R >> >> /Contents {n + 1} 0 R >>".encode())
+        draw = f"q {pw:.2f} 0 0 {ph:.2f} 0 0 cm /Im0 Do Q".encode()
+        body.append(b"<< /Length %d >>\nstream\n" % len(draw) + draw + b"\nendstream")
+        body.append(f"<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace {space} "
+                    f"/BitsPerComponent 8 /Filter {codec} /Length {len(data)} >>\nstream\n".encode() + data + b"\nendstream")
+    body[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for i, obj in enumerate(body, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(body) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(body) + 1, xref)
+    return bytes(out)
 
 
 def jpeg_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
