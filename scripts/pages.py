@@ -906,10 +906,11 @@ def generate(bank: Bank, out: Path, count: int, seed: int, which: str) -> dict:
             img, what, how = nondigit_crop(bank, rng)
             return img, f"{what} ({how})", lambda im: []
 
-        files |= tag(generate_crops(bank, out, count - count // 2, seed, "item-", item), "nondigit")
-        files |= tag(generate_pages(bank, out, max(1, count // 6), seed, "word-", make_words), "nondigit")
-        files |= tag(generate_pages(bank, out, max(1, count // 6), seed, "blank-", make_blank), "blank")
-        files |= tag(generate_pages(bank, out, max(1, count // 6), seed, "ruled-", make_ruled), "ruled")
+        sheets = max(1, count // 6)  # pages of words, blank pages, ruled pages: a sixth each
+        files |= tag(generate_crops(bank, out, max(1, count - 3 * sheets), seed, "item-", item), "nondigit")
+        files |= tag(generate_pages(bank, out, sheets, seed, "word-", make_words), "nondigit")
+        files |= tag(generate_pages(bank, out, sheets, seed, "blank-", make_blank), "blank")
+        files |= tag(generate_pages(bank, out, sheets, seed, "ruled-", make_ruled), "ruled")
     labels = {"generator": "scripts/pages.py", "seed": seed, "set": which, "files": dict(sorted(files.items()))}
     (out / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")
     return labels
