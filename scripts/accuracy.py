@@ -252,13 +252,14 @@ def measure_pages(labels: dict, results: dict[str, dict], seconds: float) -> dic
         fmt = formats.setdefault(entry["format"], {"files": 0, "pages": 0})
         fmt["files"] += 1
         fmt["pages"] += len(entry["pages"])
-        if kind in NOT_NUMBERS:
-            read = [n for pg in found for n in pg["numbers"] if not n["printed"]]
+        if kind in NOT_NUMBERS:  # per page: any number read there, and whether one is `ok`
             k = not_numbers.setdefault(kind, {"files": 0, "pages": 0, "read_ok": 0, "numbers_reported": 0})
             k["files"] += 1
-            k["pages"] += len(entry["pages"])
-            k["read_ok"] += any(n["status"] == "ok" for n in read)
-            k["numbers_reported"] += len(read)
+            for label in entry["pages"]:
+                read = [n for n in by_number.get(label["page"], {}).get("numbers", []) if not n["printed"]]
+                k["pages"] += 1
+                k["read_ok"] += any(n["status"] == "ok" for n in read)
+                k["numbers_reported"] += len(read)
             continue
         for label in entry["pages"]:
             counts = score_page(label, by_number.get(label["page"]))
@@ -295,8 +296,8 @@ def print_pages(fig: dict) -> None:
             print(f"| {kind}: separators kept / flagged (dropped {c['sep_dropped']}, missed {c['sep_missed']}) | "
                   f"{c['sep_kept']} / {c['sep_flagged']} | {s} | {percent(kept, s)} | 100% |")
     for kind, k in sorted(fig["not_numbers"].items()):
-        print(f"| {kind}: inputs with a number read `ok` ({k['numbers_reported']} numbers reported) | "
-              f"{k['read_ok']} | {k['files']} | {percent(k['read_ok'], k['files'])} | 0 |")
+        print(f"| {kind}: pages with a number read `ok` ({k['numbers_reported']} numbers reported) | "
+              f"{k['read_ok']} | {k['pages']} | {percent(k['read_ok'], k['pages'])} | 0 |")
     print("\n| format | files | pages | handwritten numbers | read exactly | extra |")
     print("|---|---:|---:|---:|---:|---:|")
     for fmt, f in sorted(fig["by_format"].items()):

@@ -203,19 +203,22 @@ def test_a_set_is_measured_by_kind_and_format():
     labels = {"files": {
         "form.pdf": {"format": "pdf", "kind": "page", "pages": [LABEL, {**LABEL, "page": 2}]},
         "word.png": {"format": "png", "kind": "nondigit", "pages": [{"page": 1, "width": 9, "height": 9, "numbers": [], "printed": []}]},
-        "blank.tif": {"format": "tiff", "kind": "blank", "pages": [{"page": 1, "width": 9, "height": 9, "numbers": [], "printed": []}]},
+        "blank.tif": {"format": "tiff", "kind": "blank", "pages": [{"page": i, "width": 9, "height": 9, "numbers": [], "printed": []}
+                                                                   for i in (1, 2, 3)]},
         "gone.jpg": {"format": "jpeg", "kind": "page", "pages": [LABEL]}}}
     results = {
         "form.pdf": {"status": "ok", "pages": [{"page": 2, "width": 1000, "height": 2000,
                                                  "numbers": [found("4711", LABEL["numbers"][2]["box"])]}]},
         "word.png": {"status": "ok", "number": "4016", "image": {"width": 9, "height": 9}, "digits": []},
-        "blank.tif": {"status": "blank", "number": None, "pages": [{"page": 1, "numbers": []}]}}
+        "blank.tif": {"status": "ok", "number": None, "pages": [
+            {"page": 1, "numbers": []}, {"page": 2, "numbers": [found("1", [0, 0, 9, 9], status="uncertain")]},
+            {"page": 3, "numbers": [found("1", [0, 0, 9, 9]), found("7", [0, 0, 2, 2], printed=True)]}]}}
     fig = accuracy.measure_pages(labels, results, seconds=2.5)
-    assert (fig["files"], fig["pages"], fig["pages_per_second"]) == (4, 5, 2.0)
+    assert (fig["files"], fig["pages"], fig["pages_per_second"]) == (4, 7, 2.8)
     page = fig["handwritten"]["page"]
     assert (page["pages"], page["labelled"], page["exact"], page["missed"], page["extra"]) == (3, 12, 1, 11, 0)
     assert fig["not_numbers"] == {"nondigit": {"files": 1, "pages": 1, "read_ok": 1, "numbers_reported": 1},
-                                  "blank": {"files": 1, "pages": 1, "read_ok": 0, "numbers_reported": 0}}
+                                  "blank": {"files": 1, "pages": 3, "read_ok": 1, "numbers_reported": 2}}
     assert fig["by_format"]["pdf"] == {"files": 1, "pages": 2, "labelled": 8, "exact": 1, "extra": 0}
     assert fig["by_format"]["jpeg"] == {"files": 1, "pages": 1, "labelled": 4, "exact": 0, "extra": 0}
     assert fig["failed"] == ["gone.jpg: no result"]
