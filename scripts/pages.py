@@ -113,11 +113,15 @@ def crop_ink(ink: np.ndarray, floor: float = 0.2) -> np.ndarray:
     return ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-def ink_from_scan(gray: np.ndarray) -> np.ndarray:
-    """Dark ink on light paper (uint8) -> ink map, lighting flattened, specks dropped."""
+def ink_from_scan(gray: np.ndarray, photo: bool) -> np.ndarray:
+    """Dark ink on light paper (uint8) -> ink map, specks dropped; a photo's lighting
+    flattened first (a drawing's paper is one level, and its strokes may be thick)."""
     g = gray.astype(np.float32) / 255.0
-    k = max(3, (max(g.shape) // 8) | 1)
-    paper = cv2.GaussianBlur(cv2.morphologyEx(g, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8)), (0, 0), k / 4)
+    if photo:
+        k = max(3, (max(g.shape) // 8) | 1)
+        paper = cv2.GaussianBlur(cv2.morphologyEx(g, cv2.MORPH_CLOSE, np.ones((k, k), np.uint8)), (0, 0), k / 4)
+    else:
+        paper = np.float32(np.percentile(g, 90))
     dark = np.clip(paper - g, 0, 1)
     top = float(np.percentile(dark[dark > 0.05], 95)) if (dark > 0.05).any() else 1.0
     ink = np.clip(dark / max(top, 0.15), 0, 1)
@@ -126,12 +130,12 @@ def ink_from_scan(gray: np.ndarray) -> np.ndarray:
     if n > 2:
         areas = stats[1:, cv2.CC_STAT_AREA]
         keep = np.zeros(n, bool)
-        keep[1:] = areas >= 0.03 * areas.max()
+        keep[1:] = areas >= 0.05 * areas.max()
         ink[~keep[lab]] = 0
     return ink
 
 
-def read_real_digit(path: Path, polarity: str) -> np.ndarray | None:
+def read_real_digit(path: Path, polarity: str, kind: str) -> np.ndarray | None:
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         return None
@@ -147,7 +151,7 @@ def read_real_digit(path: Path, polarity: str) -> np.ndarray | None:
         gray = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     if polarity == "light_on_dark":
         gray = 255 - gray
-    ink = ink_from_scan(gray)
+    ink = ink_from_scan(gray, photo=kind == "photo")
     return crop_ink(ink) if (ink > 0.2).sum() > 10 else None
 
 
@@ -162,7 +166,7 @@ def load_bank(mnist: Path, real: Path) -> Bank:
     if labels.is_file():
         for row in csv.DictReader(labels.open()):
             if row["ambiguous"] == "0":
-                ink = read_real_digit(real / row["file"], row["polarity"])
+                ink = read_real_digit(real / row["file"], row["polarity"], row["kind"])
                 if ink is not None:
                     bank.real[int(row["label"])].append(ink)
     return bank
