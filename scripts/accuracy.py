@@ -337,7 +337,11 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, metavar="FILE", help="with --pages: write the figures as JSON")
     args = p.parse_args(argv)
     if args.pages:
+        if args.direct:
+            p.error("--direct does not apply to --pages: a page set is read through digitd predict")
         return run_pages(args.pages, args.model, args.json)
+    if args.json:
+        p.error("--json goes with --pages")
     rng = np.random.default_rng(args.seed)
     rows = []
     started = time.time()

@@ -222,3 +222,26 @@ def test_a_set_is_measured_by_kind_and_format():
     assert fig["by_format"]["pdf"] == {"files": 1, "pages": 2, "labelled": 8, "exact": 1, "extra": 0}
     assert fig["by_format"]["jpeg"] == {"files": 1, "pages": 1, "labelled": 4, "exact": 0, "extra": 0}
     assert fig["failed"] == ["gone.jpg: no result"]
+
+
+def test_accuracy_pages_runs_digitd_predict_over_a_set(full_set, tmp_path, digitd_exe):
+    out, labels = full_set
+    figures = tmp_path / "figures.json"
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "accuracy.py"), "--pages", str(out),
+                           "--json", str(figures)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "| measure | count | of | share | bar |" in done.stdout
+    fig = json.loads(figures.read_text())
+    files = labels["files"]
+    assert (fig["files"], fig["pages"]) == (len(files), sum(len(f["pages"]) for f in files.values()))
+
+    def numbers(kind):
+        return sum(len(pg["numbers"]) for f in files.values() if f["kind"] == kind for pg in f["pages"])
+
+    for kind in ("page", "separator"):
+        c = fig["handwritten"][kind]
+        assert c["labelled"] == numbers(kind) and c["found"] + c["missed"] == c["labelled"]
+        assert c["exact_in_order"] <= c["exact"] <= c["found"]
+    assert {k: v["pages"] for k, v in fig["not_numbers"].items()} == {"nondigit": 2, "blank": 1, "ruled": 1}
+    assert {k: v["files"] for k, v in fig["by_format"].items()} == {
+        fmt: sum(f["format"] == fmt for f in files.values()) for fmt in ("png", "jpeg", "pdf", "tiff")}
