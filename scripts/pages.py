@@ -459,49 +459,54 @@ def header(page: Page) -> None:
 
 
 def field(page: Page, bank: Bank, x: int, width: int, label: str, kind: str, style: str) -> int:
-    """One labelled field holding a handwritten number; returns the row's height."""
+    """One labelled field holding a handwritten number, kept inside its column
+    (x to x + width; written smaller when it would not fit); returns the row's height."""
     rng = page.rng
     text = random_number(kind, rng)
     writer = "real" if rng.random() < 0.35 else "mnist"
     height = page.mm(rng.uniform(5, 9))
-    label_size = rng.uniform(2.8, 3.8)
-    label_end = page.text((label + ":").split(), x, page.y + height // 2, label_size)
+    label_end = page.text((label + ":").split(), x, page.y + height // 2, rng.uniform(2.8, 3.8))
     fx = label_end + page.mm(rng.uniform(2, 6))
-    ink = write_number(text, bank, writer, height, rng)
-    thick = max(1, page.mm(rng.uniform(0.2, 0.5)))
     room = x + width - fx
-    if ink.shape[1] > room:  # too wide for the room left: written smaller
-        ink = cv2.resize(ink, (room - 1, max(4, ink.shape[0] * (room - 1) // ink.shape[1])))
+    thick = max(1, page.mm(rng.uniform(0.2, 0.5)))
+    pad = page.mm(rng.uniform(1.5, 3))  # inside a box; before the writing on a line
     top = page.y + int(height * 0.2)
+    if style == "comb":
+        cell = min(int(height * rng.uniform(1.1, 1.4)), room // len(text))
+        cells = min(len(text) + int(rng.integers(0, 3)), room // cell)
+        comb(page, fx, cell, cells, thick)
+        hand = np.zeros((cell, cells * cell), np.float32)
+        for i, d in enumerate(text):
+            ink = write_number(d, bank, writer, cell * rng.uniform(0.6, 0.72), rng)[: cell - 2, : cell - 2]
+            paste(hand, ink, i * cell + (cell - ink.shape[1]) // 2 + int(rng.integers(-2, 3)), (cell - ink.shape[0]) // 2)
+        page.handwrite(hand, fx, page.y, text, style, writer)
+        return cell + page.mm(10)
+    ink = write_number(text, bank, writer, height, rng)
+    if ink.shape[1] + 2 * pad > room:  # too wide for the room left: written smaller
+        f = (room - 2 * pad - 1) / ink.shape[1]
+        ink = cv2.resize(ink, (int(ink.shape[1] * f), max(4, int(ink.shape[0] * f))), interpolation=cv2.INTER_AREA)
+    spare = room - ink.shape[1] - 2 * pad
     if style == "box":
-        pad = page.mm(rng.uniform(1.5, 3))
-        bw = min(x + width - fx, ink.shape[1] + 2 * pad + page.mm(rng.uniform(0, 25)))
+        bw = ink.shape[1] + 2 * pad + int(rng.uniform(0, min(spare, page.mm(25))))
         page.rect(fx, page.y - pad, bw, height + 2 * pad + int(height * 0.2), thick)
         hx = fx + pad + int(rng.uniform(0, max(1, bw - ink.shape[1] - 2 * pad)))
         page.handwrite(ink, hx, top, text, style, writer)
     elif style == "underline":
         base = page.y + int(height * 1.25)
-        page.line((fx, base), (min(x + width, fx + ink.shape[1] + page.mm(30)), base), thick)
-        page.handwrite(ink, fx + page.mm(rng.uniform(1, 8)), base - ink.shape[0] - page.mm(rng.uniform(-0.3, 1.2)),
-                       text, style, writer)
-    elif style == "comb":
-        cells = len(text) + int(rng.integers(0, 3))
-        cell = int(height * rng.uniform(1.1, 1.4))
-        cells = min(cells, max(len(text), (x + width - fx) // cell))
-        for i in range(cells + 1):
-            page.line((fx + i * cell, page.y - cell // 6), (fx + i * cell, page.y + cell), thick)
-        page.line((fx, page.y + cell), (fx + cells * cell, page.y + cell), thick)
-        if rng.random() < 0.5:
-            page.line((fx, page.y - cell // 6), (fx + cells * cell, page.y - cell // 6), thick)
-        digits = [write_number(d, bank, writer, height * 0.8, rng) for d in text]
-        hand = np.zeros((cell, cells * cell), np.float32)
-        for i, d in enumerate(digits):
-            d = d[: cell - 2, : cell - 2]
-            paste(hand, d, i * cell + (cell - d.shape[1]) // 2 + int(rng.integers(-2, 3)), (cell - d.shape[0]) // 2)
-        page.handwrite(hand, fx, page.y, text, style, writer)
+        page.line((fx, base), (fx + ink.shape[1] + 2 * pad + int(rng.uniform(0, min(spare, page.mm(30)))), base), thick)
+        page.handwrite(ink, fx + pad, base - ink.shape[0] - page.mm(rng.uniform(-0.3, 1.2)), text, style, writer)
     else:  # plain: written after the label
         page.handwrite(ink, fx, top, text, style, writer)
     return int(height * 2.2) + page.mm(4)
+
+
+def comb(page: Page, x: int, cell: int, cells: int, thick: int) -> None:
+    """A row of comb boxes, one digit a cell: ticks and a base line, sometimes a top line."""
+    for i in range(cells + 1):
+        page.line((x + i * cell, page.y - cell // 6), (x + i * cell, page.y + cell), thick)
+    page.line((x, page.y + cell), (x + cells * cell, page.y + cell), thick)
+    if page.rng.random() < 0.5:
+        page.line((x, page.y - cell // 6), (x + cells * cell, page.y - cell // 6), thick)
 
 
 def stamp(page: Page) -> None:
