@@ -392,7 +392,7 @@ class Page:
             return int(self.rng.choice(HERSHEY))
         return (str(self.rng.choice(DEJAVU)), bool(self.rng.random() < 0.3))
 
-    def text(self, words: list[str], x: int, y: int, size_mm: float, font=None, layer=None) -> int:
+    def text(self, words: list[str], x: int, y: int, size_mm: float, font=None) -> int:
         """Printed words from (x, y) (top left), word by word; returns the x after the last."""
         font = font if font is not None else self.font()
         size = self.mm(size_mm)
@@ -401,7 +401,7 @@ class Page:
             if x + ink.shape[1] > self.w - self.margin:
                 break
             top = y + size - ink.shape[0] if not any(c in word for c in "gjpqy,") else y + size - int(ink.shape[0] * 0.8)
-            paste(self.printed if layer is None else layer, ink, x, top)
+            paste(self.printed, ink, x, top)
             if any(c.isdigit() for c in word):
                 self.printed_digits.append({"text": re.search(r"\d(?:[\d/.,-]*\d)?", word).group(0),
                                             "box": [x, top, ink.shape[1], ink.shape[0]]})
@@ -587,14 +587,12 @@ def words_page(bank: Bank, dpi: int, rng: np.random.Generator) -> Page:
 # ---------------------------------------------------------------- paper and scanner
 
 
-def render(page: Page, mode: str, rng: np.random.Generator, ruled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def render(page: Page, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The page's layers as a scanner gives them (uint8 grey or BGR); also the rotation matrix."""
     h, w = page.h, page.w
     paper = np.array([rng.uniform(0.9, 1.0)] * 3, np.float32) - np.float32([0, rng.uniform(0, 0.03), rng.uniform(0, 0.06)])
     img = np.empty((h, w, 3), np.float32)
     img[:] = paper[::-1]  # BGR
-    if ruled:
-        rule_lines(page, img, rng)
     ink = np.float32([0.6, 0.2, 0.1]) if rng.random() < 0.5 else np.float32([0.12, 0.1, 0.1])  # blue ballpoint or black
     red = np.float32([0.2, 0.15, 0.8]) if rng.random() < 0.6 else np.float32([0.7, 0.3, 0.2])
     black = np.float32([0.1, 0.1, 0.1]) * rng.uniform(0.5, 1.5)
@@ -777,7 +775,7 @@ def pdf_bytes(images: list[np.ndarray], dpi: int, quality: int = 85) -> bytes:
 
 def jpeg_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A page that went through JPEG once on its way (a copier, an e-mail)."""
-    ok, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 85))])
+    _, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 85))])
     return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
 
 
@@ -885,7 +883,6 @@ def generate_crops(bank: Bank, out: Path, count: int, seed: int, prefix: str, ma
         fmt = "png" if rng.random() < 0.6 else "jpeg"
         name = f"{prefix}{i:04d}{EXT[fmt]}"
         save(out / name, [img], fmt, 96, rng)
-        h, w = img.shape[:2]
         files[name] = {"format": fmt, "kind": "crop", "item": item,
                        "pages": [page_entry(1, img, 0, "grey", numbers(img), [])]}
     return files
