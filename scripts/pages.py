@@ -379,6 +379,8 @@ class Page:
         self.printed = np.zeros((self.h, self.w), np.float32)
         self.stamp = np.zeros((self.h, self.w), np.float32)
         self.hand = np.zeros((self.h, self.w), np.float32)
+        self.rules = np.zeros((self.h, self.w), np.float32)  # ruled paper's lines (light blue or grey)
+        self.red = np.zeros((self.h, self.w), np.float32)  # its margin line
         self.numbers: list[dict] = []  # text, field, writer, points (ink pixels, for the box after rotation)
         self.printed_digits: list[dict] = []
         self.margin = self.mm(rng.uniform(12, 20))
@@ -588,7 +590,8 @@ def words_page(bank: Bank, dpi: int, rng: np.random.Generator) -> Page:
 
 
 def render(page: Page, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The page's layers as a scanner gives them (uint8 grey or BGR); also the rotation matrix."""
+    """The page's layers as a scanner gives them (uint8 grey or BGR); also the 3x3 matrix
+    taking page points to the image's (the rotation)."""
     h, w = page.h, page.w
     paper = np.array([rng.uniform(0.9, 1.0)] * 3, np.float32) - np.float32([0, rng.uniform(0, 0.03), rng.uniform(0, 0.06)])
     img = np.empty((h, w, 3), np.float32)
@@ -596,7 +599,9 @@ def render(page: Page, mode: str, rng: np.random.Generator) -> tuple[np.ndarray,
     ink = np.float32([0.6, 0.2, 0.1]) if rng.random() < 0.5 else np.float32([0.12, 0.1, 0.1])  # blue ballpoint or black
     red = np.float32([0.2, 0.15, 0.8]) if rng.random() < 0.6 else np.float32([0.7, 0.3, 0.2])
     black = np.float32([0.1, 0.1, 0.1]) * rng.uniform(0.5, 1.5)
-    for layer, colour in ((page.printed, black), (page.stamp, red), (page.hand, ink)):
+    layers = ((page.rules, RULE_COLOURS[int(rng.integers(2))]), (page.red, MARGIN_RED),
+              (page.printed, black), (page.stamp, red), (page.hand, ink))
+    for layer, colour in layers:
         if layer.any():
             img *= 1 - layer[..., None] * (1 - colour)
     angle = rng.uniform(-3, 3)
@@ -606,21 +611,58 @@ def render(page: Page, mode: str, rng: np.random.Generator) -> tuple[np.ndarray,
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 0.9))
     edge_shadow(img, rng, strong=False)
     out = np.clip(img * 255 + rng.normal(0, rng.uniform(1, 4), (h, w, 1)).astype(np.float32), 0, 255).astype(np.uint8)
-    return finish(out, mode, rng), m
+    if mode == "photo":
+        photo, h3 = photograph(out, rng)
+        return photo, h3 @ np.vstack([m, [0, 0, 1]])
+    return finish(out, mode, rng), np.vstack([m, [0, 0, 1]])
 
 
-def rule_lines(page: Page, img: np.ndarray, rng: np.random.Generator) -> None:
+RULE_COLOURS = (np.float32([0.85, 0.7, 0.55]), np.float32([0.6, 0.6, 0.6]))  # BGR: light blue, grey
+MARGIN_RED = np.float32([0.4, 0.35, 0.9])
+
+
+def rule_lines(page: Page, rng: np.random.Generator) -> tuple[list[int], int]:
+    """Ruled paper's lines into the page's rule layers: the lines' y and where writing starts."""
     step = page.mm(rng.choice([7.0, 8.0, 8.7]))
-    colour = np.float32([0.85, 0.7, 0.55]) if rng.random() < 0.7 else np.float32([0.6, 0.6, 0.6])
-    lines = np.zeros((page.h, page.w), np.float32)
-    for y in range(page.mm(25), page.h - page.mm(8), step):
-        cv2.line(lines, (0, y), (page.w, y), 1.0, max(1, page.mm(0.2)), cv2.LINE_AA)
-    img *= 1 - lines[..., None] * (1 - colour)
+    rows = list(range(page.mm(25), page.h - page.mm(8), step))
+    for y in rows:
+        cv2.line(page.rules, (0, y), (page.w, y), 1.0, max(1, page.mm(0.2)), cv2.LINE_AA)
     if rng.random() < 0.6:  # the margin line
-        margin = np.zeros_like(lines)
         x = page.mm(rng.uniform(25, 35))
-        cv2.line(margin, (x, 0), (x, page.h), 1.0, max(1, page.mm(0.3)), cv2.LINE_AA)
-        img *= 1 - margin[..., None] * (1 - np.float32([0.4, 0.35, 0.9]))
+        cv2.line(page.red, (x, 0), (x, page.h), 1.0, max(1, page.mm(0.3)), cv2.LINE_AA)
+        return rows, x + page.mm(4)
+    return rows, page.mm(15)
+
+
+def notes_page(bank: Bank, dpi: int, rng: np.random.Generator, separator_share: float = 0.3) -> Page:
+    """Numbers written on ruled paper: a list down the lines, sometimes two on a line,
+    sometimes after a written word (which is not a number)."""
+    page = Page(dpi, rng)
+    rows, left = rule_lines(page, rng)
+    step = rows[1] - rows[0]
+    todo = int(rng.integers(2, 7))
+    line = int(rng.integers(0, 3))
+    while todo > 0 and line < len(rows):
+        y = rows[line]
+        x = left + page.mm(rng.uniform(0, 15))
+        for _ in range(2 if todo >= 2 and rng.random() < 0.25 else 1):
+            height = step * rng.uniform(0.5, 0.75)
+            word = pen_word(str(rng.choice(NAMES)), height * 0.9, rng) if rng.random() < 0.3 else None
+            kind = str(rng.choice(["date", "decimal", "negative", "thousands"])) if rng.random() < separator_share \
+                else str(rng.choice(["id", "int"]))
+            text, writer = random_number(kind, rng), "real" if rng.random() < 0.35 else "mnist"
+            ink = write_number(text, bank, writer, height, rng)
+            gap = page.mm(rng.uniform(4, 10))
+            if x + ink.shape[1] + (0 if word is None else word.shape[1] + gap) > page.w - page.mm(8):
+                break  # no room left on this line
+            if word is not None:
+                paste(page.hand, word, x, y - word.shape[0] - page.mm(0.5))
+                x += word.shape[1] + gap
+            page.handwrite(ink, x, y - ink.shape[0] - page.mm(rng.uniform(0, 1)), text, "ruled", writer)
+            todo -= 1
+            x = max(x + ink.shape[1] + page.mm(20), page.w // 2 + page.mm(rng.uniform(0, 20)))
+        line += int(rng.integers(1, 4))
+    return page
 
 
 def edge_shadow(img: np.ndarray, rng: np.random.Generator, strong: bool) -> None:
@@ -671,7 +713,9 @@ def blank_page(dpi: int, rng: np.random.Generator, ruled: bool) -> tuple[np.ndar
     paper = rng.uniform(0.88, 1.0)
     img = np.full((page.h, page.w, 3), paper, np.float32)
     if ruled:
-        rule_lines(page, img, rng)
+        rule_lines(page, rng)
+        img *= 1 - page.rules[..., None] * (1 - RULE_COLOURS[int(rng.integers(2))])
+        img *= 1 - page.red[..., None] * (1 - MARGIN_RED)
         if rng.random() < 0.25:  # punched holes, dark where the lid was
             for y in (page.h // 2 - page.mm(40), page.h // 2 + page.mm(40)):
                 cv2.circle(img, (page.mm(10), y), page.mm(3), (0.25, 0.25, 0.25), -1, cv2.LINE_AA)
@@ -700,36 +744,42 @@ def crop_image(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # ---------------------------------------------------------------- files and labels
 
 
-def number_labels(page: Page, m: np.ndarray) -> list[dict]:
+def number_labels(page: Page, m: np.ndarray, size: tuple[int, int]) -> list[dict]:
+    """The page's handwritten numbers, boxed in the image of `size` (w, h) that `m` maps the page to."""
     out = []
     for n in page.numbers:
-        pts = cv2.transform(n["points"][None], m)[0]
+        pts = cv2.perspectiveTransform(n["points"][None], m)[0]
         x0, y0 = np.floor(pts.min(0)).astype(int)
         x1, y1 = np.ceil(pts.max(0)).astype(int)
         x0, y0 = max(0, x0), max(0, y0)
-        x1, y1 = min(page.w - 1, x1), min(page.h - 1, y1)
+        x1, y1 = min(size[0] - 1, x1), min(size[1] - 1, y1)
         out.append({"text": n["text"], "box": [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)],
                     "field": n["field"], "writer": n["writer"]})
     return out
 
 
-def printed_labels(page: Page, m: np.ndarray) -> list[dict]:
+def printed_labels(page: Page, m: np.ndarray, size: tuple[int, int]) -> list[dict]:
     out = []
     for p in page.printed_digits:
         x, y, w, h = p["box"]
-        pts = cv2.transform(np.float32([[(x, y), (x + w, y), (x, y + h), (x + w, y + h)]]), m)[0]
+        pts = cv2.perspectiveTransform(np.float32([[(x, y), (x + w, y), (x, y + h), (x + w, y + h)]]), m)[0]
         x0, y0 = np.maximum(pts.min(0), 0).astype(int)
-        x1, y1 = np.minimum(pts.max(0), [page.w - 1, page.h - 1]).astype(int)
+        x1, y1 = np.minimum(pts.max(0), [size[0] - 1, size[1] - 1]).astype(int)
         out.append({"text": p["text"], "box": [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)]})
     return out
 
 
 def save(path: Path, images: list[np.ndarray], fmt: str, dpi: int, rng: np.random.Generator) -> None:
-    """PNG, JPEG (one page), PDF or multi-page TIFF (one or more pages)."""
+    """PNG, JPEG (one page), PDF or multi-page TIFF (one or more pages; G4 for black and white)."""
     if fmt == "png":
         cv2.imwrite(str(path), images[0])
     elif fmt == "jpeg":
         cv2.imwrite(str(path), images[0], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(55, 93))])
+    elif fmt == "tiff" and all(is_bilevel(img) for img in images):  # as B&W scanners write: CCITT G4
+        from PIL import Image
+
+        pages = [Image.fromarray(img).convert("1") for img in images]
+        pages[0].save(path, format="TIFF", save_all=True, append_images=pages[1:], compression="group4", dpi=(dpi, dpi))
     elif fmt == "tiff":
         ok = cv2.imwritemulti(str(path), images, [cv2.IMWRITE_TIFF_COMPRESSION, 5,
                                                   cv2.IMWRITE_TIFF_XDPI, dpi, cv2.IMWRITE_TIFF_YDPI, dpi])
@@ -737,6 +787,10 @@ def save(path: Path, images: list[np.ndarray], fmt: str, dpi: int, rng: np.rando
             raise OSError(f"cannot write {path}")
     else:
         path.write_bytes(pdf_bytes(images, dpi, int(rng.integers(70, 93))))
+
+
+def is_bilevel(img: np.ndarray) -> bool:
+    return img.ndim == 2 and bool(np.isin(img, (0, 255)).all())
 
 
 def pdf_bytes(images: list[np.ndarray], dpi: int, quality: int = 85) -> bytes:
@@ -747,7 +801,7 @@ def pdf_bytes(images: list[np.ndarray], dpi: int, quality: int = 85) -> bytes:
     for img in images:
         h, w = img.shape[:2]
         pw, ph = w * 72 / dpi, h * 72 / dpi
-        if img.ndim == 2 and np.isin(img, (0, 255)).all():
+        if is_bilevel(img):
             data, codec = zlib.compress(np.ascontiguousarray(img).tobytes(), 6), "/FlateDecode"
         else:
             data, codec = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes(), "/DCTDecode"
@@ -773,6 +827,28 @@ def pdf_bytes(images: list[np.ndarray], dpi: int, quality: int = 85) -> bytes:
     return bytes(out)
 
 
+def photograph(page: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A phone photo (3000 x 4000) of the page lying on a desk: perspective, uneven light,
+    blur and noise; also the 3x3 matrix from the page's pixels to the photo's."""
+    h, w = page.shape[:2]
+    pw, ph = 3000, 4000
+    scale = rng.uniform(0.75, 0.92) * min(pw / w, ph / h)
+    cx, cy = pw / 2 + rng.uniform(-80, 80), ph / 2 + rng.uniform(-80, 80)
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = (src - [w / 2, h / 2]) * scale + [cx, cy] + rng.normal(0, 45, (4, 2))
+    m = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+    desk = np.empty((ph, pw, 3), np.uint8)
+    desk[:] = rng.integers(40, 150, 3).astype(np.uint8)
+    photo = cv2.warpPerspective(page, m, (pw, ph), dst=desk, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
+    yy, xx = np.mgrid[0:ph:40, 0:pw:40].astype(np.float32)
+    light = 1.05 - rng.uniform(0.1, 0.35) * ((xx - rng.uniform(0, pw)) ** 2 + (yy - rng.uniform(0, ph)) ** 2) / (pw**2 + ph**2)
+    light = cv2.resize(light, (pw, ph), interpolation=cv2.INTER_LINEAR)
+    tint = np.float32([rng.uniform(0.85, 1.0), rng.uniform(0.92, 1.0), 1.0])
+    out = photo.astype(np.float32) * light[..., None] * tint
+    out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.6, 1.4)) + rng.normal(0, 3, (ph, pw, 1)).astype(np.float32)
+    return np.clip(out, 0, 255).astype(np.uint8), m
+
+
 def jpeg_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A page that went through JPEG once on its way (a copier, an e-mail)."""
     _, data = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 85))])
@@ -791,24 +867,30 @@ def page_entry(number: int, img: np.ndarray, dpi: int, mode: str, numbers: list,
     return {"page": number, "width": w, "height": h, "dpi": dpi, "mode": mode, "numbers": numbers, "printed": printed}
 
 
-def make_document(bank: Bank, rng: np.random.Generator, pages: int, make) -> tuple[list[np.ndarray], list[dict], int]:
-    """`pages` pages from `make(bank, dpi, rng, mode) -> (image, numbers, printed)`, one dpi and mode."""
+def make_document(bank: Bank, rng: np.random.Generator, pages: int, make, photo: bool) -> tuple[list[np.ndarray], list[dict], int]:
+    """`pages` pages from `make(bank, dpi, rng, mode) -> (image, numbers, printed)`, one dpi and
+    mode (a phone photo of a page has no dpi)."""
     dpi = int(rng.choice([200, 300]))
-    mode = str(rng.choice(["grey", "colour", "bw"], p=[0.5, 0.3, 0.2]))
+    mode = "photo" if photo else str(rng.choice(["grey", "colour", "bw"], p=[0.5, 0.3, 0.2]))
     images, entries = [], []
     for i in range(pages):
-        img, numbers, printed = make(bank, dpi, rng, mode)
-        if mode != "bw" and rng.random() < 0.3:
+        img, numbers, printed = make(bank, 200 if photo else dpi, rng, mode)
+        if mode in ("grey", "colour") and rng.random() < 0.3:
             img = jpeg_noise(img, rng)
         images.append(img)
-        entries.append(page_entry(i + 1, img, dpi, mode, numbers, printed))
+        entries.append(page_entry(i + 1, img, None if photo else dpi, mode, numbers, printed))
     return images, entries, dpi
 
 
 def make_form(bank: Bank, dpi: int, rng: np.random.Generator, mode: str, separator_share: float = 0.3):
-    page = form_page(bank, dpi, rng, separator_share)
+    """A printed form, or one page in five a ruled sheet with numbers written on it."""
+    if rng.random() < 0.2:
+        page = notes_page(bank, dpi, rng, separator_share)
+    else:
+        page = form_page(bank, dpi, rng, separator_share)
     img, m = render(page, mode, rng)
-    return img, number_labels(page, m), printed_labels(page, m)
+    size = img.shape[1], img.shape[0]
+    return img, number_labels(page, m, size), printed_labels(page, m, size)
 
 
 def make_separator_form(bank, dpi, rng, mode):
@@ -818,7 +900,7 @@ def make_separator_form(bank, dpi, rng, mode):
 def make_words(bank: Bank, dpi: int, rng: np.random.Generator, mode: str):
     page = words_page(bank, dpi, rng)
     img, m = render(page, mode, rng)
-    return img, [], printed_labels(page, m)
+    return img, [], printed_labels(page, m, (img.shape[1], img.shape[0]))
 
 
 def make_blank(bank, dpi, rng, mode):
@@ -866,7 +948,8 @@ def generate_pages(bank: Bank, out: Path, count: int, seed: int, prefix: str, ma
         rng = np.random.default_rng([seed, ord(prefix[0]), i])
         fmt = pick_format(rng)
         n = min(count - done, int(rng.integers(1, 4)) if fmt in ("pdf", "tiff") else 1)
-        images, entries, dpi = make_document(bank, rng, n, make)
+        photo = fmt == "jpeg" and make is not make_blank and make is not make_ruled and rng.random() < 0.3
+        images, entries, dpi = make_document(bank, rng, n, make, photo)
         name = f"{prefix}{i:04d}{EXT[fmt]}"
         save(out / name, images, fmt, dpi, rng)
         files[name] = {"format": fmt, "pages": entries}

@@ -102,14 +102,20 @@ def test_every_labelled_number_lies_on_its_page_in_ink(full_set):
         if f["format"] == "pdf":
             continue  # rasterising needs a PDF reader; pdf_bytes is checked on its own below
         for img, page in zip(decoded_pages(out / name, f["format"]), f["pages"]):
-            paper = float(np.median(img))
             for n in page["numbers"]:
-                x, y, w, h = n["box"]
-                assert 0 <= x and 0 <= y and x + w <= page["width"] and y + h <= page["height"], (name, n)
-                inside = img[y : y + h, x : x + w]
-                assert (inside < paper - 60).sum() >= max(20, 0.01 * w * h), (name, n)
+                assert boxed_in_ink(img, n["box"]), (name, n)
                 checked += 1
     assert checked >= 8
+
+
+def boxed_in_ink(gray: np.ndarray, box: list[int]) -> bool:
+    """The box lies on the image and holds ink: pixels well darker than the paper around them."""
+    x, y, w, h = box
+    if not (0 <= x and 0 <= y and x + w <= gray.shape[1] and y + h <= gray.shape[0]):
+        return False
+    inside = gray[y : y + h, x : x + w].astype(int)
+    paper = int(np.percentile(gray[max(0, y - h) : y + 2 * h, max(0, x - h) : x + w + h], 75))
+    return int((inside < paper - 60).sum()) >= max(20, 0.01 * w * h)
 
 
 def test_the_same_seed_makes_the_same_bytes(full_set, tmp_path, mnist_path):
@@ -146,6 +152,48 @@ def test_pdf_bytes_hold_one_page_per_image_at_the_dpi():
     page = doc[2].render(scale=40 / 72, grayscale=True).to_numpy()
     assert page.shape[0] == 330 and abs(page.shape[1] - 234) <= 1
     assert page[120, 80] < 60 and page[10, 10] > 200
+
+
+@pytest.fixture(scope="module")
+def bank(mnist_path):
+    return pages.load_bank(mnist_path, REPO_ROOT.parent / "shared" / "data" / "real-dev")
+
+
+def test_numbers_on_ruled_paper_and_in_a_phone_photo_are_boxed_in_ink(bank):
+    rng = np.random.default_rng(4)
+    notes = pages.notes_page(bank, 200, rng)
+    img, m = pages.render(notes, "grey", rng)
+    labels = pages.number_labels(notes, m, (img.shape[1], img.shape[0]))
+    assert 2 <= len(labels) <= 6 and {n["field"] for n in labels} == {"ruled"}
+    assert all(boxed_in_ink(img, n["box"]) for n in labels), labels
+    step = pages.Page(200, rng).mm(6.5)  # less than any line spacing
+    spots = [(n["points"][:, 1].max(), n["points"][:, 0].min()) for n in notes.numbers]  # before the rotation
+    for (bottom_a, left_a), (bottom_b, left_b) in zip(spots, spots[1:]):  # reading order: line by line, left to right
+        assert bottom_b - bottom_a > step / 2 or (abs(bottom_b - bottom_a) < step / 2 and left_b > left_a)
+
+    form = pages.form_page(bank, 200, rng)
+    photo, m = pages.render(form, "photo", rng)
+    assert photo.shape == (4000, 3000, 3)
+    labels = pages.number_labels(form, m, (3000, 4000))
+    assert [n["text"] for n in labels] == [n["text"] for n in form.numbers]
+    grey = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    assert all(boxed_in_ink(grey, n["box"]) for n in labels), labels
+
+
+def test_black_and_white_tiffs_are_g4(tmp_path):
+    from PIL import Image
+
+    a = np.full((300, 200), 255, np.uint8)
+    a[50:90, 40:160] = 0
+    b = 255 - a
+    pages.save(tmp_path / "bw.tif", [a, b], "tiff", 200, np.random.default_rng(0))
+    with Image.open(tmp_path / "bw.tif") as im:
+        assert (im.info["compression"], im.n_frames) == ("group4", 2)
+    ok, read = cv2.imreadmulti(str(tmp_path / "bw.tif"), flags=cv2.IMREAD_GRAYSCALE)
+    assert ok and len(read) == 2 and (read[0] == a).all() and (read[1] == b).all()
+    pages.save(tmp_path / "grey.tif", [a // 2 + 60, a], "tiff", 200, np.random.default_rng(0))
+    with Image.open(tmp_path / "grey.tif") as im:
+        assert (im.info["compression"], im.n_frames) == ("tiff_lzw", 2)
 
 
 # ---------------------------------------------------------------- the matcher of accuracy.py --pages
