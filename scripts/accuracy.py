@@ -195,14 +195,23 @@ def separators_of(text: str | None) -> str:
     return "".join(c for c in text or "" if c in SEPARATOR_CHARS)
 
 
-def score_page(label: dict, page: dict | None) -> dict:
-    """Counts for one labelled page against the page found there (None: no such page in the result)."""
+def read_page(label: dict, page: dict | None) -> tuple[list[dict], dict[int, int], list[int], float, float]:
+    """A labelled page against the page found there (None: no such page in the result): the
+    handwritten numbers found, labelled index -> found index, the labelled indexes read
+    exactly, and the scale from the label's pixels to the result's."""
     found = [n for n in (page or {}).get("numbers", []) if not n["printed"]]
     sx = (page or {}).get("width") / label["width"] if (page or {}).get("width") else 1.0
     sy = (page or {}).get("height") / label["height"] if (page or {}).get("height") else 1.0
     truth = label["numbers"]
     match = match_numbers([scaled(n["box"], sx, sy) for n in truth], [n["box"] for n in found])
     exact = [i for i in range(len(truth)) if i in match and found[match[i]]["number"] == truth[i]["text"]]
+    return found, match, exact, sx, sy
+
+
+def score_page(label: dict, page: dict | None) -> dict:
+    """Counts for one labelled page against the page found there (None: no such page in the result)."""
+    found, match, exact, sx, sy = read_page(label, page)
+    truth = label["numbers"]
     c = {"labelled": len(truth), "found": len(match), "exact": len(exact),
          "exact_ok": sum(found[match[i]]["status"] == "ok" for i in exact),
          "exact_in_order": longest_increasing([match[i] for i in exact]),
@@ -238,6 +247,7 @@ def measure_pages(labels: dict, results: dict[str, dict], seconds: float) -> dic
     """The figures of a page set: labels (labels.json) against results (source name -> result)."""
     kinds: dict[str, dict] = {}
     formats: dict[str, dict] = {}
+    fields: dict[str, dict] = {}  # how each labelled number was written (box, comb, ...) and scanned
     not_numbers: dict[str, dict] = {}
     failed: list[str] = []
     pages = 0
@@ -264,10 +274,15 @@ def measure_pages(labels: dict, results: dict[str, dict], seconds: float) -> dic
         for label in entry["pages"]:
             counts = score_page(label, by_number.get(label["page"]))
             add_counts(kinds.setdefault(kind, {"pages": 0}), counts | {"pages": 1})
+            exact = read_page(label, by_number.get(label["page"]))[2]
+            for i, n in enumerate(label["numbers"]):
+                for key in (f"{kind}, field {n.get('field', '?')}", f"{kind}, scan {label.get('mode', '?')}"):
+                    add_counts(fields.setdefault(key, {}), {"labelled": 1, "exact": int(i in exact)})
             add_counts(fmt, {k: counts[k] for k in ("labelled", "exact", "extra")})
     return {"files": len(labels["files"]), "pages": pages, "seconds": round(seconds, 2),
             "pages_per_second": round(pages / seconds, 2) if seconds > 0 else None,
-            "handwritten": kinds, "not_numbers": not_numbers, "by_format": formats, "failed": failed}
+            "handwritten": kinds, "not_numbers": not_numbers, "by_format": formats, "by_field": fields,
+            "failed": failed}
 
 
 def percent(a: int, b: int) -> str:
@@ -303,6 +318,10 @@ def print_pages(fig: dict) -> None:
     for fmt, f in sorted(fig["by_format"].items()):
         print(f"| {fmt} | {f['files']} | {f['pages']} | {f.get('labelled', 0)} | "
               f"{f.get('exact', 0)} ({percent(f.get('exact', 0), f.get('labelled', 0))}) | {f.get('extra', 0)} |")
+    print("\n| numbers written / scanned | numbers | read exactly |")
+    print("|---|---:|---:|")
+    for key, f in sorted(fig["by_field"].items()):
+        print(f"| {key} | {f['labelled']} | {f['exact']} ({percent(f['exact'], f['labelled'])}) |")
     if fig["failed"]:
         print(f"\n{len(fig['failed'])} inputs failed:")
         for line in fig["failed"][:20]:

@@ -270,6 +270,7 @@ def test_a_set_is_measured_by_kind_and_format():
     assert fig["by_format"]["pdf"] == {"files": 1, "pages": 2, "labelled": 8, "exact": 1, "extra": 0}
     assert fig["by_format"]["jpeg"] == {"files": 1, "pages": 1, "labelled": 4, "exact": 0, "extra": 0}
     assert fig["failed"] == ["gone.jpg: no result"]
+    assert fig["by_field"] == {"page, field ?": {"labelled": 12, "exact": 1}, "page, scan ?": {"labelled": 12, "exact": 1}}
 
 
 def test_accuracy_pages_runs_digitd_predict_over_a_set(full_set, tmp_path, digitd_exe):
@@ -290,6 +291,9 @@ def test_accuracy_pages_runs_digitd_predict_over_a_set(full_set, tmp_path, digit
         c = fig["handwritten"][kind]
         assert c["labelled"] == numbers(kind) and c["found"] + c["missed"] == c["labelled"]
         assert c["exact_in_order"] <= c["exact"] <= c["found"]
+        by_field = {k: v for k, v in fig["by_field"].items() if k.startswith(f"{kind}, field ")}
+        assert sum(v["labelled"] for v in by_field.values()) == numbers(kind)
+        assert sum(v["exact"] for v in by_field.values()) == c["exact"]
     assert {k: v["pages"] for k, v in fig["not_numbers"].items()} == {"nondigit": 2, "blank": 1, "ruled": 1}
     assert {k: v["files"] for k, v in fig["by_format"].items()} == {
         fmt: sum(f["format"] == fmt for f in files.values()) for fmt in ("png", "jpeg", "pdf", "tiff")}
