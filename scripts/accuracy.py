@@ -200,8 +200,9 @@ def read_page(label: dict, page: dict | None) -> tuple[list[dict], dict[int, int
     handwritten numbers found, labelled index -> found index, the labelled indexes read
     exactly, and the scale from the label's pixels to the result's."""
     found = [n for n in (page or {}).get("numbers", []) if not n["printed"]]
-    sx = (page or {}).get("width") / label["width"] if (page or {}).get("width") else 1.0
-    sy = (page or {}).get("height") / label["height"] if (page or {}).get("height") else 1.0
+    sx = sy = 1.0
+    if (page or {}).get("width") and label.get("width"):
+        sx, sy = page["width"] / label["width"], page["height"] / label["height"]
     truth = label["numbers"]
     match = match_numbers([scaled(n["box"], sx, sy) for n in truth], [n["box"] for n in found])
     exact = [i for i in range(len(truth)) if i in match and found[match[i]]["number"] == truth[i]["text"]]
@@ -238,6 +239,11 @@ def score_page(label: dict, page: dict | None) -> dict:
     return c
 
 
+def format_of(name: str) -> str:
+    suffix = Path(name).suffix.lower().lstrip(".")
+    return {"jpg": "jpeg", "tif": "tiff"}.get(suffix, suffix)
+
+
 def add_counts(total: dict, part: dict) -> None:
     for k, v in part.items():
         total[k] = total.get(k, 0) + v
@@ -259,22 +265,23 @@ def measure_pages(labels: dict, results: dict[str, dict], seconds: float) -> dic
         by_number = {pg.get("page"): pg for pg in found}
         pages += len(entry["pages"])
         kind = entry.get("kind", "page")
-        fmt = formats.setdefault(entry["format"], {"files": 0, "pages": 0})
+        fmt = formats.setdefault(entry.get("format") or format_of(name), {"files": 0, "pages": 0})
         fmt["files"] += 1
         fmt["pages"] += len(entry["pages"])
         if kind in NOT_NUMBERS:  # per page: any number read there, and whether one is `ok`
             k = not_numbers.setdefault(kind, {"files": 0, "pages": 0, "read_ok": 0, "numbers_reported": 0})
             k["files"] += 1
-            for label in entry["pages"]:
-                read = [n for n in by_number.get(label["page"], {}).get("numbers", []) if not n["printed"]]
+            for i, label in enumerate(entry["pages"], 1):
+                read = [n for n in by_number.get(label.get("page", i), {}).get("numbers", []) if not n["printed"]]
                 k["pages"] += 1
                 k["read_ok"] += any(n["status"] == "ok" for n in read)
                 k["numbers_reported"] += len(read)
             continue
-        for label in entry["pages"]:
-            counts = score_page(label, by_number.get(label["page"]))
+        for i, label in enumerate(entry["pages"], 1):
+            page = by_number.get(label.get("page", i))
+            counts = score_page(label, page)
             add_counts(kinds.setdefault(kind, {"pages": 0}), counts | {"pages": 1})
-            exact = read_page(label, by_number.get(label["page"]))[2]
+            exact = read_page(label, page)[2]
             for i, n in enumerate(label["numbers"]):
                 for key in (f"{kind}, field {n.get('field', '?')}", f"{kind}, scan {label.get('mode', '?')}"):
                     add_counts(fields.setdefault(key, {}), {"labelled": 1, "exact": int(i in exact)})

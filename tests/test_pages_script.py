@@ -297,3 +297,15 @@ def test_accuracy_pages_runs_digitd_predict_over_a_set(full_set, tmp_path, digit
     assert {k: v["pages"] for k, v in fig["not_numbers"].items()} == {"nondigit": 2, "blank": 1, "ruled": 1}
     assert {k: v["files"] for k, v in fig["by_format"].items()} == {
         fmt: sum(f["format"] == fmt for f in files.values()) for fmt in ("png", "jpeg", "pdf", "tiff")}
+
+
+def test_labels_need_only_pages_numbers_texts_and_boxes():
+    labels = {"files": {"scan.TIF": {"pages": [{"numbers": [{"text": "12", "box": [10, 10, 40, 20]}]},
+                                               {"numbers": [{"text": "3.5", "box": [10, 10, 40, 20]}]}]}}}
+    results = {"scan.TIF": {"status": "ok", "pages": [
+        {"page": 1, "numbers": [found("12", [12, 10, 40, 20])]},
+        {"page": 2, "numbers": [found("35", [10, 12, 40, 20])]}]}}
+    fig = accuracy.measure_pages(labels, results, seconds=1.0)
+    c = fig["handwritten"]["page"]
+    assert (c["labelled"], c["exact"], c["sep_labelled"], c["sep_dropped"]) == (2, 1, 1, 1)
+    assert fig["by_format"] == {"tiff": {"files": 1, "pages": 2, "labelled": 2, "exact": 1, "extra": 0}}
