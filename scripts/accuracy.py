@@ -256,6 +256,7 @@ def measure_pages(labels: dict, results: dict[str, dict], seconds: float) -> dic
     fields: dict[str, dict] = {}  # how each labelled number was written (box, comb, ...) and scanned
     not_numbers: dict[str, dict] = {}
     failed: list[str] = []
+    errors: list[str] = []  # every number not read exactly, every extra one, every non-number read
     pages = 0
     for name, entry in labels["files"].items():
         result = results.get(name) or {"status": "failed", "error": "no result", "number": None}
@@ -276,20 +277,37 @@ def measure_pages(labels: dict, results: dict[str, dict], seconds: float) -> dic
                 k["pages"] += 1
                 k["read_ok"] += any(n["status"] == "ok" for n in read)
                 k["numbers_reported"] += len(read)
+                what = f"{kind}: {entry['item']}" if entry.get("item") else kind
+                errors += [f"{name} p{label.get('page', i)} ({what}): read {n['number']} ({n['status']})" for n in read]
             continue
         for i, label in enumerate(entry["pages"], 1):
             page = by_number.get(label.get("page", i))
             counts = score_page(label, page)
             add_counts(kinds.setdefault(kind, {"pages": 0}), counts | {"pages": 1})
             exact = read_page(label, page)[2]
-            for i, n in enumerate(label["numbers"]):
+            for j, n in enumerate(label["numbers"]):
                 for key in (f"{kind}, field {n.get('field', '?')}", f"{kind}, scan {label.get('mode', '?')}"):
-                    add_counts(fields.setdefault(key, {}), {"labelled": 1, "exact": int(i in exact)})
+                    add_counts(fields.setdefault(key, {}), {"labelled": 1, "exact": int(j in exact)})
+            errors += page_errors(f"{name} p{label.get('page', i)}", label, page)
             add_counts(fmt, {k: counts[k] for k in ("labelled", "exact", "extra")})
     return {"files": len(labels["files"]), "pages": pages, "seconds": round(seconds, 2),
             "pages_per_second": round(pages / seconds, 2) if seconds > 0 else None,
             "handwritten": kinds, "not_numbers": not_numbers, "by_format": formats, "by_field": fields,
-            "failed": failed}
+            "failed": failed, "errors": errors}
+
+
+def page_errors(where: str, label: dict, page: dict | None) -> list[str]:
+    """One line per labelled number not read exactly and per extra number on a page."""
+    found, match, exact, _, _ = read_page(label, page)
+    lines = []
+    for i, n in enumerate(label["numbers"]):
+        if i not in exact:
+            got = found[match[i]] if i in match else None
+            read = f"read {got['number']} ({got['status']})" if got else "missed"
+            lines.append(f"{where} ({n.get('field', '?')}): {n['text']} {read}")
+    lines += [f"{where}: extra {n['number']} ({n['status']}) at {n['box']}"
+              for j, n in enumerate(found) if j not in match.values()]
+    return lines
 
 
 def percent(a: int, b: int) -> str:
@@ -335,7 +353,7 @@ def print_pages(fig: dict) -> None:
             print(f"  {line}")
 
 
-def run_pages(folder: Path, model: Path, json_out: Path | None) -> int:
+def run_pages(folder: Path, model: Path, json_out: Path | None, show_errors: bool) -> int:
     """--pages DIR: every file labels.json names, through digitd predict, measured against its labels."""
     labels_path = folder / "labels.json"
     if not labels_path.is_file():
@@ -343,6 +361,8 @@ def run_pages(folder: Path, model: Path, json_out: Path | None) -> int:
     labels = json.loads(labels_path.read_text())
     results, seconds = predict_documents([folder / name for name in labels["files"]], model)
     figures = measure_pages(labels, results, seconds)
+    if show_errors:
+        print("\n".join(figures["errors"]))
     print_pages(figures)
     if json_out:
         json_out.write_text(json.dumps(figures, indent=1) + "\n")
@@ -358,14 +378,15 @@ def main(argv=None) -> int:
     p.add_argument("--numbers", type=int, default=500, help="composed numbers of 2-5 digits (default 500)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--direct", action="store_true", help="call the recognizer in-process instead of digitd predict")
-    p.add_argument("--show-errors", action="store_true", help="list every misread real digit")
+    p.add_argument("--show-errors", action="store_true",
+                   help="list every misread real digit (with --pages: every number not read exactly, every extra)")
     p.add_argument("--pages", type=Path, metavar="DIR", help="measure a page set from scripts/pages.py instead")
     p.add_argument("--json", type=Path, metavar="FILE", help="with --pages: write the figures as JSON")
     args = p.parse_args(argv)
     if args.pages:
         if args.direct:
             p.error("--direct does not apply to --pages: a page set is read through digitd predict")
-        return run_pages(args.pages, args.model, args.json)
+        return run_pages(args.pages, args.model, args.json, args.show_errors)
     if args.json:
         p.error("--json goes with --pages")
     rng = np.random.default_rng(args.seed)

@@ -309,3 +309,13 @@ def test_labels_need_only_pages_numbers_texts_and_boxes():
     c = fig["handwritten"]["page"]
     assert (c["labelled"], c["exact"], c["sep_labelled"], c["sep_dropped"]) == (2, 1, 1, 1)
     assert fig["by_format"] == {"tiff": {"files": 1, "pages": 2, "labelled": 2, "exact": 1, "extra": 0}}
+    assert fig["errors"] == ["scan.TIF p2 (?): 3.5 read 35 (ok)"]
+
+
+def test_the_errors_name_each_number_not_read_and_each_extra():
+    page = {"page": 1, "width": 1000, "height": 2000, "numbers": [
+        found("12/05/2026", [100, 100, 300, 60]), found("3.76", [100, 400, 150, 60], status="uncertain"),
+        found("9", [500, 1500, 30, 40])]}
+    assert accuracy.page_errors("f.pdf p1", LABEL, page) == [
+        "f.pdf p1 (?): 3.75 read 3.76 (uncertain)", "f.pdf p1 (?): 4711 missed", "f.pdf p1 (?): -42 missed",
+        "f.pdf p1: extra 9 (ok) at [500, 1500, 30, 40]"]
