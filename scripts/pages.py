@@ -100,6 +100,10 @@ class Bank:
     mnist: dict[int, list[np.ndarray]]
     real: dict[int, list[np.ndarray]]
 
+    def writer(self, rng: np.random.Generator) -> str:
+        """Whose digits a number is written with: real-dev's for about a third, when there are any."""
+        return "real" if rng.random() < 0.35 and all(self.real.values()) else "mnist"
+
     def digit(self, label: int, writer: str, rng: np.random.Generator) -> np.ndarray:
         pool = (self.real if writer == "real" else self.mnist)[label] or self.mnist[label]
         return pool[int(rng.integers(len(pool)))]
@@ -465,7 +469,7 @@ def field(page: Page, bank: Bank, x: int, width: int, label: str, kind: str, sty
     (x to x + width; written smaller when it would not fit); returns the row's height."""
     rng = page.rng
     text = random_number(kind, rng)
-    writer = "real" if rng.random() < 0.35 else "mnist"
+    writer = bank.writer(rng)
     height = page.mm(rng.uniform(5, 9))
     label_end = page.text((label + ":").split(), x, page.y + height // 2, rng.uniform(2.8, 3.8))
     fx = label_end + page.mm(rng.uniform(2, 6))
@@ -650,7 +654,7 @@ def notes_page(bank: Bank, dpi: int, rng: np.random.Generator, separator_share: 
             word = pen_word(str(rng.choice(NAMES)), height * 0.9, rng) if rng.random() < 0.3 else None
             kind = str(rng.choice(["date", "decimal", "negative", "thousands"])) if rng.random() < separator_share \
                 else str(rng.choice(["id", "int"]))
-            text, writer = random_number(kind, rng), "real" if rng.random() < 0.35 else "mnist"
+            text, writer = random_number(kind, rng), bank.writer(rng)
             ink = write_number(text, bank, writer, height, rng)
             gap = page.mm(rng.uniform(4, 10))
             if x + ink.shape[1] + (0 if word is None else word.shape[1] + gap) > page.w - page.mm(8):
@@ -936,7 +940,7 @@ def nondigit_crop(bank: Bank, rng: np.random.Generator) -> tuple[np.ndarray, str
 def separator_crop(bank: Bank, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     kind = str(rng.choice(["date", "decimal", "negative", "thousands"]))
     text = random_number(kind, rng)
-    writer = "real" if rng.random() < 0.35 else "mnist"
+    writer = bank.writer(rng)
     ink = write_number(text, bank, writer, float(rng.uniform(28, 120)), rng)
     return crop_image(ink, rng), text
 

@@ -319,3 +319,12 @@ def test_the_errors_name_each_number_not_read_and_each_extra():
     assert accuracy.page_errors("f.pdf p1", LABEL, page) == [
         "f.pdf p1 (?): 3.75 read 3.76 (uncertain)", "f.pdf p1 (?): 4711 missed", "f.pdf p1 (?): -42 missed",
         "f.pdf p1: extra 9 (ok) at [500, 1500, 30, 40]"]
+
+
+def test_without_real_digits_every_number_is_written_with_mnist_ones():
+    ink = np.ones((20, 12), np.float32)
+    without = pages.Bank({d: [ink] for d in range(10)}, {d: [] for d in range(10)})
+    with_real = pages.Bank({d: [ink] for d in range(10)}, {d: [ink] for d in range(10)})
+    rng = np.random.default_rng(0)
+    assert {without.writer(rng) for _ in range(50)} == {"mnist"}
+    assert {with_real.writer(rng) for _ in range(50)} == {"mnist", "real"}
