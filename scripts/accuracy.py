@@ -215,6 +215,7 @@ def score_page(label: dict, page: dict | None) -> dict:
     truth = label["numbers"]
     c = {"labelled": len(truth), "found": len(match), "exact": len(exact),
          "exact_ok": sum(found[match[i]]["status"] == "ok" for i in exact),
+         "wrong_ok": sum(found[j]["status"] == "ok" for i, j in match.items() if i not in exact),
          "exact_in_order": longest_increasing([match[i] for i in exact]),
          "missed": len(truth) - len(match), "extra": len(found) - len(match),
          "extra_ok": sum(n["status"] == "ok" for j, n in enumerate(found) if j not in match.values()),
@@ -324,6 +325,7 @@ def print_pages(fig: dict) -> None:
         print(f"| {kind}: handwritten numbers read exactly | {c['exact']} | {n} | {percent(c['exact'], n)} | 95% |")
         print(f"| {kind}: &nbsp; of them `ok` | {c['exact_ok']} | {n} | {percent(c['exact_ok'], n)} | |")
         print(f"| {kind}: &nbsp; exact and in reading order | {c['exact_in_order']} | {n} | {percent(c['exact_in_order'], n)} | |")
+        print(f"| {kind}: &nbsp; read wrong under `ok` (silent errors) | {c['wrong_ok']} | {n} | {percent(c['wrong_ok'], n)} | |")
         print(f"| {kind}: numbers found (box matched) | {c['found']} | {n} | {percent(c['found'], n)} | |")
         print(f"| {kind}: numbers missed | {c['missed']} | {n} | {percent(c['missed'], n)} | |")
         print(f"| {kind}: extra numbers (not marked printed) | {c['extra']} | {c['pages']} pages | "

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Pages as an office scans them, with labels: the set `accuracy.py --pages` measures.
 
-    python scripts/pages.py --out DIR [--pages N] [--seed S] [--set pages|nondigit|separators|all]
+    python scripts/pages.py --out DIR [--pages N] [--seed S] [--set pages|nondigit|separators|turned|all]
 
 Handwritten numbers (real-dev digits and MNIST *test* digits, separators drawn
-with a pen stroke) placed in printed A4 forms at 200/300 dpi, then rotated,
-blurred, noised and saved as PNG, JPEG, PDF and multi-page TIFF; a non-digit
-set (letters, words, shapes in fonts and in a pen stroke of this script's own;
-blank and ruled sheets); and separator crops. `DIR/labels.json` says what each
+with a pen stroke) placed in printed A4 forms and on ruled sheets at 200/300 dpi,
+then rotated, blurred, noised, sometimes photographed, and saved as PNG, JPEG,
+PDF and multi-page TIFF; a non-digit set (letters, words, shapes in fonts and in
+a pen stroke of this script's own; blank and ruled sheets); separator crops;
+pages scanned a quarter or half turn round. `DIR/labels.json` says what each
 page holds (format in the README, "Page set"). The same seed gives the same files.
 """
 
@@ -28,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
-SETS = ("pages", "nondigit", "separators")
+SETS = ("pages", "nondigit", "separators", "turned")
 A4_MM = (210.0, 297.0)
 HERSHEY = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
            cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_COMPLEX_SMALL)
@@ -866,23 +867,24 @@ def pick_format(rng: np.random.Generator) -> str:
 EXT = {"png": ".png", "jpeg": ".jpg", "pdf": ".pdf", "tiff": ".tif"}
 
 
-def page_entry(number: int, img: np.ndarray, dpi: int, mode: str, numbers: list, printed: list) -> dict:
+def page_entry(number: int, img: np.ndarray, dpi: int | None, mode: str, held: dict) -> dict:
+    """A page's labels: its size, how it was scanned, and what it holds (numbers, printed, ...)."""
     h, w = img.shape[:2]
-    return {"page": number, "width": w, "height": h, "dpi": dpi, "mode": mode, "numbers": numbers, "printed": printed}
+    return {"page": number, "width": w, "height": h, "dpi": dpi, "mode": mode, **held}
 
 
 def make_document(bank: Bank, rng: np.random.Generator, pages: int, make, photo: bool) -> tuple[list[np.ndarray], list[dict], int]:
-    """`pages` pages from `make(bank, dpi, rng, mode) -> (image, numbers, printed)`, one dpi and
+    """`pages` pages from `make(bank, dpi, rng, mode) -> (image, what it holds)`, one dpi and
     mode (a phone photo of a page has no dpi)."""
     dpi = int(rng.choice([200, 300]))
     mode = "photo" if photo else str(rng.choice(["grey", "colour", "bw"], p=[0.5, 0.3, 0.2]))
     images, entries = [], []
     for i in range(pages):
-        img, numbers, printed = make(bank, 200 if photo else dpi, rng, mode)
+        img, held = make(bank, 200 if photo else dpi, rng, mode)
         if mode in ("grey", "colour") and rng.random() < 0.3:
             img = jpeg_noise(img, rng)
         images.append(img)
-        entries.append(page_entry(i + 1, img, None if photo else dpi, mode, numbers, printed))
+        entries.append(page_entry(i + 1, img, None if photo else dpi, mode, held))
     return images, entries, dpi
 
 
@@ -894,7 +896,26 @@ def make_form(bank: Bank, dpi: int, rng: np.random.Generator, mode: str, separat
         page = form_page(bank, dpi, rng, separator_share)
     img, m = render(page, mode, rng)
     size = img.shape[1], img.shape[0]
-    return img, number_labels(page, m, size), printed_labels(page, m, size)
+    return img, {"numbers": number_labels(page, m, size), "printed": printed_labels(page, m, size)}
+
+
+def make_turned(bank: Bank, dpi: int, rng: np.random.Generator, mode: str):
+    """A form scanned a quarter or half turn round: `rotation` is how far clockwise it must
+    be turned to be upright; boxes are in the pixels as saved."""
+    img, held = make_form(bank, dpi, rng, mode)
+    k = int(rng.integers(1, 4))  # np.rot90 turns counter-clockwise
+    h, w = img.shape[:2]
+    for item in held["numbers"] + held["printed"]:
+        item["box"] = turn_box(item["box"], k, w, h)
+    return np.ascontiguousarray(np.rot90(img, k)), held | {"rotation": 90 * k}
+
+
+def turn_box(box: list[int], k: int, w: int, h: int) -> list[int]:
+    """A box on a w x h image, on the image turned counter-clockwise k quarter turns."""
+    x, y, bw, bh = box
+    for _ in range(k):
+        x, y, bw, bh, w, h = y, w - x - bw, bh, bw, h, w
+    return [x, y, bw, bh]
 
 
 def make_separator_form(bank, dpi, rng, mode):
@@ -904,15 +925,15 @@ def make_separator_form(bank, dpi, rng, mode):
 def make_words(bank: Bank, dpi: int, rng: np.random.Generator, mode: str):
     page = words_page(bank, dpi, rng)
     img, m = render(page, mode, rng)
-    return img, [], printed_labels(page, m, (img.shape[1], img.shape[0]))
+    return img, {"numbers": [], "printed": printed_labels(page, m, (img.shape[1], img.shape[0]))}
 
 
 def make_blank(bank, dpi, rng, mode):
-    return blank_page(dpi, rng, ruled=False)[0], [], []
+    return blank_page(dpi, rng, ruled=False)[0], {"numbers": [], "printed": []}
 
 
 def make_ruled(bank, dpi, rng, mode):
-    return blank_page(dpi, rng, ruled=True)[0], [], []
+    return blank_page(dpi, rng, ruled=True)[0], {"numbers": [], "printed": []}
 
 
 def nondigit_crop(bank: Bank, rng: np.random.Generator) -> tuple[np.ndarray, str, str]:
@@ -949,7 +970,7 @@ def generate_pages(bank: Bank, out: Path, count: int, seed: int, prefix: str, ma
     """Documents of 1-3 pages until `count` pages; each file from its own seed."""
     files, done, i = {}, 0, 0
     while done < count:
-        rng = np.random.default_rng([seed, ord(prefix[0]), i])
+        rng = np.random.default_rng([seed, zlib.crc32(prefix.encode()), i])
         fmt = pick_format(rng)
         n = min(count - done, int(rng.integers(1, 4)) if fmt in ("pdf", "tiff") else 1)
         photo = fmt == "jpeg" and make is not make_blank and make is not make_ruled and rng.random() < 0.3
@@ -965,13 +986,13 @@ def generate_pages(bank: Bank, out: Path, count: int, seed: int, prefix: str, ma
 def generate_crops(bank: Bank, out: Path, count: int, seed: int, prefix: str, make) -> dict:
     files = {}
     for i in range(count):
-        rng = np.random.default_rng([seed, ord(prefix[0]), i])
+        rng = np.random.default_rng([seed, zlib.crc32(prefix.encode()), i])
         img, item, numbers = make(bank, rng)
         fmt = "png" if rng.random() < 0.6 else "jpeg"
         name = f"{prefix}{i:04d}{EXT[fmt]}"
         save(out / name, [img], fmt, 96, rng)
         files[name] = {"format": fmt, "kind": "crop", "item": item,
-                       "pages": [page_entry(1, img, 0, "grey", numbers(img), [])]}
+                       "pages": [page_entry(1, img, None, "grey", {"numbers": numbers(img), "printed": []})]}
     return files
 
 
@@ -986,6 +1007,8 @@ def generate(bank: Bank, out: Path, count: int, seed: int, which: str) -> dict:
     files: dict[str, dict] = {}
     if which in ("pages", "all"):
         files |= tag(generate_pages(bank, out, count, seed, "page-", make_form), "page")
+    if which in ("turned", "all"):
+        files |= tag(generate_pages(bank, out, max(1, count // 4), seed, "turn-", make_turned), "turned")
     if which in ("separators", "all"):
         files |= tag(generate_pages(bank, out, max(1, count // 4), seed, "sepp-", make_separator_form), "page")
 
