@@ -712,7 +712,7 @@ def finish(img: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
     return gray
 
 
-def blank_page(dpi: int, rng: np.random.Generator, ruled: bool) -> tuple[np.ndarray, Page]:
+def blank_page(dpi: int, rng: np.random.Generator, mode: str, ruled: bool) -> np.ndarray:
     """An empty sheet (or a ruled one) with edge shadows and dust."""
     page = Page(dpi, rng)
     paper = rng.uniform(0.88, 1.0)
@@ -731,7 +731,7 @@ def blank_page(dpi: int, rng: np.random.Generator, ruled: bool) -> tuple[np.ndar
     dust(img, rng)
     img = cv2.GaussianBlur(img, (0, 0), 0.6)
     out = np.clip(img * 255 + rng.normal(0, 2.5, (page.h, page.w, 1)), 0, 255).astype(np.uint8)
-    return finish(out, str(rng.choice(["grey", "colour"])), rng), page
+    return finish(out, mode, rng)
 
 
 def crop_image(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -873,11 +873,13 @@ def page_entry(number: int, img: np.ndarray, dpi: int | None, mode: str, held: d
     return {"page": number, "width": w, "height": h, "dpi": dpi, "mode": mode, **held}
 
 
-def make_document(bank: Bank, rng: np.random.Generator, pages: int, make, photo: bool) -> tuple[list[np.ndarray], list[dict], int]:
+def make_document(bank: Bank, rng: np.random.Generator, pages: int, make, fmt: str, photo: bool) -> tuple[list[np.ndarray], list[dict], int]:
     """`pages` pages from `make(bank, dpi, rng, mode) -> (image, what it holds)`, one dpi and
-    mode (a phone photo of a page has no dpi)."""
+    mode (a phone photo of a page has no dpi; no JPEG is black and white)."""
     dpi = int(rng.choice([200, 300]))
     mode = "photo" if photo else str(rng.choice(["grey", "colour", "bw"], p=[0.5, 0.3, 0.2]))
+    if mode == "bw" and fmt == "jpeg":  # no scanner writes black and white as JPEG
+        mode = "grey"
     images, entries = [], []
     for i in range(pages):
         img, held = make(bank, 200 if photo else dpi, rng, mode)
@@ -929,11 +931,11 @@ def make_words(bank: Bank, dpi: int, rng: np.random.Generator, mode: str):
 
 
 def make_blank(bank, dpi, rng, mode):
-    return blank_page(dpi, rng, ruled=False)[0], {"numbers": [], "printed": []}
+    return blank_page(dpi, rng, mode, ruled=False), {"numbers": [], "printed": []}
 
 
 def make_ruled(bank, dpi, rng, mode):
-    return blank_page(dpi, rng, ruled=True)[0], {"numbers": [], "printed": []}
+    return blank_page(dpi, rng, mode, ruled=True), {"numbers": [], "printed": []}
 
 
 def nondigit_crop(bank: Bank, rng: np.random.Generator) -> tuple[np.ndarray, str, str]:
@@ -974,7 +976,7 @@ def generate_pages(bank: Bank, out: Path, count: int, seed: int, prefix: str, ma
         fmt = pick_format(rng)
         n = min(count - done, int(rng.integers(1, 4)) if fmt in ("pdf", "tiff") else 1)
         photo = fmt == "jpeg" and make is not make_blank and make is not make_ruled and rng.random() < 0.3
-        images, entries, dpi = make_document(bank, rng, n, make, photo)
+        images, entries, dpi = make_document(bank, rng, n, make, fmt, photo)
         name = f"{prefix}{i:04d}{EXT[fmt]}"
         save(out / name, images, fmt, dpi, rng)
         files[name] = {"format": fmt, "pages": entries}

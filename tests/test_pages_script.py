@@ -99,6 +99,12 @@ def test_the_files_are_in_their_formats_with_their_pages(full_set):
         assert len(images) == len(f["pages"]), name
         for img, page in zip(images, f["pages"]):
             assert img.shape == (page["height"], page["width"]), name
+        as_saved = cv2.imreadmulti(str(out / name), flags=cv2.IMREAD_UNCHANGED)[1] if f["format"] == "tiff" \
+            else [cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED)]
+        for img, page in zip(as_saved, f["pages"]):  # the scan's mode is what the file holds
+            assert img.ndim == (3 if page["mode"] in ("colour", "photo") else 2), (name, page["mode"])
+            if page["mode"] == "bw":
+                assert set(np.unique(img)) <= {0, 255}, name
 
 
 def test_every_labelled_number_lies_on_its_page_in_ink(full_set):
