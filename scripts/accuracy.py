@@ -15,6 +15,10 @@ user runs it) over image files this script writes into a temporary folder:
 
 Prints a markdown table; `--direct` calls the recognizer in-process instead
 (quicker while developing, same pipeline from decode on).
+
+`--pages DIR [--json FILE]` measures a page set made by scripts/pages.py instead:
+handwritten numbers found and read exactly (in order), missed, extra; separators
+kept or flagged; non-digit, blank and ruled inputs read `ok`; pages per second.
 """
 
 from __future__ import annotations
@@ -101,6 +105,272 @@ def compose_number(digits: list[np.ndarray], rng: np.random.Generator) -> np.nda
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+# ---------------------------------------------------------------- pages: --pages DIR (a set from scripts/pages.py)
+
+SEPARATOR_CHARS = "/.,-"
+MATCH_IOU = 0.3  # a found number is the labelled one when their boxes overlap this much (IoU)
+NOT_NUMBERS = ("nondigit", "blank", "ruled")
+
+
+def predict_documents(files: list[Path], model: Path) -> tuple[dict[str, dict], float]:
+    """source name -> result, through `digitd predict --json` with every file named; and its wall time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "digitd", "predict", "--config", str(ROOT / "config.yaml"), "--model", str(model),
+               "--out", str(Path(tmp) / "out"), "--no-annotate", "--json", *map(str, files)]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        seconds = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        sys.exit(f"accuracy.py: digitd predict exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return {Path(r["source"]).name: r for r in results}, seconds
+
+
+def union_box(boxes: list) -> list[int] | None:
+    boxes = [b for b in boxes if b]
+    if not boxes:
+        return None
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def predicted_pages(result: dict) -> list[dict]:
+    """A result's pages: [{page, width, height, numbers: [{number, status, box, printed}]}].
+
+    A result without `pages` (before issue 11) is one page holding its
+    top-level number, boxed by the union of its digits' boxes."""
+    if result.get("pages") is not None:
+        out = []
+        for pg in result["pages"]:
+            numbers = [{"number": n.get("number"), "status": n.get("status", result.get("status")),
+                        "box": n.get("box"), "printed": bool(n.get("printed"))} for n in pg.get("numbers") or []]
+            out.append({"page": pg.get("page"), "width": pg.get("width"), "height": pg.get("height"), "numbers": numbers})
+        return out
+    image = result.get("image") or {}
+    numbers = []
+    if result.get("number"):
+        numbers.append({"number": result["number"], "status": result.get("status"),
+                        "box": union_box([d.get("box") for d in result.get("digits") or []]), "printed": False})
+    return [{"page": 1, "width": image.get("width"), "height": image.get("height"), "numbers": numbers}]
+
+
+def iou(a: list, b: list | None) -> float:
+    if not b:
+        return 0.0
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def scaled(box: list, sx: float, sy: float) -> list[float]:
+    return [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy]
+
+
+def match_numbers(labelled: list[list], found: list[list | None]) -> dict[int, int]:
+    """Labelled index -> found index, greedily by box overlap (IoU >= MATCH_IOU), each used once."""
+    pairs = sorted(((iou(lb, fb), i, j) for i, lb in enumerate(labelled) for j, fb in enumerate(found)), reverse=True)
+    taken_l, taken_f, out = set(), set(), {}
+    for score, i, j in pairs:
+        if score < MATCH_IOU:
+            break
+        if i not in taken_l and j not in taken_f:
+            out[i] = j
+            taken_l.add(i)
+            taken_f.add(j)
+    return out
+
+
+def longest_increasing(seq: list[int]) -> int:
+    tails: list[int] = []
+    for v in seq:
+        k = next((i for i, t in enumerate(tails) if t >= v), len(tails))
+        tails[k:k + 1] = [v]
+    return len(tails)
+
+
+def separators_of(text: str | None) -> str:
+    return "".join(c for c in text or "" if c in SEPARATOR_CHARS)
+
+
+def read_page(label: dict, page: dict | None) -> tuple[list[dict], dict[int, int], list[int], float, float]:
+    """A labelled page against the page found there (None: no such page in the result): the
+    handwritten numbers found, labelled index -> found index, the labelled indexes read
+    exactly, and the scale from the label's pixels to the result's."""
+    found = [n for n in (page or {}).get("numbers", []) if not n["printed"]]
+    sx = sy = 1.0
+    if (page or {}).get("width") and label.get("width"):
+        sx, sy = page["width"] / label["width"], page["height"] / label["height"]
+    truth = label["numbers"]
+    match = match_numbers([scaled(n["box"], sx, sy) for n in truth], [n["box"] for n in found])
+    exact = [i for i in range(len(truth)) if i in match and found[match[i]]["number"] == truth[i]["text"]]
+    return found, match, exact, sx, sy
+
+
+def score_page(label: dict, page: dict | None) -> dict:
+    """Counts for one labelled page against the page found there (None: no such page in the result)."""
+    found, match, exact, sx, sy = read_page(label, page)
+    truth = label["numbers"]
+    c = {"labelled": len(truth), "found": len(match), "exact": len(exact),
+         "exact_ok": sum(found[match[i]]["status"] == "ok" for i in exact),
+         "wrong_ok": sum(found[j]["status"] == "ok" for i, j in match.items() if i not in exact),
+         "exact_in_order": longest_increasing([match[i] for i in exact]),
+         "missed": len(truth) - len(match), "extra": len(found) - len(match),
+         "extra_ok": sum(n["status"] == "ok" for j, n in enumerate(found) if j not in match.values()),
+         "extra_on_printed": 0, "pages_right": int(len(exact) == len(truth) == len(found)),
+         "sep_labelled": 0, "sep_kept": 0, "sep_flagged": 0, "sep_dropped": 0, "sep_missed": 0}
+    printed = [scaled(p["box"], sx, sy) for p in label.get("printed", [])]
+    for j, n in enumerate(found):
+        if j not in match.values() and any(iou(p, n["box"]) > 0.1 for p in printed):
+            c["extra_on_printed"] += 1
+    for i, n in enumerate(truth):
+        if not separators_of(n["text"]):
+            continue
+        c["sep_labelled"] += 1
+        if i not in match:
+            c["sep_missed"] += 1
+        elif separators_of(found[match[i]]["number"]) == separators_of(n["text"]):
+            c["sep_kept"] += 1
+        elif found[match[i]]["status"] != "ok":
+            c["sep_flagged"] += 1
+        else:
+            c["sep_dropped"] += 1
+    return c
+
+
+def format_of(name: str) -> str:
+    suffix = Path(name).suffix.lower().lstrip(".")
+    return {"jpg": "jpeg", "tif": "tiff"}.get(suffix, suffix)
+
+
+def add_counts(total: dict, part: dict) -> None:
+    for k, v in part.items():
+        total[k] = total.get(k, 0) + v
+
+
+def measure_pages(labels: dict, results: dict[str, dict], seconds: float) -> dict:
+    """The figures of a page set: labels (labels.json) against results (source name -> result)."""
+    kinds: dict[str, dict] = {}
+    formats: dict[str, dict] = {}
+    fields: dict[str, dict] = {}  # how each labelled number was written (box, comb, ...) and scanned
+    not_numbers: dict[str, dict] = {}
+    failed: list[str] = []
+    errors: list[str] = []  # every number not read exactly, every extra one, every non-number read
+    pages = 0
+    for name, entry in labels["files"].items():
+        result = results.get(name) or {"status": "failed", "error": "no result", "number": None}
+        if result.get("status") == "failed":
+            failed.append(f"{name}: {result.get('error')}")
+        found = predicted_pages(result)
+        by_number = {pg.get("page"): pg for pg in found}
+        pages += len(entry["pages"])
+        kind = entry.get("kind", "page")
+        fmt = formats.setdefault(entry.get("format") or format_of(name), {"files": 0, "pages": 0})
+        fmt["files"] += 1
+        fmt["pages"] += len(entry["pages"])
+        if kind in NOT_NUMBERS:  # per page: any number read there, and whether one is `ok`
+            k = not_numbers.setdefault(kind, {"files": 0, "pages": 0, "read_ok": 0, "numbers_reported": 0})
+            k["files"] += 1
+            for i, label in enumerate(entry["pages"], 1):
+                read = [n for n in by_number.get(label.get("page", i), {}).get("numbers", []) if not n["printed"]]
+                k["pages"] += 1
+                k["read_ok"] += any(n["status"] == "ok" for n in read)
+                k["numbers_reported"] += len(read)
+                what = f"{kind}: {entry['item']}" if entry.get("item") else kind
+                errors += [f"{name} p{label.get('page', i)} ({what}): read {n['number']} ({n['status']})" for n in read]
+            continue
+        for i, label in enumerate(entry["pages"], 1):
+            page = by_number.get(label.get("page", i))
+            counts = score_page(label, page)
+            add_counts(kinds.setdefault(kind, {"pages": 0}), counts | {"pages": 1})
+            exact = read_page(label, page)[2]
+            for j, n in enumerate(label["numbers"]):
+                for key in (f"{kind}, field {n.get('field', '?')}", f"{kind}, scan {label.get('mode', '?')}"):
+                    add_counts(fields.setdefault(key, {}), {"labelled": 1, "exact": int(j in exact)})
+            errors += page_errors(f"{name} p{label.get('page', i)}", label, page)
+            add_counts(fmt, {k: counts[k] for k in ("labelled", "exact", "extra")})
+    return {"files": len(labels["files"]), "pages": pages, "seconds": round(seconds, 2),
+            "pages_per_second": round(pages / seconds, 2) if seconds > 0 else None,
+            "handwritten": kinds, "not_numbers": not_numbers, "by_format": formats, "by_field": fields,
+            "failed": failed, "errors": errors}
+
+
+def page_errors(where: str, label: dict, page: dict | None) -> list[str]:
+    """One line per labelled number not read exactly and per extra number on a page."""
+    found, match, exact, _, _ = read_page(label, page)
+    lines = []
+    for i, n in enumerate(label["numbers"]):
+        if i not in exact:
+            got = found[match[i]] if i in match else None
+            read = f"read {got['number']} ({got['status']})" if got else "missed"
+            lines.append(f"{where} ({n.get('field', '?')}): {n['text']} {read}")
+    lines += [f"{where}: extra {n['number']} ({n['status']}) at {n['box']}"
+              for j, n in enumerate(found) if j not in match.values()]
+    return lines
+
+
+def percent(a: int, b: int) -> str:
+    return f"{a / b:.1%}" if b else "-"
+
+
+def print_pages(fig: dict) -> None:
+    print(f"\n{fig['files']} files, {fig['pages']} pages, digitd predict {fig['seconds']} s: "
+          f"{fig['pages_per_second']} pages/s\n")
+    print("| measure | count | of | share | bar |")
+    print("|---|---:|---:|---:|---:|")
+    for kind, c in sorted(fig["handwritten"].items()):
+        n = c["labelled"]
+        print(f"| {kind}: handwritten numbers read exactly | {c['exact']} | {n} | {percent(c['exact'], n)} | 95% |")
+        print(f"| {kind}: &nbsp; of them `ok` | {c['exact_ok']} | {n} | {percent(c['exact_ok'], n)} | |")
+        print(f"| {kind}: &nbsp; exact and in reading order | {c['exact_in_order']} | {n} | {percent(c['exact_in_order'], n)} | |")
+        print(f"| {kind}: &nbsp; read wrong under `ok` (silent errors) | {c['wrong_ok']} | {n} | {percent(c['wrong_ok'], n)} | |")
+        print(f"| {kind}: numbers found (box matched) | {c['found']} | {n} | {percent(c['found'], n)} | |")
+        print(f"| {kind}: numbers missed | {c['missed']} | {n} | {percent(c['missed'], n)} | |")
+        print(f"| {kind}: extra numbers (not marked printed) | {c['extra']} | {c['pages']} pages | "
+              f"{c['extra'] * 20 / max(c['pages'], 1):.2f} per 20 pages | 1 per 20 pages |")
+        print(f"| {kind}: &nbsp; of them `ok` / on printed digits | {c['extra_ok']} / {c['extra_on_printed']} | {c['extra']} | | |")
+        print(f"| {kind}: pages read entirely right | {c['pages_right']} | {c['pages']} | {percent(c['pages_right'], c['pages'])} | |")
+        s = c["sep_labelled"]
+        if s:
+            kept = c["sep_kept"] + c["sep_flagged"]
+            print(f"| {kind}: separators kept / flagged (dropped {c['sep_dropped']}, missed {c['sep_missed']}) | "
+                  f"{c['sep_kept']} / {c['sep_flagged']} | {s} | {percent(kept, s)} | 100% |")
+    for kind, k in sorted(fig["not_numbers"].items()):
+        print(f"| {kind}: pages with a number read `ok` ({k['numbers_reported']} numbers reported) | "
+              f"{k['read_ok']} | {k['pages']} | {percent(k['read_ok'], k['pages'])} | 0 |")
+    print("\n| format | files | pages | handwritten numbers | read exactly | extra |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for fmt, f in sorted(fig["by_format"].items()):
+        print(f"| {fmt} | {f['files']} | {f['pages']} | {f.get('labelled', 0)} | "
+              f"{f.get('exact', 0)} ({percent(f.get('exact', 0), f.get('labelled', 0))}) | {f.get('extra', 0)} |")
+    print("\n| numbers written / scanned | numbers | read exactly |")
+    print("|---|---:|---:|")
+    for key, f in sorted(fig["by_field"].items()):
+        print(f"| {key} | {f['labelled']} | {f['exact']} ({percent(f['exact'], f['labelled'])}) |")
+    if fig["failed"]:
+        print(f"\n{len(fig['failed'])} inputs failed:")
+        for line in fig["failed"][:20]:
+            print(f"  {line}")
+
+
+def run_pages(folder: Path, model: Path, json_out: Path | None, show_errors: bool) -> int:
+    """--pages DIR: every file labels.json names, through digitd predict, measured against its labels."""
+    labels_path = folder / "labels.json"
+    if not labels_path.is_file():
+        sys.exit(f"accuracy.py: --pages {folder}: no labels.json (make a set with scripts/pages.py)")
+    labels = json.loads(labels_path.read_text())
+    results, seconds = predict_documents([folder / name for name in labels["files"]], model)
+    figures = measure_pages(labels, results, seconds)
+    if show_errors:
+        print("\n".join(figures["errors"]))
+    print_pages(figures)
+    if json_out:
+        json_out.write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=default_mnist(), help="MNIST npz (default ../shared/data/mnist.npz or $DIGITD_MNIST)")
@@ -110,8 +380,17 @@ def main(argv=None) -> int:
     p.add_argument("--numbers", type=int, default=500, help="composed numbers of 2-5 digits (default 500)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--direct", action="store_true", help="call the recognizer in-process instead of digitd predict")
-    p.add_argument("--show-errors", action="store_true", help="list every misread real digit")
+    p.add_argument("--show-errors", action="store_true",
+                   help="list every misread real digit (with --pages: every number not read exactly, every extra)")
+    p.add_argument("--pages", type=Path, metavar="DIR", help="measure a page set from scripts/pages.py instead")
+    p.add_argument("--json", type=Path, metavar="FILE", help="with --pages: write the figures as JSON")
     args = p.parse_args(argv)
+    if args.pages:
+        if args.direct:
+            p.error("--direct does not apply to --pages: a page set is read through digitd predict")
+        return run_pages(args.pages, args.model, args.json, args.show_errors)
+    if args.json:
+        p.error("--json goes with --pages")
     rng = np.random.default_rng(args.seed)
     rows = []
     started = time.time()
