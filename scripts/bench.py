@@ -4,6 +4,7 @@
     python scripts/bench.py [--n 2000] [--rate 20] [--seconds 30] [--annotate on|off|both]
                             [--long 20000] [--seed-n 200] [--data PATH/mnist.npz]
                             [--out bench/] [--quick]
+    python scripts/bench.py --pages DIR [--annotate on|off|both]   (a page set: pages/s)
 
 For each of "pictures" (annotate: true) and "no pictures" (annotate: false):
 
@@ -80,6 +81,9 @@ BARS = {
     "rss": 800.0,
     "growth": 5.0,
 }
+
+
+PAGE_SUFFIXES = {".pdf", ".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 
 
 def now() -> float:
@@ -333,6 +337,29 @@ def burst(run: Run, sources: list[Path], n: int, timeout: float) -> dict:
     return {"n": n, "seconds": span, "files_per_s": n / span,
             "done_at": sorted(t - t_first for t in t_done),
             "drop_seconds": max(run.drops[n_] for n_ in names) - t_first}
+
+
+def page_burst(run: Run, folder: Path, timeout: float) -> dict:
+    """Every document and page image in ``folder`` (a set from scripts/pages.py)
+    dropped at once; pages/s = pages read / (last result - first drop)."""
+    sources = sorted(p for p in folder.iterdir() if p.suffix.lower() in PAGE_SUFFIXES)
+    if not sources:
+        run.fail(f"--pages {folder}: no PDF, TIFF, PNG or JPEG files")
+    names = [f"page-{i:05d}" for i in range(len(sources))]
+    t0 = now()
+    for src, name in zip(sources, names):
+        part = run.inbox / f".{name}{src.suffix}.part"
+        shutil.copyfile(src, part)
+        run.drops[name] = now()
+        os.rename(part, run.inbox / f"{name}{src.suffix}")
+    run.wait(names, timeout)
+    span = max(run.watch.seen[n] for n in names) - t0
+    results = [json.loads((run.outbox / "results" / f"{n}.json").read_text()) for n in names]
+    pages = sum(len(r.get("pages") or [None]) for r in results)
+    pictures = len(list((run.outbox / "annotated").glob("*.png"))) \
+        if (run.outbox / "annotated").exists() else 0
+    return {"files": len(names), "pages": pages, "seconds": span, "pages_per_s": pages / span,
+            "failed": sum(r["status"] == "failed" for r in results), "pictures": pictures}
 
 
 def trickle(run: Run, sources: list[Path], rate: float, seconds: float, timeout: float) -> dict:
@@ -594,6 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="mnist.npz (default $DIGITD_MNIST or ../shared/data/mnist.npz)")
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
     ap.add_argument("--out", default=str(ROOT / "bench"), help="results folder (default bench/)")
+    ap.add_argument("--pages", type=Path, metavar="DIR",
+                    help="instead: a burst of the page set in DIR (scripts/pages.py), pages/s")
     ap.add_argument("--quick", action="store_true",
                     help="CI: 30 files, 2 s of trickle, 10 for the seed loop, no long run")
     args = ap.parse_args(argv)
@@ -605,6 +634,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"bench: --model {model}: no such file")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.pages:
+        return bench_pages(args.pages, modes, model, out)
 
     res: dict = {"machine": machine(), "n": args.n, "rate": args.rate, "seed_n": args.seed_n,
                  "long": args.long, "size": args.size, "quick": args.quick, "modes": {}}
@@ -671,6 +702,38 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(notes)
     print(f"\nbench: wrote {out / 'results.md'}, {out / 'results.json'}, {out / 'bench.png'}")
+    return 0
+
+
+def bench_pages(folder: Path, modes: list[str], model: Path, out: Path) -> int:
+    """``--pages DIR``: the page set through the service, per mode; bench/pages.md."""
+    lines = ["| mode | files | pages | seconds | pages/s | failed | pictures | bar |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    with tempfile.TemporaryDirectory(prefix="digitd-bench-pages-") as tmp_s:
+        for m in modes:
+            run = Run(Path(tmp_s) / m.replace(" ", "-"), MODES[m], model)
+            try:
+                ready = run.start()
+                r = page_burst(run, folder, timeout=600)
+                run.stop()
+            except BaseException:
+                if run.proc is not None and run.proc.poll() is None:
+                    run.proc.kill()
+                raise
+            bar = "met" if r["pages_per_s"] >= 20 else "NOT met"
+            print(f"bench [{m}]: READY {ready:.2f} s; {r['pages']} pages in {r['files']} files: "
+                  f"{r['pages_per_s']:.1f} pages/s", flush=True)
+            lines.append(f"| {m} | {r['files']} | {r['pages']} | {r['seconds']:.1f} | "
+                         f"{r['pages_per_s']:.1f} | {r['failed']} | {r['pictures']} | "
+                         f"{bar if m == 'pictures' else ''} |")
+    mach = machine()
+    text = ("# digitd page benchmark\n\n" + "\n".join(lines) + "\n\n"
+            f"Set: {folder} ({len(list(folder.glob('*')))} entries). Bar: 20 pages/s with pictures. "
+            f"Machine: {mach['nproc']} cores ({mach['cpu']}), Python {mach['python']}; "
+            f"{mach['date']}; load average at start "
+            f"{', '.join(f'{x:.2f}' for x in mach['load_at_start'])}.\n")
+    (out / "pages.md").write_text(text)
+    print("\n" + text)
     return 0
 
 
