@@ -1,25 +1,263 @@
 """The page reader: every number on a page, in reading order, as :class:`~digitd.records.Found`.
 
 :func:`find_numbers` is the one entry point the pipeline calls for each page or
-image. Today it reads the whole image as one number (the cropped-number case);
-the page-layout work of issue 11 (lines, gaps, boxes, printed text,
-separators, orientation) replaces its inside, never its contract.
+image. A cropped digit or number (:func:`is_page` says no) is read exactly as
+:func:`digitd.segment.digits_of_mask` reads it. A page is read by
+:func:`read_page`: deskewed, turned if its lines run down, cleared of rules and
+box edges, its marks gathered into lines and numbers (:mod:`digitd.layout`),
+printed text left out, separators kept. Pure: arrays in, records out.
 """
 
 from __future__ import annotations
 
-from .records import Found, PageFound, Scan
-from .segment import find_digits_scan
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .layout import Glyph, Number, components, glyph_pieces, read_layout
+from .records import Box, Found, Mark, PageFound, Scan
+from .segment import SPECK, Ink, Piece, digits_of_mask, group_marks, ink_map, ink_mask_and_ratio, mark_of
+
+PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
+SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
+MAX_SKEW = 5.0  # degrees of skew looked for either way
+MIN_SKEW = 0.2  # degrees below which the page is left as it is
+RULE = 1 / 20  # straight runs at least this fraction of the page's width are rules
+TICK = 1 / 90  # shorter straight runs (comb ticks, box edges) that touch a rule are rules too
+UPRIGHT = 0.65  # below this share of across-neighbours the lines may run down the page
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The page as it is read: ink and mask turned upright, and the way back to the scan's pixels."""
+
+    mask: np.ndarray  # uint8 0/1, rules removed
+    labels: np.ndarray  # int32, its pieces
+    ratio: np.ndarray  # float32 soft ink (contrast / level)
+    back: np.ndarray  # 2 x 3 affine: frame pixels -> working pixels of the scan
+    scale: float  # working pixels per original pixel
 
 
 def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
-    """The numbers on one page or image; no numbers for a blank page."""
-    marks, polarity = find_digits_scan(scan, max_digits)
-    if not marks:
-        return PageFound(numbers=(), polarity=polarity)
-    x0 = min(m.box[0] for m in marks)
-    y0 = min(m.box[1] for m in marks)
-    x1 = max(m.box[0] + m.box[2] for m in marks)
-    y1 = max(m.box[1] + m.box[3] for m in marks)
-    return PageFound(numbers=(Found(marks=tuple(marks), box=(x0, y0, x1 - x0, y1 - y0)),),
-                     polarity=polarity)
+    """The numbers on one page or image, in reading order; no numbers for a blank page."""
+    ink = ink_map(scan.image, scan.gray)
+    mask, ratio = ink_mask_and_ratio(ink)
+    if mask is None or ratio is None:
+        return PageFound(numbers=(), polarity=ink.polarity)
+    if not is_page(mask, ink.scale):
+        marks, polarity = digits_of_mask(mask, ratio, ink, max_digits)
+        if not marks:
+            return PageFound(numbers=(), polarity=polarity)
+        return PageFound(numbers=(Found(marks=tuple(marks), box=enclosing([m.box for m in marks])),),
+                         polarity=polarity)
+    return read_page(ink, mask, ratio, max_digits)
+
+
+def enclosing(boxes: list[Box]) -> Box:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+# ------------------------------------------------------------ page or cropped number
+def is_page(mask: np.ndarray, scale: float) -> bool:
+    """Whether the ink is a page's (read by :func:`read_page`) rather than one cropped
+    digit or number's (read as :func:`digitd.segment.find_digits_scan` reads it).
+
+    A page: marks small against the image (their median height under
+    ``SMALL_MARKS`` of it), or digit-sized marks on two lines or more, or a
+    page-sized scan whose only ink lies along its edges (a scanner's shadow).
+    """
+    big_scan = min(mask.shape) / scale >= PAGE_SIDE
+    H, W = mask.shape
+    n, _, stats = components(mask)
+    if n < 2:
+        return False
+    largest = int(stats[1:, cv2.CC_STAT_AREA].max())
+    found = [Piece(*(int(v) for v in stats[i]), i) for i in range(1, n)
+             if stats[i, cv2.CC_STAT_AREA] >= max(2, SPECK * largest)]
+
+    def along_edge(p) -> bool:
+        return (p.x == 0 or p.y == 0 or p.x + p.w == W or p.y + p.h == H) and (
+            max(p.w / W, p.h / H) > 0.5 and min(p.w, p.h) < 0.1 * max(p.w, p.h))
+
+    inner = [p for p in found if not along_edge(p)]
+    if not inner:
+        return big_scan
+    heights = np.array([p.h for p in inner], np.float32)
+    if min(H, W) >= 128 and float(np.median(heights)) < SMALL_MARKS * H:
+        return True
+    if len(inner) < 2:
+        return False
+    groups = group_marks(inner)
+    tallest = max(max(p.y + p.h for p in g) - min(p.y for p in g) for g in groups)
+    spans = sorted((min(p.y for p in g), max(p.y + p.h for p in g)) for g in groups
+                   if max(p.y + p.h for p in g) - min(p.y for p in g) >= 0.5 * tallest)
+    bottom = spans[0][1]
+    for top, low in spans[1:]:
+        if top >= bottom:
+            return True
+        bottom = max(bottom, low)
+    return False
+
+
+# ------------------------------------------------------------ clean-up
+def estimate_skew(mask: np.ndarray) -> float:
+    """The angle (degrees, as cv2.getRotationMatrix2D takes it) that makes the
+    ink's rows sharpest: lines of text and rules lie along rows once turned."""
+    ys, xs = np.nonzero(mask[::2, ::2])  # every other row and column tell the slant as well
+    if xs.size < 50:
+        return 0.0
+    step = max(1, xs.size // 20000)
+    xs = xs[::step].astype(np.float32) - mask.shape[1] / 4
+    ys = ys[::step].astype(np.float32) - mask.shape[0] / 4
+    offset = (mask.shape[0] + mask.shape[1]) // 2
+
+    def sharpness(a: float) -> float:
+        r = np.deg2rad(a)
+        rows = (ys * np.float32(np.cos(r)) - xs * np.float32(np.sin(r)) + offset).astype(np.int32)
+        counts = np.bincount(rows).astype(np.float64)
+        return float(counts @ counts)
+
+    coarse = np.arange(-MAX_SKEW, MAX_SKEW + 1e-6, 0.5)
+    best = float(coarse[int(np.argmax([sharpness(a) for a in coarse]))])
+    fine = np.arange(best - 0.4, best + 0.4 + 1e-6, 0.1)
+    return float(fine[int(np.argmax([sharpness(a) for a in fine]))])
+
+
+def turn(img: np.ndarray, m: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
+    return cv2.warpAffine(img, m, size, flags=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mask and soft ink turned by ``angle`` on a canvas large enough to keep every
+    corner, and the 2 x 3 affine from the turned pixels back to the given ones."""
+    H, W = mask.shape
+    r = np.deg2rad(angle)
+    w = int(np.ceil(W * abs(np.cos(r)) + H * abs(np.sin(r))))
+    h = int(np.ceil(H * abs(np.cos(r)) + W * abs(np.sin(r))))
+    m = cv2.getRotationMatrix2D((W / 2, H / 2), angle, 1.0)
+    m[0, 2] += (w - W) / 2
+    m[1, 2] += (h - H) / 2
+    return turn(mask, m, (w, h), True), turn(ratio, m, (w, h), False), cv2.invertAffineTransform(m)
+
+
+_LINES: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _line(w: int, h: int) -> np.ndarray:
+    k = _LINES.get((w, h))
+    if k is None:
+        k = _LINES[(w, h)] = np.ones((h, w), np.uint8)
+    return k
+
+
+def remove_rules(mask: np.ndarray) -> np.ndarray:
+    """The mask without its rules: straight runs across or down at least ``RULE``
+    of the page's width (underlines, ruled paper, box edges), and the shorter
+    straight runs (at least ``TICK``) that touch them (the ticks of a comb, the
+    sides of a small box). Handwriting crossing a rule keeps its other pixels."""
+    side = max(mask.shape)
+    long_, short = max(12, int(RULE * side * 0.707)), max(6, int(TICK * side * 0.707))
+    rules = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(long_, 1)),
+                           cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, long_)))
+    if not rules.any():
+        return mask
+    ticks = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
+                           cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
+    near = cv2.dilate(rules, _line(5, 5))
+    n, labels = cv2.connectedComponents(ticks, connectivity=8)
+    if n > 1:
+        touching = np.unique(labels[(near > 0) & (ticks > 0)])
+        keep = np.zeros(n, np.uint8)
+        keep[touching] = 1
+        keep[0] = 0
+        rules = cv2.bitwise_or(rules, keep[labels])
+    return cv2.bitwise_and(mask, cv2.bitwise_not(cv2.dilate(rules, _line(3, 3))) & 1)
+
+
+def lines_run_down(found: list[Glyph]) -> bool:
+    """Whether the page's marks neighbour each other down the page rather than
+    across (lines of text turned a quarter); False when too few to tell."""
+    pts = np.array([(g.x + g.w / 2, g.y + g.h / 2) for g in found if max(g.w, g.h) >= 4], np.float32)
+    if len(pts) < 8:
+        return False
+    pts = pts[:: max(1, len(pts) // 400)]
+    d = pts[:, None, :] - pts[None, :, :]
+    dist = np.hypot(d[..., 0], d[..., 1])
+    np.fill_diagonal(dist, np.inf)
+    near = d[np.arange(len(pts)), np.argmin(dist, axis=1)]
+    across = float(np.mean(np.abs(near[:, 0]) >= np.abs(near[:, 1])))
+    return across < 1 - UPRIGHT
+
+
+def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray) -> tuple[Frame, list[Glyph], float, int, tuple[str, ...]]:
+    """The page upright: (frame, its pieces, skew applied, rotation applied, doubts)."""
+    angle = estimate_skew(mask)
+    back = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+    skew = 0.0
+    if abs(angle) >= MIN_SKEW:
+        mask, ratio, back = deskew(mask, ratio, angle)
+        skew = round(angle, 1)
+    mask = remove_rules(mask)
+    labels, found = glyph_pieces(mask)
+    rotation, doubts = 0, ()
+    if lines_run_down(found):
+        # Turned a quarter clockwise; whether it should have been the other way is
+        # the model's to tell (a digit upside down), so the reading is in doubt.
+        h = mask.shape[0]
+        mask = cv2.rotate(mask, cv2.ROTATE_90_CLOCKWISE)
+        ratio = cv2.rotate(ratio, cv2.ROTATE_90_CLOCKWISE)
+        # (x', y') = (h - 1 - y, x)  ->  (x, y) = (y', h - 1 - x')
+        quarter = np.array([[0, 1, 0], [-1, 0, h - 1], [0, 0, 1]], np.float64)
+        back = (np.vstack([back, [0, 0, 1]]) @ quarter)[:2]
+        rotation, doubts = 90, ("may be rotated",)
+        labels, found = glyph_pieces(mask)
+    frame = Frame(mask=mask, labels=labels, ratio=ratio, back=back, scale=ink.scale)
+    return frame, found, skew, rotation, doubts
+
+
+# ------------------------------------------------------------ numbers
+def page_box(frame: Frame, x: int, y: int, w: int, h: int) -> Box:
+    """A box of the frame as a box in the scan's pixels (the corners' bounding box)."""
+    corners = np.array([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]], np.float64)
+    pts = corners @ frame.back.T / frame.scale
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
+    return int(max(0, x0)), int(max(0, y0)), int(max(1, x1 - x0)), int(max(1, y1 - y0))
+
+
+def mark_glyph(frame: Frame, g: Glyph) -> Mark:
+    labels = frame.labels
+    H, W = labels.shape
+    pad = 2
+    y0, y1 = max(0, g.y - pad), min(H, g.y + g.h + pad)
+    x0, x1 = max(0, g.x - pad), min(W, g.x + g.w + pad)
+    window = labels[y0:y1, x0:x1]
+    own = np.isin(window, g.labels)
+    return mark_of(own, frame.ratio[y0:y1, x0:x1], page_box(frame, g.x, g.y, g.w, g.h))
+
+
+def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
+    marks = tuple(mark_glyph(frame, g) for g in number.digits)
+    doubts = number.doubts
+    if len(marks) > max_digits:
+        doubts += (f"longer than max_digits ({max_digits}): all {len(marks)} digits kept",)
+    x0 = min(g.x for g in number.digits)
+    y0 = min(g.y for g in number.digits)
+    x1 = max(g.x + g.w for g in number.digits)
+    y1 = max(g.y + g.h for g in number.digits)
+    return Found(marks=marks, box=page_box(frame, x0, y0, x1 - x0, y1 - y0),
+                 separators=number.separators, doubts=doubts)
+
+
+def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12) -> PageFound:
+    """A page's handwritten numbers in reading order (top to bottom, left to right)."""
+    frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio)
+    numbers = read_layout(frame.labels, pieces_found)
+    found = tuple(found_of(frame, n, max_digits) for n in numbers)
+    return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)
