@@ -100,8 +100,8 @@ class Page:
     def separator(self, ch: str, x: int, y: int, height: int) -> int:
         pen = max(3, height // 14)
         if ch == "/":
-            cv2.line(self.img, (x, y + height), (x + height // 3, y - height // 10), 35, pen, cv2.LINE_AA)
-            return x + height // 3 + height // 5
+            cv2.line(self.img, (x, y + height), (x + height // 2, y - height // 10), 35, pen, cv2.LINE_AA)
+            return x + height // 2 + height // 5
         if ch == "-":
             cv2.line(self.img, (x, y + height // 2), (x + height // 3, y + height // 2), 35, pen, cv2.LINE_AA)
             return x + height // 3 + height // 5
@@ -128,3 +128,76 @@ def inside(box, truth, slack: int = 12) -> bool:
     tx, ty, tw, th = truth
     return (abs(bx - tx) <= slack and abs(by - ty) <= slack
             and abs(bx + bw - tx - tw) <= slack and abs(by + bh - ty - th) <= slack)
+
+
+WORDS = ("name", "candidate", "signature", "office", "total", "amount", "please", "write", "number", "clearly",
+         "form", "date", "reference", "account", "score", "the", "of", "in", "this", "box", "2026", "page", "No.")
+FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
+         cv2.FONT_HERSHEY_PLAIN)
+
+
+def field_number(rng: np.random.Generator) -> str:
+    kind = int(rng.integers(6))
+    digits = lambda n: "".join(str(int(d)) for d in rng.integers(0, 10, n))  # noqa: E731
+    if kind == 0:
+        return f"{int(rng.integers(1, 29)):02d}/{int(rng.integers(1, 13)):02d}/2026"
+    if kind == 1:
+        return digits(int(rng.integers(1, 3))) + "." + digits(2)
+    return digits(int(rng.integers(1, 7)))
+
+
+def varied_page(seed: int) -> Page:
+    """A form: a printed title and text, labelled fields holding handwritten numbers
+    (plain, in a box, on an underline, in comb boxes), some with separators."""
+    page = Page(seed)
+    rng = page.rng
+    font = FONTS[seed % len(FONTS)]
+    page.text(" ".join(rng.choice(WORDS, 3)).upper(), 150, 180, 1.4, font, 2)
+    y = 300
+    for _ in range(int(rng.integers(1, 4))):
+        page.text(" ".join(rng.choice(WORDS, 8)), 150, y, 0.9, font, 2)
+        y += 60
+    y += 120
+    while y < A4[0] - 250:
+        label = str(rng.choice(WORDS)).capitalize() + ":"
+        page.text(label, 150, y, 1.0, font, 2)
+        height = int(rng.integers(55, 95))
+        style = int(rng.integers(4))
+        text = field_number(rng)
+        if style == 3:  # comb: one box per digit
+            text = text.replace("/", "").replace(".", "")
+            cell = int(height * 1.3)
+            for i in range(len(text)):
+                cv2.rectangle(page.img, (500 + i * cell, y - height - 10), (500 + (i + 1) * cell, y + 25), 20, 2)
+            for i, ch in enumerate(text):
+                page.number(ch, 500 + i * cell + int(cell * 0.2), y - height, height)
+            boxes = [b for _, b in page.truth[-len(text):]]
+            del page.truth[-len(text):]
+            x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+            page.truth.append((text, (x0, y0, x1 - x0, y1 - y0)))
+            box = page.truth[-1][1]
+        else:
+            box = page.number(text, 500, y - height, height)
+            if style == 1:
+                cv2.rectangle(page.img, (470, y - height - 30), (box[0] + box[2] + 40, y + 30), 20, 2)
+            elif style == 2:
+                cv2.line(page.img, (470, y + 22), (box[0] + box[2] + 60, y + 22), 20, 2)
+        if box[0] + box[2] < 1000 and rng.random() < 0.5:  # a second number on the line, far right
+            page.number(str(int(rng.integers(1, 10**int(rng.integers(1, 4))))), 1250, y - height, height)
+        y += int(rng.integers(170, 260))
+    return page
+
+
+def matched(found, truth) -> tuple[int, int, int]:
+    """(numbers found at a true number's place with its count of digits, missed, extra)."""
+    left = list(found)
+    hits = 0
+    for text, (tx, ty, tw, th) in truth:
+        for f in left:
+            cx, cy = f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2
+            if tx - 10 <= cx <= tx + tw + 10 and ty - 10 <= cy <= ty + th + 10:
+                left.remove(f)
+                hits += len(f.marks) == len(text)
+                break
+    return hits, len(truth) - hits, len(left)

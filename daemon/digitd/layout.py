@@ -18,8 +18,9 @@ import numpy as np
 SPECK_AREA = 4  # pieces of fewer pixels (working scale) are dust
 MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer side tall
 MAX_DIGIT = 1 / 6  # and at most this (taller: a logo, a stamp, a drawing)
+FRAME = 0.8  # a piece with this share of its ink along its bounding box's edges is a drawn box
 JOIN = 0.35  # pieces whose columns overlap this much (of the narrower) are one glyph
-GAP = 0.9  # a gap wider than this times the digits' height ends a number
+GAP = 1.2  # a gap wider than this times the digits' height ends a number
 JUMP = 1.8  # neighbours whose heights differ by this factor are not one number
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
@@ -27,6 +28,7 @@ PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
 TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (median)
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
+DOT = 0.08  # a point or comma is at least this fraction of the digits' height across
 SLASH_TILT = 22.0  # degrees from upright from which a thin straight stroke is a slash
 SLASH_THIN = 0.2  # a slash's spread across its axis, against along it
 
@@ -83,7 +85,17 @@ def glyph_pieces(mask: np.ndarray) -> tuple[np.ndarray, list[Glyph]]:
     keep = ((area >= SPECK_AREA) & (x > 0) & (y > 0) & (x + w < W) & (y + h < H)
             & (h <= MAX_DIGIT * max(H, W)))
     found = [Glyph(*(int(v) for v in stats[i + 1]), (i + 1,)) for i in np.flatnonzero(keep)]
-    return labels, found
+    return labels, [g for g in found if not is_frame(g, labels)]
+
+
+def is_frame(g: Glyph, labels: np.ndarray) -> bool:
+    """A box drawn round a field: a hollow piece whose ink keeps to its own edges."""
+    if g.w < 12 or g.h < 12 or g.area > 0.3 * g.w * g.h:
+        return False
+    b = max(2, min(g.w, g.h) // 10)
+    own = labels[g.y : g.y + g.h, g.x : g.x + g.w] == g.labels[0]
+    inside = int(np.count_nonzero(own[b:-b, b:-b]))
+    return inside <= (1 - FRAME) * g.area
 
 
 def read_layout(labels: np.ndarray, found: list[Glyph]) -> list[Number]:
@@ -282,7 +294,7 @@ def separator_kind(g: Glyph, line_top: int, line_bottom: int, digit_h: float) ->
     centre = (g.y + g.h / 2 - line_top) / span
     if g.w >= 1.8 * g.h and 0.25 <= centre <= 0.8 and g.h <= 0.3 * digit_h:
         return "-"
-    if g.w <= 0.35 * digit_h and g.h <= 0.45 * digit_h and centre >= 0.7:
+    if g.w <= 0.35 * digit_h and g.h <= 0.45 * digit_h and centre >= 0.7 and min(g.w, g.h) >= DOT * digit_h:
         if g.h >= 1.4 * g.w and g.y + g.h > line_bottom + 0.08 * digit_h:
             return ","
         if g.h <= 0.3 * digit_h:

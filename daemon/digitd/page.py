@@ -23,7 +23,7 @@ PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may
 SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
 MAX_SKEW = 5.0  # degrees of skew looked for either way
 MIN_SKEW = 0.2  # degrees below which the page is left as it is
-RULE = 1 / 20  # straight runs at least this fraction of the page's width are rules
+RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
 TICK = 1 / 90  # shorter straight runs (comb ticks, box edges) that touch a rule are rules too
 UPRIGHT = 0.65  # below this share of across-neighbours the lines may run down the page
 
@@ -169,7 +169,7 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
         return mask
     ticks = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
                            cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
-    near = cv2.dilate(rules, _line(5, 5))
+    near = cv2.dilate(rules, _line(3, 3))
     n, labels = cv2.connectedComponents(ticks, connectivity=8)
     if n > 1:
         touching = np.unique(labels[(near > 0) & (ticks > 0)])
