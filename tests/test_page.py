@@ -73,6 +73,9 @@ class Page:
         if alpha.shape[1] < 0.25 * alpha.shape[0]:  # a bare stroke '1': keep a pen's width
             w = max(w, h // 10)
         a = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)
+        if 2 * a.sum() / max(1.0, cv2.arcLength(max(cv2.findContours((a > 0.5).astype(np.uint8), cv2.RETR_LIST,
+                cv2.CHAIN_APPROX_NONE)[0], key=len, default=np.zeros((1, 1, 2), np.int32)), True)) < 3:
+            a = cv2.dilate(a, np.ones((3, 3), np.uint8))  # a pen at 200 dpi is 3 pixels wide at least
         region = self.img[y : y + h, x : x + w]
         region[:] = np.round(region * (1 - a) + 35.0 * a).astype(np.uint8)
         return x, y, w, h
@@ -166,11 +169,11 @@ def varied_page(seed: int) -> Page:
         text = field_number(rng)
         if style == 3:  # comb: one box per digit
             text = text.replace("/", "").replace(".", "")
-            cell = int(height * 1.3)
+            cell = int(height * 1.5)
             for i in range(len(text)):
                 cv2.rectangle(page.img, (500 + i * cell, y - height - 10), (500 + (i + 1) * cell, y + 25), 20, 2)
             for i, ch in enumerate(text):
-                page.number(ch, 500 + i * cell + int(cell * 0.2), y - height, height)
+                page.number(ch, 500 + i * cell + int(cell * 0.15), y - height, int(height * 0.85))
             boxes = [b for _, b in page.truth[-len(text):]]
             del page.truth[-len(text):]
             x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)

@@ -18,13 +18,14 @@ import numpy as np
 SPECK_AREA = 4  # pieces of fewer pixels (working scale) are dust
 MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer side tall
 MAX_DIGIT = 1 / 6  # and at most this (taller: a logo, a stamp, a drawing)
-FRAME = 0.8  # a piece with this share of its ink along its bounding box's edges is a drawn box
 JOIN = 0.35  # pieces whose columns overlap this much (of the narrower) are one glyph
-GAP = 1.2  # a gap wider than this times the digits' height ends a number
+GAP = 1.5  # a gap wider than this times the digits' height ends a number
+COMB = 4.0  # ... or this, when the wall of a comb box stands between
 JUMP = 1.8  # neighbours whose heights differ by this factor are not one number
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
 PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
+X_HEIGHT = 0.2  # type's second level of tops (small letters) lies this far (of the height) from capitals'
 TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (median)
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
@@ -85,23 +86,14 @@ def glyph_pieces(mask: np.ndarray) -> tuple[np.ndarray, list[Glyph]]:
     keep = ((area >= SPECK_AREA) & (x > 0) & (y > 0) & (x + w < W) & (y + h < H)
             & (h <= MAX_DIGIT * max(H, W)))
     found = [Glyph(*(int(v) for v in stats[i + 1]), (i + 1,)) for i in np.flatnonzero(keep)]
-    return labels, [g for g in found if not is_frame(g, labels)]
+    return labels, found
 
 
-def is_frame(g: Glyph, labels: np.ndarray) -> bool:
-    """A box drawn round a field: a hollow piece whose ink keeps to its own edges."""
-    if g.w < 12 or g.h < 12 or g.area > 0.3 * g.w * g.h:
-        return False
-    b = max(2, min(g.w, g.h) // 10)
-    own = labels[g.y : g.y + g.h, g.x : g.x + g.w] == g.labels[0]
-    inside = int(np.count_nonzero(own[b:-b, b:-b]))
-    return inside <= (1 - FRAME) * g.area
-
-
-def read_layout(labels: np.ndarray, found: list[Glyph]) -> list[Number]:
-    """The handwritten numbers among a page's pieces (:func:`glyph_pieces`), in reading order."""
+def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> list[Number]:
+    """The handwritten numbers among a page's pieces (:func:`glyph_pieces`), in
+    reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
-    runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line))]
+    runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
     sizes = type_sizes(runs)
     numbers: list[Number] = []
     for run in runs:
@@ -118,32 +110,30 @@ def _join(a: Glyph, b: Glyph) -> Glyph:
 
 
 def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
-    """Pieces -> lines, top to bottom. The tall pieces found the lines (each joins
-    the line its rows overlap most, by half its height at least); small pieces
+    """Pieces -> lines, top to bottom, each left to right. Tall pieces make the
+    lines: taken from the top, each joins the line above if its rows overlap
+    that line's by half the shorter height, else starts a line. Small pieces
     join the line whose rows hold their centre, or are left out."""
-    lines: list[list[int]] = []  # [top, bottom, index]
+    bands: list[list[int]] = []  # [top, bottom]
     members: list[list[Glyph]] = []
-    for p in sorted((p for p in found if p.h >= tall), key=lambda p: -p.h):
-        best, most = -1, 0.0
-        for k, (top, bottom) in enumerate(lines):
-            over = min(bottom, p.y + p.h) - max(top, p.y)
-            if over > most:
-                best, most = k, over
-        if best >= 0 and most >= 0.5 * min(p.h, lines[best][1] - lines[best][0]):
-            members[best].append(p)
-        else:
-            lines.append([p.y, p.y + p.h])
-            members.append([p])
+    for p in sorted((p for p in found if p.h >= tall), key=lambda p: p.y):
+        if bands:
+            top, bottom = bands[-1]
+            if min(bottom, p.y + p.h) - p.y >= 0.5 * min(p.h, bottom - top):
+                bands[-1][1] = max(bottom, p.y + p.h)
+                members[-1].append(p)
+                continue
+        bands.append([p.y, p.y + p.h])
+        members.append([p])
+    tops = np.array([t for t, _ in bands])
     for p in found:
-        if p.h >= tall:
+        if p.h >= tall or not bands:
             continue
         c = p.y + p.h / 2
-        for k, (top, bottom) in enumerate(lines):
-            if top <= c <= bottom:
-                members[k].append(p)
-                break
-    order = sorted(range(len(lines)), key=lambda k: (lines[k][0] + lines[k][1]) / 2)
-    return [sorted(members[k], key=lambda p: p.x) for k in order]
+        k = int(np.searchsorted(tops, c, side="right")) - 1
+        if k >= 0 and c <= bands[k][1]:
+            members[k].append(p)
+    return [sorted(m, key=lambda p: p.x) for m in members]
 
 
 def join_pieces(line: list[Glyph]) -> list[Glyph]:
@@ -160,32 +150,30 @@ def join_pieces(line: list[Glyph]) -> list[Glyph]:
     return glyphs
 
 
-def on_baseline(glyphs: list[Glyph]) -> bool:
-    """Whether most of these glyphs stand on one exact baseline, as type does."""
+def on_baseline(glyphs: list[Glyph], share: float = 0.75) -> bool:
+    """Whether ``share`` of these glyphs at least stand on one exact baseline, as type does."""
     bottoms = np.array([g.y + g.h for g in glyphs], np.float32)
     base = float(np.median(bottoms))
-    return float(np.mean(np.abs(bottoms - base) <= BASELINE)) >= PRINTED_SHARE
+    return float(np.mean(np.abs(bottoms - base) <= BASELINE)) >= share
 
 
 def is_typeset(run: list[Glyph]) -> bool:
     """A run of type: at least ``PRINTED_RUN`` glyphs set close (gaps of at most
     ``TIGHT`` of their height), standing on one exact baseline, their tops on at
     most two exact lines (capitals, small letters)."""
-    if len(run) < PRINTED_RUN or not on_baseline(run):
+    if len(run) < PRINTED_RUN or not on_baseline(run, PRINTED_SHARE):
         return False
     gaps = [b.x - (a.x + a.w) for a, b in zip(run, run[1:])]
     if float(np.median(gaps)) > TIGHT * float(np.median([g.h for g in run])):
         return False
-    tops = sorted(g.y for g in run)
-    levels, count = [tops[0]], 0
-    for t in tops:
-        if t - levels[-1] > BASELINE:
-            levels.append(t)
-    if len(levels) > 2:  # the two levels holding most tops
-        held = sorted((sum(abs(t - lv) <= BASELINE for t in tops) for lv in levels), reverse=True)
-        count = held[0] + held[1]
-    else:
-        count = len(tops)
+    tops = [g.y for g in run]
+    held = {t: sum(abs(u - t) <= BASELINE for u in tops) for t in set(tops)}
+    cap = max(held, key=lambda t: (held[t], -t))  # the top most glyphs share
+    count = held[cap]
+    apart = [t for t in held if abs(t - cap) >= X_HEIGHT * float(np.median([g.h for g in run]))]
+    if apart:  # small letters: a second level well apart from the first
+        small = max(apart, key=lambda t: held[t])
+        count += held[small]
     return count >= PRINTED_SHARE * len(tops)
 
 
@@ -200,8 +188,20 @@ def type_sizes(runs: list[list[Glyph]]) -> list[tuple[float, float]]:
     return out
 
 
-def split_numbers(glyphs: list[Glyph]) -> list[list[Glyph]]:
-    """A line's glyphs (left to right) -> runs split at wide gaps and jumps in size."""
+def divided(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
+    """Whether a box edge or a comb's tick stands between two glyphs: their cells' wall."""
+    y0, y1 = min(a.y, b.y), max(a.y + a.h, b.y + b.h)
+    between = ruled[y0:y1, a.x + a.w : b.x]
+    if between.size == 0 or int(between.sum(axis=0).max()) < 0.6 * min(a.h, b.h):
+        return False
+    margin = (y1 - y0) // 2  # and the comb's edge runs along both, above or below
+    edge = ruled[max(0, y0 - margin) : y1 + margin, a.x : b.x + b.w]
+    return int(edge.sum(axis=1).max()) >= 0.9 * edge.shape[1]
+
+
+def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
+    """A line's glyphs (left to right) -> runs split at jumps in size and at wide
+    gaps, unless a wall of comb boxes stands in the gap (one box per digit)."""
     runs: list[list[Glyph]] = []
     big = 0  # height of the current run's last glyph that is not small
     for g in glyphs:
@@ -210,7 +210,7 @@ def split_numbers(glyphs: list[Glyph]) -> list[list[Glyph]]:
             ref = max(big, g.h)
             gap = g.x - (last.x + last.w)
             jump = min(big, g.h) > 0 and max(big, g.h) > JUMP * min(big, g.h) and g.h > SMALL * big
-            if gap <= GAP * ref and not jump:
+            if not jump and (gap <= GAP * ref or gap <= COMB * ref and divided(last, g, ruled)):
                 runs[-1].append(g)
                 if g.h >= SMALL * big:
                     big = g.h
@@ -221,11 +221,12 @@ def split_numbers(glyphs: list[Glyph]) -> list[list[Glyph]]:
 
 
 def is_printed(run: list[Glyph], digit_h: float, sizes: list[tuple[float, float]]) -> bool:
-    """Type: a typeset run, or a short one of the page's type size on one baseline."""
+    """Type: a typeset run, or a short one of the page's type size, half of it
+    on one baseline at least (a label: 'Date:', 'No.', 'Amount')."""
     if is_typeset(run):
         return True
     main = [g for g in run if g.h >= SMALL * digit_h]
-    return any(lo <= digit_h <= hi for lo, hi in sizes) and on_baseline(main)
+    return any(lo <= digit_h <= hi for lo, hi in sizes) and on_baseline(main, 0.5)
 
 
 def read_number(run: list[Glyph], labels: np.ndarray, tall: float,

@@ -24,7 +24,9 @@ SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, no
 MAX_SKEW = 5.0  # degrees of skew looked for either way
 MIN_SKEW = 0.2  # degrees below which the page is left as it is
 RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
-TICK = 1 / 90  # shorter straight runs (comb ticks, box edges) that touch a rule are rules too
+TICK = 1 / 90  # shorter straight runs (comb ticks, box edges) are rules if they touch one or outline a box
+THICK = 4  # strokes this thick (working pixels) are a pen's or a logo's, not a printed rule
+FRAME = 0.8  # straight runs with this share of their ink along their bounding box's edges outline a box
 UPRIGHT = 0.65  # below this share of across-neighbours the lines may run down the page
 
 
@@ -34,6 +36,7 @@ class Frame:
 
     mask: np.ndarray  # uint8 0/1, rules removed
     labels: np.ndarray  # int32, its pieces
+    ruled: np.ndarray  # uint8 0/1, the rules and box edges taken out
     ratio: np.ndarray  # float32 soft ink (contrast / level)
     back: np.ndarray  # 2 x 3 affine: frame pixels -> working pixels of the scan
     scale: float  # working pixels per original pixel
@@ -156,28 +159,37 @@ def _line(w: int, h: int) -> np.ndarray:
     return k
 
 
-def remove_rules(mask: np.ndarray) -> np.ndarray:
-    """The mask without its rules: straight runs across or down at least ``RULE``
-    of the page's width (underlines, ruled paper, box edges), and the shorter
-    straight runs (at least ``TICK``) that touch them (the ticks of a comb, the
-    sides of a small box). Handwriting crossing a rule keeps its other pixels."""
-    side = max(mask.shape)
-    long_, short = max(12, int(RULE * side * 0.707)), max(6, int(TICK * side * 0.707))
-    rules = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(long_, 1)),
-                           cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, long_)))
-    if not rules.any():
-        return mask
-    ticks = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
-                           cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
-    near = cv2.dilate(rules, _line(3, 3))
-    n, labels = cv2.connectedComponents(ticks, connectivity=8)
-    if n > 1:
-        touching = np.unique(labels[(near > 0) & (ticks > 0)])
-        keep = np.zeros(n, np.uint8)
-        keep[touching] = 1
-        keep[0] = 0
-        rules = cv2.bitwise_or(rules, keep[labels])
-    return cv2.bitwise_and(mask, cv2.bitwise_not(cv2.dilate(rules, _line(3, 3))) & 1)
+def remove_rules(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the mask without its rules and drawn boxes, what was taken out). Thin
+    straight runs across or down at least ``TICK`` of the page's width are looked at: those that belong to
+    a run of at least ``RULE`` (underlines, ruled paper, a comb's edges, with
+    the ticks and sides that touch them) or that outline a box (their ink keeps
+    to the edges of their bounding box) are taken out with a pixel's margin.
+    Handwriting crossing them keeps its other pixels."""
+    side = max(mask.shape) * 0.707  # the page's width, for an A4 page upright
+    long_, short = max(12, int(RULE * side)), max(6, int(TICK * side))
+    straight = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
+                              cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
+    straight = cv2.bitwise_and(straight, cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(THICK, THICK)) ^ 1)
+    if not straight.any():
+        return mask, straight
+    rules = cv2.bitwise_or(cv2.morphologyEx(straight, cv2.MORPH_OPEN, _line(long_, 1)),
+                           cv2.morphologyEx(straight, cv2.MORPH_OPEN, _line(1, long_)))
+    n, labels, stats = components(straight)
+    keep = np.zeros(n, np.uint8)
+    keep[np.unique(labels[rules > 0])] = 1
+    big = (stats[:, 2] >= 2 * short) & (stats[:, 3] >= 2 * short) & (keep == 0)
+    for i in np.flatnonzero(big[1:]) + 1:
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if True:
+            b = max(2, min(w, h) // 10)
+            own = labels[y + b : y + h - b, x + b : x + w - b] == i
+            keep[i] = int(np.count_nonzero(own)) <= (1 - FRAME) * area
+    keep[0] = 0
+    if not keep.any():
+        return mask, np.zeros_like(mask)
+    drop = cv2.bitwise_and(cv2.dilate(keep[labels], _line(3, 3)), mask)
+    return cv2.bitwise_xor(mask, drop), drop
 
 
 def lines_run_down(found: list[Glyph]) -> bool:
@@ -203,7 +215,7 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray) -> tuple[Frame, li
     if abs(angle) >= MIN_SKEW:
         mask, ratio, back = deskew(mask, ratio, angle)
         skew = round(angle, 1)
-    mask = remove_rules(mask)
+    mask, ruled = remove_rules(mask)
     labels, found = glyph_pieces(mask)
     rotation, doubts = 0, ()
     if lines_run_down(found):
@@ -212,12 +224,13 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray) -> tuple[Frame, li
         h = mask.shape[0]
         mask = cv2.rotate(mask, cv2.ROTATE_90_CLOCKWISE)
         ratio = cv2.rotate(ratio, cv2.ROTATE_90_CLOCKWISE)
+        ruled = cv2.rotate(ruled, cv2.ROTATE_90_CLOCKWISE)
         # (x', y') = (h - 1 - y, x)  ->  (x, y) = (y', h - 1 - x')
         quarter = np.array([[0, 1, 0], [-1, 0, h - 1], [0, 0, 1]], np.float64)
         back = (np.vstack([back, [0, 0, 1]]) @ quarter)[:2]
         rotation, doubts = 90, ("may be rotated",)
         labels, found = glyph_pieces(mask)
-    frame = Frame(mask=mask, labels=labels, ratio=ratio, back=back, scale=ink.scale)
+    frame = Frame(mask=mask, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale)
     return frame, found, skew, rotation, doubts
 
 
@@ -258,6 +271,6 @@ def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12) -> PageFound:
     """A page's handwritten numbers in reading order (top to bottom, left to right)."""
     frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio)
-    numbers = read_layout(frame.labels, pieces_found)
+    numbers = read_layout(frame.labels, pieces_found, frame.ruled)
     found = tuple(found_of(frame, n, max_digits) for n in numbers)
     return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)
