@@ -181,15 +181,26 @@ def remove_rules(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     big = (stats[:, 2] >= 2 * short) & (stats[:, 3] >= 2 * short) & (keep == 0)
     for i in np.flatnonzero(big[1:]) + 1:
         x, y, w, h, area = (int(v) for v in stats[i])
-        if True:
-            b = max(2, min(w, h) // 10)
-            own = labels[y + b : y + h - b, x + b : x + w - b] == i
-            keep[i] = int(np.count_nonzero(own)) <= (1 - FRAME) * area
+        keep[i] = outlines_box(labels[y : y + h, x : x + w] == i, area)
     keep[0] = 0
     if not keep.any():
         return mask, np.zeros_like(mask)
     drop = cv2.bitwise_and(cv2.dilate(keep[labels], _line(3, 3)), mask)
     return cv2.bitwise_xor(mask, drop), drop
+
+
+def outlines_box(own: np.ndarray, area: int) -> bool:
+    """Whether straight runs (``own``, their bounding box) outline a box: their ink
+    keeps to the box's edges (``FRAME`` of it), its four edges drawn along
+    most of their length. A digit's straight strokes (the bar and stem of a 4, a
+    5 or a 7) do not."""
+    h, w = own.shape
+    b = max(2, min(w, h) // 10)
+    if int(np.count_nonzero(own[b:-b, b:-b])) > (1 - FRAME) * area:
+        return False
+    sides = (own[:b].any(axis=0).mean(), own[-b:].any(axis=0).mean(),
+             own[:, :b].any(axis=1).mean(), own[:, -b:].any(axis=1).mean())
+    return all(side >= 0.6 for side in sides)
 
 
 def lines_run_down(found: list[Glyph]) -> bool:
