@@ -119,8 +119,10 @@ def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
     for p in sorted((p for p in found if p.h >= tall), key=lambda p: p.y):
         if bands:
             top, bottom = bands[-1]
-            if min(bottom, p.y + p.h) - p.y >= 0.5 * min(p.h, bottom - top):
-                bands[-1][1] = max(bottom, p.y + p.h)
+            over = min(bottom, p.y + p.h) - p.y
+            if over >= 0.5 * min(p.h, bottom - top) or (over > 0 and p.h < 0.5 * (bottom - top)):
+                if p.h >= 0.5 * (bottom - top):  # a comma's tail does not widen the line
+                    bands[-1][1] = max(bottom, p.y + p.h)
                 members[-1].append(p)
                 continue
         bands.append([p.y, p.y + p.h])
@@ -203,20 +205,20 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
     """A line's glyphs (left to right) -> runs split at jumps in size and at wide
     gaps, unless a wall of comb boxes stands in the gap (one box per digit)."""
     runs: list[list[Glyph]] = []
-    big = 0  # height of the current run's last glyph that is not small
+    big = 0  # height of the current run's last glyph that is not small or flat (a minus)
     for g in glyphs:
         if runs:
             last = runs[-1][-1]
             ref = max(big, g.h)
             gap = g.x - (last.x + last.w)
-            jump = min(big, g.h) > 0 and max(big, g.h) > JUMP * min(big, g.h) and g.h > SMALL * big
+            jump = big > 0 and max(big, g.h) > JUMP * min(big, g.h) and g.h > SMALL * big
             if not jump and (gap <= GAP * ref or gap <= COMB * ref and divided(last, g, ruled)):
                 runs[-1].append(g)
-                if g.h >= SMALL * big:
+                if g.h >= SMALL * big and 2 * g.h >= g.w:
                     big = g.h
                 continue
         runs.append([g])
-        big = g.h
+        big = g.h if 2 * g.h >= g.w else 0
     return runs
 
 

@@ -22,6 +22,7 @@ from .segment import SPECK, Ink, Piece, digits_of_mask, group_marks, ink_map, in
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
 SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
 MAX_SKEW = 5.0  # degrees of skew looked for either way
+SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
 MIN_SKEW = 0.2  # degrees below which the page is left as it is
 RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
 TICK = 1 / 90  # shorter straight runs (comb ticks, box edges) are rules if they touch one or outline a box
@@ -72,7 +73,8 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
 
     A page: marks small against the image (their median height under
     ``SMALL_MARKS`` of it), or digit-sized marks on two lines or more, or a
-    page-sized scan whose only ink lies along its edges (a scanner's shadow).
+    page-sized scan whose only ink lies along its edges or across it (a
+    scanner's shadow, ruled lines).
     """
     big_scan = min(mask.shape) / scale >= PAGE_SIDE
     H, W = mask.shape
@@ -83,9 +85,12 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
     found = [Piece(*(int(v) for v in stats[i]), i) for i in range(1, n)
              if stats[i, cv2.CC_STAT_AREA] >= max(2, SPECK * largest)]
 
-    def along_edge(p) -> bool:
-        return (p.x == 0 or p.y == 0 or p.x + p.w == W or p.y + p.h == H) and (
-            max(p.w / W, p.h / H) > 0.5 and min(p.w, p.h) < 0.1 * max(p.w, p.h))
+    def along_edge(p) -> bool:  # a shadow along the scanner's edge, ruled lines across the page
+        if not (p.x == 0 or p.y == 0 or p.x + p.w == W or p.y + p.h == H):
+            return False
+        thin = max(p.w / W, p.h / H) > 0.5 and min(p.w, p.h) < 0.1 * max(p.w, p.h)
+        hollow = big_scan and p.w > 0.8 * W and p.h > 0.8 * H and p.area < 0.1 * p.w * p.h
+        return thin or hollow
 
     inner = [p for p in found if not along_edge(p)]
     if not inner:
@@ -128,7 +133,11 @@ def estimate_skew(mask: np.ndarray) -> float:
     coarse = np.arange(-MAX_SKEW, MAX_SKEW + 1e-6, 0.5)
     best = float(coarse[int(np.argmax([sharpness(a) for a in coarse]))])
     fine = np.arange(best - 0.4, best + 0.4 + 1e-6, 0.1)
-    return float(fine[int(np.argmax([sharpness(a) for a in fine]))])
+    scores = [sharpness(a) for a in fine]
+    k = int(np.argmax(scores))
+    if scores[k] < SKEW_GAIN * sharpness(0.0):  # no lines to tell by (a few numbers alone)
+        return 0.0
+    return float(fine[k])
 
 
 def turn(img: np.ndarray, m: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
