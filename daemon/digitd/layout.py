@@ -139,13 +139,17 @@ def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
 
 
 def join_pieces(line: list[Glyph]) -> list[Glyph]:
-    """A line's pieces (sorted by x) -> glyphs: pieces sharing columns are one glyph."""
+    """A line's pieces (sorted by x) -> glyphs: pieces sharing columns are one glyph,
+    when they stand one over the other or one within the other's columns."""
     glyphs: list[Glyph] = []
     for p in line:
         if glyphs:
             g = glyphs[-1]
             over = min(g.x + g.w, p.x + p.w) - max(g.x, p.x)
-            if over > JOIN * min(g.w, p.w):
+            rows = min(g.y + g.h, p.y + p.h) - max(g.y, p.y)
+            # stacked (a 5's bar over its body), or one within the other's columns;
+            # not side by side (a slash leaning over its neighbour)
+            if over > JOIN * min(g.w, p.w) and (rows < 0.5 * min(g.h, p.h) or over > 0.7 * min(g.w, p.w)):
                 glyphs[-1] = _join(g, p)
                 continue
         glyphs.append(p)

@@ -168,7 +168,7 @@ def _line(w: int, h: int) -> np.ndarray:
     return k
 
 
-def remove_rules(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def remove_rules(mask: np.ndarray, turned: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(the mask without its rules and drawn boxes, what was taken out). Thin
     straight runs across or down at least ``TICK`` of the page's width are looked at: those that belong to
     a run of at least ``RULE`` (underlines, ruled paper, a comb's edges, with
@@ -177,8 +177,13 @@ def remove_rules(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Handwriting crossing them keeps its other pixels."""
     side = max(mask.shape) * 0.707  # the page's width, for an A4 page upright
     long_, short = max(12, int(RULE * side)), max(6, int(TICK * side))
-    straight = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
-                              cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
+    if turned:  # lines turned by a deskew wander by a pixel: runs are looked for a pixel either side
+        across = cv2.morphologyEx(cv2.dilate(mask, _line(1, 3)), cv2.MORPH_OPEN, _line(short, 1))
+        down = cv2.morphologyEx(cv2.dilate(mask, _line(3, 1)), cv2.MORPH_OPEN, _line(1, short))
+        straight = cv2.bitwise_and(cv2.bitwise_or(cv2.dilate(across, _line(1, 3)), cv2.dilate(down, _line(3, 1))), mask)
+    else:
+        straight = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
+                                  cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
     straight = cv2.bitwise_and(straight, cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(THICK, THICK)) ^ 1)
     if not straight.any():
         return mask, straight
@@ -235,7 +240,7 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray) -> tuple[Frame, li
     if abs(angle) >= MIN_SKEW:
         mask, ratio, back = deskew(mask, ratio, angle)
         skew = round(angle, 1)
-    mask, ruled = remove_rules(mask)
+    mask, ruled = remove_rules(mask, skew != 0.0)
     labels, found = glyph_pieces(mask)
     rotation, doubts = 0, ()
     if lines_run_down(found):
