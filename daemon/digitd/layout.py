@@ -113,7 +113,8 @@ def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
     """Pieces -> lines, top to bottom, each left to right. Tall pieces make the
     lines: taken from the top, each joins the line above if its rows overlap
     that line's by half the shorter height, else starts a line. Small pieces
-    join the line whose rows hold their centre, or are left out."""
+    join the line whose rows hold their centre (or a little below them: small
+    letters beside a label's capital, commas), or are left out."""
     bands: list[list[int]] = []  # [top, bottom]
     members: list[list[Glyph]] = []
     for p in sorted((p for p in found if p.h >= tall), key=lambda p: p.y):
@@ -133,7 +134,7 @@ def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
             continue
         c = p.y + p.h / 2
         k = int(np.searchsorted(tops, c, side="right")) - 1
-        if k >= 0 and c <= bands[k][1]:
+        if k >= 0 and c <= bands[k][1] + 0.25 * (bands[k][1] - bands[k][0]):  # or just below: a comma
             members[k].append(p)
     return [sorted(m, key=lambda p: p.x) for m in members]
 
@@ -200,9 +201,10 @@ def divided(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
     between = ruled[y0:y1, a.x + a.w : b.x]
     if between.size == 0 or int(between.sum(axis=0).max()) < 0.6 * min(a.h, b.h):
         return False
-    margin = (y1 - y0) // 2  # and the comb's edge runs along both, above or below
+    margin = (y1 - y0) // 2  # and the comb's edge runs along both, above or below (within a pixel)
     edge = ruled[max(0, y0 - margin) : y1 + margin, a.x : b.x + b.w]
-    return int(edge.sum(axis=1).max()) >= 0.9 * edge.shape[1]
+    edge = edge[:-2] | edge[1:-1] | edge[2:]
+    return edge.size > 0 and int(edge.sum(axis=1).max()) >= 0.9 * edge.shape[1]
 
 
 def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
@@ -301,10 +303,13 @@ def separator_kind(g: Glyph, line_top: int, line_bottom: int, digit_h: float) ->
     centre = (g.y + g.h / 2 - line_top) / span
     if g.w >= 1.8 * g.h and 0.25 <= centre <= 0.8 and g.h <= 0.3 * digit_h:
         return "-"
-    if g.w <= 0.35 * digit_h and g.h <= 0.45 * digit_h and centre >= 0.7 and min(g.w, g.h) >= DOT * digit_h:
-        if g.h >= 1.4 * g.w and g.y + g.h > line_bottom + 0.08 * digit_h:
-            return ","
-        if g.h <= 0.3 * digit_h:
-            return "."
+    if g.w > 0.35 * digit_h or min(g.w, g.h) < DOT * digit_h:
+        return None
+    hangs = g.y + g.h > line_bottom + 0.08 * digit_h  # below the digits' feet: a comma's tail
+    if hangs and g.h >= 1.4 * g.w and g.h <= 0.6 * digit_h and g.y >= line_top + 0.5 * span:
+        return ","
+    if centre >= 0.7 and g.h <= 0.3 * digit_h:
+        return "."
+    if centre >= 0.7 and g.h <= 0.45 * digit_h:
         return ","
     return None

@@ -25,7 +25,7 @@ MAX_SKEW = 5.0  # degrees of skew looked for either way
 SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
 MIN_SKEW = 0.2  # degrees below which the page is left as it is
 RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
-TICK = 1 / 90  # shorter straight runs (comb ticks, box edges) are rules if they touch one or outline a box
+TICK = 1 / 50  # shorter straight runs (comb ticks, box edges) are rules if they touch one or outline a box
 THICK = 4  # strokes this thick (working pixels) are a pen's or a logo's, not a printed rule
 FRAME = 0.8  # straight runs with this share of their ink along their bounding box's edges outline a box
 UPRIGHT = 0.65  # below this share of across-neighbours the lines may run down the page
@@ -155,7 +155,11 @@ def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarra
     m = cv2.getRotationMatrix2D((W / 2, H / 2), angle, 1.0)
     m[0, 2] += (w - W) / 2
     m[1, 2] += (h - H) / 2
-    return turn(mask, m, (w, h), True), turn(ratio, m, (w, h), False), cv2.invertAffineTransform(m)
+    # The soft ink is turned and cut again where the mask was cut: thin lines stay
+    # whole and straight (a turned mask frays them into steps).
+    cut = float(ratio[mask > 0].min())
+    turned = turn(ratio, m, (w, h), False)
+    return (turned >= cut).view(np.uint8), turned, cv2.invertAffineTransform(m)
 
 
 _LINES: dict[tuple[int, int], np.ndarray] = {}
@@ -192,7 +196,7 @@ def remove_rules(mask: np.ndarray, turned: bool = False) -> tuple[np.ndarray, np
     n, labels, stats = components(straight)
     keep = np.zeros(n, np.uint8)
     keep[np.unique(labels[rules > 0])] = 1
-    big = (stats[:, 2] >= 2 * short) & (stats[:, 3] >= 2 * short) & (keep == 0)
+    big = (stats[:, 2] >= 1.5 * short) & (stats[:, 3] >= 1.5 * short) & (keep == 0)
     for i in np.flatnonzero(big[1:]) + 1:
         x, y, w, h, area = (int(v) for v in stats[i])
         keep[i] = outlines_box(labels[y : y + h, x : x + w] == i, area)
@@ -240,7 +244,7 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray) -> tuple[Frame, li
     if abs(angle) >= MIN_SKEW:
         mask, ratio, back = deskew(mask, ratio, angle)
         skew = round(angle, 1)
-    mask, ruled = remove_rules(mask, skew != 0.0)
+    mask, ruled = remove_rules(mask)
     labels, found = glyph_pieces(mask)
     rotation, doubts = 0, ()
     if lines_run_down(found):
