@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .layout import Glyph, Number, components, glyph_pieces, read_layout
+from .layout import Glyph, Number, components, glyph_pieces, pixels_of, read_layout
 from .records import Box, Found, Mark, PageFound, Scan
 from .segment import SPECK, Ink, Piece, digits_of_mask, group_marks, ink_map, ink_mask_and_ratio, mark_of
 
@@ -116,9 +116,11 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
 def estimate_skew(mask: np.ndarray) -> float:
     """The angle (degrees, as cv2.getRotationMatrix2D takes it) that makes the
     ink's rows sharpest: lines of text and rules lie along rows once turned."""
-    ys, xs = np.nonzero(mask[::2, ::2])  # every other row and column tell the slant as well
-    if xs.size < 50:
+    points = cv2.findNonZero(np.ascontiguousarray(mask[::2, ::2]))  # every other row and column tell as well
+    if points is None or len(points) < 50:
         return 0.0
+    points = points.reshape(-1, 2)
+    xs, ys = points[:, 0], points[:, 1]
     step = max(1, xs.size // 20000)
     xs = xs[::step].astype(np.float32) - mask.shape[1] / 4
     ys = ys[::step].astype(np.float32) - mask.shape[0] / 4
@@ -280,7 +282,7 @@ def mark_glyph(frame: Frame, g: Glyph) -> Mark:
     y0, y1 = max(0, g.y - pad), min(H, g.y + g.h + pad)
     x0, x1 = max(0, g.x - pad), min(W, g.x + g.w + pad)
     window = labels[y0:y1, x0:x1]
-    own = np.isin(window, g.labels)
+    own = pixels_of(g, window)
     return mark_of(own, frame.ratio[y0:y1, x0:x1], page_box(frame, g.x, g.y, g.w, g.h))
 
 
