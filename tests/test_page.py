@@ -371,16 +371,36 @@ def test_a_number_longer_than_max_digits_keeps_every_digit_and_says_so():
 
 
 # ------------------------------------------------------------ orientation and skew
-def test_a_page_scanned_a_quarter_turned_is_turned_back_and_flagged():
+def sideways_box(box, turn: int) -> tuple[int, int, int, int]:
+    """An upright page's box (x, y, w, h) in the page as scanned, turned by cv2.rotate's ``turn``."""
+    x, y, w, h = box
+    H, W = A4
+    if turn == cv2.ROTATE_90_COUNTERCLOCKWISE:
+        return y, W - x - w, h, w
+    if turn == cv2.ROTATE_90_CLOCKWISE:
+        return H - y - h, x, h, w
+    return W - x - w, H - y - h, w, h
+
+
+@pytest.mark.parametrize(("turn", "rotation"), [
+    (cv2.ROTATE_90_COUNTERCLOCKWISE, 90), (cv2.ROTATE_90_CLOCKWISE, 270), (cv2.ROTATE_180, 180)])
+def test_a_form_scanned_turned_is_turned_back_by_its_type(turn, rotation):
     page = varied_page(2)
-    upright = find_numbers(page.scan())
-    sideways = cv2.rotate(np.asarray(page.scan().gray * 255, np.uint8), cv2.ROTATE_90_COUNTERCLOCKWISE)
-    found = find_numbers(scan_of(sideways))
+    found = find_numbers(scan_of(cv2.rotate(np.asarray(page.scan().gray * 255, np.uint8), turn)))
+    assert (found.rotation, found.doubts) == (rotation, ())
+    assert counts(found) == [len(t) for t, _ in page.truth]
+    for number, (_, box) in zip(found.numbers, page.truth):
+        assert inside(number.box, sideways_box(box, turn)), (number.box, sideways_box(box, turn))
+
+
+def test_handwriting_alone_a_quarter_turned_is_turned_and_flagged():
+    page = Page(25)
+    for i, text in enumerate(("2048", "371", "96", "5120")):
+        page.number(text, 300 + 250 * (i % 2), 400 + 300 * i)
+    found = find_numbers(scan_of(cv2.rotate(np.asarray(page.scan().gray * 255, np.uint8),
+                                            cv2.ROTATE_90_COUNTERCLOCKWISE)))
     assert (found.rotation, found.doubts) == (90, ("may be rotated",))
-    assert counts(found) == counts(upright) == [len(t) for t, _ in page.truth]
-    # boxes in the sideways page's pixels: (x, y, w, h) upright is (y, W - x - w, h, w) there
-    for number, (_, (x, y, w, h)) in zip(found.numbers, page.truth):
-        assert inside(number.box, (y, A4[1] - x - w, h, w)), (number.box, (x, y, w, h))
+    assert counts(found) == [4, 3, 2, 4]
 
 
 @pytest.mark.parametrize("angle", [3.0, -2.0])

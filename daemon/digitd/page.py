@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .layout import Glyph, Number, components, glyph_pieces, pixels_of, read_layout
+from .layout import (BASELINE, Glyph, Number, components, gather_lines, glyph_pieces,
+                     join_pieces, pixels_of, read_layout, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
 from .segment import SPECK, Ink, Piece, digits_of_mask, group_marks, ink_map, ink_mask_and_ratio, mark_of
 
@@ -28,6 +29,8 @@ RULE = 1 / 12  # straight runs at least this fraction of the page's width are ru
 TICK = 1 / 50  # shorter straight runs (comb ticks, box edges) are rules if they touch one or outline a box
 THICK = 4  # strokes this thick (working pixels) are a pen's or a logo's, not a printed rule
 FRAME = 0.8  # straight runs with this share of their ink along their bounding box's edges outline a box
+TYPE_SMALL = 4  # working pixels: glyphs this tall make lines when up is told from down
+ORIENT = 0.1  # feet and heads must differ by this share of the glyphs counted to tell up from down
 UPRIGHT = 0.65  # below this share of across-neighbours the lines may run down the page
 
 
@@ -238,8 +241,45 @@ def lines_run_down(found: list[Glyph]) -> bool:
     return across < 1 - UPRIGHT
 
 
+def turn_clockwise(planes: list[np.ndarray], back: np.ndarray, quarters: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Planes of one size turned clockwise by ``quarters`` quarter turns (1 or 2),
+    and ``back`` extended to map the turned pixels back to the scan's."""
+    h, w = planes[0].shape[:2]
+    if quarters == 1:  # (x', y') = (h - y, x)  ->  (x, y) = (y', h - x')
+        code, undo = cv2.ROTATE_90_CLOCKWISE, np.array([[0, 1, 0], [-1, 0, h], [0, 0, 1]], np.float64)
+    else:  # (x', y') = (w - x, h - y)
+        code, undo = cv2.ROTATE_180, np.array([[-1, 0, w], [0, -1, h], [0, 0, 1]], np.float64)
+    return [cv2.rotate(p, code) for p in planes], (np.vstack([back, [0, 0, 1]]) @ undo)[:2]
+
+
+def upside_down(found: list[Glyph], ruled: np.ndarray) -> bool | None:
+    """Whether the page's type stands on its heads (the page turned half round).
+    Type lines up its feet on the baseline more than its heads (small letters
+    and capitals stop at two heights): over every run of glyphs, feet on the
+    run's median foot against heads on its median head. None when that does not
+    tell (handwriting alone, capitals alone)."""
+    feet = heads = counted = 0
+    for line in gather_lines(found, TYPE_SMALL):  # small type too
+        for run in split_numbers(join_pieces(line), ruled):
+            if len(run) < 4:
+                continue
+            bottoms = np.array([g.y + g.h for g in run])
+            tops = np.array([g.y for g in run])
+            feet += int(np.sum(np.abs(bottoms - np.median(bottoms)) <= BASELINE))
+            heads += int(np.sum(np.abs(tops - np.median(tops)) <= BASELINE))
+            counted += len(run)
+    if abs(feet - heads) < max(6, ORIENT * counted):
+        return None
+    return heads > feet
+
+
 def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray) -> tuple[Frame, list[Glyph], float, int, tuple[str, ...]]:
-    """The page upright: (frame, its pieces, skew applied, rotation applied, doubts)."""
+    """The page upright: (frame, its pieces, skew applied, rotation applied, doubts).
+
+    Lines running down the page are turned a quarter clockwise; then type, if
+    any, tells a page upside down, which is turned half round. A quarter turn
+    that no type confirms leaves the doubt "may be rotated" (a digit upside
+    down is the model's to tell)."""
     angle = estimate_skew(mask)
     back = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
     skew = 0.0
@@ -248,19 +288,17 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray) -> tuple[Frame, li
         skew = round(angle, 1)
     mask, ruled = remove_rules(mask)
     labels, found = glyph_pieces(mask)
-    rotation, doubts = 0, ()
+    rotation = 0
     if lines_run_down(found):
-        # Turned a quarter clockwise; whether it should have been the other way is
-        # the model's to tell (a digit upside down), so the reading is in doubt.
-        h = mask.shape[0]
-        mask = cv2.rotate(mask, cv2.ROTATE_90_CLOCKWISE)
-        ratio = cv2.rotate(ratio, cv2.ROTATE_90_CLOCKWISE)
-        ruled = cv2.rotate(ruled, cv2.ROTATE_90_CLOCKWISE)
-        # (x', y') = (h - 1 - y, x)  ->  (x, y) = (y', h - 1 - x')
-        quarter = np.array([[0, 1, 0], [-1, 0, h - 1], [0, 0, 1]], np.float64)
-        back = (np.vstack([back, [0, 0, 1]]) @ quarter)[:2]
-        rotation, doubts = 90, ("may be rotated",)
+        (mask, ratio, ruled), back = turn_clockwise([mask, ratio, ruled], back, 1)
         labels, found = glyph_pieces(mask)
+        rotation = 90
+    flipped = upside_down(found, ruled)
+    if flipped:
+        (mask, ratio, ruled), back = turn_clockwise([mask, ratio, ruled], back, 2)
+        labels, found = glyph_pieces(mask)
+        rotation += 180
+    doubts = ("may be rotated",) if rotation == 90 and flipped is None else ()
     frame = Frame(mask=mask, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale)
     return frame, found, skew, rotation, doubts
 
