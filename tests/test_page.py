@@ -149,7 +149,7 @@ def field_number(rng: np.random.Generator) -> str:
     return digits(int(rng.integers(1, 7)))
 
 
-def varied_page(seed: int) -> Page:
+def varied_page(seed: int, heights: tuple[int, int] = (55, 95)) -> Page:
     """A form: a printed title and text, labelled fields holding handwritten numbers
     (plain, in a box, on an underline, in comb boxes), some with separators."""
     page = Page(seed)
@@ -164,7 +164,7 @@ def varied_page(seed: int) -> Page:
     while y < A4[0] - 250:
         label = str(rng.choice(WORDS)).capitalize() + ":"
         page.text(label, 150, y, 1.0, font, 2)
-        height = int(rng.integers(55, 95))
+        height = int(rng.integers(*heights))
         style = int(rng.integers(4))
         text = field_number(rng)
         if style == 3:  # comb: one box per digit

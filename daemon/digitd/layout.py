@@ -93,7 +93,7 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
     runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
-    sizes = type_sizes(runs)
+    sizes = type_sizes(runs, tall)
     numbers: list[Number] = []
     for run in runs:
         number = read_number(run, labels, tall, sizes)
@@ -120,7 +120,7 @@ def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
         if bands:
             top, bottom = bands[-1]
             over = min(bottom, p.y + p.h) - p.y
-            if over >= 0.5 * min(p.h, bottom - top) or (over > 0 and p.h < 0.5 * (bottom - top)):
+            if over >= 0.5 * min(p.h, bottom - top) or (over >= 0.3 * p.h and p.h < 0.5 * (bottom - top)):
                 if p.h >= 0.5 * (bottom - top):  # a comma's tail does not widen the line
                     bands[-1][1] = max(bottom, p.y + p.h)
                 members[-1].append(p)
@@ -183,14 +183,20 @@ def is_typeset(run: list[Glyph]) -> bool:
     return count >= PRINTED_SHARE * len(tops)
 
 
-def type_sizes(runs: list[list[Glyph]]) -> list[tuple[float, float]]:
+def type_sizes(runs: list[list[Glyph]], tall: float) -> list[tuple[float, float]]:
     """The heights of the page's type: for each typeset run, the range of heights
-    its glyphs (and short words set in it elsewhere) may have."""
+    its glyphs (and short words set in it elsewhere) may have; kept under the
+    height of the page's other runs (handwriting set as neatly as type must not
+    make every number its size type)."""
+    typeset = [len(run) >= TYPE_LINE and is_typeset(run) for run in runs]
+    others = [max(g.h for g in run) for run, t in zip(runs, typeset) if not t and max(g.h for g in run) >= tall]
+    cap = 0.85 * float(np.median(others)) if others else float("inf")
     out = []
-    for run in runs:
-        if len(run) >= TYPE_LINE and is_typeset(run):
+    for run, t in zip(runs, typeset):
+        if t:
             hs = [g.h for g in run]
-            out.append((0.5 * min(hs), 1.2 * max(hs)))
+            if 0.5 * min(hs) < cap:
+                out.append((0.5 * min(hs), min(1.2 * max(hs), cap)))
     return out
 
 
