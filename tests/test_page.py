@@ -187,7 +187,8 @@ def varied_page(seed: int, heights: tuple[int, int] = (55, 95)) -> Page:
             elif style == 2:
                 cv2.line(page.img, (470, y + 22), (box[0] + box[2] + 60, y + 22), 20, 2)
         if box[0] + box[2] < 1000 and rng.random() < 0.5:  # a second number on the line, far right
-            page.number(str(int(rng.integers(1, 10**int(rng.integers(1, 4))))), 1250, y - height, height)
+            page.number(str(int(rng.integers(1, 10**int(rng.integers(1, 4))))), min(1250, A4[1] - 5 * height),
+                        y - height, height)
         y += int(rng.integers(170, 260))
     return page
 
@@ -453,3 +454,14 @@ def test_pages_are_pages_and_a_cropped_number_is_not():
     mask, _ = ink_mask_and_ratio(ink)
     assert not is_page(mask, ink.scale)
     assert counts(find_numbers(crop)) == [4]
+
+
+def test_a_leaning_stroke_no_taller_than_the_digits_is_a_one_not_a_slash():
+    page = Page(26)
+    left = page.number("4", 300, 900, 80)
+    x = left[0] + left[2] + 20
+    cv2.line(page.img, (x, 900 + 78), (x + 36, 900 + 2), 35, 6, cv2.LINE_AA)  # 25 degrees, the digits' height
+    page.number("7", x + 56, 900, 80)
+    found = find_numbers(page.scan())
+    assert counts(found) == [3]
+    assert (found.numbers[0].separators, found.numbers[0].doubts) == ((), ())

@@ -22,6 +22,7 @@ JOIN = 0.35  # pieces whose columns overlap this much (of the narrower) are one 
 GAP = 1.5  # a gap wider than this times the digits' height ends a number
 COMB = 4.0  # ... or this, when the wall of a comb box stands between
 JUMP = 1.8  # neighbours whose heights differ by this factor are not one number
+WIDE = 2.5  # a glyph wider than this times its height is no digit (letters run together)
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
 PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
@@ -30,6 +31,7 @@ TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (med
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
 DOT = 0.08  # a point or comma is at least this fraction of the digits' height across
+SLASH_TALL = 1.05  # a slash reaching this far (of the digits' height) is no '1'
 SLASH_TILT = 22.0  # degrees from upright from which a thin straight stroke is a slash
 SLASH_THIN = 0.2  # a slash's spread across its axis, against along it
 
@@ -251,14 +253,11 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     digit_h = float(np.median([g.h for g in run if g.h >= SMALL * top]))
     if is_printed(run, digit_h, sizes):
         return None
-    main = [g.h >= SMALL * digit_h for g in run]
-    slash = [m and is_slash(g, labels, digit_h) for g, m in zip(run, main)]
+    main = [g.h >= SMALL * digit_h and g.w <= WIDE * g.h for g in run]  # wider: a word's letters run together
+    slash = read_slashes(run, main, labels, digit_h)
     inner = [i for i, m in enumerate(main) if m and not slash[i]]
     if not inner:
         return None
-    for i in range(len(run)):  # a slash-like stroke before the first digit or after the last is a '1'
-        if slash[i] and not inner[0] < i < inner[-1]:
-            slash[i] = False
     line_top = min(g.y for g, m in zip(run, main) if m)
     line_bottom = max(g.y + g.h for g, m in zip(run, main) if m)
     digits: list[Glyph] = []
@@ -299,6 +298,21 @@ def _axis(g: Glyph, labels: np.ndarray) -> tuple[float, float]:
     if theta > 0:  # going down to the right: a backslash
         tilt = -tilt
     return float(tilt), float(np.sqrt(minor / major)) if major > 0 else 1.0
+
+
+def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h: float) -> list[bool]:
+    """Which of a run's glyphs are a date's slashes. A thin stroke leaning right
+    is a slash between digits when it reaches beyond them (taller than they
+    are), or when two such strokes cut the digits as a date does (1-2, 1-2,
+    2-4 digits); otherwise it is a leaning '1', as it is at either end."""
+    leaning = [m and is_slash(g, labels, digit_h) for g, m in zip(run, main)]
+    digits = [i for i, m in enumerate(main) if m and not leaning[i]]
+    if not digits:
+        return [False] * len(run)
+    inside = [i for i, lean in enumerate(leaning) if lean and digits[0] < i < digits[-1]]
+    groups = [sum(1 for d in digits if lo < d < hi) for lo, hi in zip([-1, *inside], [*inside, len(run)])]
+    date = len(inside) == 2 and 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4
+    return [i in inside and (date or run[i].h >= SLASH_TALL * digit_h) for i in range(len(run))]
 
 
 def is_slash(g: Glyph, labels: np.ndarray, digit_h: float) -> bool:
