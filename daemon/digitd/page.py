@@ -145,11 +145,6 @@ def estimate_skew(mask: np.ndarray) -> float:
     return float(fine[k])
 
 
-def turn(img: np.ndarray, m: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
-    return cv2.warpAffine(img, m, size, flags=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
 def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mask and soft ink turned by ``angle`` on a canvas large enough to keep every
     corner, and the 2 x 3 affine from the turned pixels back to the given ones."""
@@ -163,7 +158,7 @@ def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarra
     # The soft ink is turned and cut again where the mask was cut: thin lines stay
     # whole and straight (a turned mask frays them into steps).
     cut = float(ratio[mask > 0].min())
-    turned = turn(ratio, m, (w, h), False)
+    turned = cv2.warpAffine(ratio, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     return (turned >= cut).view(np.uint8), turned, cv2.invertAffineTransform(m)
 
 
@@ -177,22 +172,18 @@ def _line(w: int, h: int) -> np.ndarray:
     return k
 
 
-def remove_rules(mask: np.ndarray, turned: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(the mask without its rules and drawn boxes, what was taken out). Thin
-    straight runs across or down at least ``TICK`` of the page's width are looked at: those that belong to
-    a run of at least ``RULE`` (underlines, ruled paper, a comb's edges, with
-    the ticks and sides that touch them) or that outline a box (their ink keeps
-    to the edges of their bounding box) are taken out with a pixel's margin.
-    Handwriting crossing them keeps its other pixels."""
+def remove_rules(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the mask without its rules and drawn boxes, what was taken out).
+
+    Thin straight runs across or down, at least ``TICK`` of the page's width,
+    are looked at: those joined to a run of at least ``RULE`` (underlines,
+    ruled paper, a comb's edges, with the ticks and sides that meet them) or
+    that outline a box are taken out with a pixel's margin. Handwriting
+    crossing them keeps its other pixels."""
     side = max(mask.shape) * 0.707  # the page's width, for an A4 page upright
     long_, short = max(12, int(RULE * side)), max(6, int(TICK * side))
-    if turned:  # lines turned by a deskew wander by a pixel: runs are looked for a pixel either side
-        across = cv2.morphologyEx(cv2.dilate(mask, _line(1, 3)), cv2.MORPH_OPEN, _line(short, 1))
-        down = cv2.morphologyEx(cv2.dilate(mask, _line(3, 1)), cv2.MORPH_OPEN, _line(1, short))
-        straight = cv2.bitwise_and(cv2.bitwise_or(cv2.dilate(across, _line(1, 3)), cv2.dilate(down, _line(3, 1))), mask)
-    else:
-        straight = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
-                                  cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
+    straight = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
+                              cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
     straight = cv2.bitwise_and(straight, cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(THICK, THICK)) ^ 1)
     if not straight.any():
         return mask, straight
@@ -201,8 +192,8 @@ def remove_rules(mask: np.ndarray, turned: bool = False) -> tuple[np.ndarray, np
     n, labels, stats = components(straight)
     keep = np.zeros(n, np.uint8)
     keep[np.unique(labels[rules > 0])] = 1
-    big = (stats[:, 2] >= 1.5 * short) & (stats[:, 3] >= 1.5 * short) & (keep == 0)
-    for i in np.flatnonzero(big[1:]) + 1:
+    boxlike = (stats[:, 2] >= 1.5 * short) & (stats[:, 3] >= 1.5 * short) & (keep == 0)
+    for i in np.flatnonzero(boxlike[1:]) + 1:
         x, y, w, h, area = (int(v) for v in stats[i])
         keep[i] = outlines_box(labels[y : y + h, x : x + w] == i, area)
     keep[0] = 0
