@@ -465,3 +465,20 @@ def test_a_leaning_stroke_no_taller_than_the_digits_is_a_one_not_a_slash():
     found = find_numbers(page.scan())
     assert counts(found) == [3]
     assert (found.numbers[0].separators, found.numbers[0].doubts) == ((), ())
+
+
+def test_a_logo_a_stamp_and_a_signature_are_not_numbers():
+    page = Page(30)
+    page.text("ACME Ltd - invoice", 150, 150, 1.2)
+    cv2.circle(page.img, (1400, 200), 70, 30, -1)  # a logo: filled shapes
+    cv2.rectangle(page.img, (1300, 120), (1360, 300), 60, -1)
+    cv2.circle(page.img, (1200, 1900), 110, 60, 4)  # a stamp: two rings and lettering
+    cv2.circle(page.img, (1200, 1900), 85, 60, 2)
+    cv2.putText(page.img, "PAID", (1130, 1915), cv2.FONT_HERSHEY_SIMPLEX, 1.3, 60, 3)
+    cv2.putText(page.img, "2026-05-12", (1110, 1960), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 60, 2)
+    wave = np.array([[300 + 12 * i, 2000 + int(30 * np.sin(i / 2.0))] for i in range(40)], np.int32)
+    cv2.polylines(page.img, [wave], False, 30, 3, cv2.LINE_AA)  # a signature
+    truth = page.number("4821", 500, 900)
+    found = find_numbers(page.scan())
+    assert counts(found) == [4]
+    assert inside(found.numbers[0].box, truth)

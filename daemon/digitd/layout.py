@@ -23,6 +23,8 @@ GAP = 1.5  # a gap wider than this times the digits' height ends a number
 COMB = 4.0  # ... or this, when the wall of a comb box stands between
 JUMP = 1.8  # neighbours whose heights differ by this factor are not one number
 WIDE = 2.5  # a glyph wider than this times its height is no digit (letters run together)
+SOLID = 0.2  # ... nor one whose widest stroke's half-width passes this share of its size (a logo)
+PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
 PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
@@ -253,7 +255,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     digit_h = float(np.median([g.h for g in run if g.h >= SMALL * top]))
     if is_printed(run, digit_h, sizes):
         return None
-    main = [g.h >= SMALL * digit_h and g.w <= WIDE * g.h for g in run]  # wider: a word's letters run together
+    main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]
     slash = read_slashes(run, main, labels, digit_h)
     inner = [i for i, m in enumerate(main) if m and not slash[i]]
     if not inner:
@@ -298,6 +300,18 @@ def _axis(g: Glyph, labels: np.ndarray) -> tuple[float, float]:
     if theta > 0:  # going down to the right: a backslash
         tilt = -tilt
     return float(tilt), float(np.sqrt(minor / major)) if major > 0 else 1.0
+
+
+def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
+    """Drawn like a digit: not much wider than tall (letters run together), of
+    a few pieces at most (a stamp and its lettering), drawn with a pen, not
+    filled (a logo: the widest stroke over ``SOLID`` of the glyph's size)."""
+    if g.w > WIDE * g.h or len(g.labels) > PIECES:
+        return False
+    if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
+        return True
+    own = np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
+    return float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) <= SOLID * max(g.w, g.h)
 
 
 def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h: float) -> list[bool]:
