@@ -17,7 +17,7 @@ import pytest
 from digitd.imageio import decode, read_bytes
 from digitd.page import estimate_skew, find_numbers, is_page
 from digitd.records import Scan
-from digitd.segment import ink_map, ink_mask_and_ratio, pieces
+from digitd.segment import find_digits_scan, ink_map, ink_mask_and_ratio, pieces
 
 A4 = (2339, 1654)  # rows, columns: A4 at 200 dpi
 REAL_DEV = [Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-dev",
@@ -482,3 +482,14 @@ def test_a_logo_a_stamp_and_a_signature_are_not_numbers():
     found = find_numbers(page.scan())
     assert counts(found) == [4]
     assert inside(found.numbers[0].box, truth)
+
+
+def test_two_lines_in_a_cropped_image_are_two_numbers():
+    page = Page(31, shape=(330, 520))
+    top = page.number("123", 40, 40, 90)
+    below = page.number("45", 60, 190, 90)
+    scan = page.scan()
+    assert max(m.box[3] for m in find_digits_scan(scan)[0]) > 200  # the cropped path: marks across both lines
+    found = find_numbers(scan)
+    assert counts(found) == [3, 2]
+    assert inside(found.numbers[0].box, top) and inside(found.numbers[1].box, below)
