@@ -79,15 +79,16 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return n, labels, stats
 
 
-def glyph_pieces(mask: np.ndarray) -> tuple[np.ndarray, list[Glyph]]:
+def glyph_pieces(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, list[Glyph]]:
     """(labels of the mask's pieces, the pieces that may be part of a character):
     dust, pieces the page's edge cuts (a scanner's shadow) and pieces taller than
-    a digit can be (logos, stamps, drawings) are left out."""
+    a digit can be (logos, stamps, drawings: ``MAX_DIGIT`` of the page, and
+    three times the marks' median height ``mark_h``) are left out."""
     n, labels, stats = components(mask)
     H, W = mask.shape
     x, y, w, h, area = (stats[1:, i] for i in range(5))
     keep = ((area >= SPECK_AREA) & (x > 0) & (y > 0) & (x + w < W) & (y + h < H)
-            & (h <= MAX_DIGIT * max(H, W)))
+            & (h <= max(MAX_DIGIT * max(H, W), 3 * mark_h)))
     found = [Glyph(*(int(v) for v in stats[i + 1]), (i + 1,)) for i in np.flatnonzero(keep)]
     return labels, found
 

@@ -18,14 +18,16 @@ import numpy as np
 from .layout import (BASELINE, Glyph, Number, components, gather_lines, glyph_pieces,
                      join_pieces, pixels_of, read_layout, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
-from .segment import SPECK, Ink, Piece, digits_of_mask, group_marks, ink_map, ink_mask_and_ratio, mark_of
+from .segment import SPECK, Ink, Piece, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
 
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
+LINE_GAP = 0.2  # rows this much of the tallest mark apart part two lines of marks
 SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
 MAX_SKEW = 5.0  # degrees of skew looked for either way
 SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
 MIN_SKEW = 0.2  # degrees below which the page is left as it is
 RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
+RULE_MARKS = 2.5  # ... and at least this many times the marks' median height (large digits on a small image)
 TICK = 1 / 50  # shorter straight runs (comb ticks, box edges) are rules if they touch one or outline a box
 THICK = 4  # strokes this thick (working pixels) are a pen's or a logo's, not a printed rule
 FRAME = 0.8  # straight runs with this share of their ink along their bounding box's edges outline a box
@@ -52,13 +54,14 @@ def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
     mask, ratio = ink_mask_and_ratio(ink)
     if mask is None or ratio is None:
         return PageFound(numbers=(), polarity=ink.polarity)
-    if not is_page(mask, ink.scale):
+    first = survey(mask, ink.scale)
+    if not first.page:
         marks, polarity = digits_of_mask(mask, ratio, ink, max_digits)
         if not marks:
             return PageFound(numbers=(), polarity=polarity)
         return PageFound(numbers=(Found(marks=tuple(marks), box=enclosing([m.box for m in marks])),),
                          polarity=polarity)
-    return read_page(ink, mask, ratio, max_digits)
+    return read_page(ink, mask, ratio, max_digits, first.mark_h)
 
 
 def enclosing(boxes: list[Box]) -> Box:
@@ -70,7 +73,20 @@ def enclosing(boxes: list[Box]) -> Box:
 
 
 # ------------------------------------------------------------ page or cropped number
+@dataclass(frozen=True)
+class Survey:
+    """A first look at the ink: a page or a cropped number, and the marks' size."""
+
+    page: bool
+    mark_h: float  # median height of the marks, working pixels (0 when there are none)
+
+
 def is_page(mask: np.ndarray, scale: float) -> bool:
+    """Whether the ink is a page's (:func:`survey`)."""
+    return survey(mask, scale).page
+
+
+def survey(mask: np.ndarray, scale: float) -> Survey:
     """Whether the ink is a page's (read by :func:`read_page`) rather than one cropped
     digit or number's (read as :func:`digitd.segment.find_digits_scan` reads it).
 
@@ -83,7 +99,7 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
     H, W = mask.shape
     n, _, stats = components(mask)
     if n < 2:
-        return False
+        return Survey(False, 0.0)
     largest = int(stats[1:, cv2.CC_STAT_AREA].max())
     found = [Piece(*(int(v) for v in stats[i]), i) for i in range(1, n)
              if stats[i, cv2.CC_STAT_AREA] >= max(2, SPECK * largest)]
@@ -97,22 +113,21 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
 
     inner = [p for p in found if not along_edge(p)]
     if not inner:
-        return big_scan
-    heights = np.array([p.h for p in inner], np.float32)
-    if min(H, W) >= 128 and float(np.median(heights)) < SMALL_MARKS * H:
-        return True
+        return Survey(big_scan, 0.0)
+    mark_h = float(np.median([p.h for p in inner]))
+    if min(H, W) >= 128 and mark_h < SMALL_MARKS * H:
+        return Survey(True, mark_h)
     if len(inner) < 2:
-        return False
-    groups = group_marks(inner)
-    tallest = max(max(p.y + p.h for p in g) - min(p.y for p in g) for g in groups)
-    spans = sorted((min(p.y for p in g), max(p.y + p.h for p in g)) for g in groups
-                   if max(p.y + p.h for p in g) - min(p.y for p in g) >= 0.5 * tallest)
+        return Survey(False, mark_h)
+    # Two lines: the tall pieces fall into bands of rows with a clear gap between.
+    tallest = max(p.h for p in inner)
+    spans = sorted((p.y, p.y + p.h) for p in inner if p.h >= 0.5 * tallest)
     bottom = spans[0][1]
     for top, low in spans[1:]:
-        if top >= bottom:
-            return True
+        if top - bottom >= LINE_GAP * tallest:
+            return Survey(True, mark_h)
         bottom = max(bottom, low)
-    return False
+    return Survey(False, mark_h)
 
 
 # ------------------------------------------------------------ clean-up
@@ -172,16 +187,17 @@ def _line(w: int, h: int) -> np.ndarray:
     return k
 
 
-def remove_rules(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def remove_rules(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(the mask without its rules and drawn boxes, what was taken out).
 
     Thin straight runs across or down, at least ``TICK`` of the page's width,
-    are looked at: those joined to a run of at least ``RULE`` (underlines,
+    are looked at: those joined to a run of at least ``RULE`` of it, and
+    ``RULE_MARKS`` times the marks' height ``mark_h`` (underlines,
     ruled paper, a comb's edges, with the ticks and sides that meet them) or
     that outline a box are taken out with a pixel's margin. Handwriting
     crossing them keeps its other pixels."""
     side = max(mask.shape) * 0.707  # the page's width, for an A4 page upright
-    long_, short = max(12, int(RULE * side)), max(6, int(TICK * side))
+    long_, short = max(12, int(RULE * side), int(RULE_MARKS * mark_h)), max(6, int(TICK * side))
     straight = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
                               cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
     straight = cv2.bitwise_and(straight, cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(THICK, THICK)) ^ 1)
@@ -264,7 +280,8 @@ def upside_down(found: list[Glyph], ruled: np.ndarray) -> bool | None:
     return heads > feet
 
 
-def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray) -> tuple[Frame, list[Glyph], float, int, tuple[str, ...]]:
+def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
+               mark_h: float = 0.0) -> tuple[Frame, list[Glyph], float, int, tuple[str, ...]]:
     """The page upright: (frame, its pieces, skew applied, rotation applied, doubts).
 
     Lines running down the page are turned a quarter clockwise; then type, if
@@ -277,17 +294,17 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray) -> tuple[Frame, li
     if abs(angle) >= MIN_SKEW:
         mask, ratio, back = deskew(mask, ratio, angle)
         skew = round(angle, 1)
-    mask, ruled = remove_rules(mask)
-    labels, found = glyph_pieces(mask)
+    mask, ruled = remove_rules(mask, mark_h)
+    labels, found = glyph_pieces(mask, mark_h)
     rotation = 0
     if lines_run_down(found):
         (mask, ratio, ruled), back = turn_clockwise([mask, ratio, ruled], back, 1)
-        labels, found = glyph_pieces(mask)
+        labels, found = glyph_pieces(mask, mark_h)
         rotation = 90
     flipped = upside_down(found, ruled)
     if flipped:
         (mask, ratio, ruled), back = turn_clockwise([mask, ratio, ruled], back, 2)
-        labels, found = glyph_pieces(mask)
+        labels, found = glyph_pieces(mask, mark_h)
         rotation += 180
     doubts = ("may be rotated",) if rotation == 90 and flipped is None else ()
     frame = Frame(mask=mask, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale)
@@ -328,9 +345,11 @@ def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
                  separators=number.separators, doubts=doubts)
 
 
-def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12) -> PageFound:
-    """A page's handwritten numbers in reading order (top to bottom, left to right)."""
-    frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio)
+def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
+              mark_h: float = 0.0) -> PageFound:
+    """A page's handwritten numbers in reading order (top to bottom, left to right);
+    ``mark_h``: the marks' median height (:func:`survey`)."""
+    frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio, mark_h)
     numbers = read_layout(frame.labels, pieces_found, frame.ruled)
     found = tuple(found_of(frame, n, max_digits) for n in numbers)
     return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)
