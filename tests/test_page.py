@@ -493,3 +493,21 @@ def test_two_lines_in_a_cropped_image_are_two_numbers():
     found = find_numbers(scan)
     assert counts(found) == [3, 2]
     assert inside(found.numbers[0].box, top) and inside(found.numbers[1].box, below)
+
+
+def test_numbers_in_a_tables_cells_stay_apart():
+    page = Page(40)
+    page.text("Marks table", 150, 150, 1.2)
+    xs, ys = [150, 500, 800, 1100, 1400], [300, 420, 540, 660]
+    for x in xs:
+        cv2.line(page.img, (x, ys[0]), (x, ys[-1]), 20, 2)
+    for y in ys:
+        cv2.line(page.img, (xs[0], y), (xs[-1], y), 20, 2)
+    for r in range(3):
+        page.text(f"Student {r + 1}", 170, ys[r] + 75, 0.9)
+        for c, val in enumerate(["17", "8", "205"]):
+            page.number(val, xs[c + 1] + 40 + (0 if c else 150), ys[r] + 20, 75)
+    found = find_numbers(page.scan())
+    assert counts(found) == [2, 1, 3] * 3
+    for number, (_, truth) in zip(found.numbers, page.truth):
+        assert inside(number.box, truth), (number.box, truth)

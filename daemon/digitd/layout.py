@@ -20,7 +20,7 @@ MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer si
 MAX_DIGIT = 1 / 6  # and at most this (taller: a logo, a stamp, a drawing)
 JOIN = 0.35  # pieces whose columns overlap this much (of the narrower) are one glyph
 GAP = 1.5  # a gap wider than this times the digits' height ends a number
-COMB = 4.0  # ... or this, when the wall of a comb box stands between
+COMB = 4.0  # the digits of a comb (one a box) may stand this many digit heights apart
 JUMP = 1.8  # neighbours whose heights differ by this factor are not one number
 WIDE = 2.5  # a glyph wider than this times its height is no digit (letters run together)
 SOLID = 0.2  # ... nor one whose widest stroke's half-width passes this share of its size (a logo)
@@ -207,9 +207,11 @@ def type_sizes(runs: list[list[Glyph]], tall: float) -> list[tuple[float, float]
 
 def divided(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
     """Whether a box edge or a comb's tick stands between two glyphs: their cells' wall."""
+    if b.x - (a.x + a.w) < 2:
+        return False
     y0, y1 = min(a.y, b.y), max(a.y + a.h, b.y + b.h)
     between = ruled[y0:y1, a.x + a.w : b.x]
-    if between.size == 0 or int(between.sum(axis=0).max()) < 0.6 * min(a.h, b.h):
+    if not between.any() or int(between.sum(axis=0).max()) < 0.6 * min(a.h, b.h):
         return False
     margin = (y1 - y0) // 2  # and the comb's edge runs along both, above or below (within a pixel)
     edge = ruled[max(0, y0 - margin) : y1 + margin, a.x : b.x + b.w]
@@ -218,8 +220,39 @@ def divided(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
 
 
 def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
-    """A line's glyphs (left to right) -> runs split at jumps in size and at wide
-    gaps, unless a wall of comb boxes stands in the gap (one box per digit)."""
+    """A line's glyphs (left to right) -> runs. The walls of boxes (a table's,
+    a comb's) part the line into cells; within a cell, runs split at wide gaps
+    and jumps in size. Cells of one digit each side by side are a comb: one
+    number (one box per digit); a wall beside a cell of more parts numbers."""
+    cells: list[list[Glyph]] = []
+    for g in glyphs:
+        if cells and not divided(cells[-1][-1], g, ruled):
+            cells[-1].append(g)
+        else:
+            cells.append([g])
+    def one_digit(part: list[Glyph]) -> bool:
+        tallest = max(g.h for g in part)
+        return sum(g.h >= SMALL * tallest for g in part) == 1
+
+    runs: list[list[Glyph]] = []
+    comb = False  # the last run ends a cell with one digit: a comb may go on
+    for cell in cells:
+        parts = split_at_gaps(cell)
+        if comb and one_digit(parts[0]):
+            last, g = runs[-1][-1], parts[0][0]
+            if g.x - (last.x + last.w) <= COMB * max(last.h, g.h) and max(last.h, g.h) <= JUMP * min(last.h, g.h):
+                runs[-1].extend(parts[0])
+                parts = parts[1:]
+                if not parts:
+                    continue
+        runs.extend(parts)
+        comb = one_digit(parts[-1])
+    return runs
+
+
+def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
+    """Glyphs (left to right) -> runs split at gaps wider than ``GAP`` digit
+    heights and at jumps in size (a label beside a number)."""
     runs: list[list[Glyph]] = []
     big = 0  # height of the current run's last glyph that is not small or flat (a minus)
     for g in glyphs:
@@ -228,7 +261,7 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
             ref = max(big, g.h)
             gap = g.x - (last.x + last.w)
             jump = big > 0 and max(big, g.h) > JUMP * min(big, g.h) and g.h > SMALL * big
-            if not jump and (gap <= GAP * ref or gap <= COMB * ref and divided(last, g, ruled)):
+            if not jump and gap <= GAP * ref:
                 runs[-1].append(g)
                 if g.h >= SMALL * big and 2 * g.h >= g.w:
                     big = g.h
