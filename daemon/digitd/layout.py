@@ -30,6 +30,7 @@ BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within th
 PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
 X_HEIGHT = 0.2  # type's second level of tops (small letters) lies this far (of the height) from capitals'
 TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (median)
+WORDY = 0.3  # ... or this share of glyphs half as wide again as tall (words)
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
 DOT = 0.08  # a point or comma is at least this fraction of the digits' height across
@@ -161,27 +162,36 @@ def join_pieces(line: list[Glyph]) -> list[Glyph]:
     return glyphs
 
 
+def middle(values: list[int] | list[float]) -> float:
+    """The median of a short list (np.median costs more than the sort on a few values)."""
+    v = sorted(values)
+    n = len(v)
+    return float(v[n // 2]) if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
 def on_baseline(glyphs: list[Glyph], share: float = 0.75) -> bool:
     """Whether ``share`` of these glyphs at least stand on one exact baseline, as type does."""
-    bottoms = np.array([g.y + g.h for g in glyphs], np.float32)
-    base = float(np.median(bottoms))
-    return float(np.mean(np.abs(bottoms - base) <= BASELINE)) >= share
+    bottoms = [g.y + g.h for g in glyphs]
+    base = middle(bottoms)
+    return sum(abs(b - base) <= BASELINE for b in bottoms) >= share * len(bottoms)
 
 
 def is_typeset(run: list[Glyph]) -> bool:
     """A run of type: at least ``PRINTED_RUN`` glyphs set close (gaps of at most
-    ``TIGHT`` of their height), standing on one exact baseline, their tops on at
-    most two exact lines (capitals, small letters)."""
+    ``TIGHT`` of their height, or letters run together into words), standing
+    on one exact baseline, their tops on at most two exact lines (capitals,
+    small letters)."""
     if len(run) < PRINTED_RUN or not on_baseline(run, PRINTED_SHARE):
         return False
     gaps = [b.x - (a.x + a.w) for a, b in zip(run, run[1:])]
-    if float(np.median(gaps)) > TIGHT * float(np.median([g.h for g in run])):
+    words = sum(g.w > 1.5 * g.h for g in run) >= WORDY * len(run)  # small type's letters run together
+    if not words and middle(gaps) > TIGHT * middle([g.h for g in run]):
         return False
     tops = [g.y for g in run]
     held = {t: sum(abs(u - t) <= BASELINE for u in tops) for t in set(tops)}
     cap = max(held, key=lambda t: (held[t], -t))  # the top most glyphs share
     count = held[cap]
-    apart = [t for t in held if abs(t - cap) >= X_HEIGHT * float(np.median([g.h for g in run]))]
+    apart = [t for t in held if abs(t - cap) >= X_HEIGHT * middle([g.h for g in run])]
     if apart:  # small letters: a second level well apart from the first
         small = max(apart, key=lambda t: held[t])
         count += held[small]
@@ -195,7 +205,7 @@ def type_sizes(runs: list[list[Glyph]], tall: float) -> list[tuple[float, float]
     make every number its size type)."""
     typeset = [len(run) >= TYPE_LINE and is_typeset(run) for run in runs]
     others = [max(g.h for g in run) for run, t in zip(runs, typeset) if not t and max(g.h for g in run) >= tall]
-    cap = 0.85 * float(np.median(others)) if others else float("inf")
+    cap = 0.85 * middle(others) if others else float("inf")
     out = []
     for run, t in zip(runs, typeset):
         if t:
@@ -286,7 +296,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     top = max(g.h for g in run)
     if top < tall:
         return None
-    digit_h = float(np.median([g.h for g in run if g.h >= SMALL * top]))
+    digit_h = middle([g.h for g in run if g.h >= SMALL * top])
     if is_printed(run, digit_h, sizes):
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from .layout import (BASELINE, Glyph, Number, components, gather_lines, glyph_pieces,
-                     join_pieces, pixels_of, read_layout, split_numbers)
+                     join_pieces, middle, pixels_of, read_layout, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
-from .segment import SPECK, Ink, Piece, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
+from .segment import SPECK, Ink, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
 
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
 LINE_GAP = 0.2  # rows this much of the tallest mark apart part two lines of marks
@@ -100,28 +100,25 @@ def survey(mask: np.ndarray, scale: float) -> Survey:
     n, _, stats = components(mask)
     if n < 2:
         return Survey(False, 0.0)
-    largest = int(stats[1:, cv2.CC_STAT_AREA].max())
-    found = [Piece(*(int(v) for v in stats[i]), i) for i in range(1, n)
-             if stats[i, cv2.CC_STAT_AREA] >= max(2, SPECK * largest)]
-
-    def along_edge(p) -> bool:  # a shadow along the scanner's edge, ruled lines across the page
-        if not (p.x == 0 or p.y == 0 or p.x + p.w == W or p.y + p.h == H):
-            return False
-        thin = max(p.w / W, p.h / H) > 0.5 and min(p.w, p.h) < 0.1 * max(p.w, p.h)
-        hollow = big_scan and p.w > 0.8 * W and p.h > 0.8 * H and p.area < 0.1 * p.w * p.h
-        return thin or hollow
-
-    inner = [p for p in found if not along_edge(p)]
-    if not inner:
+    x, y, w, h, area = (stats[1:, i] for i in range(5))
+    kept = area >= max(2, SPECK * int(area.max()))
+    # a shadow along the scanner's edge, ruled lines across the page: not marks
+    edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
+    thin = (np.maximum(w / W, h / H) > 0.5) & (np.minimum(w, h) < 0.1 * np.maximum(w, h))
+    hollow = big_scan & (w > 0.8 * W) & (h > 0.8 * H) & (area < 0.1 * w * h)
+    inner = kept & ~(edge & (thin | hollow))
+    if not inner.any():
         return Survey(big_scan, 0.0)
-    mark_h = float(np.median([p.h for p in inner]))
+    heights = h[inner]
+    mark_h = float(np.median(heights))
     if min(H, W) >= 128 and mark_h < SMALL_MARKS * H:
         return Survey(True, mark_h)
-    if len(inner) < 2:
+    if heights.size < 2:
         return Survey(False, mark_h)
     # Two lines: the tall pieces fall into bands of rows with a clear gap between.
-    tallest = max(p.h for p in inner)
-    spans = sorted((p.y, p.y + p.h) for p in inner if p.h >= 0.5 * tallest)
+    tallest = int(heights.max())
+    tall = inner & (h >= 0.5 * tallest)
+    spans = sorted(zip(y[tall].tolist(), (y[tall] + h[tall]).tolist()))
     bottom = spans[0][1]
     for top, low in spans[1:]:
         if top - bottom >= LINE_GAP * tallest:
@@ -239,7 +236,7 @@ def lines_run_down(found: list[Glyph]) -> bool:
     pts = np.array([(g.x + g.w / 2, g.y + g.h / 2) for g in found if max(g.w, g.h) >= 4], np.float32)
     if len(pts) < 8:
         return False
-    pts = pts[:: max(1, len(pts) // 400)]
+    pts = pts[:: max(1, len(pts) // 200)]
     d = pts[:, None, :] - pts[None, :, :]
     dist = np.hypot(d[..., 0], d[..., 1])
     np.fill_diagonal(dist, np.inf)
@@ -270,10 +267,11 @@ def upside_down(found: list[Glyph], ruled: np.ndarray) -> bool | None:
         for run in split_numbers(join_pieces(line), ruled):
             if len(run) < 4:
                 continue
-            bottoms = np.array([g.y + g.h for g in run])
-            tops = np.array([g.y for g in run])
-            feet += int(np.sum(np.abs(bottoms - np.median(bottoms)) <= BASELINE))
-            heads += int(np.sum(np.abs(tops - np.median(tops)) <= BASELINE))
+            bottoms = [g.y + g.h for g in run]
+            tops = [g.y for g in run]
+            foot, head = middle(bottoms), middle(tops)
+            feet += sum(abs(b - foot) <= BASELINE for b in bottoms)
+            heads += sum(abs(t - head) <= BASELINE for t in tops)
             counted += len(run)
     if abs(feet - heads) < max(6, ORIENT * counted):
         return None
