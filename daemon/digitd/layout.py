@@ -21,7 +21,7 @@ MAX_DIGIT = 1 / 6  # and at most this (taller: a logo, a stamp, a drawing)
 JOIN = 0.35  # pieces whose columns overlap this much (of the narrower) are one glyph
 GAP = 1.5  # a gap wider than this times the digits' height ends a number
 COMB = 4.0  # the digits of a comb (one a box) may stand this many digit heights apart
-JUMP = 1.8  # neighbours whose heights differ by this factor are not one number
+JUMP = 2.2  # neighbours whose heights differ by this factor are not one number
 WIDE = 2.5  # a glyph wider than this times its height is no digit (letters run together)
 SOLID = 0.2  # ... nor one whose widest stroke's half-width passes this share of its size (a logo)
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
@@ -180,11 +180,14 @@ def is_typeset(run: list[Glyph]) -> bool:
     """A run of type: at least ``PRINTED_RUN`` glyphs set close (gaps of at most
     ``TIGHT`` of their height, or letters run together into words), standing
     on one exact baseline, their tops on at most two exact lines (capitals,
-    small letters)."""
-    if len(run) < PRINTED_RUN or not on_baseline(run, PRINTED_SHARE):
+    small letters). Words (small type) need half of them on the baseline only:
+    a word with a descender stands lower."""
+    if len(run) < PRINTED_RUN:
+        return False
+    words = sum(g.w > 1.5 * g.h for g in run) >= WORDY * len(run)  # small type's letters run together
+    if not on_baseline(run, 0.5 if words else PRINTED_SHARE):
         return False
     gaps = [b.x - (a.x + a.w) for a, b in zip(run, run[1:])]
-    words = sum(g.w > 1.5 * g.h for g in run) >= WORDY * len(run)  # small type's letters run together
     if not words and middle(gaps) > TIGHT * middle([g.h for g in run]):
         return False
     tops = [g.y for g in run]
