@@ -511,3 +511,20 @@ def test_numbers_in_a_tables_cells_stay_apart():
     assert counts(found) == [2, 1, 3] * 3
     for number, (_, truth) in zip(found.numbers, page.truth):
         assert inside(number.box, truth), (number.box, truth)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_letter_of_dense_type_gives_only_its_handwritten_number(seed):
+    page = Page(50 + seed)
+    y, truth = 150, None
+    for i in range(38):
+        if i == 20:
+            truth = page.number(str(int(page.rng.integers(10, 99999))), 900, y - 30, 70)
+            y += 90
+            continue
+        words = " ".join(page.rng.choice(WORDS, 9)) + (f" {int(page.rng.integers(1, 9999))}" if i % 3 == 0 else "")
+        page.text(words, 120, y, 0.8 + 0.1 * seed, FONTS[seed], 2)
+        y += 55
+    found = find_numbers(page.scan())
+    assert counts(found) == [len(page.truth[0][0])]
+    assert inside(found.numbers[0].box, truth)
