@@ -528,3 +528,14 @@ def test_a_letter_of_dense_type_gives_only_its_handwritten_number(seed):
     found = find_numbers(page.scan())
     assert counts(found) == [len(page.truth[0][0])]
     assert inside(found.numbers[0].box, truth)
+
+
+def test_numbers_are_found_beside_the_scanners_shadow():
+    page = Page(32)
+    truth = page.number("705", 300, 700)
+    img = page.img.astype(np.float32)
+    img[:, :80] *= np.linspace(0.3, 1.0, 80, dtype=np.float32)[None, :]
+    page.img = img.astype(np.uint8)
+    found = find_numbers(page.scan())
+    assert counts(found) == [3]
+    assert inside(found.numbers[0].box, truth)
