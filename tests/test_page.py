@@ -429,7 +429,7 @@ def test_estimate_skew_finds_the_slant_of_text_lines():
 # ------------------------------------------------------------ a set of forms
 def test_varied_forms_find_their_numbers_and_nothing_else():
     """20 forms (printed title and text in five fonts, labelled fields: plain,
-    boxed, underlined, combs, dates and decimals): measured 210 of 211 numbers
+    boxed, underlined, combs, dates and decimals): measured 211 of 211 numbers
     found with their count of digits, none extra."""
     hits = missed = extra = 0
     for seed in range(20):
@@ -437,7 +437,7 @@ def test_varied_forms_find_their_numbers_and_nothing_else():
         h, m, e = matched(find_numbers(page.scan()).numbers, page.truth)
         hits, missed, extra = hits + h, missed + m, extra + e
     assert (hits + missed, extra) == (211, 0)
-    assert hits >= 208
+    assert hits >= 209
 
 
 def test_pages_are_pages_and_a_cropped_number_is_not():

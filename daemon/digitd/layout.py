@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 SPECK_AREA = 4  # pieces of fewer pixels (working scale) are dust
+SPECK_H = 4  # glyphs lower than this (working pixels) do not set the height of a run
 MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer side tall
 MAX_DIGIT = 1 / 6  # and at most this (taller: a logo, a stamp, a drawing)
 JOIN = 0.35  # pieces whose columns overlap this much (of the narrower) are one glyph
@@ -252,8 +253,10 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
     for cell in cells:
         parts = split_at_gaps(cell)
         if comb and one_digit(parts[0]):
-            last, g = runs[-1][-1], parts[0][0]
-            if g.x - (last.x + last.w) <= COMB * max(last.h, g.h) and max(last.h, g.h) <= JUMP * min(last.h, g.h):
+            last = max(runs[-1], key=lambda g: g.h)
+            g = max(parts[0], key=lambda g: g.h)  # the digits of the two cells, their heights alike
+            if parts[0][0].x - (runs[-1][-1].x + runs[-1][-1].w) <= COMB * max(last.h, g.h) \
+                    and max(last.h, g.h) <= JUMP * min(last.h, g.h):
                 runs[-1].extend(parts[0])
                 parts = parts[1:]
                 if not parts:
@@ -261,6 +264,12 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
         runs.extend(parts)
         comb = one_digit(parts[-1])
     return runs
+
+
+def sizable(g: Glyph) -> bool:
+    """A glyph that tells the height of its neighbours: not flat (a minus, a
+    stroke's tail cut by a box's edge) nor a speck."""
+    return 2 * g.h >= g.w and g.h >= SPECK_H
 
 
 def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
@@ -276,11 +285,11 @@ def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
             jump = big > 0 and max(big, g.h) > JUMP * min(big, g.h) and g.h > SMALL * big
             if not jump and gap <= GAP * ref:
                 runs[-1].append(g)
-                if g.h >= SMALL * big and 2 * g.h >= g.w:
+                if g.h >= SMALL * big and sizable(g):
                     big = g.h
                 continue
         runs.append([g])
-        big = g.h if 2 * g.h >= g.w else 0
+        big = g.h if sizable(g) else 0
     return runs
 
 

@@ -188,31 +188,45 @@ def remove_rules(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, np.
     """(the mask without its rules and drawn boxes, what was taken out).
 
     Thin straight runs across or down, at least ``TICK`` of the page's width,
-    are looked at: those joined to a run of at least ``RULE`` of it, and
-    ``RULE_MARKS`` times the marks' height ``mark_h`` (underlines,
-    ruled paper, a comb's edges, with the ticks and sides that meet them) or
-    that outline a box are taken out with a pixel's margin. Handwriting
-    crossing them keeps its other pixels."""
+    are looked at. Taken out with a pixel's margin: runs of at least ``RULE``
+    of it and ``RULE_MARKS`` marks' heights (underlines, ruled paper, a comb's
+    or a table's edges); runs down whose foot stands on one (a comb's ticks, a
+    box's sides; a 1 hanging from a box's top edge stays); runs that outline a
+    box. Handwriting crossing them keeps its other pixels."""
     side = max(mask.shape) * 0.707  # the page's width, for an A4 page upright
-    long_, short = max(12, int(RULE * side), int(RULE_MARKS * mark_h)), max(6, int(TICK * side))
-    straight = cv2.bitwise_or(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)),
-                              cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)))
-    straight = cv2.bitwise_and(straight, cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(THICK, THICK)) ^ 1)
+    # odd lengths: an even kernel's opening lands a pixel off the ink
+    long_ = max(12, int(RULE * side), int(RULE_MARKS * mark_h)) | 1
+    short = max(6, int(TICK * side)) | 1
+    pen = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(THICK, THICK)) ^ 1  # not within a thick stroke
+    across = cv2.bitwise_and(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)), pen)
+    down = cv2.bitwise_and(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)), pen)
+    straight = cv2.bitwise_or(across, down)
     if not straight.any():
         return mask, straight
-    rules = cv2.bitwise_or(cv2.morphologyEx(straight, cv2.MORPH_OPEN, _line(long_, 1)),
-                           cv2.morphologyEx(straight, cv2.MORPH_OPEN, _line(1, long_)))
+    rules = cv2.bitwise_or(cv2.morphologyEx(across, cv2.MORPH_OPEN, _line(long_, 1)),
+                           cv2.morphologyEx(down, cv2.MORPH_OPEN, _line(1, long_)))
+    drop = rules.copy()
+    if rules.any():  # ticks: runs down ending on a rule at their foot
+        near = cv2.dilate(rules, _line(3, 3))
+        feet = np.zeros_like(down)
+        feet[:-1] = down[:-1] & (down[1:] ^ 1) & near[:-1]  # a run's last pixel, on (or by) a rule
+        n, labels = cv2.connectedComponents(down, connectivity=8)
+        standing = np.zeros(n, np.uint8)
+        standing[labels[feet > 0]] = 1
+        standing[0] = 0
+        drop |= standing[labels]
     n, labels, stats = components(straight)
-    keep = np.zeros(n, np.uint8)
-    keep[np.unique(labels[rules > 0])] = 1
-    boxlike = (stats[:, 2] >= 1.5 * short) & (stats[:, 3] >= 1.5 * short) & (keep == 0)
-    for i in np.flatnonzero(boxlike[1:]) + 1:
+    boxlike = (stats[:, 2] >= 1.5 * short) & (stats[:, 3] >= 1.5 * short)
+    boxlike[0] = False
+    boxes = np.zeros(n, np.uint8)
+    for i in np.flatnonzero(boxlike):
         x, y, w, h, area = (int(v) for v in stats[i])
-        keep[i] = outlines_box(labels[y : y + h, x : x + w] == i, area)
-    keep[0] = 0
-    if not keep.any():
-        return mask, np.zeros_like(mask)
-    drop = cv2.bitwise_and(cv2.dilate(keep[labels], _line(3, 3)), mask)
+        boxes[i] = outlines_box(labels[y : y + h, x : x + w] == i, area)
+    if boxes.any():
+        drop |= boxes[labels]
+    if not drop.any():
+        return mask, drop
+    drop = cv2.bitwise_and(cv2.dilate(drop, _line(3, 3)), mask)
     return cv2.bitwise_xor(mask, drop), drop
 
 
@@ -292,20 +306,22 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
     if abs(angle) >= MIN_SKEW:
         mask, ratio, back = deskew(mask, ratio, angle)
         skew = round(angle, 1)
-    mask, ruled = remove_rules(mask, mark_h)
-    labels, found = glyph_pieces(mask, mark_h)
+    clean, ruled = remove_rules(mask, mark_h)
+    labels, found = glyph_pieces(clean, mark_h)
     rotation = 0
-    if lines_run_down(found):
-        (mask, ratio, ruled), back = turn_clockwise([mask, ratio, ruled], back, 1)
-        labels, found = glyph_pieces(mask, mark_h)
+    if lines_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
+        (mask, ratio), back = turn_clockwise([mask, ratio], back, 1)
+        clean, ruled = remove_rules(mask, mark_h)
+        labels, found = glyph_pieces(clean, mark_h)
         rotation = 90
     flipped = upside_down(found, ruled)
     if flipped:
-        (mask, ratio, ruled), back = turn_clockwise([mask, ratio, ruled], back, 2)
-        labels, found = glyph_pieces(mask, mark_h)
+        (mask, ratio), back = turn_clockwise([mask, ratio], back, 2)
+        clean, ruled = remove_rules(mask, mark_h)
+        labels, found = glyph_pieces(clean, mark_h)
         rotation += 180
     doubts = ("may be rotated",) if rotation == 90 and flipped is None else ()
-    frame = Frame(mask=mask, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale)
+    frame = Frame(mask=clean, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale)
     return frame, found, skew, rotation, doubts
 
 
