@@ -1,11 +1,12 @@
 """A clean page mask -> its handwritten numbers: glyphs, lines, numbers, printed text left out.
 
 :func:`read_layout` takes the mask of an upright page with its rules removed
-(:mod:`digitd.page`): pieces become glyphs (pieces sharing columns), glyphs
-lines (sharing rows), a line's glyphs numbers (split at wide gaps and jumps
-in size). A run of glyphs standing on one exact baseline is printed and left
-out, with the glyphs of its size on its line; small marks between digits
-become separators ('.', ',', '-', '/') or doubts. Pure arithmetic on arrays.
+(:mod:`digitd.page`): pieces become glyphs (stacked pieces), glyphs lines
+(sharing rows), a line's glyphs cells (between box walls) and numbers (split
+at wide gaps and jumps in size; one-digit cells side by side are a comb).
+Runs set as type (one exact baseline) are left out, and so are glyphs no
+digit looks like (words, logos, stamps); small marks between digits become
+separators ('.', ',', '-', '/') or doubts. Pure arithmetic on arrays.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def glyph_pieces(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, lis
     x, y, w, h, area = (stats[1:, i] for i in range(5))
     keep = ((area >= SPECK_AREA) & (x > 0) & (y > 0) & (x + w < W) & (y + h < H)
             & (h <= max(MAX_DIGIT * max(H, W), 3 * mark_h)))
-    found = [Glyph(*(int(v) for v in stats[i + 1]), (i + 1,)) for i in np.flatnonzero(keep)]
+    found = [Glyph(*(int(v) for v in stats[i + 1]), (int(i) + 1,)) for i in np.flatnonzero(keep)]
     return labels, found
 
 
