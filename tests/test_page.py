@@ -539,3 +539,12 @@ def test_numbers_are_found_beside_the_scanners_shadow():
     found = find_numbers(page.scan())
     assert counts(found) == [3]
     assert inside(found.numbers[0].box, truth)
+
+
+def test_a_column_of_single_digits_is_not_a_page_turned():
+    page = Page(33)
+    for i, ch in enumerate("7294615"):
+        page.number(ch, 700, 300 + 220 * i, 80)
+    found = find_numbers(page.scan())
+    assert (found.rotation, found.doubts) == (0, ())
+    assert counts(found) == [1] * 7

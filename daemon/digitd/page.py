@@ -246,10 +246,14 @@ def outlines_box(own: np.ndarray, area: int) -> bool:
 
 def lines_run_down(found: list[Glyph]) -> bool:
     """Whether the page's marks neighbour each other down the page rather than
-    across (lines of text turned a quarter); False when too few to tell."""
-    pts = np.array([(g.x + g.w / 2, g.y + g.h / 2) for g in found if max(g.w, g.h) >= 4], np.float32)
-    if len(pts) < 8:
+    across, and lie on their sides (wider than tall, as digits and letters are
+    not): lines of text turned a quarter. A column of digits one under the
+    other stands upright. False when too few to tell."""
+    marks = [g for g in found if max(g.w, g.h) >= 4]
+    single = [g.w / g.h for g in marks if max(g.w, g.h) <= 2 * min(g.w, g.h)]  # not words run together
+    if len(marks) < 8 or not single or middle(single) <= 1.0:
         return False
+    pts = np.array([(g.x + g.w / 2, g.y + g.h / 2) for g in marks], np.float32)
     pts = pts[:: max(1, len(pts) // 200)]
     d = pts[:, None, :] - pts[None, :, :]
     dist = np.hypot(d[..., 0], d[..., 1])
