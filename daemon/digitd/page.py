@@ -24,6 +24,7 @@ PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may
 LINE_GAP = 0.2  # rows this much of the tallest mark apart part two lines of marks
 SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
 MAX_SKEW = 5.0  # degrees of skew looked for either way
+SKEW_FEET = 40  # glyphs enough to take the skew from their feet
 SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
 MIN_SKEW = 0.2  # degrees below which the page is left as it is
 RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
@@ -130,16 +131,24 @@ def survey(mask: np.ndarray, scale: float) -> Survey:
 # ------------------------------------------------------------ clean-up
 def estimate_skew(mask: np.ndarray) -> float:
     """The angle (degrees, as cv2.getRotationMatrix2D takes it) that makes the
-    ink's rows sharpest: lines of text and rules lie along rows once turned."""
-    points = cv2.findNonZero(np.ascontiguousarray(mask[::2, ::2]))  # every other row and column tell as well
-    if points is None or len(points) < 50:
-        return 0.0
-    points = points.reshape(-1, 2)
-    xs, ys = points[:, 0], points[:, 1]
-    step = max(1, xs.size // 20000)
-    xs = xs[::step].astype(np.float32) - mask.shape[1] / 4
-    ys = ys[::step].astype(np.float32) - mask.shape[0] / 4
-    offset = (mask.shape[0] + mask.shape[1]) // 2
+    page's rows sharpest: the feet of its glyphs (bottom centres of pieces no
+    wider than a word) when there are enough of them, else its ink (rules)."""
+    n, _, stats = components(mask)
+    x, y, w, h = (stats[1:, i].astype(np.float32) for i in range(4))
+    glyphs = (h >= 3) & (w <= 0.08 * mask.shape[1])
+    if int(glyphs.sum()) >= SKEW_FEET:
+        xs, ys = x[glyphs] + w[glyphs] / 2, y[glyphs] + h[glyphs]
+    else:
+        points = cv2.findNonZero(np.ascontiguousarray(mask[::2, ::2]))  # every other row and column tell as well
+        if points is None or len(points) < 50:
+            return 0.0
+        points = points.reshape(-1, 2)[:: max(1, len(points) // 20000)]
+        xs, ys = points[:, 0].astype(np.float32) * 2, points[:, 1].astype(np.float32) * 2
+    xs = xs - mask.shape[1] / 2
+    ys = ys - mask.shape[0] / 2
+    # A fixed jitter of up to a row: unturned, every point would fall on a row
+    # exactly, and the page as scanned would look sharper than any turn of it.
+    offset = mask.shape[0] + mask.shape[1] + np.random.default_rng(0).random(xs.size, np.float32)
 
     def sharpness(a: float) -> float:
         r = np.deg2rad(a)
