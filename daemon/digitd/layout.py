@@ -101,10 +101,10 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
     runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
-    sizes = type_sizes(runs, tall)
+    sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall)
     numbers: list[Number] = []
     for run in runs:
-        number = read_number(run, labels, tall, sizes)
+        number = read_number(run, labels, tall, [] if on_rule(run, ruled) else sizes, on_rule(run, ruled))
         if number is not None:
             numbers.append(number)
     return numbers
@@ -201,6 +201,16 @@ def is_typeset(run: list[Glyph]) -> bool:
         small = max(apart, key=lambda t: held[t])
         count += held[small]
     return count >= PRINTED_SHARE * len(tops)
+
+
+def on_rule(run: list[Glyph], ruled: np.ndarray) -> bool:
+    """Whether the run stands on a rule taken out of the page (within 3 pixels
+    under its feet, along most of it): writing on a ruled line or an underline,
+    whose even feet are the rule's, not type's."""
+    x0, x1 = run[0].x, run[-1].x + run[-1].w
+    foot = int(middle([g.y + g.h for g in run]))
+    under = ruled[max(0, foot - 2) : foot + 4, x0:x1]
+    return under.size > 0 and float(under.any(axis=0).mean()) >= 0.8
 
 
 def type_sizes(runs: list[list[Glyph]], tall: float) -> list[tuple[float, float]]:
@@ -304,13 +314,14 @@ def is_printed(run: list[Glyph], digit_h: float, sizes: list[tuple[float, float]
 
 
 def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
-                sizes: list[tuple[float, float]]) -> Number | None:
-    """A run of glyphs -> a handwritten number, or None (printed, or no digit in it)."""
+                sizes: list[tuple[float, float]], written: bool = False) -> Number | None:
+    """A run of glyphs -> a handwritten number, or None (printed, or no digit in
+    it); ``written``: standing on a rule, it is not taken for type."""
     top = max(g.h for g in run)
     if top < tall:
         return None
     digit_h = middle([g.h for g in run if g.h >= SMALL * top])
-    if is_printed(run, digit_h, sizes):
+    if not written and is_printed(run, digit_h, sizes):
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]
     slash = read_slashes(run, main, labels, digit_h)
