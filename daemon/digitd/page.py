@@ -107,6 +107,15 @@ def survey(mask: np.ndarray, scale: float) -> Survey:
     edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
     thin = (np.maximum(w / W, h / H) > 0.5) & (np.minimum(w, h) < 0.1 * np.maximum(w, h))
     hollow = big_scan & (w > 0.8 * W) & (h > 0.8 * H) & (area < 0.1 * w * h)
+    # A page photographed on a desk: the desk round it is one piece on the
+    # frame's edge, and the page's own marks, small beside it, are the page.
+    desk = edge & big_scan & ((w > 0.8 * W) | (h > 0.8 * H)) & (area < 0.5 * w * h)
+    if desk.any():
+        rest = ~desk & ~(edge & (thin | hollow))
+        if rest.any():
+            marks = rest & (area >= max(2, SPECK * int(area[rest].max())))
+            if int(marks.sum()) >= 3 and float(np.median(h[marks])) < SMALL_MARKS * H:
+                return Survey(True, float(np.median(h[marks])))
     inner = kept & ~(edge & (thin | hollow))
     if not inner.any():
         return Survey(big_scan, 0.0)
