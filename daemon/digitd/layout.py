@@ -82,16 +82,22 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return n, labels, stats
 
 
-def glyph_pieces(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, list[Glyph]]:
+def glyph_pieces(mask: np.ndarray, mark_h: float = 0.0,
+                 edge: np.ndarray | None = None) -> tuple[np.ndarray, list[Glyph]]:
     """(labels of the mask's pieces, the pieces that may be part of a character):
-    dust, pieces the page's edge cuts (a scanner's shadow) and pieces taller than
-    a digit can be (logos, stamps, drawings: ``MAX_DIGIT`` of the page, and
-    three times the marks' median height ``mark_h``) are left out."""
+    dust, pieces the page's edge cuts (a scanner's shadow; ``edge``, when given,
+    marks the scan's edge inside a turned frame) and pieces taller than a digit
+    can be (logos, stamps, drawings: ``MAX_DIGIT`` of the page, and three times
+    the marks' median height ``mark_h``) are left out."""
     n, labels, stats = components(mask)
     H, W = mask.shape
     x, y, w, h, area = (stats[1:, i] for i in range(5))
     keep = ((area >= SPECK_AREA) & (x > 0) & (y > 0) & (x + w < W) & (y + h < H)
             & (h <= max(MAX_DIGIT * max(H, W), 3 * mark_h)))
+    if edge is not None and edge.any():
+        cut = np.zeros(n, bool)
+        cut[labels[(edge > 0) & (mask > 0)]] = True
+        keep &= ~cut[1:]
     found = [Glyph(*(int(v) for v in stats[i + 1]), (int(i) + 1,)) for i in np.flatnonzero(keep)]
     return labels, found
 

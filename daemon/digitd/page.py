@@ -175,9 +175,11 @@ def estimate_skew(mask: np.ndarray) -> float:
     return float(fine[k])
 
 
-def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mask and soft ink turned by ``angle`` on a canvas large enough to keep every
-    corner, and the 2 x 3 affine from the turned pixels back to the given ones."""
+    corner, the scan's edge there (the canvas outside the scan and its last
+    pixel inside: what a shadow along the scanner's edge touches), and the
+    2 x 3 affine from the turned pixels back to the given ones."""
     H, W = mask.shape
     r = np.deg2rad(angle)
     w = int(np.ceil(W * abs(np.cos(r)) + H * abs(np.sin(r))))
@@ -189,7 +191,10 @@ def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarra
     # whole and straight (a turned mask frays them into steps).
     cut = float(ratio[mask > 0].min())
     turned = cv2.warpAffine(ratio, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return (turned >= cut).view(np.uint8), turned, cv2.invertAffineTransform(m)
+    inside = cv2.warpAffine(np.ones((H, W), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    edge = cv2.erode(inside, _line(5, 5)) ^ 1
+    return (turned >= cut).view(np.uint8), turned, edge, cv2.invertAffineTransform(m)
 
 
 _LINES: dict[tuple[int, int], np.ndarray] = {}
@@ -325,22 +330,23 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
     angle = estimate_skew(mask)
     back = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
     skew = 0.0
+    edge = np.zeros_like(mask)  # the scan's own edge is the frame's until it is turned
     if abs(angle) >= MIN_SKEW:
-        mask, ratio, back = deskew(mask, ratio, angle)
+        mask, ratio, edge, back = deskew(mask, ratio, angle)
         skew = round(angle, 1)
     clean, ruled = remove_rules(mask, mark_h)
-    labels, found = glyph_pieces(clean, mark_h)
+    labels, found = glyph_pieces(clean, mark_h, edge)
     rotation = 0
     if lines_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
-        (mask, ratio), back = turn_clockwise([mask, ratio], back, 1)
+        (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 1)
         clean, ruled = remove_rules(mask, mark_h)
-        labels, found = glyph_pieces(clean, mark_h)
+        labels, found = glyph_pieces(clean, mark_h, edge)
         rotation = 90
     flipped = upside_down(found, ruled)
     if flipped:
-        (mask, ratio), back = turn_clockwise([mask, ratio], back, 2)
+        (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 2)
         clean, ruled = remove_rules(mask, mark_h)
-        labels, found = glyph_pieces(clean, mark_h)
+        labels, found = glyph_pieces(clean, mark_h, edge)
         rotation += 180
     doubts = ("may be rotated",) if rotation == 90 and flipped is None else ()
     frame = Frame(mask=clean, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale)
