@@ -548,3 +548,31 @@ def test_a_column_of_single_digits_is_not_a_page_turned():
     found = find_numbers(page.scan())
     assert (found.rotation, found.doubts) == (0, ())
     assert counts(found) == [1] * 7
+
+
+@pytest.mark.parametrize(("text", "separators"), [("-42", ((0, "-"),)), ("3.75", ((1, "."),)), ("12,500", ((2, ","),))])
+def test_a_cropped_number_keeps_its_marks_and_gains_its_separators(text, separators):
+    page = Page(34, shape=(180, 120 + 95 * len(text)))
+    page.number(text, 40, 50, 80)
+    scan = page.scan()
+    ink = ink_map(scan.image, scan.gray)
+    assert not is_page(ink_mask_and_ratio(ink)[0], ink.scale)
+    marks, _ = find_digits_scan(scan)
+    found = find_numbers(scan)
+    assert len(found.numbers) == 1
+    number = found.numbers[0]
+    assert [m.box for m in number.marks] == [m.box for m in marks]  # today's marks, bit for bit
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(number.marks, marks))
+    assert len(marks) == sum(c.isdigit() for c in text)
+    assert (number.separators, number.doubts) == (separators, ())
+
+
+def test_a_cropped_date_whose_slashes_today_reads_as_digits_is_flagged():
+    page = Page(35, shape=(200, 1000))
+    page.number("12/05/2026", 40, 50, 90)
+    scan = page.scan()
+    marks, _ = find_digits_scan(scan)
+    assert len(marks) == 10  # the cropped path reads the two slashes as digits
+    number = find_numbers(scan).numbers[0]
+    assert [m.box for m in number.marks] == [m.box for m in marks]
+    assert (number.separators, number.doubts) == ((), ("a mark between digits was not read",))

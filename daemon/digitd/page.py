@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .layout import (BASELINE, Glyph, Number, components, gather_lines, glyph_pieces,
-                     join_pieces, middle, pixels_of, read_layout, split_numbers)
+from .layout import (BASELINE, MIN_DIGIT, SPECK_AREA, Glyph, Number, components, gather_lines, glyph_pieces,
+                     join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
 from .segment import SPECK, Ink, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
 
@@ -60,9 +60,31 @@ def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
         marks, polarity = digits_of_mask(mask, ratio, ink, max_digits)
         if not marks:
             return PageFound(numbers=(), polarity=polarity)
-        return PageFound(numbers=(Found(marks=tuple(marks), box=enclosing([m.box for m in marks])),),
-                         polarity=polarity)
+        separators, doubts = crop_separators(mask, len(marks)) if len(marks) >= 2 else ((), ())
+        return PageFound(numbers=(Found(marks=tuple(marks), box=enclosing([m.box for m in marks]),
+                                        separators=separators, doubts=doubts),), polarity=polarity)
     return read_page(ink, mask, ratio, max_digits, first.mark_h)
+
+
+def crop_separators(mask: np.ndarray, count: int) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...]]:
+    """A cropped number's separators, its marks left as they are: the page
+    reader's reading of its one line, when it finds separators. Where it counts
+    its digits as the marks do, its separators; where not (a slash or a point
+    taken for a digit, or merged into one), the doubt that a mark was not read."""
+    n, labels, stats = components(mask)  # a crop's digits may touch its edge: every piece counts
+    found = [Glyph(*(int(v) for v in stats[i]), (i,)) for i in range(1, n) if stats[i, 4] >= SPECK_AREA]
+    lines = gather_lines(found, MIN_DIGIT * max(mask.shape))
+    if len(lines) != 1:
+        return (), ()
+    runs = split_at_gaps(join_pieces(lines[0]))
+    if len(runs) != 1:
+        return (), ()
+    number = read_number(runs[0], labels, 0.0, [], written=True)
+    if number is None or not number.separators:  # a loose fragment of a digit is no separator
+        return (), ()
+    if len(number.digits) == count:
+        return number.separators, number.doubts
+    return (), ("a mark between digits was not read",)
 
 
 def enclosing(boxes: list[Box]) -> Box:
