@@ -39,6 +39,8 @@ DOT = 0.08  # a point or comma is at least this fraction of the digits' height a
 SLASH_TALL = 1.05  # a slash reaching this far (of the digits' height) is no '1'
 SLASH_TILT = 22.0  # degrees from upright from which a thin straight stroke is a slash
 SLASH_THIN = 0.2  # a slash's spread across its axis, against along it
+DATE_TILT = 12.0  # two strokes leaning this much and as thin as DATE_THIN that cut a date are its slashes
+DATE_THIN = 0.3
 
 
 @dataclass(frozen=True)
@@ -391,24 +393,24 @@ def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
 def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h: float) -> list[bool]:
     """Which of a run's glyphs are a date's slashes. A thin stroke leaning right
     is a slash between digits when it reaches beyond them (taller than they
-    are), or when two such strokes cut the digits as a date does (1-2, 1-2,
-    2-4 digits); otherwise it is a leaning '1', as it is at either end."""
-    leaning = [m and is_slash(g, labels, digit_h) for g, m in zip(run, main)]
-    digits = [i for i, m in enumerate(main) if m and not leaning[i]]
+    are), or when two such strokes (leaning less will do) cut the digits as a
+    date does (1-2, 1-2, 2-4 digits); otherwise it is a leaning '1', as it is
+    at either end."""
+    axes = [_axis(g, labels) if m and g.w >= 0.2 * g.h else (0.0, 1.0) for g, m in zip(run, main)]
+    strong = [t >= SLASH_TILT and th <= SLASH_THIN for t, th in axes]
+    weak = [t >= DATE_TILT and th <= DATE_THIN for t, th in axes]
+    for lean in (weak, strong):  # a date first; else the tall strokes alone
+        digits = [i for i, m in enumerate(main) if m and not lean[i]]
+        if not digits:
+            continue
+        inside = [i for i, x in enumerate(lean) if x and digits[0] < i < digits[-1]]
+        groups = [sum(1 for d in digits if lo < d < hi) for lo, hi in zip([-1, *inside], [*inside, len(run)])]
+        if len(inside) == 2 and 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4:
+            return [i in inside for i in range(len(run))]
+    digits = [i for i, m in enumerate(main) if m and not strong[i]]
     if not digits:
         return [False] * len(run)
-    inside = [i for i, lean in enumerate(leaning) if lean and digits[0] < i < digits[-1]]
-    groups = [sum(1 for d in digits if lo < d < hi) for lo, hi in zip([-1, *inside], [*inside, len(run)])]
-    date = len(inside) == 2 and 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4
-    return [i in inside and (date or run[i].h >= SLASH_TALL * digit_h) for i in range(len(run))]
-
-
-def is_slash(g: Glyph, labels: np.ndarray, digit_h: float) -> bool:
-    """A thin straight stroke leaning right, about a digit tall: a date's slash."""
-    if g.w < 0.25 * g.h or g.h < SMALL * digit_h:
-        return False
-    tilt, thin = _axis(g, labels)
-    return tilt >= SLASH_TILT and thin <= SLASH_THIN
+    return [strong[i] and digits[0] < i < digits[-1] and run[i].h >= SLASH_TALL * digit_h for i in range(len(run))]
 
 
 def separator_kind(g: Glyph, line_top: int, line_bottom: int, digit_h: float) -> str | None:
