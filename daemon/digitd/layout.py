@@ -191,7 +191,8 @@ def is_typeset(run: list[Glyph]) -> bool:
     ``TIGHT`` of their height, or letters run together into words), standing
     on one exact baseline, their tops on at most two exact lines (capitals,
     small letters). Words (small type) need half of them on the baseline only:
-    a word with a descender stands lower."""
+    a word with a descender stands lower. Specks and slivers do not count."""
+    run = [g for g in run if g.h >= SPECK_H]
     if len(run) < PRINTED_RUN:
         return False
     words = sum(g.w > 1.5 * g.h for g in run) >= WORDY * len(run)  # small type's letters run together

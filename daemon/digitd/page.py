@@ -250,7 +250,8 @@ def remove_rules(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, np.
         return mask, straight
     rules = cv2.bitwise_or(cv2.morphologyEx(across, cv2.MORPH_OPEN, _line(long_, 1)),
                            cv2.morphologyEx(down, cv2.MORPH_OPEN, _line(1, long_)))
-    drop = rules.copy()
+    # a rule's own fringe: what is left of a faint or turned rule along its rows
+    drop = cv2.bitwise_and(cv2.dilate(rules, _line(15, 3)), mask) if rules.any() else rules.copy()
     if rules.any():  # ticks: runs down ending on a rule at their foot
         near = cv2.dilate(rules, _line(3, 3))
         feet = np.zeros_like(down)
