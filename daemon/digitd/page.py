@@ -1,25 +1,420 @@
 """The page reader: every number on a page, in reading order, as :class:`~digitd.records.Found`.
 
 :func:`find_numbers` is the one entry point the pipeline calls for each page or
-image. Today it reads the whole image as one number (the cropped-number case);
-the page-layout work of issue 11 (lines, gaps, boxes, printed text,
-separators, orientation) replaces its inside, never its contract.
+image. A cropped digit or number (:func:`is_page` says no) is read exactly as
+:func:`digitd.segment.digits_of_mask` reads it. A page is read by
+:func:`read_page`: deskewed, turned if its lines run down, cleared of rules and
+box edges, its marks gathered into lines and numbers (:mod:`digitd.layout`),
+printed text left out, separators kept. Pure: arrays in, records out.
 """
 
 from __future__ import annotations
 
-from .records import Found, PageFound, Scan
-from .segment import find_digits_scan
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .layout import (BASELINE, MIN_DIGIT, SPECK_AREA, Glyph, Number, components, gather_lines, glyph_pieces,
+                     join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps, split_numbers)
+from .records import Box, Found, Mark, PageFound, Scan
+from .segment import SPECK, Ink, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
+
+PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
+LINE_GAP = 0.2  # rows this much of the tallest mark apart part two lines of marks
+SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
+MAX_SKEW = 5.0  # degrees of skew looked for either way
+SKEW_FEET = 40  # glyphs enough to take the skew from their feet
+SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
+MIN_SKEW = 0.2  # degrees below which the page is left as it is
+RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
+RULE_MARKS = 2.5  # ... and at least this many times the marks' median height (large digits on a small image)
+TICK = 1 / 50  # shorter straight runs (comb ticks, box edges) are rules if they touch one or outline a box
+THICK = 4  # strokes this thick (working pixels) are a pen's or a logo's, not a printed rule
+FRAME = 0.8  # straight runs with this share of their ink along their bounding box's edges outline a box
+TYPE_SMALL = 4  # working pixels: glyphs this tall make lines when up is told from down
+ORIENT = 0.1  # feet and heads must differ by this share of the glyphs counted to tell up from down
+UPRIGHT = 0.65  # below this share of across-neighbours the lines may run down the page
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The page as it is read: ink and mask turned upright, and the way back to the scan's pixels."""
+
+    mask: np.ndarray  # uint8 0/1, rules removed
+    labels: np.ndarray  # int32, its pieces
+    ruled: np.ndarray  # uint8 0/1, the rules and box edges taken out
+    ratio: np.ndarray  # float32 soft ink (contrast / level)
+    back: np.ndarray  # 2 x 3 affine: frame pixels -> working pixels of the scan
+    scale: float  # working pixels per original pixel
 
 
 def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
-    """The numbers on one page or image; no numbers for a blank page."""
-    marks, polarity = find_digits_scan(scan, max_digits)
-    if not marks:
-        return PageFound(numbers=(), polarity=polarity)
-    x0 = min(m.box[0] for m in marks)
-    y0 = min(m.box[1] for m in marks)
-    x1 = max(m.box[0] + m.box[2] for m in marks)
-    y1 = max(m.box[1] + m.box[3] for m in marks)
-    return PageFound(numbers=(Found(marks=tuple(marks), box=(x0, y0, x1 - x0, y1 - y0)),),
-                     polarity=polarity)
+    """The numbers on one page or image, in reading order; no numbers for a blank page."""
+    ink = ink_map(scan.image, scan.gray)
+    mask, ratio = ink_mask_and_ratio(ink)
+    if mask is None or ratio is None:
+        return PageFound(numbers=(), polarity=ink.polarity)
+    first = survey(mask, ink.scale)
+    if not first.page:
+        marks, polarity = digits_of_mask(mask, ratio, ink, max_digits)
+        if not marks:
+            return PageFound(numbers=(), polarity=polarity)
+        separators, doubts = crop_separators(mask, len(marks)) if len(marks) >= 2 else ((), ())
+        return PageFound(numbers=(Found(marks=tuple(marks), box=enclosing([m.box for m in marks]),
+                                        separators=separators, doubts=doubts),), polarity=polarity)
+    return read_page(ink, mask, ratio, max_digits, first.mark_h)
+
+
+def crop_separators(mask: np.ndarray, count: int) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...]]:
+    """A cropped number's separators, its marks left as they are: the page
+    reader's reading of its one line, when it finds separators. Where it counts
+    its digits as the marks do, its separators; where not (a slash or a point
+    taken for a digit, or merged into one), the doubt that a mark was not read."""
+    n, labels, stats = components(mask)  # a crop's digits may touch its edge: every piece counts
+    found = [Glyph(*(int(v) for v in stats[i]), (i,)) for i in range(1, n) if stats[i, 4] >= SPECK_AREA]
+    lines = gather_lines(found, MIN_DIGIT * max(mask.shape))
+    if len(lines) != 1:
+        return (), ()
+    runs = split_at_gaps(join_pieces(lines[0]))
+    if len(runs) != 1:
+        return (), ()
+    number = read_number(runs[0], labels, 0.0, [], written=True)
+    if number is None or not number.separators:  # a loose fragment of a digit is no separator
+        return (), ()
+    if len(number.digits) == count:
+        return number.separators, number.doubts
+    return (), ("a mark between digits was not read",)
+
+
+def enclosing(boxes: list[Box]) -> Box:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+# ------------------------------------------------------------ page or cropped number
+@dataclass(frozen=True)
+class Survey:
+    """A first look at the ink: a page or a cropped number, and the marks' size."""
+
+    page: bool
+    mark_h: float  # median height of the marks, working pixels (0 when there are none)
+
+
+def is_page(mask: np.ndarray, scale: float) -> bool:
+    """Whether the ink is a page's (:func:`survey`)."""
+    return survey(mask, scale).page
+
+
+def survey(mask: np.ndarray, scale: float) -> Survey:
+    """Whether the ink is a page's (read by :func:`read_page`) rather than one cropped
+    digit or number's (read as :func:`digitd.segment.find_digits_scan` reads it).
+
+    A page: marks small against the image (their median height under
+    ``SMALL_MARKS`` of it), or digit-sized marks on two lines or more, or a
+    page-sized scan whose only ink lies along its edges or across it (a
+    scanner's shadow, ruled lines).
+    """
+    big_scan = min(mask.shape) / scale >= PAGE_SIDE
+    H, W = mask.shape
+    n, _, stats = components(mask)
+    if n < 2:
+        return Survey(False, 0.0)
+    x, y, w, h, area = (stats[1:, i] for i in range(5))
+    kept = area >= max(2, SPECK * int(area.max()))
+    # a shadow along the scanner's edge, ruled lines across the page: not marks
+    edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
+    thin = (np.maximum(w / W, h / H) > 0.5) & (np.minimum(w, h) < 0.1 * np.maximum(w, h))
+    hollow = big_scan & (w > 0.8 * W) & (h > 0.8 * H) & (area < 0.1 * w * h)
+    # A page photographed on a desk: the desk round it is one piece on the
+    # frame's edge, and the page's own marks, small beside it, are the page.
+    desk = edge & big_scan & ((w > 0.8 * W) | (h > 0.8 * H)) & (area < 0.5 * w * h)
+    if desk.any():
+        rest = ~desk & ~(edge & (thin | hollow))
+        if rest.any():
+            marks = rest & (area >= max(2, SPECK * int(area[rest].max())))
+            if int(marks.sum()) >= 3 and float(np.median(h[marks])) < SMALL_MARKS * H:
+                return Survey(True, float(np.median(h[marks])))
+    inner = kept & ~(edge & (thin | hollow))
+    if not inner.any():
+        return Survey(big_scan, 0.0)
+    heights = h[inner]
+    mark_h = float(np.median(heights))
+    if min(H, W) >= 128 and mark_h < SMALL_MARKS * H:
+        return Survey(True, mark_h)
+    if heights.size < 2:
+        return Survey(False, mark_h)
+    # Two lines: the tall pieces fall into bands of rows with a clear gap between.
+    tallest = int(heights.max())
+    tall = inner & (h >= 0.5 * tallest)
+    spans = sorted(zip(y[tall].tolist(), (y[tall] + h[tall]).tolist()))
+    bottom = spans[0][1]
+    for top, low in spans[1:]:
+        if top - bottom >= LINE_GAP * tallest:
+            return Survey(True, mark_h)
+        bottom = max(bottom, low)
+    return Survey(False, mark_h)
+
+
+# ------------------------------------------------------------ clean-up
+def estimate_skew(mask: np.ndarray) -> float:
+    """The angle (degrees, as cv2.getRotationMatrix2D takes it) that makes the
+    page's rows sharpest: the feet of its glyphs (bottom centres of pieces no
+    wider than a word) when there are enough of them, else its ink (rules)."""
+    n, _, stats = components(mask)
+    x, y, w, h = (stats[1:, i].astype(np.float32) for i in range(4))
+    glyphs = (h >= 3) & (w <= 0.08 * mask.shape[1])
+    if int(glyphs.sum()) >= SKEW_FEET:
+        xs, ys = x[glyphs] + w[glyphs] / 2, y[glyphs] + h[glyphs]
+    else:
+        points = cv2.findNonZero(np.ascontiguousarray(mask[::2, ::2]))  # every other row and column tell as well
+        if points is None or len(points) < 50:
+            return 0.0
+        points = points.reshape(-1, 2)[:: max(1, len(points) // 20000)]
+        xs, ys = points[:, 0].astype(np.float32) * 2, points[:, 1].astype(np.float32) * 2
+    xs = xs - mask.shape[1] / 2
+    ys = ys - mask.shape[0] / 2
+    # A fixed jitter of up to a row: unturned, every point would fall on a row
+    # exactly, and the page as scanned would look sharper than any turn of it.
+    offset = mask.shape[0] + mask.shape[1] + np.random.default_rng(0).random(xs.size, np.float32)
+
+    def sharpness(a: float) -> float:
+        r = np.deg2rad(a)
+        rows = (ys * np.float32(np.cos(r)) - xs * np.float32(np.sin(r)) + offset).astype(np.int32)
+        counts = np.bincount(rows).astype(np.float64)
+        return float(counts @ counts)
+
+    coarse = np.arange(-MAX_SKEW, MAX_SKEW + 1e-6, 0.5)
+    best = float(coarse[int(np.argmax([sharpness(a) for a in coarse]))])
+    fine = np.arange(best - 0.4, best + 0.4 + 1e-6, 0.1)
+    scores = [sharpness(a) for a in fine]
+    k = int(np.argmax(scores))
+    if scores[k] < SKEW_GAIN * sharpness(0.0):  # no lines to tell by (a few numbers alone)
+        return 0.0
+    return float(fine[k])
+
+
+def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mask and soft ink turned by ``angle`` on a canvas large enough to keep every
+    corner, the scan's edge there (the canvas outside the scan and its last
+    pixel inside: what a shadow along the scanner's edge touches), and the
+    2 x 3 affine from the turned pixels back to the given ones."""
+    H, W = mask.shape
+    r = np.deg2rad(angle)
+    w = int(np.ceil(W * abs(np.cos(r)) + H * abs(np.sin(r))))
+    h = int(np.ceil(H * abs(np.cos(r)) + W * abs(np.sin(r))))
+    m = cv2.getRotationMatrix2D((W / 2, H / 2), angle, 1.0)
+    m[0, 2] += (w - W) / 2
+    m[1, 2] += (h - H) / 2
+    # The soft ink is turned and cut again where the mask was cut: thin lines stay
+    # whole and straight (a turned mask frays them into steps).
+    cut = float(ratio[mask > 0].min())
+    turned = cv2.warpAffine(ratio, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    inside = cv2.warpAffine(np.ones((H, W), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    edge = cv2.erode(inside, _line(5, 5)) ^ 1
+    return (turned >= cut).view(np.uint8), turned, edge, cv2.invertAffineTransform(m)
+
+
+_LINES: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _line(w: int, h: int) -> np.ndarray:
+    k = _LINES.get((w, h))
+    if k is None:
+        k = _LINES[(w, h)] = np.ones((h, w), np.uint8)
+    return k
+
+
+def remove_rules(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(the mask without its rules and drawn boxes, what was taken out).
+
+    Thin straight runs across or down, at least ``TICK`` of the page's width,
+    are looked at. Taken out with a pixel's margin: runs of at least ``RULE``
+    of it and ``RULE_MARKS`` marks' heights (underlines, ruled paper, a comb's
+    or a table's edges); runs down whose foot stands on one (a comb's ticks, a
+    box's sides; a 1 hanging from a box's top edge stays); runs that outline a
+    box. Handwriting crossing them keeps its other pixels."""
+    side = max(mask.shape) * 0.707  # the page's width, for an A4 page upright
+    # odd lengths: an even kernel's opening lands a pixel off the ink
+    long_ = max(12, int(RULE * side), int(RULE_MARKS * mark_h)) | 1
+    short = max(6, int(TICK * side)) | 1
+    pen = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(THICK, THICK)) ^ 1  # not within a thick stroke
+    across = cv2.bitwise_and(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(short, 1)), pen)
+    down = cv2.bitwise_and(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(1, short)), pen)
+    straight = cv2.bitwise_or(across, down)
+    if not straight.any():
+        return mask, straight
+    rules = cv2.bitwise_or(cv2.morphologyEx(across, cv2.MORPH_OPEN, _line(long_, 1)),
+                           cv2.morphologyEx(down, cv2.MORPH_OPEN, _line(1, long_)))
+    # a rule's own fringe: what is left of a faint or turned rule along its rows
+    drop = cv2.bitwise_and(cv2.dilate(rules, _line(15, 3)), mask) if rules.any() else rules.copy()
+    if rules.any():  # ticks: runs down ending on a rule at their foot
+        near = cv2.dilate(rules, _line(3, 3))
+        feet = np.zeros_like(down)
+        feet[:-1] = down[:-1] & (down[1:] ^ 1) & near[:-1]  # a run's last pixel, on (or by) a rule
+        n, labels = cv2.connectedComponents(down, connectivity=8)
+        standing = np.zeros(n, np.uint8)
+        standing[labels[feet > 0]] = 1
+        standing[0] = 0
+        drop |= standing[labels]
+    n, labels, stats = components(straight)
+    boxlike = (stats[:, 2] >= 1.5 * short) & (stats[:, 3] >= 1.5 * short)
+    boxlike[0] = False
+    boxes = np.zeros(n, np.uint8)
+    for i in np.flatnonzero(boxlike):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        boxes[i] = outlines_box(labels[y : y + h, x : x + w] == i, area)
+    if boxes.any():
+        drop |= boxes[labels]
+    if not drop.any():
+        return mask, drop
+    drop = cv2.bitwise_and(cv2.dilate(drop, _line(3, 3)), mask)
+    return cv2.bitwise_xor(mask, drop), drop
+
+
+def outlines_box(own: np.ndarray, area: int) -> bool:
+    """Whether straight runs (``own``, their bounding box) outline a box: their ink
+    keeps to the box's edges (``FRAME`` of it), its four edges drawn along
+    most of their length. A digit's straight strokes (the bar and stem of a 4, a
+    5 or a 7) do not."""
+    h, w = own.shape
+    b = max(2, min(w, h) // 10)
+    if int(np.count_nonzero(own[b:-b, b:-b])) > (1 - FRAME) * area:
+        return False
+    sides = (own[:b].any(axis=0).mean(), own[-b:].any(axis=0).mean(),
+             own[:, :b].any(axis=1).mean(), own[:, -b:].any(axis=1).mean())
+    return all(side >= 0.6 for side in sides)
+
+
+def lines_run_down(found: list[Glyph]) -> bool:
+    """Whether the page's marks neighbour each other down the page rather than
+    across, and lie on their sides (wider than tall, as digits and letters are
+    not): lines of text turned a quarter. A column of digits one under the
+    other stands upright. False when too few to tell."""
+    marks = [g for g in found if max(g.w, g.h) >= 4]
+    single = [g.w / g.h for g in marks if max(g.w, g.h) <= 2 * min(g.w, g.h)]  # not words run together
+    if len(marks) < 8 or not single or middle(single) <= 1.0:
+        return False
+    pts = np.array([(g.x + g.w / 2, g.y + g.h / 2) for g in marks], np.float32)
+    pts = pts[:: max(1, len(pts) // 200)]
+    d = pts[:, None, :] - pts[None, :, :]
+    dist = np.hypot(d[..., 0], d[..., 1])
+    np.fill_diagonal(dist, np.inf)
+    near = d[np.arange(len(pts)), np.argmin(dist, axis=1)]
+    across = float(np.mean(np.abs(near[:, 0]) >= np.abs(near[:, 1])))
+    return across < 1 - UPRIGHT
+
+
+def turn_clockwise(planes: list[np.ndarray], back: np.ndarray, quarters: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Planes of one size turned clockwise by ``quarters`` quarter turns (1 or 2),
+    and ``back`` extended to map the turned pixels back to the scan's."""
+    h, w = planes[0].shape[:2]
+    if quarters == 1:  # (x', y') = (h - y, x)  ->  (x, y) = (y', h - x')
+        code, undo = cv2.ROTATE_90_CLOCKWISE, np.array([[0, 1, 0], [-1, 0, h], [0, 0, 1]], np.float64)
+    else:  # (x', y') = (w - x, h - y)
+        code, undo = cv2.ROTATE_180, np.array([[-1, 0, w], [0, -1, h], [0, 0, 1]], np.float64)
+    return [cv2.rotate(p, code) for p in planes], (np.vstack([back, [0, 0, 1]]) @ undo)[:2]
+
+
+def upside_down(found: list[Glyph], ruled: np.ndarray) -> bool | None:
+    """Whether the page's type stands on its heads (the page turned half round).
+    Type lines up its feet on the baseline more than its heads (small letters
+    and capitals stop at two heights): over every run of glyphs, feet on the
+    run's median foot against heads on its median head. None when that does not
+    tell (handwriting alone, capitals alone)."""
+    feet = heads = counted = 0
+    for line in gather_lines(found, TYPE_SMALL):  # small type too
+        for run in split_numbers(join_pieces(line), ruled):
+            if len(run) < 4:
+                continue
+            bottoms = [g.y + g.h for g in run]
+            tops = [g.y for g in run]
+            foot, head = middle(bottoms), middle(tops)
+            feet += sum(abs(b - foot) <= BASELINE for b in bottoms)
+            heads += sum(abs(t - head) <= BASELINE for t in tops)
+            counted += len(run)
+    if abs(feet - heads) < max(6, ORIENT * counted):
+        return None
+    return heads > feet
+
+
+def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
+               mark_h: float = 0.0) -> tuple[Frame, list[Glyph], float, int, tuple[str, ...]]:
+    """The page upright: (frame, its pieces, skew applied, rotation applied, doubts).
+
+    Lines running down the page are turned a quarter clockwise; then type, if
+    any, tells a page upside down, which is turned half round. A quarter turn
+    that no type confirms leaves the doubt "may be rotated" (a digit upside
+    down is the model's to tell)."""
+    angle = estimate_skew(mask)
+    back = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+    skew = 0.0
+    edge = np.zeros_like(mask)  # the scan's own edge is the frame's until it is turned
+    if abs(angle) >= MIN_SKEW:
+        mask, ratio, edge, back = deskew(mask, ratio, angle)
+        skew = round(angle, 1)
+    clean, ruled = remove_rules(mask, mark_h)
+    labels, found = glyph_pieces(clean, mark_h, edge)
+    rotation = 0
+    if lines_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
+        (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 1)
+        clean, ruled = remove_rules(mask, mark_h)
+        labels, found = glyph_pieces(clean, mark_h, edge)
+        rotation = 90
+    flipped = upside_down(found, ruled)
+    if flipped:
+        (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 2)
+        clean, ruled = remove_rules(mask, mark_h)
+        labels, found = glyph_pieces(clean, mark_h, edge)
+        rotation += 180
+    doubts = ("may be rotated",) if rotation == 90 and flipped is None else ()
+    frame = Frame(mask=clean, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale)
+    return frame, found, skew, rotation, doubts
+
+
+# ------------------------------------------------------------ numbers
+def page_box(frame: Frame, x: int, y: int, w: int, h: int) -> Box:
+    """A box of the frame as a box in the scan's pixels (the corners' bounding box)."""
+    corners = np.array([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]], np.float64)
+    pts = corners @ frame.back.T / frame.scale
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
+    return int(max(0, x0)), int(max(0, y0)), int(max(1, x1 - x0)), int(max(1, y1 - y0))
+
+
+def mark_glyph(frame: Frame, g: Glyph) -> Mark:
+    labels = frame.labels
+    H, W = labels.shape
+    pad = 2
+    y0, y1 = max(0, g.y - pad), min(H, g.y + g.h + pad)
+    x0, x1 = max(0, g.x - pad), min(W, g.x + g.w + pad)
+    window = labels[y0:y1, x0:x1]
+    own = pixels_of(g, window)
+    return mark_of(own, frame.ratio[y0:y1, x0:x1], page_box(frame, g.x, g.y, g.w, g.h))
+
+
+def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
+    marks = tuple(mark_glyph(frame, g) for g in number.digits)
+    doubts = number.doubts
+    if len(marks) > max_digits:
+        doubts += (f"longer than max_digits ({max_digits}): all {len(marks)} digits kept",)
+    x0 = min(g.x for g in number.digits)
+    y0 = min(g.y for g in number.digits)
+    x1 = max(g.x + g.w for g in number.digits)
+    y1 = max(g.y + g.h for g in number.digits)
+    return Found(marks=marks, box=page_box(frame, x0, y0, x1 - x0, y1 - y0),
+                 separators=number.separators, doubts=doubts)
+
+
+def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
+              mark_h: float = 0.0) -> PageFound:
+    """A page's handwritten numbers in reading order (top to bottom, left to right);
+    ``mark_h``: the marks' median height (:func:`survey`)."""
+    frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio, mark_h)
+    numbers = read_layout(frame.labels, pieces_found, frame.ruled)
+    found = tuple(found_of(frame, n, max_digits) for n in numbers)
+    return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)

@@ -239,11 +239,11 @@ def _ink_map(img: np.ndarray, gray: bool) -> Ink:
 
 def ink_mask(ink: Ink) -> np.ndarray | None:
     """Binary ink mask at working scale, or None for a blank page."""
-    return _ink_mask(ink)[0]
+    return ink_mask_and_ratio(ink)[0]
 
 
-def _ink_mask(ink: Ink) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(ink mask or None, contrast / level) -- the ratio is reused for the digits' soft ink."""
+def ink_mask_and_ratio(ink: Ink) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(ink mask or None, contrast / level) -- the ratio is the digits' soft ink (see :func:`mark_of`)."""
     c = ink.contrast
     if ink.level < MIN_CONTRAST:
         return None, None
@@ -371,18 +371,25 @@ def find_digits(rgb: np.ndarray, max_digits: int = 12) -> tuple[list[Mark], str 
     a view of one grey plane, and is segmented on that plane alone; the results
     are the same as on any array holding the same values.
     """
-    return _find(ink_map(rgb), max_digits)
+    return digits_of_ink(ink_map(rgb), max_digits)
 
 
 def find_digits_scan(scan: Scan, max_digits: int = 12) -> tuple[list[Mark], str | None]:
     """``find_digits(scan.image, max_digits)``, on the scan's grey plane when it has
     one. What callers holding a Scan use (the pipeline's workers, Recognizer.read)."""
-    return _find(ink_map(scan.image, scan.gray), max_digits)
+    return digits_of_ink(ink_map(scan.image, scan.gray), max_digits)
 
 
-def _find(ink: Ink, max_digits: int) -> tuple[list[Mark], str | None]:
-    mask, ratio = _ink_mask(ink)
-    if mask is None:
+def digits_of_ink(ink: Ink, max_digits: int = 12) -> tuple[list[Mark], str | None]:
+    """The digits of one cropped digit or number, left to right, from its ink."""
+    mask, ratio = ink_mask_and_ratio(ink)
+    return digits_of_mask(mask, ratio, ink, max_digits)
+
+
+def digits_of_mask(mask: np.ndarray | None, ratio: np.ndarray | None, ink: Ink,
+                   max_digits: int = 12) -> tuple[list[Mark], str | None]:
+    """:func:`digits_of_ink` from the ink's mask and ratio (:func:`ink_mask_and_ratio`)."""
+    if mask is None or ratio is None:
         return [], ink.polarity
     labels, found = pieces(mask)
     groups = group_marks(found)
@@ -401,12 +408,20 @@ def _find(ink: Ink, max_digits: int) -> tuple[list[Mark], str | None]:
         own = window == g[0].label
         for p in g[1:]:
             own |= window == p.label
-        own = cv2.dilate(own.view(np.uint8), _GROW)
-        soft = np.minimum(ratio[y0:y1, x0:x1], 1.0)  # the ink, 0-1 of its typical contrast (ratio >= 0)
-        digit = np.multiply(soft, own, out=soft)
         box = (int(x / s), int(y / s), max(1, int(round(w / s))), max(1, int(round(h / s))))
-        marks.append(Mark(box=box, pixels=to_mnist_form(digit)))
+        marks.append(mark_of(own, ratio[y0:y1, x0:x1], box))
     return marks, ink.polarity
 
 
 _GROW = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+
+def mark_of(own: np.ndarray, ratio: np.ndarray, box: tuple[int, int, int, int]) -> Mark:
+    """One digit's Mark: ``own`` (bool, C-contiguous) its pixels in a window of the
+    working image, ``ratio`` the same window of the soft ink, ``box`` in page pixels.
+    The pixels are grown a little (anti-aliased edges), weighted by the soft ink
+    (0-1 of its typical contrast), and brought to MNIST form."""
+    own = cv2.dilate(np.ascontiguousarray(own).view(np.uint8), _GROW)
+    soft = np.minimum(ratio, 1.0)  # ratio >= 0
+    digit = np.multiply(soft, own, out=soft)
+    return Mark(box=box, pixels=to_mnist_form(digit))

@@ -1,0 +1,432 @@
+"""A clean page mask -> its handwritten numbers: glyphs, lines, numbers, printed text left out.
+
+:func:`read_layout` takes the mask of an upright page with its rules removed
+(:mod:`digitd.page`): pieces become glyphs (stacked pieces), glyphs lines
+(sharing rows), a line's glyphs cells (between box walls) and numbers (split
+at wide gaps and jumps in size; one-digit cells side by side are a comb).
+Runs set as type (one exact baseline) are left out, and so are glyphs no
+digit looks like (words, logos, stamps); small marks between digits become
+separators ('.', ',', '-', '/') or doubts. Pure arithmetic on arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+SPECK_AREA = 4  # pieces of fewer pixels (working scale) are dust
+SPECK_H = 4  # glyphs lower than this (working pixels) do not set the height of a run
+MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer side tall
+MAX_DIGIT = 1 / 6  # and at most this (taller: a logo, a stamp, a drawing)
+JOIN = 0.35  # pieces whose columns overlap this much (of the narrower) are one glyph
+GAP = 1.2  # a gap wider than this times the digits' height ends a number
+COMB = 4.0  # the digits of a comb (one a box) may stand this many digit heights apart
+JUMP = 2.2  # neighbours whose heights differ by this factor are not one number
+WIDE = 2.5  # a glyph wider than this times its height is no digit (letters run together)
+SOLID = 0.2  # ... nor one whose widest stroke's half-width passes this share of its size (a logo)
+PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
+SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
+BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
+PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
+X_HEIGHT = 0.2  # type's second level of tops (small letters) lies this far (of the height) from capitals'
+TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (median)
+WORDY = 0.3  # ... or this share of glyphs half as wide again as tall (words)
+TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
+PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
+DOT = 0.08  # a point or comma is at least this fraction of the digits' height across
+SLASH_TALL = 1.05  # a slash reaching this far (of the digits' height) is no '1'
+SLASH_TILT = 22.0  # degrees from upright from which a thin straight stroke is a slash
+SLASH_THIN = 0.2  # a slash's spread across its axis, against along it
+DATE_TILT = 12.0  # two strokes leaning this much and as thin as DATE_THIN that cut a date are its slashes
+DATE_THIN = 0.3
+
+
+@dataclass(frozen=True)
+class Glyph:
+    """One or more pieces read as one character, in the page frame's working pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    area: int
+    labels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Number:
+    """One handwritten number: its digits' glyphs left to right, separators, doubts."""
+
+    digits: tuple[Glyph, ...]
+    separators: tuple[tuple[int, str], ...] = ()
+    doubts: tuple[str, ...] = ()
+
+
+def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """``cv2.connectedComponentsWithStats(mask, connectivity=8)`` without the
+    centroids: (count, labels, stats), the same values, a quarter of the time
+    (OpenCV's statistics visit every pixel; these only the ink's)."""
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
+    where = np.flatnonzero(mask)  # the ink: a byte a pixel, quicker to scan than the labels
+    own = labels.ravel()[where]
+    ys, xs = np.divmod(where, mask.shape[1])
+    x0 = np.full(n, mask.shape[1], np.int64)
+    np.minimum.at(x0, own, xs)
+    x1 = np.zeros(n, np.int64)
+    np.maximum.at(x1, own, xs)
+    y0 = np.full(n, mask.shape[0], np.int64)
+    np.minimum.at(y0, own, ys)
+    y1 = np.zeros(n, np.int64)
+    np.maximum.at(y1, own, ys)
+    stats = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1, np.bincount(own, minlength=n)], axis=1)
+    return n, labels, stats
+
+
+def glyph_pieces(mask: np.ndarray, mark_h: float = 0.0,
+                 edge: np.ndarray | None = None) -> tuple[np.ndarray, list[Glyph]]:
+    """(labels of the mask's pieces, the pieces that may be part of a character):
+    dust, pieces the page's edge cuts (a scanner's shadow; ``edge``, when given,
+    marks the scan's edge inside a turned frame) and pieces taller than a digit
+    can be (logos, stamps, drawings: ``MAX_DIGIT`` of the page, and three times
+    the marks' median height ``mark_h``) are left out."""
+    n, labels, stats = components(mask)
+    H, W = mask.shape
+    x, y, w, h, area = (stats[1:, i] for i in range(5))
+    keep = ((area >= SPECK_AREA) & (x > 0) & (y > 0) & (x + w < W) & (y + h < H)
+            & (h <= max(MAX_DIGIT * max(H, W), 3 * mark_h)))
+    if edge is not None and edge.any():
+        cut = np.zeros(n, bool)
+        cut[labels[(edge > 0) & (mask > 0)]] = True
+        keep &= ~cut[1:]
+    found = [Glyph(*(int(v) for v in stats[i + 1]), (int(i) + 1,)) for i in np.flatnonzero(keep)]
+    return labels, found
+
+
+def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> list[Number]:
+    """The handwritten numbers among a page's pieces (:func:`glyph_pieces`), in
+    reading order; ``ruled`` holds the rules and box edges taken out of the page."""
+    tall = MIN_DIGIT * max(labels.shape)
+    runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
+    sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall)
+    numbers: list[Number] = []
+    for run in runs:
+        number = read_number(run, labels, tall, [] if on_rule(run, ruled) else sizes, on_rule(run, ruled))
+        if number is not None:
+            numbers.append(number)
+    return numbers
+
+
+def _join(a: Glyph, b: Glyph) -> Glyph:
+    x0, y0 = min(a.x, b.x), min(a.y, b.y)
+    x1, y1 = max(a.x + a.w, b.x + b.w), max(a.y + a.h, b.y + b.h)
+    return Glyph(x0, y0, x1 - x0, y1 - y0, a.area + b.area, a.labels + b.labels)
+
+
+def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
+    """Pieces -> lines, top to bottom, each left to right. Tall pieces make the
+    lines: taken from the top, each joins the line above if its rows overlap
+    that line's by half the shorter height, else starts a line. Small pieces
+    join the line whose rows hold their centre (or a little below them: small
+    letters beside a label's capital, commas), or are left out."""
+    bands: list[list[int]] = []  # [top, bottom]
+    members: list[list[Glyph]] = []
+    for p in sorted((p for p in found if p.h >= tall), key=lambda p: p.y):
+        if bands:
+            top, bottom = bands[-1]
+            over = min(bottom, p.y + p.h) - p.y
+            if over >= 0.5 * min(p.h, bottom - top) or (over >= 0.3 * p.h and p.h < 0.5 * (bottom - top)):
+                if p.h >= 0.5 * (bottom - top):  # a comma's tail does not widen the line
+                    bands[-1][1] = max(bottom, p.y + p.h)
+                members[-1].append(p)
+                continue
+        bands.append([p.y, p.y + p.h])
+        members.append([p])
+    tops = np.array([t for t, _ in bands])
+    for p in found:
+        if p.h >= tall or not bands:
+            continue
+        c = p.y + p.h / 2
+        k = int(np.searchsorted(tops, c, side="right")) - 1
+        if k >= 0 and c <= bands[k][1] + 0.25 * (bands[k][1] - bands[k][0]):  # or just below: a comma
+            members[k].append(p)
+    return [sorted(m, key=lambda p: p.x) for m in members]
+
+
+def join_pieces(line: list[Glyph]) -> list[Glyph]:
+    """A line's pieces (sorted by x) -> glyphs: pieces sharing columns are one glyph,
+    when they stand one over the other or one within the other's columns."""
+    glyphs: list[Glyph] = []
+    for p in line:
+        if glyphs:
+            g = glyphs[-1]
+            over = min(g.x + g.w, p.x + p.w) - max(g.x, p.x)
+            rows = min(g.y + g.h, p.y + p.h) - max(g.y, p.y)
+            # stacked (a 5's bar over its body), or one within the other's columns;
+            # not side by side (a slash leaning over its neighbour)
+            if over > JOIN * min(g.w, p.w) and (rows < 0.5 * min(g.h, p.h) or over > 0.7 * min(g.w, p.w)):
+                glyphs[-1] = _join(g, p)
+                continue
+        glyphs.append(p)
+    return glyphs
+
+
+def middle(values: list[int] | list[float]) -> float:
+    """The median of a short list (np.median costs more than the sort on a few values)."""
+    v = sorted(values)
+    n = len(v)
+    return float(v[n // 2]) if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def on_baseline(glyphs: list[Glyph], share: float = 0.75) -> bool:
+    """Whether ``share`` of these glyphs at least stand on one exact baseline, as type does."""
+    bottoms = [g.y + g.h for g in glyphs]
+    base = middle(bottoms)
+    return sum(abs(b - base) <= BASELINE for b in bottoms) >= share * len(bottoms)
+
+
+def is_typeset(run: list[Glyph]) -> bool:
+    """A run of type: at least ``PRINTED_RUN`` glyphs set close (gaps of at most
+    ``TIGHT`` of their height, or letters run together into words), standing
+    on one exact baseline, their tops on at most two exact lines (capitals,
+    small letters). Words (small type) need half of them on the baseline only:
+    a word with a descender stands lower. Specks and slivers do not count."""
+    run = [g for g in run if g.h >= SPECK_H]
+    if len(run) < PRINTED_RUN:
+        return False
+    words = sum(g.w > 1.5 * g.h for g in run) >= WORDY * len(run)  # small type's letters run together
+    if not on_baseline(run, 0.5 if words else PRINTED_SHARE):
+        return False
+    gaps = [b.x - (a.x + a.w) for a, b in zip(run, run[1:])]
+    if not words and middle(gaps) > TIGHT * middle([g.h for g in run]):
+        return False
+    tops = [g.y for g in run]
+    held = {t: sum(abs(u - t) <= BASELINE for u in tops) for t in set(tops)}
+    cap = max(held, key=lambda t: (held[t], -t))  # the top most glyphs share
+    count = held[cap]
+    apart = [t for t in held if abs(t - cap) >= X_HEIGHT * middle([g.h for g in run])]
+    if apart:  # small letters: a second level well apart from the first
+        small = max(apart, key=lambda t: held[t])
+        count += held[small]
+    return count >= PRINTED_SHARE * len(tops)
+
+
+def on_rule(run: list[Glyph], ruled: np.ndarray) -> bool:
+    """Whether the run stands on a rule taken out of the page (within 3 pixels
+    under its feet, along most of it): writing on a ruled line or an underline,
+    whose even feet are the rule's, not type's."""
+    x0, x1 = run[0].x, run[-1].x + run[-1].w
+    foot = int(middle([g.y + g.h for g in run]))
+    under = ruled[max(0, foot - 2) : foot + 4, x0:x1]
+    return under.size > 0 and float(under.any(axis=0).mean()) >= 0.8
+
+
+def type_sizes(runs: list[list[Glyph]], tall: float) -> list[tuple[float, float]]:
+    """The heights of the page's type: for each typeset run, the range of heights
+    its glyphs (and short words set in it elsewhere) may have; kept under the
+    height of the page's other runs (handwriting set as neatly as type must not
+    make every number its size type)."""
+    typeset = [len(run) >= TYPE_LINE and is_typeset(run) for run in runs]
+    others = [max(g.h for g in run) for run, t in zip(runs, typeset) if not t and max(g.h for g in run) >= tall]
+    cap = 0.85 * middle(others) if others else float("inf")
+    out = []
+    for run, t in zip(runs, typeset):
+        if t:
+            hs = [g.h for g in run]
+            if 0.5 * min(hs) < cap:
+                out.append((0.5 * min(hs), min(1.2 * max(hs), cap)))
+    return out
+
+
+def divided(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
+    """Whether a box edge or a comb's tick stands between two glyphs: their cells' wall."""
+    if b.x - (a.x + a.w) < 2:
+        return False
+    y0, y1 = min(a.y, b.y), max(a.y + a.h, b.y + b.h)
+    between = ruled[y0:y1, a.x + a.w : b.x]
+    if not between.any() or int(between.sum(axis=0).max()) < 0.6 * min(a.h, b.h):
+        return False
+    margin = (y1 - y0) // 2  # and the comb's edge runs along both, above or below (within a pixel)
+    edge = ruled[max(0, y0 - margin) : y1 + margin, a.x : b.x + b.w]
+    edge = edge[:-2] | edge[1:-1] | edge[2:]
+    return edge.size > 0 and int(edge.sum(axis=1).max()) >= 0.9 * edge.shape[1]
+
+
+def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
+    """A line's glyphs (left to right) -> runs. The walls of boxes (a table's,
+    a comb's) part the line into cells; within a cell, runs split at wide gaps
+    and jumps in size. Cells of one digit each side by side are a comb: one
+    number (one box per digit); a wall beside a cell of more parts numbers."""
+    cells: list[list[Glyph]] = []
+    for g in glyphs:
+        if cells and not divided(cells[-1][-1], g, ruled):
+            cells[-1].append(g)
+        else:
+            cells.append([g])
+    def one_digit(part: list[Glyph]) -> bool:
+        tallest = max(g.h for g in part)
+        return sum(g.h >= SMALL * tallest for g in part) == 1
+
+    runs: list[list[Glyph]] = []
+    comb = False  # the last run ends a cell with one digit: a comb may go on
+    for cell in cells:
+        parts = split_at_gaps(cell)
+        if comb and one_digit(parts[0]):
+            last = max(runs[-1], key=lambda g: g.h)
+            g = max(parts[0], key=lambda g: g.h)  # the digits of the two cells, their heights alike
+            if parts[0][0].x - (runs[-1][-1].x + runs[-1][-1].w) <= COMB * max(last.h, g.h) \
+                    and max(last.h, g.h) <= JUMP * min(last.h, g.h):
+                runs[-1].extend(parts[0])
+                parts = parts[1:]
+                if not parts:
+                    continue
+        runs.extend(parts)
+        comb = one_digit(parts[-1])
+    return runs
+
+
+def sizable(g: Glyph) -> bool:
+    """A glyph that tells the height of its neighbours: not flat (a minus, a
+    stroke's tail cut by a box's edge) nor a speck."""
+    return 2 * g.h >= g.w and g.h >= SPECK_H
+
+
+def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
+    """Glyphs (left to right) -> runs split at gaps wider than ``GAP`` digit
+    heights and at jumps in size (a label beside a number)."""
+    runs: list[list[Glyph]] = []
+    big = 0  # height of the current run's last glyph that is not small or flat (a minus)
+    for g in glyphs:
+        if runs:
+            last = runs[-1][-1]
+            ref = max(big, g.h)
+            gap = g.x - (last.x + last.w)
+            jump = big > 0 and max(big, g.h) > JUMP * min(big, g.h) and g.h > SMALL * big
+            if not jump and gap <= GAP * ref:
+                runs[-1].append(g)
+                if g.h >= SMALL * big and sizable(g):
+                    big = g.h
+                continue
+        runs.append([g])
+        big = g.h if sizable(g) else 0
+    return runs
+
+
+def is_printed(run: list[Glyph], digit_h: float, sizes: list[tuple[float, float]]) -> bool:
+    """Type: a typeset run, or a short one of the page's type size, half of it
+    on one baseline at least (a label: 'Date:', 'No.', 'Amount')."""
+    if is_typeset(run):
+        return True
+    main = [g for g in run if g.h >= SMALL * digit_h]
+    return any(lo <= digit_h <= hi for lo, hi in sizes) and on_baseline(main, 0.5)
+
+
+def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
+                sizes: list[tuple[float, float]], written: bool = False) -> Number | None:
+    """A run of glyphs -> a handwritten number, or None (printed, or no digit in
+    it); ``written``: standing on a rule, it is not taken for type."""
+    top = max(g.h for g in run)
+    if top < tall:
+        return None
+    digit_h = middle([g.h for g in run if g.h >= SMALL * top])
+    if not written and is_printed(run, digit_h, sizes):
+        return None
+    main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]
+    slash = read_slashes(run, main, labels, digit_h)
+    inner = [i for i, m in enumerate(main) if m and not slash[i]]
+    if not inner:
+        return None
+    line_top = min(g.y for g, m in zip(run, main) if m)
+    line_bottom = max(g.y + g.h for g, m in zip(run, main) if m)
+    digits: list[Glyph] = []
+    separators: list[tuple[int, str]] = []
+    unread = 0
+    for g, m, sl in zip(run, main, slash):
+        if m and not sl:
+            digits.append(g)
+            continue
+        kind = "/" if sl else separator_kind(g, line_top, line_bottom, digit_h)
+        if kind is None:
+            unread += bool(digits) and len(digits) < len(inner)  # only between digits
+        elif digits and len(digits) < len(inner) or kind == "-" and not digits:
+            separators.append((len(digits), kind))
+    doubts = ("a mark between digits was not read",) if unread else ()
+    return Number(digits=tuple(digits), separators=tuple(separators), doubts=doubts)
+
+
+def pixels_of(g: Glyph, window: np.ndarray) -> np.ndarray:
+    """The glyph's own pixels (bool) in a window of the labels."""
+    if len(g.labels) == 1:
+        return window == g.labels[0]
+    return np.isin(window, g.labels)
+
+
+def _axis(g: Glyph, labels: np.ndarray) -> tuple[float, float]:
+    """(tilt of the glyph's long axis from upright in degrees, rising to the right
+    positive; its spread across the axis against along it)."""
+    own = pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8)
+    m = cv2.moments(own, binaryImage=True)
+    if m["m00"] == 0:
+        return 0.0, 1.0
+    mu20, mu02, mu11 = m["mu20"] / m["m00"], m["mu02"] / m["m00"], m["mu11"] / m["m00"]
+    spread = np.sqrt(max(0.0, ((mu20 - mu02) / 2) ** 2 + mu11**2))
+    major, minor = (mu20 + mu02) / 2 + spread, max(0.0, (mu20 + mu02) / 2 - spread)
+    theta = 0.5 * np.degrees(np.arctan2(2 * mu11, mu20 - mu02))  # long axis from the x axis, y down
+    tilt = 90.0 - abs(theta)  # from upright
+    if theta > 0:  # going down to the right: a backslash
+        tilt = -tilt
+    return float(tilt), float(np.sqrt(minor / major)) if major > 0 else 1.0
+
+
+def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
+    """Drawn like a digit: not much wider than tall (letters run together), of
+    a few pieces at most (a stamp and its lettering), drawn with a pen, not
+    filled (a logo: the widest stroke over ``SOLID`` of the glyph's size)."""
+    if g.w > WIDE * g.h or len(g.labels) > PIECES:
+        return False
+    if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
+        return True
+    own = np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
+    return float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) <= SOLID * max(g.w, g.h)
+
+
+def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h: float) -> list[bool]:
+    """Which of a run's glyphs are a date's slashes. A thin stroke leaning right
+    is a slash between digits when it reaches beyond them (taller than they
+    are), or when two such strokes (leaning less will do) cut the digits as a
+    date does (1-2, 1-2, 2-4 digits); otherwise it is a leaning '1', as it is
+    at either end."""
+    axes = [_axis(g, labels) if m and g.w >= 0.2 * g.h else (0.0, 1.0) for g, m in zip(run, main)]
+    strong = [t >= SLASH_TILT and th <= SLASH_THIN for t, th in axes]
+    weak = [t >= DATE_TILT and th <= DATE_THIN for t, th in axes]
+    for lean in (weak, strong):  # a date first; else the tall strokes alone
+        digits = [i for i, m in enumerate(main) if m and not lean[i]]
+        if not digits:
+            continue
+        inside = [i for i, x in enumerate(lean) if x and digits[0] < i < digits[-1]]
+        groups = [sum(1 for d in digits if lo < d < hi) for lo, hi in zip([-1, *inside], [*inside, len(run)])]
+        if len(inside) == 2 and 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4:
+            return [i in inside for i in range(len(run))]
+    digits = [i for i, m in enumerate(main) if m and not strong[i]]
+    if not digits:
+        return [False] * len(run)
+    return [strong[i] and digits[0] < i < digits[-1] and run[i].h >= SLASH_TALL * digit_h for i in range(len(run))]
+
+
+def separator_kind(g: Glyph, line_top: int, line_bottom: int, digit_h: float) -> str | None:
+    """What a small mark beside digits is: '-', '.', ',' or None (not read)."""
+    span = max(1, line_bottom - line_top)
+    centre = (g.y + g.h / 2 - line_top) / span
+    if g.w >= 1.8 * g.h and 0.25 <= centre <= 0.8 and g.h <= 0.3 * digit_h:
+        return "-"
+    if g.w > 0.35 * digit_h or min(g.w, g.h) < DOT * digit_h:
+        return None
+    hangs = g.y + g.h > line_bottom + 0.08 * digit_h  # below the digits' feet: a comma's tail
+    if hangs and g.h >= 1.4 * g.w and g.h <= 0.6 * digit_h and g.y >= line_top + 0.5 * span:
+        return ","
+    if centre >= 0.7 and g.h <= 0.3 * digit_h:
+        return "."
+    if centre >= 0.7 and g.h <= 0.45 * digit_h:
+        return ","
+    return None

@@ -1,0 +1,90 @@
+"""A cropped digit or number is read exactly as before the page reader.
+
+For every real-dev file, a few hundred MNIST test digits and composed MNIST
+numbers written as PNG files, ``find_numbers`` gives one number (or none for a
+blank) whose marks are bit for bit ``segment.find_digits_scan``'s, and
+``is_page`` says no. The data is read from ``../shared/data``; absent, skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from digitd.imageio import decode, read_bytes
+from digitd.page import find_numbers, is_page
+from digitd.segment import find_digits_scan, ink_map, ink_mask_and_ratio
+from test_page import real_dev
+
+
+def same_as_today(path: Path) -> None:
+    scan = decode(read_bytes(path, 1 << 28), 10**9)
+    marks, polarity = find_digits_scan(scan)
+    found = find_numbers(scan)
+    assert found.polarity == polarity, path.name
+    assert (found.rotation, found.skew, found.doubts) == (0, 0.0, ()), path.name
+    if not marks:
+        assert found.numbers == (), path.name
+        return
+    assert len(found.numbers) == 1, path.name
+    number = found.numbers[0]
+    assert (number.separators, number.doubts, number.printed) == ((), (), False), path.name
+    assert [m.box for m in number.marks] == [m.box for m in marks], path.name
+    for a, b in zip(number.marks, marks):
+        assert np.array_equal(a.pixels, b.pixels), path.name
+    ink = ink_map(scan.image, scan.gray)
+    mask, _ = ink_mask_and_ratio(ink)
+    assert not is_page(mask, ink.scale), path.name
+
+
+def test_every_real_dev_file_reads_as_today():
+    files = sorted(real_dev().rglob("*.png"))
+    assert len(files) == 142
+    for path in files:
+        same_as_today(path)
+
+
+def test_mnist_digits_as_files_read_as_today(tmp_path, mnist_path):
+    x_test = np.load(mnist_path)["x_test"]
+    for i in range(0, 10000, 25):  # 400 digits
+        path = tmp_path / f"t{i:05d}.png"
+        assert cv2.imwrite(str(path), 255 - x_test[i])
+        same_as_today(path)
+
+
+def compose_number(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """MNIST digits side by side on a light page, as scripts/accuracy.py composes numbers."""
+    height = int(rng.integers(40, 120))
+    tiles = []
+    for d in digits:
+        ys, xs = np.nonzero(d > 30)
+        crop = d[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        h = int(height * rng.uniform(0.9, 1.1))
+        w = max(2, int(round(crop.shape[1] * h / crop.shape[0])))
+        tiles.append(cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC))
+    gaps = [int(height * rng.uniform(0.12, 0.45)) for _ in tiles]
+    margin = height // 2
+    page = np.zeros((int(height * 1.3) + 2 * margin, sum(t.shape[1] for t in tiles) + sum(gaps[:-1]) + 2 * margin),
+                    np.float32)
+    x = margin
+    for t, gap in zip(tiles, gaps):
+        y = margin + int(rng.integers(0, max(1, int(height * 0.3) - (t.shape[0] - height))))
+        region = page[y : y + t.shape[0], x : x + t.shape[1]]
+        np.maximum(region, t[: region.shape[0], : region.shape[1]], out=region)
+        x += t.shape[1] + gap
+    paper, ink = rng.uniform(200, 250), rng.uniform(10, 70)
+    img = paper - (paper - ink) * np.clip(page / 255.0, 0, 1) + rng.normal(0, 3, page.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_composed_numbers_read_as_today(tmp_path, mnist_path, seed):
+    x_test = np.load(mnist_path)["x_test"]
+    rng = np.random.default_rng(seed)
+    for i in range(30):
+        idx = rng.integers(0, len(x_test), int(rng.integers(2, 6)))
+        path = tmp_path / f"n{seed}_{i:03d}.png"
+        assert cv2.imwrite(str(path), compose_number([x_test[j] for j in idx], rng))
+        same_as_today(path)
