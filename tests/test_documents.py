@@ -329,6 +329,19 @@ def test_an_empty_pdf_is_refused():
     assert err.value.reason == "empty PDF: it has no pages"
 
 
+def test_each_pdf_gets_its_own_reason_whatever_came_before():
+    """PDFium keeps its last error for the process, and a PDF without pages sets none."""
+    locked = make_pdf([(*LETTER, square(72, 144, 144, 72))], password="secret")
+    broken = b"%PDF-1.7\nthis is no PDF at all\n%%EOF\n"
+    reasons = []
+    for data in (locked, make_pdf([]), broken, make_pdf([]), locked):
+        with pytest.raises(InputError) as err:
+            list(pages(data, 40_000_000))
+        reasons.append(err.value.reason.split(":")[0])
+    assert reasons == ["password-protected PDF", "empty PDF", "broken PDF", "empty PDF",
+                       "password-protected PDF"]
+
+
 def test_a_password_protected_pdf_is_refused():
     data = make_pdf([(*LETTER, square(72, 144, 144, 72))], password="secret")
     # really encrypted: with its password, PDFium opens it and draws the (decrypted) square

@@ -14,6 +14,7 @@ from service_support import (
     csv_rows,
     done_count,
     error_records,
+    inbox_files,
     make_setup,
     result_files,
     service,  # noqa: F401 - the fixture
@@ -107,7 +108,7 @@ def test_documents_are_read_page_by_page_and_bad_ones_quarantined(tmp_path, ship
         assert (setup.outbox / "failed" / name).read_bytes() == data
     for name, data in good.items():  # archived as they came
         assert (setup.outbox / "originals" / name).read_bytes() == data
-    assert not list(setup.inbox.iterdir())
+    assert inbox_files(setup.inbox) == []
 
     rows = csv_rows(setup.outbox)
     by_source: dict[str, list[tuple[str, str, str]]] = {}

@@ -34,9 +34,13 @@ STREAM_MAX = 16 << 20
 FONT_MAX = 64 << 20
 STREAMS_MAX = 512 << 20
 _LOCK = threading.Lock()
-_OPEN_ERRORS = {  # PDFium's FPDF_ERR_* codes
-    0: "empty PDF: it has no pages",  # PDFium loads no document without a page tree
-    2: "cannot read the PDF (file error)",
+# PDFium's FPDF_ERR_* codes. A failed load may set none (a PDF without pages), and
+# the code is the process's last one: each load is preceded by one that sets
+# FPDF_ERR_FILE (2), which a document read from memory never gives.
+_NO_ERROR = 2
+_OPEN_ERRORS = {
+    0: "empty PDF: it has no pages",
+    _NO_ERROR: "empty PDF: it has no pages",  # PDFium loads no document without a page tree
     3: "broken PDF: not in PDF format, or corrupted",
     4: "password-protected PDF: it cannot be opened without its password",
     5: "encrypted PDF: its security handler is not supported",
@@ -51,6 +55,7 @@ def open_pdf(data: bytes, max_pages: int) -> Iterator[PdfDocument]:
     import pypdfium2 as pdfium
 
     with _LOCK:
+        pdfium.raw.FPDF_LoadDocument(b"/nonexistent/digitd.pdf", None)  # sets _NO_ERROR
         try:
             doc = pdfium.PdfDocument(data)
         except pdfium.PdfiumError as exc:

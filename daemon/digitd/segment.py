@@ -145,7 +145,10 @@ def detect_polarity(lum: np.ndarray) -> str:
     if lum.size > 8192:  # every other row and column tell the same
         lum, light = lum[::2, ::2], light[::2, ::2]
     flat = (lum - light).ravel()  # a new array: ours to reorder
-    paper, lo, hi = median_and_tails(flat)
+    paper, lo, hi = median_and_tails(flat)  # sorts flat
+    if max(paper - lo, hi - paper) < MIN_CONTRAST:  # ink under 0.5% of it (one digit on a page)
+        k = flat.size // 5000
+        lo, hi = float(flat[k]), float(flat[-1 - k])
     return "dark_on_light" if paper - lo >= hi - paper else "light_on_dark"
 
 
