@@ -366,7 +366,7 @@ class TFLiteEngine:
                         warnings.filterwarnings("ignore", message=DEPRECATED, category=UserWarning)
                         it = make(model_content=blob, num_threads=threads)
                     (inp,), (outp,) = it.get_input_details(), it.get_output_details()
-                    shape, gives = list(inp["shape_signature"]), list(outp["shape_signature"])
+                    shape, gives = [int(v) for v in inp["shape_signature"]], [int(v) for v in outp["shape_signature"]]
                     if shape[1:] != [SIZE, SIZE, 1] or len(gives) != 2 or gives[1] not in OUTPUTS \
                             or inp["dtype"] != np.float32:
                         raise ValueError(f"takes {shape} {np.dtype(inp['dtype']).name} and gives "
