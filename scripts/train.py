@@ -67,8 +67,9 @@ THICKNESS = ((-1, 0.15), (1, 0.20), (2, 0.10))  # (pixels at 2x, probability)
 LOWRES = 0.3  # share of images shrunk to LOWRES_PX and enlarged back each epoch
 LOWRES_PX = (8, 16)  # side of the shrunk image, inclusive
 REJECT = 16000  # "not a digit" marks (scripts/glyphs.py) mixed into the CNN's training set
-REJECT_VALIDATION = 2000  # and into the validation split (another seed)
-REJECT_TEST = 2000  # measured after training (glyphs.HELD_OUT_SEED, never trained on)
+# As many again, up to 2000, go into the validation split (another seed) and are
+# measured after training (glyphs.HELD_OUT_SEED, never trained on).
+REJECT_VALIDATION = 2000
 FINE_TUNE_LR = 3e-4  # the learning rate with --start
 # Printed-style digits mixed into the CNN's training set: forms people write
 # that MNIST rarely shows (closed-top 4s, 1s with a flag and a foot, open 6s).
@@ -469,6 +470,7 @@ def parse_args(argv=None):
     if args.lr is None:
         args.lr = FINE_TUNE_LR if args.start else LEARNING_RATE
     args.classes = NUM_CLASSES + (args.reject > 0)
+    args.reject_validation = min(REJECT_VALIDATION, max(50, args.reject // 8)) if args.reject > 0 else 0
     if args.reject < 0:
         p.error("--reject must be 0 or more")
     if not 0.0 <= args.lowres <= 1.0:
@@ -514,13 +516,13 @@ def main(argv=None) -> int:
     if args.reject > 0:  # "not a digit": class 10, in training, validation and a held-out test set
         t0 = time.time()
         x_rej, _ = glyphs.not_digits(args.reject, args.seed)
-        x_rej_val, _ = glyphs.not_digits(REJECT_VALIDATION, args.seed + 500_000)
-        x_reject_test, reject_kinds = glyphs.not_digits(REJECT_TEST, glyphs.HELD_OUT_SEED)
+        x_rej_val, _ = glyphs.not_digits(args.reject_validation, args.seed + 500_000)
+        x_reject_test, reject_kinds = glyphs.not_digits(args.reject_validation, glyphs.HELD_OUT_SEED)
         x_fit = np.concatenate([x_fit, x_rej])
         y_fit = np.concatenate([y_fit, np.full(len(x_rej), digit_model.NOT_DIGIT, np.int64)])
         x_val = np.concatenate([x_val, x_rej_val])
         y_val = np.concatenate([y_val, np.full(len(x_rej_val), digit_model.NOT_DIGIT, np.int64)])
-        print(f"{args.reject + REJECT_VALIDATION + REJECT_TEST} non-digit marks drawn in {time.time() - t0:.0f} s",
+        print(f"{args.reject + 2 * args.reject_validation} non-digit marks drawn in {time.time() - t0:.0f} s",
               flush=True)
     x_val = x_val[..., None]
     x_test_in = to_mnist_batch(x_test)[..., None]
@@ -631,7 +633,7 @@ def main(argv=None) -> int:
             "train": int(len(fit_idx)),
             "font_digits": int(args.fonts),
             "not_digit_marks": int(args.reject),
-            "not_digit_validation": REJECT_VALIDATION if args.reject else 0,
+            "not_digit_validation": args.reject_validation,
             "validation": int(n_val),
             "test": int(len(x_test)),
             "source": 'Y. LeCun, C. Cortes, C. Burges, "The MNIST database of handwritten digits", CC BY-SA 3.0',
