@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import string
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -309,17 +310,22 @@ def draw(kind: str, rng: np.random.Generator) -> np.ndarray:
             "shadow": draw_shadow}[kind](rng)
 
 
-def not_digits(count: int, seed: int, kinds: tuple[str, ...] = KINDS) -> tuple[np.ndarray, list[str]]:
-    """``count`` non-digit marks in MNIST form -> (float32 (count, 28, 28), the kind of each).
+def not_digit_inks(count: int, seed: int, kinds: tuple[str, ...] = KINDS) -> Iterator[tuple[np.ndarray, str]]:
+    """``count`` distorted non-digit ink images (float32, ink 0-1 on 0) and their kinds.
     The same ``seed`` gives the same marks."""
     rng = np.random.default_rng(seed)
     shares = np.array([SHARES[KINDS.index(k)] for k in kinds])
-    picks = rng.choice(len(kinds), size=count, p=shares / shares.sum())
+    for k in rng.choice(len(kinds), size=count, p=shares / shares.sum()):
+        yield distort_ink(draw(kinds[k], rng), rng), kinds[k]
+
+
+def not_digits(count: int, seed: int, kinds: tuple[str, ...] = KINDS) -> tuple[np.ndarray, list[str]]:
+    """``count`` non-digit marks in MNIST form -> (float32 (count, 28, 28), the kind of each)."""
     out = np.zeros((count, SIZE, SIZE), np.float32)
     names = []
-    for i, k in enumerate(picks):
-        out[i] = to_mnist_form(distort_ink(draw(kinds[k], rng), rng))
-        names.append(kinds[k])
+    for i, (ink, kind) in enumerate(not_digit_inks(count, seed, kinds)):
+        out[i] = to_mnist_form(ink)
+        names.append(kind)
     return out, names
 
 
