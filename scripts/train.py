@@ -64,8 +64,8 @@ SHEAR = 0.25
 SCALE = (0.85, 1.15)  # per axis, so the aspect changes too
 SHIFT_PX = 2  # after normalisation: imperfect crops at inference
 THICKNESS = ((-1, 0.15), (1, 0.20), (2, 0.10))  # (pixels at 2x, probability)
-LOWRES = 0.3  # share of images shrunk to LOWRES_PX and enlarged back each epoch
-LOWRES_PX = (8, 16)  # side of the shrunk image, inclusive
+LOWRES = 0.3  # share of images shrunk to a side of LOWRES_SIDES and enlarged back each epoch
+LOWRES_SIDES = (8, 8, 9, 10, 11, 12, 13, 14, 16)  # drawn uniformly: the smallest, hardest, twice
 REJECT = 16000  # "not a digit" marks (scripts/glyphs.py) mixed into the CNN's training set
 # As many again, up to 2000, go into the validation split (another seed) and are
 # measured after training (glyphs.HELD_OUT_SEED, never trained on).
@@ -178,16 +178,25 @@ def font_digits(count: int, seed: int):
 
 # ---------------------------------------------------------------- augmentation
 def shrunk(img: np.ndarray, side: int) -> np.ndarray:
-    """A 28x28 MNIST-form image shrunk to ``side`` x ``side`` (a thumbnail, an old
-    scanner's or a fax's few pixels), then brought back by ``to_mnist_form``."""
+    """A 28x28 image (ink bright, 0-1) shrunk to ``side`` x ``side`` (a thumbnail, an
+    old scanner's or a fax's few pixels) and enlarged back to 28x28, then read as
+    the service reads such a file: dark on light, through ``segment.find_digits``
+    (which saturates and crops the blurred ink); ``to_mnist_form`` of the small
+    image when the finder does not see exactly one mark."""
     import cv2
+    from digitd.imageio import to_scan
+    from digitd.segment import find_digits
 
-    return to_mnist_form(cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA))
+    small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    back = cv2.resize(small, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+    page = np.round(255 * (1 - np.clip(back, 0, 1))).astype(np.uint8)
+    marks, _ = find_digits(to_scan(page).image)
+    return marks[0].pixels if len(marks) == 1 else to_mnist_form(small)
 
 
 def distort(img: np.ndarray, rng: np.random.Generator, lowres: float = 0.0) -> np.ndarray:
     """One random real-scan-like distortion of a 28x28 float digit, then MNIST form;
-    with probability ``lowres`` it is then shrunk to 8-16 px and enlarged back."""
+    with probability ``lowres`` it is then shrunk to 8-16 px and read back (:func:`shrunk`)."""
     import cv2
 
     big = cv2.resize(img, (2 * SIZE, 2 * SIZE), interpolation=cv2.INTER_LINEAR)
@@ -209,7 +218,7 @@ def distort(img: np.ndarray, rng: np.random.Generator, lowres: float = 0.0) -> n
         r -= p
     out = to_mnist_form(big)
     if rng.random() < lowres:
-        out = shrunk(out, int(rng.integers(LOWRES_PX[0], LOWRES_PX[1] + 1)))
+        out = shrunk(out, int(rng.choice(LOWRES_SIDES)))
     dy, dx = rng.integers(-SHIFT_PX, SHIFT_PX + 1, size=2)
     return np.roll(out, (dy, dx), axis=(0, 1))  # the border is empty: a shift
 
@@ -447,7 +456,7 @@ def parse_args(argv=None):
     p.add_argument("--fonts", type=int, help=f"printed-style digits mixed into the training set (default: cnn {FONT_DIGITS}, mlp 0)")
     p.add_argument("--reject", type=int, help=f"'not a digit' marks (scripts/glyphs.py) trained as an 11th output "
                    f"(default: cnn {REJECT}, mlp 0; 0 gives a 10-output model)")
-    p.add_argument("--lowres", type=float, help=f"share of images shrunk to {LOWRES_PX[0]}-{LOWRES_PX[1]} px and "
+    p.add_argument("--lowres", type=float, help=f"share of images shrunk to {min(LOWRES_SIDES)}-{max(LOWRES_SIDES)} px and "
                    f"enlarged back each epoch (default: cnn {LOWRES}, 0 without augmentation)")
     p.add_argument("--start", type=Path, metavar="MODEL.keras",
                    help="fine-tune this model's members instead of training new ones (its 10-output last layer "
@@ -621,8 +630,9 @@ def main(argv=None) -> int:
         "augmentation": (
             f"each epoch: rotation +-{ROTATE_DEG} deg, shear +-{SHEAR}, scale {SCALE[0]}-{SCALE[1]} per axis, "
             f"stroke thickness {THICKNESS} (px at 2x, probability), then to_mnist_form"
-            + (f", then for a share {args.lowres} shrunk to {LOWRES_PX[0]}-{LOWRES_PX[1]} px square (INTER_AREA) "
-               "and back through to_mnist_form" if args.lowres > 0 else "")
+            + (f", then for a share {args.lowres} shrunk to a side of {LOWRES_SIDES} px (INTER_AREA), enlarged "
+               "back to 28 px (INTER_LINEAR) and read as the service reads such a file (segment.find_digits)"
+               if args.lowres > 0 else "")
             + f", then shift +-{SHIFT_PX} px; the same for digits and non-digit marks"
             if augment
             else None

@@ -162,7 +162,7 @@ def test_fine_tuning_widens_to_a_reject_class(font_npz, tmp_path):
     assert card["data"]["not_digit_marks"] == 200 and card["data"]["not_digit_validation"] == 50
     assert card["reject"]["marks"] == 50 and 0.0 <= card["reject"]["read_ok"] <= 1.0
     assert sorted(card["lowres_test_accuracy"]) == ["12x12", "16x16", "8x8"]
-    assert "shrunk to 8-16 px" in card["augmentation"]
+    assert "read as the service reads such a file" in card["augmentation"]
     assert card["not_digit_recipe"]["excluded_glyphs"]["O"] == "0"
     assert "O" not in card["not_digit_recipe"]["letters"] and "B" in card["not_digit_recipe"]["letters"]
     new = digit_model.load(out)
