@@ -235,7 +235,10 @@ def make_epoch_dataset(x, y, batch_size: int, seed: int, lowres: float = 0.0):
 
         def draw(self):
             order = self.rng.permutation(len(x))
-            self.x = np.stack([distort(x[i], self.rng, lowres) for i in order])[..., None]
+            # Low resolution for digits only: an 8 px letter is a blob a digit could be,
+            # and a reject class taught so would refuse the thumbnails it is meant to read.
+            self.x = np.stack([distort(x[i], self.rng, lowres if y[i] < NUM_CLASSES else 0.0)
+                               for i in order])[..., None]
             self.y = y[order]
 
         def __len__(self):
@@ -633,7 +636,7 @@ def main(argv=None) -> int:
             + (f", then for a share {args.lowres} shrunk to a side of {LOWRES_SIDES} px (INTER_AREA), enlarged "
                "back to 28 px (INTER_LINEAR) and read as the service reads such a file (segment.find_digits)"
                if args.lowres > 0 else "")
-            + f", then shift +-{SHIFT_PX} px; the same for digits and non-digit marks"
+            + f", then shift +-{SHIFT_PX} px; the same for non-digit marks, except low resolution (digits only)"
             if augment
             else None
         ),
