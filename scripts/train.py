@@ -329,6 +329,15 @@ def widened(member, arch: str, classes: int):
     return new
 
 
+def shift_not_digit(member, bias: float) -> None:
+    """Add ``bias`` to the "not a digit" logit of ``member``'s last layer: the prior
+    correction for a reject class trained more often than it is met (a negative
+    bias rejects less; digits' probabilities keep their order)."""
+    kernel, b = member.layers[-1].get_weights()
+    b[NUM_CLASSES] += bias
+    member.layers[-1].set_weights([kernel, b])
+
+
 def fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment, start=None):
     """Fit one network (``start``, a network to fine-tune, or a new one), keeping its
     best epoch (validation accuracy) in `ckpt`. -> (history or None, interrupted)."""
@@ -464,6 +473,9 @@ def parse_args(argv=None):
     p.add_argument("--start", type=Path, metavar="MODEL.keras",
                    help="fine-tune this model's members instead of training new ones (its 10-output last layer "
                         "widened to 11 when --reject is on); --members is then theirs")
+    p.add_argument("--not-digit-bias", type=float, default=0.0, metavar="B",
+                   help="add B to each member's 'not a digit' logit after fitting (a prior correction; default 0); "
+                        "with --start and --epochs 0, only this, no fitting")
     p.add_argument("--lr", type=float, help=f"starting learning rate (default {LEARNING_RATE}, "
                    f"{FINE_TUNE_LR} with --start), decaying to {FINAL_LR:.0%} of it")
     args = p.parse_args(argv)
@@ -491,8 +503,10 @@ def parse_args(argv=None):
         p.error("--lowres needs augmentation (the cnn without --no-augment)")
     if args.start is not None and not args.start.is_file():
         p.error(f"--start {args.start}: no such file")
-    if args.epochs < 1:
-        p.error("--epochs must be at least 1")
+    if args.epochs < (0 if args.start else 1):
+        p.error("--epochs must be at least 1 (0 with --start: no fitting)")
+    if args.not_digit_bias and args.reject == 0:
+        p.error("--not-digit-bias needs the reject class (--reject N)")
     if args.members < 1:
         p.error("--members must be at least 1")
     if args.batch_size < 1:
@@ -550,12 +564,14 @@ def main(argv=None) -> int:
             return 2
         starts = [widened(m, args.arch, args.classes) for m in members_of(loaded)]
         args.members = len(starts)
-        print(f"fine-tuning the {len(starts)} member(s) of {args.start}", flush=True)
+        print(f"fine-tuning the {len(starts)} member(s) of {args.start}" + (" (no fitting: --epochs 0)" if args.epochs == 0 else ""), flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fit_started = time.time()
     members, histories, interrupted = [], [], False
-    for k in range(args.members):
+    if args.epochs == 0:  # --start, no fitting: the members as they are, with --not-digit-bias
+        members, histories = starts, [{} for _ in starts]
+    for k in range(args.members if args.epochs > 0 else 0):
         seed = args.seed + k
         ckpt = args.out.with_name(args.out.stem + (f".m{k}" if args.members > 1 else "") + ".ckpt.keras")
         history, interrupted = fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment, starts[k])
@@ -569,6 +585,9 @@ def main(argv=None) -> int:
         if interrupted:
             break
     fit_seconds = time.time() - fit_started
+    for m in members:
+        if args.not_digit_bias:
+            shift_not_digit(m, args.not_digit_bias)
     member_acc = [float((m.predict(x_test_in, batch_size=1024, verbose=0).argmax(1) == y_test).mean()) for m in members]
     best = members[0] if len(members) == 1 else average_of(members, args.arch)
 
@@ -625,10 +644,12 @@ def main(argv=None) -> int:
         "output_meaning": "probabilities of the digits 0-9" + (", then of 'not a digit'" if args.classes > NUM_CLASSES else ""),
         "start": (
             {"from": str(args.start), "sha256": sha256_file(args.start),
-             "how": "each member's weights kept; its last Dense widened from 10 to 11 outputs (old columns kept, "
-                    "the new one small random, zero bias), then fine-tuned"}
+             "how": "each member's weights kept; a 10-output last Dense widened to 11 (old columns kept, "
+                    "the new one small random, zero bias); then fine-tuned for --epochs (0: not at all)",
+             "card": {k: v for k, v in digit_model.read_card(args.start).items() if k != "tflite"} or None}
             if args.start else None
         ),
+        "not_digit_bias": args.not_digit_bias if args.reject else None,
         "optimizer": f"Adam lr {args.lr}, decaying x {decay(args.epochs):.4f} per epoch to {FINAL_LR:.0%} of it",
         "augmentation": (
             f"each epoch: rotation +-{ROTATE_DEG} deg, shear +-{SHEAR}, scale {SCALE[0]}-{SCALE[1]} per axis, "
