@@ -137,7 +137,9 @@ def test_training_end_to_end(font_npz, tmp_path, arch, epochs, members, floor):
 @pytest.mark.slow
 def test_fine_tuning_widens_to_a_reject_class(font_npz, tmp_path):
     """--start: a 10-output ensemble is widened to 11 outputs ("not a digit"),
-    its old weights kept, and fine-tuned on digits plus scripts/glyphs.py marks."""
+    its old weights kept, and fine-tuned on digits plus scripts/glyphs.py marks;
+    then --epochs 0 --not-digit-bias only shifts the "not a digit" logit."""
+    sys.path.insert(0, str(ROOT / "scripts"))
     base = tmp_path / "base" / "tiny-cnn.keras"
     proc = run_train("--data", font_npz, "--epochs", 1, "--out", base, "--validation", 50, "--members", 2,
                      "--fonts", 0, "--reject", 0, "--lowres", 0)
@@ -171,6 +173,22 @@ def test_fine_tuning_widens_to_a_reject_class(font_npz, tmp_path):
 
     rec = Recognizer(out)
     assert rec.engine.outputs == 11 and rec.engine.description.endswith("from tiny-cnn-v2.tflite")
+
+    # --epochs 0: no fitting, only the "not a digit" logit lowered; the chain of cards kept
+    calibrated = tmp_path / "calibrated" / "tiny-cnn-v2.keras"
+    proc = run_train("--data", font_npz, "--start", out, "--epochs", 0, "--not-digit-bias", -2, "--out", calibrated,
+                     "--validation", 50, "--fonts", 0, "--reject", 200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(no fitting: --epochs 0)" in proc.stdout
+    card = json.loads(calibrated.with_suffix(".json").read_text())
+    assert card["not_digit_bias"] == -2.0 and [m["epochs_completed"] for m in card["members"]] == [0, 0]
+    assert card["start"]["card"]["start"]["from"] == str(base)
+    from train import members_of
+
+    for before, after in zip(members_of(new), members_of(digit_model.load(calibrated))):
+        (k0, b0), (k1, b1) = before.layers[-1].get_weights(), after.layers[-1].get_weights()
+        np.testing.assert_array_equal(k0, k1)
+        np.testing.assert_allclose(b1 - b0, [0.0] * 10 + [-2.0], atol=1e-6)
 
 
 def test_widening_keeps_the_old_outputs():
