@@ -64,7 +64,7 @@ SHEAR = 0.25
 SCALE = (0.85, 1.15)  # per axis, so the aspect changes too
 SHIFT_PX = 2  # after normalisation: imperfect crops at inference
 THICKNESS = ((-1, 0.15), (1, 0.20), (2, 0.10))  # (pixels at 2x, probability)
-LOWRES = 0.3  # share of images shrunk to a side of LOWRES_SIDES and enlarged back each epoch
+LOWRES = 0.3  # share of the digits shrunk to a side of LOWRES_SIDES and enlarged back each epoch
 LOWRES_SIDES = (8, 8, 9, 10, 11, 12, 13, 14, 16)  # drawn uniformly: the smallest, hardest, twice
 REJECT = 16000  # "not a digit" marks (scripts/glyphs.py) mixed into the CNN's training set
 # As many again, up to 2000, go into the validation split (another seed) and are
@@ -458,7 +458,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, help="npz with x_train, y_train, x_test, y_test (MNIST layout); default: Keras's MNIST download")
     p.add_argument("--arch", choices=digit_model.ARCHS, default="cnn", help="network: cnn (default) or the seed's mlp")
-    p.add_argument("--epochs", type=int, help="epochs (default: cnn 30, mlp 20)")
+    p.add_argument("--epochs", type=int, help="epochs (default: cnn 30, mlp 20; 0 with --start: no fitting)")
     p.add_argument("--out", type=Path, help="model path, ending in .keras (default: models/digitd-ARCH.keras)")
     p.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"batch size (default {BATCH_SIZE})")
@@ -468,7 +468,7 @@ def parse_args(argv=None):
     p.add_argument("--fonts", type=int, help=f"printed-style digits mixed into the training set (default: cnn {FONT_DIGITS}, mlp 0)")
     p.add_argument("--reject", type=int, help=f"'not a digit' marks (scripts/glyphs.py) trained as an 11th output "
                    f"(default: cnn {REJECT}, mlp 0; 0 gives a 10-output model)")
-    p.add_argument("--lowres", type=float, help=f"share of images shrunk to {min(LOWRES_SIDES)}-{max(LOWRES_SIDES)} px and "
+    p.add_argument("--lowres", type=float, help=f"share of the digits shrunk to {min(LOWRES_SIDES)}-{max(LOWRES_SIDES)} px and "
                    f"enlarged back each epoch (default: cnn {LOWRES}, 0 without augmentation)")
     p.add_argument("--start", type=Path, metavar="MODEL.keras",
                    help="fine-tune this model's members instead of training new ones (its 10-output last layer "
@@ -477,7 +477,7 @@ def parse_args(argv=None):
                    help="add B to each member's 'not a digit' logit after fitting (a prior correction; default 0); "
                         "with --start and --epochs 0, only this, no fitting")
     p.add_argument("--lr", type=float, help=f"starting learning rate (default {LEARNING_RATE}, "
-                   f"{FINE_TUNE_LR} with --start), decaying to {FINAL_LR:.0%} of it")
+                   f"{FINE_TUNE_LR} with --start), decaying to {round(FINAL_LR * 100)}%% of it")
     args = p.parse_args(argv)
     if args.out is None:
         args.out = ROOT / "models" / f"digitd-{args.arch}.keras"

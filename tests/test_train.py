@@ -191,6 +191,15 @@ def test_fine_tuning_widens_to_a_reject_class(font_npz, tmp_path):
         np.testing.assert_allclose(b1 - b0, [0.0] * 10 + [-2.0], atol=1e-6)
 
 
+def test_help_names_every_option():
+    proc = run_train("--help", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--data", "--arch", "--epochs", "--out", "--members", "--fonts", "--reject", "--lowres", "--start",
+                   "--lr", "--not-digit-bias"):
+        assert f"  {option} " in proc.stdout, option
+    assert "decaying to 3% of it" in proc.stdout
+
+
 def test_widening_keeps_the_old_outputs():
     """The widened network gives the old network's ten outputs, rescaled by what
     the new eleventh output takes, before any fine-tuning."""
