@@ -9,7 +9,7 @@
 With --reject N (the CNN's default), an 11th output, "not a digit", is
 trained on N marks from scripts/glyphs.py (letters, words, symbols, shapes,
 scribbles, smudges, line pieces, edge shadows); --lowres shrinks a share of
-the images to 8-16 px and back each epoch, as old scanners and faxes do.
+the digits to 8-16 px and back each epoch, as old scanners and faxes do.
 --start fine-tunes an existing model's members (a 10-output last layer is
 widened to 11, its weights kept) instead of training from scratch.
 
