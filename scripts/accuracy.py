@@ -11,7 +11,10 @@ user runs it) over image files this script writes into a temporary folder:
 2. the real multi-digit images in `real-dev/numbers/`, read exactly;
 3. MNIST test digits written as PNG files, dark ink on light paper;
 4. numbers of 2-5 MNIST test digits composed on a page (random sizes, gaps,
-   baseline jitter, paper tint and noise), read exactly.
+   baseline jitter, paper tint and noise), read exactly;
+5. low resolution: MNIST test digits shrunk to 8x8, 12x12, 16x16 and back;
+   not a digit: held-out marks of scripts/glyphs.py read ``ok`` (target none),
+   and real digits rejected (read ``blank``).
 
 Prints a markdown table; `--direct` calls the recognizer in-process instead
 (quicker while developing, same pipeline from decode on).
@@ -371,6 +374,52 @@ def run_pages(folder: Path, model: Path, json_out: Path | None, show_errors: boo
     return 0
 
 
+def lowres_rows(x_test, y_test, count: int, model: Path, direct: bool, folder: Path) -> list[tuple]:
+    """MNIST test digits shrunk to SxS (as an old scanner or a fax gives them) and
+    enlarged back to 28x28, written as dark-on-light PNG files and read."""
+    rows = []
+    for side in (8, 12, 16):
+        files = []
+        for i in range(count):
+            small = cv2.resize(x_test[i], (side, side), interpolation=cv2.INTER_AREA)
+            back = cv2.resize(small, (28, 28), interpolation=cv2.INTER_LINEAR)
+            files.append(write_png(folder / f"s{side}-{i:05d}.png", 255 - back))
+        got = predict(files, model, direct)
+        ok = sum(got[f.name]["number"] == str(y_test[i]) for i, f in enumerate(files))
+        rows.append((f"MNIST test digits shrunk to {side}x{side} and back", ok, count, "95%"))
+    return rows
+
+
+def reject_rows(count: int, model: Path, direct: bool, folder: Path, rng: np.random.Generator) -> list[tuple]:
+    """Held-out non-digit marks (scripts/glyphs.py, its held-out seed) on paper as
+    PNG files: how many are read ``ok`` (the target is none), in all and per kind."""
+    import glyphs
+
+    files, kinds = [], {}
+    for i, (ink, kind) in enumerate(glyphs.not_digit_inks(count, glyphs.HELD_OUT_SEED)):
+        h, w = ink.shape
+        m = max(h, w) // 3 + 4
+        page = np.zeros((h + 2 * m, w + 2 * m), np.float32)
+        page[m : m + h, m : m + w] = ink
+        paper, dark = rng.uniform(200, 250), rng.uniform(10, 70)
+        img = np.clip(paper - (paper - dark) * page + rng.normal(0, 3, page.shape), 0, 255).astype(np.uint8)
+        files.append(write_png(folder / f"g{i:05d}.png", img))
+        kinds[files[-1].name] = kind
+    got = predict(files, model, direct)
+    rows = [("held-out non-digit marks read ok (fewer is better)", sum(got[f.name]["status"] == "ok" for f in files),
+             count, "0%")]
+    for kind in glyphs.KINDS:
+        mine = [f for f in files if kinds[f.name] == kind]
+        rows.append((f"  of which {kind}", sum(got[f.name]["status"] == "ok" for f in mine), len(mine), ""))
+    return rows
+
+
+def real_rejected_row(got: dict[str, dict], labelled: list[dict]) -> tuple:
+    """Real single digits read ``blank``: rejected as not a digit (or not found)."""
+    return ("real-dev single digits read blank (rejected)", sum(got[r["file"]]["status"] == "blank" for r in labelled),
+            len(labelled), "0%")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=default_mnist(), help="MNIST npz (default ../shared/data/mnist.npz or $DIGITD_MNIST)")
@@ -384,6 +433,8 @@ def main(argv=None) -> int:
                    help="list every misread real digit (with --pages: every number not read exactly, every extra)")
     p.add_argument("--pages", type=Path, metavar="DIR", help="measure a page set from scripts/pages.py instead")
     p.add_argument("--json", type=Path, metavar="FILE", help="with --pages: write the figures as JSON")
+    p.add_argument("--lowres", type=int, default=2000, help="MNIST test digits per low-resolution size (default 2000; 0 skips)")
+    p.add_argument("--reject", type=int, default=1000, help="held-out non-digit marks (default 1000; 0 skips)")
     args = p.parse_args(argv)
     if args.pages:
         if args.direct:
@@ -413,6 +464,7 @@ def main(argv=None) -> int:
             rows.append(("real-dev single digits (not ambiguous)", right, len(labelled), "97%"))
             for kind, (ok, n) in sorted(kinds.items()):
                 rows.append((f"  of which {kind}", ok, n, ""))
+            rows.append(real_rejected_row(got, labelled))
             numbers = list(csv.DictReader((args.real / "numbers" / "labels.csv").open()))
             got = predict([args.real / "numbers" / n["file"] for n in numbers], args.model, args.direct)
             ok = sum(got[n["file"]]["number"] == n["number"] for n in numbers)
@@ -445,8 +497,15 @@ def main(argv=None) -> int:
             got = predict(files, args.model, args.direct)
             ok = sum(got[f.name]["number"] == truth[f.name] for f in files)
             rows.append(("numbers of 2-5 MNIST digits on a page, exact", ok, len(files), "90%"))
+            if args.lowres > 0:
+                (tmp / "lowres").mkdir()
+                rows += lowres_rows(x_test, y_test, min(args.lowres, len(x_test)), args.model, args.direct, tmp / "lowres")
         else:
             print(f"(no {args.data}: MNIST figures skipped)")
+
+        if args.reject > 0:
+            (tmp / "glyphs").mkdir()
+            rows += reject_rows(args.reject, args.model, args.direct, tmp / "glyphs", rng)
 
     print(f"\nmodel {args.model.name}, {'in-process' if args.direct else 'digitd predict'}, {time.time() - started:.0f} s\n")
     print("| measure | right | of | accuracy | bar |")

@@ -1,8 +1,17 @@
 #!/usr/bin/env python3
-"""Train digitd's digit model on MNIST.
+"""Train digitd's digit model on MNIST, with a "not a digit" class.
 
     python scripts/train.py --data ../shared/data/mnist.npz [--arch cnn|mlp]
                             [--epochs N] [--out models/NAME.keras]
+    python scripts/train.py --data ../shared/data/mnist.npz --start models/digitd-cnn-v1.keras \
+                            --epochs 5 --out models/digitd-cnn-v2.keras   # fine-tune
+
+With --reject N (the CNN's default), an 11th output, "not a digit", is
+trained on N marks from scripts/glyphs.py (letters, words, symbols, shapes,
+scribbles, smudges, line pieces, edge shadows); --lowres shrinks a share of
+the digits to 8-16 px and back each epoch, as old scanners and faxes do.
+--start fine-tunes an existing model's members (a 10-output last layer is
+widened to 11, its weights kept) instead of training from scratch.
 
 Without --data, Keras's normal MNIST download is used. Every image goes
 through ``digitd.preprocess.to_mnist_form``, the function the service uses at
@@ -38,8 +47,11 @@ sys.path.insert(0, str(ROOT / "daemon"))  # runnable from a plain checkout too
 from digitd import model as digit_model  # noqa: E402
 from digitd.preprocess import SIZE, to_mnist_batch, to_mnist_form  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+import glyphs  # noqa: E402
+
 # ---------------------------------------------------------------- constants
-NUM_CLASSES = 10
+NUM_CLASSES = 10  # digits; the reject class, when trained, is output 10 (digit_model.NOT_DIGIT)
 SEED = 1337
 EPOCHS = {"cnn": 30, "mlp": 20}
 BATCH_SIZE = 128
@@ -52,6 +64,13 @@ SHEAR = 0.25
 SCALE = (0.85, 1.15)  # per axis, so the aspect changes too
 SHIFT_PX = 2  # after normalisation: imperfect crops at inference
 THICKNESS = ((-1, 0.15), (1, 0.20), (2, 0.10))  # (pixels at 2x, probability)
+LOWRES = 0.3  # share of the digits shrunk to a side of LOWRES_SIDES and enlarged back each epoch
+LOWRES_SIDES = (8, 8, 9, 10, 11, 12, 13, 14, 16)  # drawn uniformly: the smallest, hardest, twice
+REJECT = 16000  # "not a digit" marks (scripts/glyphs.py) mixed into the CNN's training set
+# As many again, up to 2000, go into the validation split (another seed) and are
+# measured after training (glyphs.HELD_OUT_SEED, never trained on).
+REJECT_VALIDATION = 2000
+FINE_TUNE_LR = 3e-4  # the learning rate with --start
 # Printed-style digits mixed into the CNN's training set: forms people write
 # that MNIST rarely shows (closed-top 4s, 1s with a flag and a foot, open 6s).
 FONT_DIGITS = 3000
@@ -158,8 +177,26 @@ def font_digits(count: int, seed: int):
 
 
 # ---------------------------------------------------------------- augmentation
-def distort(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random real-scan-like distortion of a 28x28 float digit, then MNIST form."""
+def shrunk(img: np.ndarray, side: int) -> np.ndarray:
+    """A 28x28 image (ink bright, 0-1) shrunk to ``side`` x ``side`` (a thumbnail, an
+    old scanner's or a fax's few pixels) and enlarged back to 28x28, then read as
+    the service reads such a file: dark on light, through ``segment.find_digits``
+    (which saturates and crops the blurred ink); ``to_mnist_form`` of the small
+    image when the finder does not see exactly one mark."""
+    import cv2
+    from digitd.imageio import to_scan
+    from digitd.segment import find_digits
+
+    small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    back = cv2.resize(small, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+    page = np.round(255 * (1 - np.clip(back, 0, 1))).astype(np.uint8)
+    marks, _ = find_digits(to_scan(page).image)
+    return marks[0].pixels if len(marks) == 1 else to_mnist_form(small)
+
+
+def distort(img: np.ndarray, rng: np.random.Generator, lowres: float = 0.0) -> np.ndarray:
+    """One random real-scan-like distortion of a 28x28 float digit, then MNIST form;
+    with probability ``lowres`` it is then shrunk to 8-16 px and read back (:func:`shrunk`)."""
     import cv2
 
     big = cv2.resize(img, (2 * SIZE, 2 * SIZE), interpolation=cv2.INTER_LINEAR)
@@ -180,11 +217,13 @@ def distort(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             break
         r -= p
     out = to_mnist_form(big)
+    if rng.random() < lowres:
+        out = shrunk(out, int(rng.choice(LOWRES_SIDES)))
     dy, dx = rng.integers(-SHIFT_PX, SHIFT_PX + 1, size=2)
     return np.roll(out, (dy, dx), axis=(0, 1))  # the border is empty: a shift
 
 
-def make_epoch_dataset(x, y, batch_size: int, seed: int):
+def make_epoch_dataset(x, y, batch_size: int, seed: int, lowres: float = 0.0):
     """A Keras PyDataset that draws a fresh distortion of every digit each epoch."""
     import keras
 
@@ -196,7 +235,10 @@ def make_epoch_dataset(x, y, batch_size: int, seed: int):
 
         def draw(self):
             order = self.rng.permutation(len(x))
-            self.x = np.stack([distort(x[i], self.rng) for i in order])[..., None]
+            # Low resolution for digits only: an 8 px letter is a blob a digit could be,
+            # and a reject class taught so would refuse the thumbnails it is meant to read.
+            self.x = np.stack([distort(x[i], self.rng, lowres if y[i] < NUM_CLASSES else 0.0)
+                               for i in order])[..., None]
             self.y = y[order]
 
         def __len__(self):
@@ -216,17 +258,19 @@ def make_epoch_dataset(x, y, batch_size: int, seed: int):
 def save_confusion(cm: np.ndarray, path: Path, title: str) -> None:
     from matplotlib.figure import Figure
 
+    n = len(cm)
+    names = [str(c) for c in range(NUM_CLASSES)] + ["not a digit"] * (n - NUM_CLASSES)
     fig = Figure(figsize=(6.5, 5.5), dpi=110)
     ax = fig.add_subplot()
     shown = np.log1p(cm)
     ax.imshow(shown, cmap="Blues")
-    for t in range(NUM_CLASSES):
-        for p in range(NUM_CLASSES):
+    for t in range(n):
+        for p in range(n):
             if cm[t, p]:
                 dark = shown[t, p] > shown.max() * 0.6
                 ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=7, color="white" if dark else "black")
-    ax.set_xticks(range(NUM_CLASSES))
-    ax.set_yticks(range(NUM_CLASSES))
+    ax.set_xticks(range(n), names, fontsize=7)
+    ax.set_yticks(range(n), names, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
@@ -257,16 +301,57 @@ def decay(epochs: int) -> float:
     return FINAL_LR ** (1.0 / max(1, epochs - 1))
 
 
-def fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment):
-    """Fit one network, keeping its best epoch (validation accuracy) in `ckpt`.
-    -> (history or None, interrupted)."""
+def members_of(model) -> list:
+    """The networks an averaged model is made of (itself, when it is one network)."""
+    import keras
+
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return inner or [model]
+
+
+def widened(member, arch: str, classes: int):
+    """A copy of the network ``member`` with ``classes`` outputs: every layer's weights
+    kept; a last layer with fewer outputs gets new columns (small random weights,
+    zero bias) beside the old ones, so the old outputs start where they were."""
+    new = digit_model.build(arch, name=member.name, classes=classes)
+    if len(new.layers) != len(member.layers):
+        raise ValueError(f"{member.name}: {len(member.layers)} layers, a {arch} has {len(new.layers)}; "
+                         "is --arch right?")
+    for src, dst in zip(member.layers[:-1], new.layers[:-1]):
+        dst.set_weights(src.get_weights())
+    kernel, bias = member.layers[-1].get_weights()
+    new_kernel, new_bias = new.layers[-1].get_weights()
+    old = kernel.shape[1]
+    new_kernel[:, :old], new_bias[:old] = kernel, bias
+    new_kernel[:, old:] *= 0.1
+    new_bias[old:] = 0.0
+    new.layers[-1].set_weights([new_kernel, new_bias])
+    return new
+
+
+def shift_not_digit(member, bias: float) -> None:
+    """Add ``bias`` to the "not a digit" logit of ``member``'s last layer: the prior
+    correction for a reject class trained more often than it is met (a negative
+    bias rejects less; digits' probabilities keep their order)."""
+    kernel, b = member.layers[-1].get_weights()
+    b[NUM_CLASSES] += bias
+    member.layers[-1].set_weights([kernel, b])
+
+
+def fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment, start=None):
+    """Fit one network (``start``, a network to fine-tune, or a new one), keeping its
+    best epoch (validation accuracy) in `ckpt`. -> (history or None, interrupted)."""
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = digit_model.build(args.arch, name=f"{args.arch}_{k}" if args.members > 1 else args.arch)
+    if start is not None:
+        model = start
+    else:
+        model = digit_model.build(args.arch, name=f"{args.arch}_{k}" if args.members > 1 else args.arch,
+                                  classes=args.classes)
     if k == 0:
         model.summary()
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="sparse_categorical_crossentropy",
+    model.compile(optimizer=keras.optimizers.Adam(args.lr), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     rate = decay(args.epochs)
 
@@ -305,10 +390,10 @@ def fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment):
     callbacks = [
         stop,
         BestCheckpoint(),
-        keras.callbacks.LearningRateScheduler(lambda epoch: LEARNING_RATE * rate**epoch),
+        keras.callbacks.LearningRateScheduler(lambda epoch: args.lr * rate**epoch),
     ]
     if augment:
-        data, kwargs = make_epoch_dataset(x_fit, y_fit, args.batch_size, seed), {}
+        data, kwargs = make_epoch_dataset(x_fit, y_fit, args.batch_size, seed, args.lowres), {}
     else:
         data, kwargs = to_mnist_batch(x_fit)[..., None], {"y": y_fit, "batch_size": args.batch_size, "shuffle": True}
     if args.members > 1:
@@ -337,12 +422,43 @@ def average_of(members, arch: str):
     return keras.Model(inputs, outputs, name=f"{arch}_x{len(members)}")
 
 
+# ---------------------------------------------------------------- measuring
+def measure_reject(model, x_reject, kinds, mnist_probs, threshold: float = 0.8) -> dict:
+    """How the model treats held-out non-digit marks and MNIST test digits: the share
+    of marks it calls "not a digit", the share a Recognizer at ``threshold`` would
+    still read ``ok`` (best digit >= threshold), per kind, and the share of MNIST
+    test digits it calls "not a digit"."""
+    p = model.predict(x_reject[..., None], batch_size=1024, verbose=0)
+    rejected = p.argmax(axis=1) == digit_model.NOT_DIGIT
+    ok = p[:, :NUM_CLASSES].max(axis=1) >= threshold
+    kinds = np.asarray(kinds)
+    return {
+        "marks": int(len(p)),
+        "seed": glyphs.HELD_OUT_SEED,
+        "threshold": threshold,
+        "rejected": round(float(rejected.mean()), 5),
+        "read_ok": round(float(ok.mean()), 5),
+        "read_ok_by_kind": {k: round(float(ok[kinds == k].mean()), 5) for k in glyphs.KINDS if (kinds == k).any()},
+        "mnist_test_rejected": round(float((mnist_probs.argmax(axis=1) == digit_model.NOT_DIGIT).mean()), 5),
+    }
+
+
+def measure_lowres(model, x_test, y_test, sides=(8, 12, 16)) -> dict:
+    """Accuracy on the test digits shrunk to ``side`` x ``side`` and back, per side
+    (a "not a digit" answer counts as wrong)."""
+    out = {}
+    for side in sides:
+        x = np.stack([shrunk(im, side) for im in x_test])[..., None]
+        out[f"{side}x{side}"] = round(float((model.predict(x, batch_size=1024, verbose=0).argmax(1) == y_test).mean()), 5)
+    return out
+
+
 # ---------------------------------------------------------------- main
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, help="npz with x_train, y_train, x_test, y_test (MNIST layout); default: Keras's MNIST download")
     p.add_argument("--arch", choices=digit_model.ARCHS, default="cnn", help="network: cnn (default) or the seed's mlp")
-    p.add_argument("--epochs", type=int, help="epochs (default: cnn 30, mlp 20)")
+    p.add_argument("--epochs", type=int, help="epochs (default: cnn 30, mlp 20; 0 with --start: no fitting)")
     p.add_argument("--out", type=Path, help="model path, ending in .keras (default: models/digitd-ARCH.keras)")
     p.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
     p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"batch size (default {BATCH_SIZE})")
@@ -350,6 +466,18 @@ def parse_args(argv=None):
     p.add_argument("--no-augment", action="store_true", help="train on the digits as they are (the mlp never augments)")
     p.add_argument("--members", type=int, default=1, help="networks trained with seeds SEED, SEED+1, ... and averaged into one model (default 1)")
     p.add_argument("--fonts", type=int, help=f"printed-style digits mixed into the training set (default: cnn {FONT_DIGITS}, mlp 0)")
+    p.add_argument("--reject", type=int, help=f"'not a digit' marks (scripts/glyphs.py) trained as an 11th output "
+                   f"(default: cnn {REJECT}, mlp 0; 0 gives a 10-output model)")
+    p.add_argument("--lowres", type=float, help=f"share of the digits shrunk to {min(LOWRES_SIDES)}-{max(LOWRES_SIDES)} px and "
+                   f"enlarged back each epoch (default: cnn {LOWRES}, 0 without augmentation)")
+    p.add_argument("--start", type=Path, metavar="MODEL.keras",
+                   help="fine-tune this model's members instead of training new ones (its 10-output last layer "
+                        "widened to 11 when --reject is on); --members is then theirs")
+    p.add_argument("--not-digit-bias", type=float, default=0.0, metavar="B",
+                   help="add B to each member's 'not a digit' logit after fitting (a prior correction; default 0); "
+                        "with --start and --epochs 0, only this, no fitting")
+    p.add_argument("--lr", type=float, help=f"starting learning rate (default {LEARNING_RATE}, "
+                   f"{FINE_TUNE_LR} with --start), decaying to {round(FINAL_LR * 100)}%% of it")
     args = p.parse_args(argv)
     if args.out is None:
         args.out = ROOT / "models" / f"digitd-{args.arch}.keras"
@@ -359,8 +487,26 @@ def parse_args(argv=None):
         args.epochs = EPOCHS[args.arch]
     if args.fonts is None:
         args.fonts = FONT_DIGITS if args.arch == "cnn" and not args.no_augment else 0
-    if args.epochs < 1:
-        p.error("--epochs must be at least 1")
+    if args.reject is None:
+        args.reject = REJECT if args.arch == "cnn" else 0
+    if args.lowres is None:
+        args.lowres = LOWRES if args.arch == "cnn" and not args.no_augment else 0.0
+    if args.lr is None:
+        args.lr = FINE_TUNE_LR if args.start else LEARNING_RATE
+    args.classes = NUM_CLASSES + (args.reject > 0)
+    args.reject_validation = min(REJECT_VALIDATION, max(50, args.reject // 8)) if args.reject > 0 else 0
+    if args.reject < 0:
+        p.error("--reject must be 0 or more")
+    if not 0.0 <= args.lowres <= 1.0:
+        p.error("--lowres must be between 0 and 1")
+    if args.lowres > 0 and (args.arch != "cnn" or args.no_augment):
+        p.error("--lowres needs augmentation (the cnn without --no-augment)")
+    if args.start is not None and not args.start.is_file():
+        p.error(f"--start {args.start}: no such file")
+    if args.epochs < (0 if args.start else 1):
+        p.error("--epochs must be at least 1 (0 with --start: no fitting)")
+    if args.not_digit_bias and args.reject == 0:
+        p.error("--not-digit-bias needs the reject class (--reject N)")
     if args.members < 1:
         p.error("--members must be at least 1")
     if args.batch_size < 1:
@@ -390,18 +536,45 @@ def main(argv=None) -> int:
     if args.fonts > 0:
         x_font, y_font = font_digits(args.fonts, args.seed)
         x_fit, y_fit = np.concatenate([x_fit, x_font]), np.concatenate([y_fit, y_font])
-    x_val = to_mnist_batch(x_train[val_idx])[..., None]
+    x_val = to_mnist_batch(x_train[val_idx])
     y_val = y_train[val_idx]
+    x_reject_test = None
+    if args.reject > 0:  # "not a digit": class 10, in training, validation and a held-out test set
+        t0 = time.time()
+        x_rej, _ = glyphs.not_digits(args.reject, args.seed)
+        x_rej_val, _ = glyphs.not_digits(args.reject_validation, args.seed + 500_000)
+        x_reject_test, reject_kinds = glyphs.not_digits(args.reject_validation, glyphs.HELD_OUT_SEED)
+        x_fit = np.concatenate([x_fit, x_rej])
+        y_fit = np.concatenate([y_fit, np.full(len(x_rej), digit_model.NOT_DIGIT, np.int64)])
+        x_val = np.concatenate([x_val, x_rej_val])
+        y_val = np.concatenate([y_val, np.full(len(x_rej_val), digit_model.NOT_DIGIT, np.int64)])
+        print(f"{args.reject + 2 * args.reject_validation} non-digit marks drawn in {time.time() - t0:.0f} s",
+              flush=True)
+    x_val = x_val[..., None]
     x_test_in = to_mnist_batch(x_test)[..., None]
-    print(f"train {x_fit.shape} val {x_val.shape} test {x_test_in.shape}; augment={augment}", flush=True)
+    print(f"train {x_fit.shape} val {x_val.shape} test {x_test_in.shape}; augment={augment} "
+          f"lowres={args.lowres} classes={args.classes}", flush=True)
+
+    starts: list = [None] * args.members
+    if args.start is not None:
+        loaded = digit_model.load(args.start)
+        if loaded.output_shape[-1] > args.classes:
+            print(f"train.py: error: --start {args.start} gives {loaded.output_shape[-1]} outputs; "
+                  f"this training gives {args.classes}", file=sys.stderr)
+            return 2
+        starts = [widened(m, args.arch, args.classes) for m in members_of(loaded)]
+        args.members = len(starts)
+        print(f"fine-tuning the {len(starts)} member(s) of {args.start}" + (" (no fitting: --epochs 0)" if args.epochs == 0 else ""), flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fit_started = time.time()
     members, histories, interrupted = [], [], False
-    for k in range(args.members):
+    if args.epochs == 0:  # --start, no fitting: the members as they are, with --not-digit-bias
+        members, histories = starts, [{} for _ in starts]
+    for k in range(args.members if args.epochs > 0 else 0):
         seed = args.seed + k
         ckpt = args.out.with_name(args.out.stem + (f".m{k}" if args.members > 1 else "") + ".ckpt.keras")
-        history, interrupted = fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment)
+        history, interrupted = fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment, starts[k])
         if not ckpt.exists():
             if members:
                 break
@@ -412,6 +585,9 @@ def main(argv=None) -> int:
         if interrupted:
             break
     fit_seconds = time.time() - fit_started
+    for m in members:
+        if args.not_digit_bias:
+            shift_not_digit(m, args.not_digit_bias)
     member_acc = [float((m.predict(x_test_in, batch_size=1024, verbose=0).argmax(1) == y_test).mean()) for m in members]
     best = members[0] if len(members) == 1 else average_of(members, args.arch)
 
@@ -419,9 +595,16 @@ def main(argv=None) -> int:
     test_loss, test_acc = best.evaluate(x_test_in, y_test, batch_size=1024, verbose=0)
     probs = best.predict(x_test_in, batch_size=1024, verbose=0)
     pred = probs.argmax(axis=1)
-    cm = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    cm = np.zeros((args.classes, args.classes), np.int64)
     np.add.at(cm, (y_test, pred), 1)
-    per_class = {str(c): round(float(cm[c, c] / max(cm[c].sum(), 1)), 5) for c in range(NUM_CLASSES)}
+    extra = {}
+    if x_reject_test is not None:
+        extra["reject"] = measure_reject(best, x_reject_test, reject_kinds, probs)
+        np.add.at(cm, (digit_model.NOT_DIGIT, best.predict(x_reject_test[..., None], batch_size=1024,
+                                                           verbose=0).argmax(axis=1)), 1)
+    if args.lowres > 0 or args.reject > 0:
+        extra["lowres_test_accuracy"] = measure_lowres(best, x_test, y_test)
+    per_class = {str(c): round(float(cm[c, c] / max(cm[c].sum(), 1)), 5) for c in range(args.classes)}
 
     # Save atomically, then prove the saved file reloads (safe mode) and predicts the same.
     tmp = args.out.with_name(args.out.stem + ".tmp.keras")
@@ -457,10 +640,24 @@ def main(argv=None) -> int:
         "combination": "average of the members' probabilities" if len(members) > 1 else None,
         "seed": args.seed,
         "batch_size": args.batch_size,
-        "optimizer": f"Adam lr {LEARNING_RATE}, decaying x {decay(args.epochs):.4f} per epoch to {FINAL_LR:.0%} of it",
+        "outputs": args.classes,
+        "output_meaning": "probabilities of the digits 0-9" + (", then of 'not a digit'" if args.classes > NUM_CLASSES else ""),
+        "start": (
+            {"from": str(args.start), "sha256": sha256_file(args.start),
+             "how": "each member's weights kept; a 10-output last Dense widened to 11 (old columns kept, "
+                    "the new one small random, zero bias); then fine-tuned for --epochs (0: not at all)",
+             "card": {k: v for k, v in digit_model.read_card(args.start).items() if k != "tflite"} or None}
+            if args.start else None
+        ),
+        "not_digit_bias": args.not_digit_bias if args.reject else None,
+        "optimizer": f"Adam lr {args.lr}, decaying x {decay(args.epochs):.4f} per epoch to {FINAL_LR:.0%} of it",
         "augmentation": (
             f"each epoch: rotation +-{ROTATE_DEG} deg, shear +-{SHEAR}, scale {SCALE[0]}-{SCALE[1]} per axis, "
-            f"stroke thickness {THICKNESS} (px at 2x, probability), then to_mnist_form, then shift +-{SHIFT_PX} px"
+            f"stroke thickness {THICKNESS} (px at 2x, probability), then to_mnist_form"
+            + (f", then for a share {args.lowres} shrunk to a side of {LOWRES_SIDES} px (INTER_AREA), enlarged "
+               "back to 28 px (INTER_LINEAR) and read as the service reads such a file (segment.find_digits)"
+               if args.lowres > 0 else "")
+            + f", then shift +-{SHIFT_PX} px; the same for non-digit marks, except low resolution (digits only)"
             if augment
             else None
         ),
@@ -469,6 +666,8 @@ def main(argv=None) -> int:
             "sha256": data_sha,
             "train": int(len(fit_idx)),
             "font_digits": int(args.fonts),
+            "not_digit_marks": int(args.reject),
+            "not_digit_validation": args.reject_validation,
             "validation": int(n_val),
             "test": int(len(x_test)),
             "source": 'Y. LeCun, C. Cortes, C. Burges, "The MNIST database of handwritten digits", CC BY-SA 3.0',
@@ -477,6 +676,17 @@ def main(argv=None) -> int:
         "test_loss": round(float(test_loss), 5),
         "test_errors": int((pred != y_test).sum()),
         "per_class_accuracy": per_class,
+        "digit_accuracy": round(float((probs[:, :NUM_CLASSES].argmax(axis=1) == y_test).mean()), 5),
+        **extra,
+        "not_digit_recipe": (
+            {"generator": "scripts/glyphs.py not_digits(count, seed)", "kinds": dict(zip(glyphs.KINDS, glyphs.SHARES)),
+             "fonts": {"truetype (matplotlib)": list(glyphs.TTF_FONTS), "hershey (OpenCV)": len(glyphs.HERSHEY)},
+             "letters": glyphs.allowed(glyphs.LETTERS), "symbols": glyphs.allowed(glyphs.SYMBOLS),
+             "excluded_glyphs": glyphs.EXCLUDED,
+             "distortion": "random affine (rotation +-15 deg, shear +-0.35, scale 0.75-1.25 per axis), elastic warp "
+                           "(70%), stroke thickening (25%) or thinning (15%), then to_mnist_form"}
+            if args.reject else None
+        ),
         "training_seconds": round(fit_seconds, 1),
         "total_seconds": round(time.time() - started, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
@@ -509,6 +719,12 @@ def main(argv=None) -> int:
             args.out.with_name(stem + leftover).unlink(missing_ok=True)
 
     print(f"test accuracy {test_acc:.4%}  loss {test_loss:.4f}  errors {card['test_errors']}")
+    if "reject" in extra:
+        r = extra["reject"]
+        print(f"not a digit: {r['rejected']:.2%} of {r['marks']} held-out marks rejected, {r['read_ok']:.2%} read ok; "
+              f"{r['mnist_test_rejected']:.2%} of the test digits rejected")
+    if "lowres_test_accuracy" in extra:
+        print("low resolution: " + ", ".join(f"{k} {v:.2%}" for k, v in extra["lowres_test_accuracy"].items()))
     print(f"served (TFLite, {served['quantization']}) test accuracy {served['test_accuracy']:.4%}  "
           f"errors {served['test_errors']}  same answer as Keras on {served['argmax_agreement_with_keras']:.2%}")
     print(f"wrote {args.out}, {card_path.name}, {served['file']}, {name}.confusion.png, {name}.errors.png "

@@ -82,7 +82,7 @@ def accuracy_of(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
 def test_training_end_to_end(font_npz, tmp_path, arch, epochs, members, floor):
     out = tmp_path / "models" / f"tiny-{arch}.keras"
     proc = run_train("--data", font_npz, "--arch", arch, "--epochs", epochs, "--out", out, "--validation", 50,
-                     "--members", members, "--fonts", 0)
+                     "--members", members, "--fonts", 0, "--reject", 0)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     for suffix in (".keras", ".json", ".tflite", ".confusion.png", ".errors.png"):
@@ -132,6 +132,89 @@ def test_training_end_to_end(font_npz, tmp_path, arch, epochs, members, floor):
     assert rec.engine.description.endswith(f"from {served['file']}")
     probs = rec.probabilities(mnist_form_batch(x_test)[..., 0])
     assert float((probs.argmax(axis=1) == y_test).mean()) == pytest.approx(served["test_accuracy"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_fine_tuning_widens_to_a_reject_class(font_npz, tmp_path):
+    """--start: a 10-output ensemble is widened to 11 outputs ("not a digit"),
+    its old weights kept, and fine-tuned on digits plus scripts/glyphs.py marks;
+    then --epochs 0 --not-digit-bias only shifts the "not a digit" logit."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    base = tmp_path / "base" / "tiny-cnn.keras"
+    proc = run_train("--data", font_npz, "--epochs", 1, "--out", base, "--validation", 50, "--members", 2,
+                     "--fonts", 0, "--reject", 0, "--lowres", 0)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from digitd import model as digit_model
+
+    old = digit_model.load(base)
+    assert old.output_shape[-1] == 10
+
+    out = tmp_path / "tuned" / "tiny-cnn-v2.keras"
+    proc = run_train("--data", font_npz, "--start", base, "--epochs", 1, "--out", out, "--validation", 50,
+                     "--fonts", 0, "--reject", 200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "fine-tuning the 2 member(s) of" in proc.stdout
+    assert "200 non-digit marks" not in proc.stdout and "250 non-digit marks drawn" not in proc.stdout
+    assert "300 non-digit marks drawn in" in proc.stdout  # 200 + 50 validation + 50 measured
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["outputs"] == 11 and len(card["members"]) == 2
+    assert card["start"]["from"] == str(base)
+    assert card["start"]["sha256"] == hashlib.sha256(base.read_bytes()).hexdigest()
+    assert sorted(card["per_class_accuracy"], key=int) == [str(c) for c in range(11)]
+    assert card["data"]["not_digit_marks"] == 200 and card["data"]["not_digit_validation"] == 50
+    assert card["reject"]["marks"] == 50 and 0.0 <= card["reject"]["read_ok"] <= 1.0
+    assert sorted(card["lowres_test_accuracy"]) == ["12x12", "16x16", "8x8"]
+    assert "read as the service reads such a file" in card["augmentation"]
+    assert card["not_digit_recipe"]["excluded_glyphs"]["O"] == "0"
+    assert "O" not in card["not_digit_recipe"]["letters"] and "B" in card["not_digit_recipe"]["letters"]
+    new = digit_model.load(out)
+    assert new.output_shape[-1] == 11
+    from digitd.recognize import Recognizer
+
+    rec = Recognizer(out)
+    assert rec.engine.outputs == 11 and rec.engine.description.endswith("from tiny-cnn-v2.tflite")
+
+    # --epochs 0: no fitting, only the "not a digit" logit lowered; the chain of cards kept
+    calibrated = tmp_path / "calibrated" / "tiny-cnn-v2.keras"
+    proc = run_train("--data", font_npz, "--start", out, "--epochs", 0, "--not-digit-bias", -2, "--out", calibrated,
+                     "--validation", 50, "--fonts", 0, "--reject", 200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(no fitting: --epochs 0)" in proc.stdout
+    card = json.loads(calibrated.with_suffix(".json").read_text())
+    assert card["not_digit_bias"] == -2.0 and [m["epochs_completed"] for m in card["members"]] == [0, 0]
+    assert card["start"]["card"]["start"]["from"] == str(base)
+    from train import members_of
+
+    for before, after in zip(members_of(new), members_of(digit_model.load(calibrated))):
+        (k0, b0), (k1, b1) = before.layers[-1].get_weights(), after.layers[-1].get_weights()
+        np.testing.assert_array_equal(k0, k1)
+        np.testing.assert_allclose(b1 - b0, [0.0] * 10 + [-2.0], atol=1e-6)
+
+
+def test_help_names_every_option():
+    proc = run_train("--help", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--data", "--arch", "--epochs", "--out", "--members", "--fonts", "--reject", "--lowres", "--start",
+                   "--lr", "--not-digit-bias"):
+        assert f"  {option} " in proc.stdout, option
+    assert "decaying to 3% of it" in proc.stdout
+
+
+def test_widening_keeps_the_old_outputs():
+    """The widened network gives the old network's ten outputs, rescaled by what
+    the new eleventh output takes, before any fine-tuning."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train
+    from digitd import model as digit_model
+
+    digit_model.quiet_import()[1].utils.set_random_seed(3)
+    old = digit_model.build("cnn", name="cnn_0")
+    new = train.widened(old, "cnn", 11)
+    assert new.output_shape[-1] == 11 and new.name == "cnn_0"
+    x = np.random.default_rng(0).random((8, 28, 28, 1)).astype(np.float32)
+    p_old, p_new = old.predict(x, verbose=0), new.predict(x, verbose=0)
+    np.testing.assert_allclose(p_new[:, :10] / p_new[:, :10].sum(axis=1, keepdims=True), p_old, rtol=1e-4, atol=1e-6)
+    assert train.members_of(old) == [old]
 
 
 def write_npz(path: Path, **arrays) -> Path:

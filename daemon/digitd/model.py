@@ -107,10 +107,13 @@ def quiet_import():
 
 
 ARCHS = ("cnn", "mlp")
+DIGITS = 10  # outputs 0-9: the digits
+NOT_DIGIT = 10  # the index of the 11th output, when a model has one: "not a digit"
+OUTPUTS = (DIGITS, DIGITS + 1)  # a digit model gives 10 probabilities, or 11 with "not a digit"
 
 
-def build_mlp(name: str = "mlp"):
-    """The seed's network (Flatten, Dense 128 relu x2, Dense 10 softmax)."""
+def build_mlp(name: str = "mlp", classes: int = DIGITS):
+    """The seed's network (Flatten, Dense 128 relu x2, Dense ``classes`` softmax)."""
     _, keras = quiet_import()
     layers = keras.layers
 
@@ -120,16 +123,16 @@ def build_mlp(name: str = "mlp"):
             layers.Flatten(),
             layers.Dense(128, activation="relu"),
             layers.Dense(128, activation="relu"),
-            layers.Dense(10, activation="softmax"),
+            layers.Dense(classes, activation="softmax"),
         ],
         name=name,
     )
 
 
-def build_cnn(name: str = "cnn"):
+def build_cnn(name: str = "cnn", classes: int = DIGITS):
     """A convolutional network: two blocks of 3x3 convolutions, each closed by a
     strided 5x5 convolution instead of pooling, batch normalisation and dropout,
-    then a 4x4 convolution that sees the whole field."""
+    then a 4x4 convolution that sees the whole field; ``classes`` softmax outputs."""
     _, keras = quiet_import()
     layers = keras.layers
 
@@ -154,17 +157,17 @@ def build_cnn(name: str = "cnn"):
             *conv(128, 4),
             layers.Flatten(),
             layers.Dropout(0.4),
-            layers.Dense(10, activation="softmax"),
+            layers.Dense(classes, activation="softmax"),
         ],
         name=name,
     )
 
 
-def build(arch: str, name: str | None = None):
+def build(arch: str, name: str | None = None, classes: int = DIGITS):
     if arch == "cnn":
-        return build_cnn(name or "cnn")
+        return build_cnn(name or "cnn", classes)
     if arch == "mlp":
-        return build_mlp(name or "mlp")
+        return build_mlp(name or "mlp", classes)
     raise ValueError(f"unknown architecture {arch!r}; expected one of {', '.join(ARCHS)}")
 
 
@@ -181,10 +184,10 @@ def load(path: str | Path):
     except Exception as exc:  # keras raises many types for a bad file
         raise ModelLoadError(f"model {path}: cannot be loaded: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     shape = tuple(model.input_shape[1:])
-    if shape not in ((SIZE, SIZE, 1), (SIZE, SIZE)) or model.output_shape[-1] != 10:
+    if shape not in ((SIZE, SIZE, 1), (SIZE, SIZE)) or model.output_shape[-1] not in OUTPUTS:
         raise ModelLoadError(
             f"model {path}: expects input {shape} and gives {model.output_shape[-1]} outputs; "
-            f"a digit model takes ({SIZE}, {SIZE}, 1) and gives 10"
+            f"a digit model takes ({SIZE}, {SIZE}, 1) and gives 10 (or 11 with 'not a digit')"
         )
     return model
 
@@ -338,8 +341,9 @@ class TFLiteEngine:
     """A TFLite model on LiteRT, one interpreter per batch size in ``buckets``, each
     allocated and run once on zeros at construction (warm), so no call pays an
     allocation. ``engine(batch)`` takes a float32 (B, 28, 28, 1) batch with B in
-    ``buckets`` and returns (B, 10) probabilities. Interpreters are not
+    ``buckets`` and returns (B, ``outputs``) probabilities. Interpreters are not
     thread-safe: each has its lock (invoke releases the GIL, so other threads run).
+    ``outputs``: 10, or 11 for a model whose last output is "not a digit".
     A digit's probabilities do not depend on the rest of its batch.
     ``interpreter``: the Interpreter class (default LiteRT's; tests pass tf.lite's)."""
 
@@ -353,6 +357,7 @@ class TFLiteEngine:
         self.threads = threads
         self.calls: Counter[int] = Counter()  # model calls per batch size, the warm-up included
         self._slots: dict[int, tuple] = {}
+        self.outputs = DIGITS  # set from the model below
         out: dict[int, str] = {}
         try:
             with captured(2) as out:  # XNNPACK says it is there, once per process, from C++
@@ -361,12 +366,13 @@ class TFLiteEngine:
                         warnings.filterwarnings("ignore", message=DEPRECATED, category=UserWarning)
                         it = make(model_content=blob, num_threads=threads)
                     (inp,), (outp,) = it.get_input_details(), it.get_output_details()
-                    shape = list(inp["shape_signature"])
-                    if shape[1:] != [SIZE, SIZE, 1] or list(outp["shape_signature"])[1:] != [10] \
+                    shape, gives = [int(v) for v in inp["shape_signature"]], [int(v) for v in outp["shape_signature"]]
+                    if shape[1:] != [SIZE, SIZE, 1] or len(gives) != 2 or gives[1] not in OUTPUTS \
                             or inp["dtype"] != np.float32:
                         raise ValueError(f"takes {shape} {np.dtype(inp['dtype']).name} and gives "
-                                         f"{list(outp['shape_signature'])}; a digit model takes "
-                                         f"[-1, {SIZE}, {SIZE}, 1] float32 and gives [-1, 10]")
+                                         f"{gives}; a digit model takes [-1, {SIZE}, {SIZE}, 1] float32 "
+                                         f"and gives [-1, 10] (or [-1, 11] with 'not a digit')")
+                    self.outputs = int(gives[1])
                     it.resize_tensor_input(inp["index"], [size, SIZE, SIZE, 1], strict=False)
                     it.allocate_tensors()
                     self._slots[size] = (it, inp["index"], outp["index"], threading.Lock())
@@ -399,6 +405,7 @@ class TFFunctionEngine:
         tf, _ = quiet_import()
         self.model = model
         self.buckets = tuple(sorted(buckets))
+        self.outputs = int(model.output_shape[-1])
         self.calls: Counter[int] = Counter()
         self._fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         for size in self.buckets:
@@ -430,12 +437,12 @@ def plan(n: int, buckets: Sequence[int], pad: bool) -> list[tuple[int, int]]:
     return out
 
 
-def batched(call, pixels: np.ndarray, buckets: Sequence[int], pad: bool) -> np.ndarray:
-    """(N, 28, 28) MNIST-form digits -> (N, 10) probabilities from ``call`` (an
-    engine: float32 (B, 28, 28, 1), B in ``buckets`` -> (B, 10)), per :func:`plan`."""
+def batched(call, pixels: np.ndarray, buckets: Sequence[int], pad: bool, outputs: int = DIGITS) -> np.ndarray:
+    """(N, 28, 28) MNIST-form digits -> (N, ``outputs``) probabilities from ``call`` (an
+    engine: float32 (B, 28, 28, 1), B in ``buckets`` -> (B, outputs)), per :func:`plan`."""
     n = len(pixels)
     if n == 0:
-        return np.zeros((0, 10), np.float32)
+        return np.zeros((0, outputs), np.float32)
     out, start = [], 0
     for take, size in plan(n, buckets, pad):
         batch = np.zeros((size, SIZE, SIZE, 1), np.float32)
@@ -462,7 +469,7 @@ def export_companion(path: str | Path, model=None, *, x_test=None, y_test=None, 
         x = np.reshape(np.asarray(x_test, np.float32), (-1, SIZE, SIZE, 1))
         y = np.asarray(y_test)
         engine = TFLiteEngine(blob)
-        probs = batched(engine, x, engine.buckets, engine.pad)
+        probs = batched(engine, x, engine.buckets, engine.pad, engine.outputs)
         if reference is None:
             reference = model.predict(x, batch_size=1024, verbose=0)
         pred = probs.argmax(axis=1)

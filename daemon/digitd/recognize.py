@@ -1,4 +1,9 @@
-"""The model, loaded once, called on stacked batches; scans in, readings out."""
+"""The model, loaded once, called on stacked batches; scans in, readings out.
+
+A model with an 11th output ("not a digit") makes a mark more likely not a
+digit than its best digit a doubt: the reading is then ``uncertain``, or
+``blank`` when no mark is digit-like. A 10-output model never rejects.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import batched
+from .model import DIGITS, NOT_DIGIT, batched
 from .records import DigitReading, Mark, Reading, Scan
 from .segment import find_digits
 
@@ -20,6 +25,32 @@ def model_name(path: Path) -> str:
         return str(json.loads(card.read_text())["name"])
     except (OSError, ValueError, KeyError, TypeError):
         return Path(path).stem
+
+
+def ordinal(n: int) -> str:
+    """1 -> "1st", 2 -> "2nd", 3 -> "3rd", 11 -> "11th", 22 -> "22nd"."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def not_digit_doubt(positions: Sequence[int], count: int) -> str:
+    """The doubt for the marks at ``positions`` (0-based) of ``count`` that are not digits."""
+    if len(positions) == count:
+        return "no digit: " + ("a mark that is not a digit" if count == 1 else f"{count} marks that are not digits")
+    where = ", ".join(ordinal(i + 1) for i in positions)
+    return f"a mark that is not a digit ({where})" if len(positions) == 1 else f"marks that are not digits ({where})"
+
+
+def read_marks(probs: np.ndarray, marks: Sequence[Mark]) -> list[DigitReading]:
+    """Each mark's probabilities (10, or 11 with "not a digit") -> its DigitReading:
+    the best of 0-9, its probability, the ten digit probabilities and ``not_digit``."""
+    out = []
+    for m, p in zip(marks, probs):
+        d = int(p[:DIGITS].argmax())
+        out.append(DigitReading(digit=d, confidence=float(p[d]), box=m.box,
+                                probabilities=tuple(float(v) for v in p[:DIGITS]), pixels=m.pixels,
+                                not_digit=float(p[NOT_DIGIT]) if len(p) > NOT_DIGIT else 0.0))
+    return out
 
 
 class Recognizer:
@@ -48,8 +79,8 @@ class Recognizer:
                    number_confidence=config.number_confidence, max_digits=config.max_digits)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 28, 28) MNIST-form digits -> (N, 10) probabilities."""
-        return batched(self._call, pixels, self.engine.buckets, self.engine.pad)
+        """(N, 28, 28) MNIST-form digits -> (N, 10) probabilities, or (N, 11) with "not a digit"."""
+        return batched(self._call, pixels, self.engine.buckets, self.engine.pad, self.engine.outputs)
 
     def read(self, scans: Sequence[Scan]) -> list[Reading]:
         """Find the digits on each scan, then read them all in one batch."""
@@ -62,21 +93,27 @@ class Recognizer:
         probs = self.probabilities(np.stack(stacked) if stacked else np.zeros((0, 28, 28), np.float32))
         readings, k = [], 0
         for marks, polarity in found:
-            digits = []
-            for m in marks:
-                p = probs[k]
-                k += 1
-                d = int(p.argmax())
-                digits.append(DigitReading(digit=d, confidence=float(p[d]), box=m.box,
-                                           probabilities=tuple(float(v) for v in p), pixels=m.pixels))
-            readings.append(self.reading(digits, polarity))
+            readings.append(self.reading(read_marks(probs[k : k + len(marks)], marks), polarity))
+            k += len(marks)
         return readings
 
-    def reading(self, digits: list[DigitReading], polarity: str | None) -> Reading:
+    def reading(self, digits: list[DigitReading], polarity: str | None, doubts: Sequence[str] = ()) -> Reading:
+        """A number's digits -> its Reading. ``blank`` without marks, or when every mark
+        is more likely not a digit (the reason in ``doubts``); ``uncertain`` when its
+        confidence is below the threshold, a mark is not a digit, or ``doubts`` (the
+        finder's own) are given; else ``ok``. Marks that are not digits stay in the
+        number as their best digit, so the doubt's positions point into it."""
         if not digits:
-            return Reading(status="blank", number=None, digits=(), confidence=None, polarity=polarity)
+            return Reading(status="blank", number=None, digits=(), confidence=None, polarity=polarity,
+                           doubts=tuple(doubts))
+        rejected = [i for i, d in enumerate(digits) if d.not_digit > d.confidence]
+        if rejected:
+            doubts = (*doubts, not_digit_doubt(rejected, len(digits)))
+        if len(rejected) == len(digits):
+            return Reading(status="blank", number=None, digits=(), confidence=None, polarity=polarity,
+                           doubts=tuple(doubts))
         confs = [d.confidence for d in digits]
         conf = float(np.prod(confs)) if self.number_confidence == "product" else min(confs)
-        status = "ok" if conf >= self.confidence_threshold else "uncertain"
+        status = "ok" if conf >= self.confidence_threshold and not doubts else "uncertain"
         return Reading(status=status, number="".join(str(d.digit) for d in digits), digits=tuple(digits),
-                       confidence=conf, polarity=polarity)
+                       confidence=conf, polarity=polarity, doubts=tuple(doubts))

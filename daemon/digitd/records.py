@@ -59,9 +59,9 @@ class DigitReading:
     digit: int
     confidence: float
     box: Box
-    probabilities: tuple[float, ...]  # 10 floats
+    probabilities: tuple[float, ...]  # 10 floats: the digits 0-9 (with "not a digit" they sum to 1 - not_digit)
     pixels: np.ndarray = field(repr=False, compare=False)
-    not_digit: float = 0.0  # the model's probability that the mark is not a digit at all
+    not_digit: float = 0.0  # the model's probability that the mark is not a digit at all (0.0: a 10-output model)
 
 
 @dataclass(frozen=True)
