@@ -576,3 +576,22 @@ def test_a_cropped_date_whose_slashes_today_reads_as_digits_is_flagged():
     number = find_numbers(scan).numbers[0]
     assert [m.box for m in number.marks] == [m.box for m in marks]
     assert (number.separators, number.doubts) == ((), ("a mark between digits was not read",))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_components_are_opencvs_labels_and_statistics(seed):
+    """layout.components labels a crop of the ink: the same labels and boxes as
+    OpenCV's connectedComponentsWithStats on the whole mask, few pieces or many,
+    wherever the ink lies (odd offsets included)."""
+    from digitd.layout import components
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((int(rng.integers(20, 300)), int(rng.integers(20, 300))), np.uint8)
+    for _ in range(int(rng.integers(1, 3 if seed % 2 else 40))):
+        x, y = int(rng.integers(0, mask.shape[1] - 3)), int(rng.integers(0, mask.shape[0] - 3))
+        cv2.ellipse(mask, (x, y), (int(rng.integers(1, 15)), int(rng.integers(1, 15))),
+                    float(rng.uniform(0, 180)), 0, 360, 1, int(rng.integers(1, 4)))
+    n, labels, stats = components(mask)
+    m, want_labels, want, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    assert n == m and np.array_equal(labels, want_labels)
+    assert np.array_equal(stats[1:], want[1:])
