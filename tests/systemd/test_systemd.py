@@ -27,10 +27,11 @@ if os.environ.get("DIGITD_SYSTEMD_TEST") != "1":
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import container  # noqa: E402
+from digitd.results import CSV_COLUMNS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_DEV_ENV = "DIGITD_REAL_DEV"
-CSV_FIELDS = 9
+CSV_FIELDS = len(CSV_COLUMNS)
 # inside the container
 SITE = "/srv/scans"
 INBOX = f"{SITE}/inbox"     # a bind mount of /srv/share with _netdev: a "remote" file system
