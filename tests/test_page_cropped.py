@@ -8,6 +8,7 @@ blank) whose marks are bit for bit ``segment.find_digits_scan``'s, and
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
@@ -16,7 +17,11 @@ import pytest
 from digitd.imageio import decode, read_bytes
 from digitd.page import find_numbers, is_page
 from digitd.segment import find_digits_scan, ink_map, ink_mask_and_ratio
+from conftest import REPO_ROOT
 from test_page import real_dev
+
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from accuracy import compose_number  # noqa: E402  (the numbers accuracy.py measures)
 
 
 def same_as_today(path: Path) -> None:
@@ -52,31 +57,6 @@ def test_mnist_digits_as_files_read_as_today(tmp_path, mnist_path):
         path = tmp_path / f"t{i:05d}.png"
         assert cv2.imwrite(str(path), 255 - x_test[i])
         same_as_today(path)
-
-
-def compose_number(digits: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """MNIST digits side by side on a light page, as scripts/accuracy.py composes numbers."""
-    height = int(rng.integers(40, 120))
-    tiles = []
-    for d in digits:
-        ys, xs = np.nonzero(d > 30)
-        crop = d[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-        h = int(height * rng.uniform(0.9, 1.1))
-        w = max(2, int(round(crop.shape[1] * h / crop.shape[0])))
-        tiles.append(cv2.resize(crop, (w, h), interpolation=cv2.INTER_CUBIC))
-    gaps = [int(height * rng.uniform(0.12, 0.45)) for _ in tiles]
-    margin = height // 2
-    page = np.zeros((int(height * 1.3) + 2 * margin, sum(t.shape[1] for t in tiles) + sum(gaps[:-1]) + 2 * margin),
-                    np.float32)
-    x = margin
-    for t, gap in zip(tiles, gaps):
-        y = margin + int(rng.integers(0, max(1, int(height * 0.3) - (t.shape[0] - height))))
-        region = page[y : y + t.shape[0], x : x + t.shape[1]]
-        np.maximum(region, t[: region.shape[0], : region.shape[1]], out=region)
-        x += t.shape[1] + gap
-    paper, ink = rng.uniform(200, 250), rng.uniform(10, 70)
-    img = paper - (paper - ink) * np.clip(page / 255.0, 0, 1) + rng.normal(0, 3, page.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("seed", range(3))
