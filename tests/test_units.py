@@ -56,7 +56,7 @@ def test_dry_run_prints_both_units_for_this_checkout(config, repo_root):
     assert s["User"] == ["scans"] and s["Group"] == ["scans"]
     for key, value in {"Type": "notify", "NotifyAccess": "main", "Restart": "on-failure",
                        "RestartPreventExitStatus": "2 3 203", "WatchdogSec": "30",
-                       "TimeoutStopSec": "30", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
+                       "TimeoutStopSec": "30", "KillMode": "mixed", "ProtectSystem": "strict", "NoNewPrivileges": "yes",
                        "PrivateTmp": "yes", "ProtectKernelTunables": "yes",
                        "RestrictAddressFamilies": "AF_UNIX"}.items():
         assert s[key] == [value], key
