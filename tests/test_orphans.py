@@ -43,3 +43,29 @@ def test_workers_end_when_their_parent_is_killed():
         assert not [p for p in workers if alive(p)], "picture workers outlived their parent"
     finally:
         proc.kill()
+
+
+def test_close_without_wait_kills_busy_workers_at_once():
+    """A stop that cannot wait for a stuck task: close(wait=False) ends the workers
+    now, and the task's caller learns it from its future."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from digitd.pool import Pool
+
+    pool = Pool(2)
+    try:
+        busy = pool.submit(time.sleep, 600)
+        workers = pool.pids()
+        assert len(workers) == 2 and all(alive(p) for p in workers)
+        started = time.monotonic()
+        pool.close(wait=False)
+        closed = time.monotonic() - started
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in workers if alive(p)]
+        assert closed < 5
+        with pytest.raises(BrokenProcessPool):
+            busy.result(timeout=10)
+    finally:
+        pool.close(wait=False)

@@ -191,12 +191,21 @@ class Pool:
             out.append(one)
         return out
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Let the tasks under way finish; or, without ``wait``, kill the workers
+        at once (their callers get BrokenProcessPool)."""
+        pids = [] if wait else self.pids()
         with self._lock:
             self._closed = True
             executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        if executor is None:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        executor.shutdown(wait=wait, cancel_futures=True)
 
     def __enter__(self) -> Pool:
         return self

@@ -187,22 +187,25 @@ class Service:
         self.notifier.stopping(f"stopping: {status_line(self.snapshot())}")
         log.info("stopping: finishing the current batch")
         self.stop_watching()
+        stuck = False
         if self.batch_thread is not None:
             self.batch_thread.join(STOP_JOIN_SECONDS)
-            if self.batch_thread.is_alive():
+            stuck = self.batch_thread.is_alive()
+            if stuck:
                 log.error("the batch thread did not finish within %.0f s; exiting anyway "
                           "(its files are redone at the next start)", STOP_JOIN_SECONDS)
         self.report()
-        self.close()
+        self.close(wait=not stuck)
         self.notifier.close()
         log.info("stopped: %s", status_line(self.snapshot()))
 
-    def close(self) -> None:
-        """Pictures, worker processes, locks (also after a failed start)."""
+    def close(self, wait: bool = True) -> None:
+        """Pictures, worker processes (killed unless ``wait``), locks (also after a
+        failed start)."""
         if self.pictures is not None and hasattr(self.pictures, "close"):
             self.pictures.close()
         if self.pool is not None:
-            self.pool.close()
+            self.pool.close(wait)
         self.stop_watching()
         self.work.close()
 
