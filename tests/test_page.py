@@ -580,10 +580,10 @@ def test_a_cropped_date_whose_slashes_today_reads_as_digits_is_flagged():
 
 @pytest.mark.parametrize("seed", range(12))
 def test_components_are_opencvs_labels_and_statistics(seed):
-    """layout.components labels a crop of the ink: the same labels and boxes as
+    """segment.components labels a crop of the ink: the same labels and boxes as
     OpenCV's connectedComponentsWithStats on the whole mask, few pieces or many,
     wherever the ink lies (odd offsets included)."""
-    from digitd.layout import components
+    from digitd.segment import components
 
     rng = np.random.default_rng(seed)
     mask = np.zeros((int(rng.integers(20, 300)), int(rng.integers(20, 300))), np.uint8)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-FEW = 4  # up to this many pieces are measured one by one (cheaper than scanning the ink)
+from .segment import components
+
 SPECK_AREA = 4  # pieces of fewer pixels (working scale) are dust
 SPECK_H = 4  # glyphs lower than this (working pixels) do not set the height of a run
 MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer side tall
@@ -63,49 +64,6 @@ class Number:
     digits: tuple[Glyph, ...]
     separators: tuple[tuple[int, str], ...] = ()
     doubts: tuple[str, ...] = ()
-
-
-def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """``cv2.connectedComponentsWithStats(mask, connectivity=8)`` without the
-    centroids: (count, labels, stats), the same values, a fraction of the time.
-    Labelled within the ink's bounding box (from an even row and column, so the
-    labels are the whole mask's); the few pieces of a cropped digit are measured one by one,
-    many pieces over the ink's pixels only (OpenCV's statistics visit every pixel)."""
-    x0, y0, w0, h0 = cv2.boundingRect(mask)
-    labels = np.zeros(mask.shape, np.int32)
-    H, W = mask.shape
-    paper = (W, H, 1 - W, 1 - H, 0)  # row 0, the paper, is never read: as the ink-only scan left it
-    if not w0:
-        return 1, labels, np.array([paper], np.int64)
-    # OpenCV labels 2x2 blocks: the crop starts on an even row and column, so
-    # that its labels are the whole mask's
-    w0, h0 = w0 + x0 % 2, h0 + y0 % 2
-    x0, y0 = x0 - x0 % 2, y0 - y0 % 2
-    crop = mask[y0 : y0 + h0, x0 : x0 + w0]
-    n, inner = cv2.connectedComponents(crop, connectivity=8)
-    labels[y0 : y0 + h0, x0 : x0 + w0] = inner
-    stats = np.zeros((n, 5), np.int64)
-    stats[0] = paper
-    if n <= FEW + 1:
-        for i in range(1, n):
-            own = (inner == i).view(np.uint8)
-            x, y, w, h = cv2.boundingRect(own)
-            stats[i] = (x + x0, y + y0, w, h, cv2.countNonZero(own))
-        return n, labels, stats
-    where = np.flatnonzero(crop)  # the ink: a byte a pixel, quicker to scan than the labels
-    own = inner.ravel()[where]
-    ys, xs = np.divmod(where, w0)
-    lo_x = np.full(n, w0, np.int64)
-    np.minimum.at(lo_x, own, xs)
-    hi_x = np.zeros(n, np.int64)
-    np.maximum.at(hi_x, own, xs)
-    lo_y = np.full(n, h0, np.int64)
-    np.minimum.at(lo_y, own, ys)
-    hi_y = np.zeros(n, np.int64)
-    np.maximum.at(hi_y, own, ys)
-    stats[1:] = np.stack([lo_x + x0, lo_y + y0, hi_x - lo_x + 1, hi_y - lo_y + 1,
-                          np.bincount(own, minlength=n)], axis=1)[1:]
-    return n, labels, stats
 
 
 def glyph_pieces(mask: np.ndarray, mark_h: float = 0.0,

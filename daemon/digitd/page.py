@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .layout import (BASELINE, MIN_DIGIT, SPECK_AREA, Glyph, Number, components, gather_lines, glyph_pieces,
+from .layout import (BASELINE, MIN_DIGIT, SPECK_AREA, Glyph, Number, gather_lines, glyph_pieces,
                      join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
-from .segment import SPECK, Ink, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
+from .segment import (SPECK, Components, Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of,
+                      median)
 
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
 LINE_GAP = 0.2  # rows this much of the tallest mark apart part two lines of marks
@@ -55,23 +56,25 @@ def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
     mask, ratio = ink_mask_and_ratio(ink)
     if mask is None or ratio is None:
         return PageFound(numbers=(), polarity=ink.polarity)
-    first = survey(mask, ink.scale)
+    comps = components(mask)
+    first = survey(mask, ink.scale, comps)
     if not first.page:
-        marks, polarity = digits_of_mask(mask, ratio, ink, max_digits)
+        marks, polarity = digits_of_mask(mask, ratio, ink, max_digits, comps)
         if not marks:
             return PageFound(numbers=(), polarity=polarity)
-        separators, doubts = crop_separators(mask, len(marks)) if len(marks) >= 2 else ((), ())
+        separators, doubts = crop_separators(mask, len(marks), comps) if len(marks) >= 2 else ((), ())
         return PageFound(numbers=(Found(marks=tuple(marks), box=enclosing([m.box for m in marks]),
                                         separators=separators, doubts=doubts),), polarity=polarity)
     return read_page(ink, mask, ratio, max_digits, first.mark_h)
 
 
-def crop_separators(mask: np.ndarray, count: int) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...]]:
+def crop_separators(mask: np.ndarray, count: int, comps: Components | None = None
+                    ) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...]]:
     """A cropped number's separators, its marks left as they are: the page
     reader's reading of its one line, when it finds separators. Where it counts
     its digits as the marks do, its separators; where not (a slash or a point
     taken for a digit, or merged into one), the doubt that a mark was not read."""
-    n, labels, stats = components(mask)  # a crop's digits may touch its edge: every piece counts
+    n, labels, stats = components(mask) if comps is None else comps  # a crop's digits may touch its edge: every piece counts
     found = [Glyph(*(int(v) for v in stats[i]), (i,)) for i in range(1, n) if stats[i, 4] >= SPECK_AREA]
     lines = gather_lines(found, MIN_DIGIT * max(mask.shape))
     if len(lines) != 1:
@@ -109,7 +112,7 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
     return survey(mask, scale).page
 
 
-def survey(mask: np.ndarray, scale: float) -> Survey:
+def survey(mask: np.ndarray, scale: float, comps: Components | None = None) -> Survey:
     """Whether the ink is a page's (read by :func:`read_page`) rather than one cropped
     digit or number's (read as :func:`digitd.segment.find_digits_scan` reads it).
 
@@ -120,7 +123,7 @@ def survey(mask: np.ndarray, scale: float) -> Survey:
     """
     big_scan = min(mask.shape) / scale >= PAGE_SIDE
     H, W = mask.shape
-    n, _, stats = components(mask)
+    n, _, stats = components(mask) if comps is None else comps
     if n < 2:
         return Survey(False, 0.0)
     x, y, w, h, area = (stats[1:, i] for i in range(5))
@@ -136,13 +139,14 @@ def survey(mask: np.ndarray, scale: float) -> Survey:
         rest = ~desk & ~(edge & (thin | hollow))
         if rest.any():
             marks = rest & (area >= max(2, SPECK * int(area[rest].max())))
-            if int(marks.sum()) >= 3 and float(np.median(h[marks])) < SMALL_MARKS * H:
-                return Survey(True, float(np.median(h[marks])))
+            mark_h = median(h[marks].astype(np.float32))
+            if int(marks.sum()) >= 3 and mark_h < SMALL_MARKS * H:
+                return Survey(True, mark_h)
     inner = kept & ~(edge & (thin | hollow))
     if not inner.any():
         return Survey(big_scan, 0.0)
     heights = h[inner]
-    mark_h = float(np.median(heights))
+    mark_h = median(heights.astype(np.float32))
     if min(H, W) >= 128 and mark_h < SMALL_MARKS * H:
         return Survey(True, mark_h)
     if heights.size < 2:
