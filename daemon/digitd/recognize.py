@@ -44,13 +44,12 @@ def not_digit_doubt(positions: Sequence[int], count: int) -> str:
 def read_marks(probs: np.ndarray, marks: Sequence[Mark]) -> list[DigitReading]:
     """Each mark's probabilities (10, or 11 with "not a digit") -> its DigitReading:
     the best of 0-9, its probability, the ten digit probabilities and ``not_digit``."""
-    out = []
-    for m, p in zip(marks, probs):
-        d = int(p[:DIGITS].argmax())
-        out.append(DigitReading(digit=d, confidence=float(p[d]), box=m.box,
-                                probabilities=tuple(float(v) for v in p[:DIGITS]), pixels=m.pixels,
-                                not_digit=float(p[NOT_DIGIT]) if len(p) > NOT_DIGIT else 0.0))
-    return out
+    if not len(marks):
+        return []
+    best = probs[:, :DIGITS].argmax(axis=1).tolist()
+    return [DigitReading(digit=d, confidence=p[d], box=m.box, probabilities=tuple(p[:DIGITS]),
+                         pixels=m.pixels, not_digit=p[NOT_DIGIT] if len(p) > NOT_DIGIT else 0.0)
+            for m, p, d in zip(marks, probs.tolist(), best)]
 
 
 class Recognizer:

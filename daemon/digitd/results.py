@@ -130,30 +130,38 @@ def summary(pages: Sequence[PageRead]) -> Reading:
     return Reading(status, None, (), None, polarity=polarity, error=error, doubts=doubts)
 
 
-def digit_dicts(reading: Reading) -> list[dict[str, Any]]:
-    return [
+def digit_dicts(reading: Reading, made: dict[int, list] | None = None) -> list[dict[str, Any]]:
+    """The digits' JSON; ``made``: those already made, by ``id`` of their tuple (an
+    input's one number's digits are shown twice, at the top and in its page)."""
+    key = id(reading.digits)
+    if made is not None and key in made:
+        return made[key]
+    out = [
         {
             "digit": int(d.digit),
             "confidence": _round(d.confidence),
             "box": [int(v) for v in d.box],
-            "probabilities": [_round(p) for p in d.probabilities],
+            "probabilities": [round(float(p), DIGITS) for p in d.probabilities],
         }
         for d in reading.digits
     ]
+    if made is not None:
+        made[key] = out
+    return out
 
 
-def number_dict(n: NumberRead) -> dict[str, Any]:
+def number_dict(n: NumberRead, made: dict[int, list] | None = None) -> dict[str, Any]:
     r = n.reading
     return {"number": r.number, "confidence": _round(r.confidence), "status": r.status,
             "box": [int(v) for v in n.box], "printed": n.printed, "doubts": list(r.doubts),
-            "digits": digit_dicts(r)}
+            "digits": digit_dicts(r, made)}
 
 
-def page_dict(p: PageRead) -> dict[str, Any]:
+def page_dict(p: PageRead, made: dict[int, list] | None = None) -> dict[str, Any]:
     return {"page": p.page, "width": p.width, "height": p.height,
             "dpi": None if p.dpi is None else round(float(p.dpi), 1), "rotation": p.rotation,
             "status": page_status(p), "error": p.error, "doubts": list(p.doubts),
-            "annotated": p.annotated, "numbers": [number_dict(n) for n in p.numbers]}
+            "annotated": p.annotated, "numbers": [number_dict(n, made) for n in p.numbers]}
 
 
 def pages_of(reading: Reading, image: Any) -> tuple[PageRead, ...]:
@@ -185,13 +193,14 @@ def result_dict(source: str, reading: Reading | None, *, sha256: str | None, mod
     if isinstance(processed_at, _dt.datetime):
         processed_at = utc_timestamp(processed_at)
     failed = reading is None or error is not None or reading.status == "failed"
+    made: dict[int, list] = {}  # the digits' JSON, made once (the same reading's digits in its page)
     if failed:
         reason = error or (reading.error if reading is not None else None) or "failed"
         status, number, digits, confidence = "failed", None, [], None
     else:
         reason = reading.error
         status, number, confidence = reading.status, reading.number, _round(reading.confidence)
-        digits = digit_dicts(reading)
+        digits = digit_dicts(reading, made)
     if reading is not None and pages is None:
         pages = () if failed else pages_of(reading, image)
     pages = pages or ()
@@ -213,7 +222,7 @@ def result_dict(source: str, reading: Reading | None, *, sha256: str | None, mod
         "image": None if image is None else {"width": image.width, "height": image.height,
                                              "mode": image.mode},
         "digitd_version": __version__,
-        "pages": [page_dict(p) for p in pages],
+        "pages": [page_dict(p, made) for p in pages],
         "numbers": [n.reading.number for p in pages for n in handwritten(p)],
         "doubts": [] if reading is None else list(reading.doubts),
     }
