@@ -126,23 +126,27 @@ def survey(mask: np.ndarray, scale: float, comps: Components | None = None) -> S
     n, _, stats = components(mask) if comps is None else comps
     if n < 2:
         return Survey(False, 0.0)
-    x, y, w, h, area = (stats[1:, i] for i in range(5))
+    x, y, w, h, area = stats[1:].T
     kept = area >= max(2, SPECK * int(area.max()))
     # a shadow along the scanner's edge, ruled lines across the page: not marks
     edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
     thin = (np.maximum(w / W, h / H) > 0.5) & (np.minimum(w, h) < 0.1 * np.maximum(w, h))
-    hollow = big_scan & (w > 0.8 * W) & (h > 0.8 * H) & (area < 0.1 * w * h)
-    # A page photographed on a desk: the desk round it is one piece on the
-    # frame's edge, and the page's own marks, small beside it, are the page.
-    desk = edge & big_scan & ((w > 0.8 * W) | (h > 0.8 * H)) & (area < 0.5 * w * h)
-    if desk.any():
-        rest = ~desk & ~(edge & (thin | hollow))
-        if rest.any():
-            marks = rest & (area >= max(2, SPECK * int(area[rest].max())))
-            mark_h = median(h[marks].astype(np.float32))
-            if int(marks.sum()) >= 3 and mark_h < SMALL_MARKS * H:
-                return Survey(True, mark_h)
-    inner = kept & ~(edge & (thin | hollow))
+    if big_scan:
+        hollow = (w > 0.8 * W) & (h > 0.8 * H) & (area < 0.1 * w * h)
+        apart = edge & (thin | hollow)
+        # A page photographed on a desk: the desk round it is one piece on the
+        # frame's edge, and the page's own marks, small beside it, are the page.
+        desk = edge & ((w > 0.8 * W) | (h > 0.8 * H)) & (area < 0.5 * w * h)
+        if desk.any():
+            rest = ~desk & ~apart
+            if rest.any():
+                marks = rest & (area >= max(2, SPECK * int(area[rest].max())))
+                mark_h = median(h[marks].astype(np.float32))
+                if int(marks.sum()) >= 3 and mark_h < SMALL_MARKS * H:
+                    return Survey(True, mark_h)
+    else:
+        apart = edge & thin
+    inner = kept & ~apart
     if not inner.any():
         return Survey(big_scan, 0.0)
     heights = h[inner]
