@@ -3,7 +3,7 @@
 git revision and for this checkout, alternated, their figures side by side.
 
     python scripts/bench_against.py REV [--rounds 2] [--n 2000] [--seconds 10]
-                                        [--predict-n 1000]
+                                        [--predict-n 1000 (0: the service only)]
 
 REV is checked out in a temporary git worktree; each side runs its own copy of
 both scripts with this venv's Python and its own ``daemon/`` first on the path
@@ -76,7 +76,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--n", type=int, default=2000, help="service burst files (bench.py --n)")
     ap.add_argument("--seconds", type=float, default=10.0, help="trickle seconds (bench.py)")
-    ap.add_argument("--predict-n", type=int, default=1000, help="bench_predict.py --n")
+    ap.add_argument("--predict-n", type=int, default=1000, help="bench_predict.py --n (0: the service only)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="digitd-rev-") as tmp:
@@ -88,8 +88,8 @@ def main() -> int:
             for round_ in range(args.rounds):
                 for label, tree in ((args.rev, base), ("this checkout", ROOT)):
                     print(f"round {round_ + 1}: {label}", file=sys.stderr, flush=True)
-                    sides[label].append({**run_predict_bench(tree, args.predict_n),
-                                         **run_service_bench(tree, args.n, args.seconds)})
+                    predict = run_predict_bench(tree, args.predict_n) if args.predict_n else {}
+                    sides[label].append({**predict, **run_service_bench(tree, args.n, args.seconds)})
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
                            check=False)
