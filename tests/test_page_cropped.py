@@ -68,3 +68,17 @@ def test_composed_numbers_read_as_today(tmp_path, mnist_path, seed):
         path = tmp_path / f"n{seed}_{i:03d}.png"
         assert cv2.imwrite(str(path), compose_number([x_test[j] for j in idx], rng))
         same_as_today(path)
+
+
+def test_no_mnist_test_digit_is_taken_for_a_page(mnist_path):
+    """All 10,000: a digit whose strokes are broken apart (a 6's stem above its
+    loop) is one cropped digit, not two lines of numbers."""
+    x_test = np.load(mnist_path)["x_test"]
+    pages = []
+    for i, digit in enumerate(x_test):
+        ok, png = cv2.imencode(".png", 255 - digit)
+        scan = decode(png.tobytes(), 10**9)
+        mask, _ = ink_mask_and_ratio(ink := ink_map(scan.image, scan.gray))
+        if mask is not None and is_page(mask, ink.scale):
+            pages.append(i)
+    assert pages == []

@@ -22,7 +22,7 @@ from .segment import (SPECK, Components, Ink, components, digits_of_mask, ink_ma
                       median)
 
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
-LINE_GAP = 0.2  # rows this much of the tallest mark apart part two lines of marks
+LINE_GAP = 0.4  # rows this much of the tallest mark apart part two lines of marks (a broken digit's strokes lie closer)
 SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
 MAX_SKEW = 5.0  # degrees of skew looked for either way
 SKEW_FEET = 40  # glyphs enough to take the skew from their feet
