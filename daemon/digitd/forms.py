@@ -186,7 +186,8 @@ class _Checker:
             raise self.error(key, f"expected a mapping of keys to values, got {_show(data)}")
         for name in data:
             if name not in allowed:
-                close = difflib.get_close_matches(name, allowed, n=1) if isinstance(name, str) else []
+                close = (difflib.get_close_matches(name, allowed, n=1)
+                         if isinstance(name, str) else [])
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise self.error(key, f"unknown key {_show(name)}{hint}")
         for name in required:
@@ -209,19 +210,21 @@ class _Checker:
     def box(self, field: dict[str, Any], key: str, size: tuple[float, float]) -> Box:
         if ("box_mm" in field) == ("box" in field):
             what = "not both" if "box" in field else "one is required"
-            raise self.error(key, f"give its box as box_mm (mm) or box (fractions of the page), {what}")
+            raise self.error(key, "give its box as box_mm (mm) or box (fractions of the page), "
+                                  + what)
         fractions = "box" in field
         name = "box" if fractions else "box_mm"
         key = f"{key}.{name}"
         value = field[name]
         if not (isinstance(value, list) and len(value) == 4 and all(map(_is_number, value))):
-            unit = "fractions of the page" if fractions else "in mm"
-            raise self.error(key, f"expected [x, y, w, h], 4 numbers {unit}, got {_show(value)}")
+            what = "4 fractions of the page" if fractions else "4 numbers in mm"
+            raise self.error(key, f"expected [x, y, w, h], {what}, got {_show(value)}")
         x, y, w, h = (_exact(v) for v in value)
         if w <= 0 or h <= 0:
             side, v = ("width w", w) if w <= 0 else ("height h", h)
             raise self.error(key, f"{side} must be > 0, got {_num(v)}")
-        width, height = (Decimal(1), Decimal(1)) if fractions else (_exact(size[0]), _exact(size[1]))
+        width, height = ((Decimal(1), Decimal(1)) if fractions
+                         else (_exact(size[0]), _exact(size[1])))
         unit = "" if fractions else " mm"
         for label, start, end, limit in (("x", x, x + w, width), ("y", y, y + h, height)):
             if start < 0:
@@ -266,11 +269,13 @@ class _Checker:
 
     def template(self, data: Any) -> Template:
         if not isinstance(data, dict):
-            raise self.error("", f"top level must be a mapping of keys to values, got {_show(data)}")
+            raise self.error("", "top level must be a mapping of keys to values, "
+                                 f"got {_show(data)}")
         top = self.mapping(data, "", TOP_KEYS, ("form", "fields"))
         name = top["form"]
         if not isinstance(name, str) or not FORM_NAME.fullmatch(name):
-            raise self.error("form", f"expected a name (letters, digits, - and _), got {_show(name)}")
+            raise self.error("form", "expected a name (letters, digits, - and _), "
+                                     f"got {_show(name)}")
         size = self.size(top.get("page"))
         listed = top["fields"]
         if not isinstance(listed, list):
@@ -309,7 +314,8 @@ def load_template(path: str | Path) -> Template:
 
 
 def load_forms(folder: str | Path) -> tuple[Template, ...]:
-    """Every template (``*.yaml``, ``*.yml``, not hidden) in ``folder``, sorted by file name.
+    """Every template (``*.yaml``, ``*.yml``; not hidden, not in sub-folders) in ``folder``,
+    sorted by file name.
 
     Raises :class:`FormError` for a bad template, two templates with one form
     name, a missing folder, or a folder with no templates.
@@ -320,7 +326,8 @@ def load_forms(folder: str | Path) -> tuple[Template, ...]:
         raise FormError(f"{folder}: {what}")
     try:
         names = sorted(p.name for p in folder.iterdir()
-                       if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+                       if p.suffix in (".yaml", ".yml") and not p.name.startswith(".")
+                       and not p.is_dir())
     except OSError as exc:
         raise FormError(f"{folder}: cannot list the folder: {os_words(exc)}") from None
     if not names:
