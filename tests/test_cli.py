@@ -183,6 +183,7 @@ CLI_BAD = {
     "inbox": ("3", "a path", "3"),
     "outbox": ("''", "a path", "''"),
     "model": ("[m.keras]", "a path", "a list"),
+    "forms": ("[forms]", "a path, or nothing for none", "a list"),
     "recursive": ("'yes'", "true or false", "'yes'"),
     "polling": ("1", "true or false", "1"),
     "poll_interval_seconds": ("0", "a number > 0", "0"),

@@ -24,6 +24,7 @@ EXPECTED = {
     "inbox": "a path",
     "outbox": "a path",
     "model": "a path",
+    "forms": "a path, or nothing for none",
     "recursive": "true or false",
     "polling": "true or false",
     "poll_interval_seconds": "a number > 0",
@@ -51,6 +52,7 @@ DEFAULTS = {
     "inbox": "inbox",  # relative to the config file's folder
     "outbox": "outbox",
     "model": "models/digitd-cnn-v1.keras",
+    "forms": None,  # no forms
     "recursive": False,
     "polling": False,
     "poll_interval_seconds": 2.0,
@@ -80,6 +82,7 @@ PATH_KEYS = ("inbox", "outbox", "model")
 WRONG_ANY = {"[1, 2]": "a list", "{a: 1}": "a mapping", "": "null", "2024-01-02": "a date (2024-01-02)"}
 BAD_BY_KEY: dict[str, dict[str, str]] = {
     **{k: {"3": "3", "''": "''", "'   '": "'   '", "true": "true"} for k in PATH_KEYS},
+    "forms": {"3": "3", "'   '": "'   '", "true": "true", "[forms]": "a list"},
     **{k: {"'yes'": "'yes'", "'true'": "'true'", "1": "1", "0": "0", "on_off": "'on_off'"}
        for k in ("recursive", "polling", "annotate")},
     **{k: {"abc": "'abc'", "0": "0", "0.0": "0.0", "-1.5": "-1.5", "true": "true",
@@ -99,10 +102,12 @@ BAD_BY_KEY: dict[str, dict[str, str]] = {
     "number_confidence": {"mean": "'mean'", "max": "'max'", "0": "0"},
     "log_level": {"verbose": "'verbose'", "warn": "'warn'", "10": "10", "false": "false"},
 }
+OPTIONAL_KEYS = ("forms",)  # null (and '') means none
 BAD_CASES = [
     pytest.param(key, text, shown, id=f"{key}={text or 'null'}")
     for key in EXPECTED
     for text, shown in {**BAD_BY_KEY[key], **WRONG_ANY}.items()
+    if not (key in OPTIONAL_KEYS and text == "")
 ]
 
 
@@ -126,7 +131,7 @@ def config_error(path: Path) -> str:
 
 
 def test_keys_table_matches_the_dataclass():
-    fields = [f.name for f in dataclasses.fields(Config) if f.name != "source"]
+    fields = [f.name for f in dataclasses.fields(Config) if f.name not in ("source", "templates")]
     assert [spec.name for spec in KEYS] == fields
     assert list(EXPECTED) == fields and list(DEFAULTS) == fields
     assert set(BAD_BY_KEY) == set(fields), "every key needs bad-value cases"
@@ -265,6 +270,9 @@ def test_empty_file_gives_all_defaults(tmp_path, text):
         ("number_confidence", "product", "product"),
         ("log_level", "debug", "DEBUG"),
         ("log_level", "WARNING", "WARNING"),
+        ("forms", "", None),
+        ("forms", "''", None),
+        ("forms", "null", None),
     ],
 )
 def test_good_values_are_accepted(tmp_path, key, text, value):
@@ -273,12 +281,20 @@ def test_good_values_are_accepted(tmp_path, key, text, value):
     assert got == value and type(got) is type(value)
 
 
+def test_optional_path_key_is_checked_like_a_path(tmp_path):
+    spec = next(s for s in KEYS if s.name == "forms")
+    assert spec.optional and spec.default is None and spec.type_name() == "path or empty"
+    assert not any(s.optional for s in KEYS if s.name != "forms")
+
+
 def test_float_keys_are_floats_and_int_keys_ints(tmp_path):
     config = load_config(write(tmp_path, ""))
     kinds = {"bool": bool, "int": int, "float": float, "choice": str}
     for spec in KEYS:
         value = getattr(config, spec.name)
-        if spec.kind == "path":
+        if spec.kind == "path" and spec.optional:
+            assert value is None, spec.name
+        elif spec.kind == "path":
             assert isinstance(value, Path) and value.is_absolute(), spec.name
         else:
             assert type(value) is kinds[spec.kind], spec.name

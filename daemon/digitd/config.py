@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from digitd.errors import ConfigError, one_line
+from digitd.forms import FormError, Template, load_forms
 
 DEFAULT_CONFIG_NAME = "config.yaml"
 CONFIG_ENV = "DIGITD_CONFIG"
@@ -42,11 +43,12 @@ class KeySpec:
     low_inclusive: bool = True
     high: float | None = None  # upper limit (inclusive), if any
     choices: tuple[str, ...] = ()
+    optional: bool = False  # null or '' means none (a path key only)
 
     def expectation(self) -> str:
         """What a valid value looks like, as used in error messages."""
         if self.kind == "path":
-            return "a path"
+            return "a path, or nothing for none" if self.optional else "a path"
         if self.kind == "bool":
             return "true or false"
         if self.kind == "choice":
@@ -63,6 +65,8 @@ class KeySpec:
         """Short type description for documentation tables."""
         if self.kind == "choice":
             return " \\| ".join(f"`{c}`" for c in self.choices)
+        if self.kind == "path" and self.optional:
+            return "path or empty"
         return {"path": "path", "bool": "bool", "int": "int", "float": "float"}[self.kind]
 
 
@@ -77,6 +81,9 @@ KEYS: tuple[KeySpec, ...] = (
             "Folder the results go to: results/, annotated/, originals/, failed/, results.csv."),
     KeySpec("model", "path", "models/digitd-cnn-v1.keras",
             "Model file: NAME.keras, served from its NAME.tflite companion, or a .tflite itself."),
+    KeySpec("forms", "path", None,
+            "Folder of form templates (*.yaml), read and checked at start; empty: no forms.",
+            optional=True),
     KeySpec("recursive", "bool", False,
             "Also watch the inbox's subfolders."),
     KeySpec("polling", "bool", False,
@@ -142,6 +149,7 @@ class Config:
     inbox: Path
     outbox: Path
     model: Path
+    forms: Path | None
     recursive: bool
     polling: bool
     poll_interval_seconds: float
@@ -165,6 +173,8 @@ class Config:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     # The file this config was read from (absolute), or None. Not a key.
     source: Path | None = dataclasses.field(default=None, compare=False)
+    # The form templates in the ``forms`` folder, loaded by load_config. Not a key.
+    templates: tuple[Template, ...] = dataclasses.field(default=(), compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """Every key and its value, in documentation order; paths as strings."""
@@ -318,6 +328,8 @@ def _check_value(spec: KeySpec, value: Any, source: str, base_dir: Path) -> Any:
             f"{source}: key '{spec.name}': expected {spec.expectation()}, got {_show(value)}")
 
     if spec.kind == "path":
+        if spec.optional and (value is None or value == ""):
+            return None
         if not isinstance(value, str) or not value.strip() or "\0" in value:
             raise bad()
         path = Path(os.path.expanduser(value))
@@ -392,13 +404,20 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the YAML config file at ``path``.
 
     Raises ConfigError (exit 2) with one line naming the file (as given) and
-    the key. Relative paths in the file resolve from the file's folder.
+    the key. Relative paths in the file resolve from the file's folder. With
+    ``forms`` set, the templates there are loaded and checked too.
     """
     path = Path(path)
     source = str(path)
     data = _read_yaml(path, source)
     config = parse_config(data, source, path.absolute().parent)
-    return config.replace(source=Path(os.path.abspath(path)))
+    templates: tuple[Template, ...] = ()
+    if config.forms is not None:
+        try:
+            templates = load_forms(config.forms)
+        except FormError as exc:
+            raise ConfigError(f"{source}: key 'forms': {exc}") from None
+    return config.replace(source=Path(os.path.abspath(path)), templates=templates)
 
 
 def existence_warnings(config: Config) -> list[str]:
