@@ -14,16 +14,14 @@ import datetime as _dt
 import difflib
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from digitd.errors import ConfigError, one_line
+from digitd.errors import ConfigError
 from digitd.forms import FormError, Template, load_forms
+from digitd.yamltext import YAMLTextError, parse_yaml
 
 DEFAULT_CONFIG_NAME = "config.yaml"
 CONFIG_ENV = "DIGITD_CONFIG"
@@ -222,40 +220,6 @@ def default_config(base_dir: str | os.PathLike[str] = ".") -> Config:
 # Reading YAML
 
 
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, first_line: int, second_line: int) -> None:
-        super().__init__(key)
-        self.key, self.first_line, self.second_line = key, first_line, second_line
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and reads ``1e3`` as a number."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, int] = {}
-    for key_node, _value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        try:
-            if key in seen:
-                raise _DuplicateKey(key, seen[key], line)
-            seen[key] = line
-        except TypeError:  # unhashable key; construct_mapping reports it
-            pass
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# YAML 1.1 (PyYAML) reads "1e3" as a string; YAML 1.2 and people read a number.
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
 def _read_yaml(path: Path, source: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -271,18 +235,9 @@ def _read_yaml(path: Path, source: str) -> Any:
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except _DuplicateKey as exc:
-        raise ConfigError(
-            f"{source}: key {_show_key(exc.key)} appears twice "
-            f"(lines {exc.first_line} and {exc.second_line})") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = exc.problem or exc.context or "syntax error"
-        raise ConfigError(f"{source}: invalid YAML{where}: {one_line(what)}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {one_line(exc)}") from None
+        return parse_yaml(text, _show_key)
+    except YAMLTextError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 # ---------------------------------------------------------------------------

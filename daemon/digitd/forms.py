@@ -20,9 +20,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from digitd.errors import one_line, os_words
+from digitd.yamltext import YAMLTextError, parse_yaml
 
 A4_MM = (210.0, 297.0)
 # The forms CSV's own columns, which a field name may not take.
@@ -88,34 +88,6 @@ def check_value(field: Field, value: str | None) -> tuple[str, tuple[str, ...]]:
 # Reading
 
 
-class _DuplicateKey(yaml.YAMLError):
-    def __init__(self, key: Any, first_line: int, second_line: int) -> None:
-        super().__init__(key)
-        self.key, self.first_line, self.second_line = key, first_line, second_line
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: dict[Any, int] = {}
-    for key_node, _value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        try:
-            if key in seen:
-                raise _DuplicateKey(key, seen[key], line)
-            seen[key] = line
-        except TypeError:  # unhashable key; construct_mapping reports it
-            pass
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _read(path: Path, source: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -124,17 +96,9 @@ def _read(path: Path, source: str) -> Any:
     except OSError as exc:
         raise FormError(f"{source}: cannot read the template: {os_words(exc)}") from None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except _DuplicateKey as exc:
-        raise FormError(f"{source}: key {_show(exc.key)} appears twice "
-                        f"(lines {exc.first_line} and {exc.second_line})") from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = exc.problem or exc.context or "syntax error"
-        raise FormError(f"{source}: invalid YAML{where}: {one_line(what)}") from None
-    except yaml.YAMLError as exc:
-        raise FormError(f"{source}: invalid YAML: {one_line(exc)}") from None
+        return parse_yaml(text, _show)
+    except YAMLTextError as exc:
+        raise FormError(f"{source}: {exc}") from None
 
 
 def _show(value: Any) -> str:
