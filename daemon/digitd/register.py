@@ -1,0 +1,285 @@
+"""Registering a scanned page on a form's printed boxes: template millimetres -> page pixels.
+
+:func:`find_boxes` finds the printed rectangles (long thin lines kept by
+morphology, each connected frame checked along its four sides; a comb is one
+frame); :func:`align` pairs them with a template's boxes (every two-box
+similarity near the scale the page's width implies is tried, the best kept),
+fits a similarity with RANSAC on box corners and refines it once; :func:`to_page`
+puts a template box on the page. A box is the outer edge of its printed line.
+Pure: arrays in, records out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+LINE = 1 / 60  # a printed line runs straight for at least this share of the page's shorter side
+THICKEN = 3  # pixels a line is thickened across before the straight runs are kept (rotated lines)
+SIDE_COVER = 0.75  # each side of a frame must be this much ink ...
+COVER = 0.88  # ... and its four sides together this much
+MAX_INK = 0.5  # a frame's pixels may fill at most this share of its rectangle (a solid block is no box)
+MAX_TILT = 10.0  # degrees: a frame tilted more is not a printed box on this page
+SCALE_RANGE = 0.1  # the page's scale may differ this much from what its width implies
+MAX_TURN = 8.0  # degrees of rotation looked for either way
+SIZE_TOLERANCE = 0.15  # a page box matches a template box within this share of its size (+ SIZE_SLACK)
+SIZE_SLACK = 1.5  # mm
+FIT_TOLERANCE = 2.5  # mm: a box's worst corner this far from where the transform puts it has no fit
+MIN_PAIR = 15.0  # mm: two boxes' centres at least this far apart make a hypothesis
+MAX_PAIRS = 20000  # hypotheses tried at most (sampled beyond, with a fixed seed)
+MIN_QUALITY = 0.5  # an alignment below this quality is no match
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Where a template sits on a page: millimetres -> pixels, and how well it fits."""
+
+    matrix: np.ndarray  # 2 x 3 float64 affine (a similarity): template mm -> page pixels
+    quality: float  # 0-1: the template's boxes found where the matrix puts them, weighted by fit
+    matched: int  # template boxes found on the page
+    residual_px: float  # RMS distance of the matched boxes' corners from where the matrix puts them
+
+
+def find_boxes(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The printed rectangles on a page as (x, y, w, h) pixels, top to bottom; a comb once, as its outer box."""
+    return [bounds(c) for c in find_frames(gray)]
+
+
+def find_frames(gray: np.ndarray) -> list[np.ndarray]:
+    """The printed rectangles' corners (4 x 2 float64: top-left, top-right, bottom-right, bottom-left), top to bottom."""
+    page = to_uint8(gray)
+    h, w = page.shape
+    ink = ink_of(page)
+    lines = straight_lines(ink, max(8, round(min(h, w) * LINE)))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    paper = float(np.median(page))
+    min_side = max(8, round(min(h, w) * LINE))
+    frames = []
+    for i in range(1, count):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if bw < min_side or bh < min_side or x <= 1 or y <= 1 or x + bw >= w - 1 or y + bh >= h - 1:
+            continue  # small, or touching the scan's edge (the paper's edge, the scanner's bed)
+        mask = (labels[y:y + bh, x:x + bw] == i).astype(np.uint8)
+        corners = frame_corners(mask, page[y:y + bh, x:x + bw], paper)
+        if corners is not None:
+            frames.append(corners + (x, y))
+    frames.sort(key=lambda c: (c[:, 1].min(), c[:, 0].min()))
+    return frames
+
+
+def to_uint8(gray: np.ndarray) -> np.ndarray:
+    """A grey plane as uint8 0-255 (float planes are 0-1; colour is made grey), dark ink on light paper."""
+    a = np.asarray(gray)
+    if a.ndim == 3:
+        a = a[..., :3].mean(axis=2)
+    if a.dtype == np.uint8:
+        out = a
+    elif a.dtype == np.uint16:
+        out = (a >> 8).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        out = np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    else:
+        out = np.clip(a, 0, 255).astype(np.uint8)
+    if np.median(out) < 128:  # light lines on a dark ground
+        out = 255 - out
+    return np.ascontiguousarray(out)
+
+
+def ink_of(page: np.ndarray) -> np.ndarray:
+    """Ink (1) against the paper's local level: grey grounds and uneven light pass."""
+    block = max(15, (min(page.shape) // 50) | 1)
+    return cv2.adaptiveThreshold(page, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 12)
+
+
+def straight_lines(ink: np.ndarray, length: int) -> np.ndarray:
+    """Long horizontal and vertical runs of ink (uint8 0/1), joined at their corners."""
+    across_h = cv2.dilate(ink, np.ones((THICKEN, 1), np.uint8))
+    across_v = cv2.dilate(ink, np.ones((1, THICKEN), np.uint8))
+    horizontal = cv2.morphologyEx(across_h, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    vertical = cv2.morphologyEx(across_v, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    return cv2.morphologyEx(horizontal | vertical, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+
+
+def frame_corners(mask: np.ndarray, page: np.ndarray, paper: float) -> np.ndarray | None:
+    """A frame's corners (crop pixels) if this piece of lines is a rectangle's outline, else None."""
+    points = cv2.findNonZero(mask)
+    (cx, cy), (rw, rh), angle = cv2.minAreaRect(points)
+    corners = order_corners(cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.float64))
+    tilt = math.degrees(math.atan2(corners[1, 1] - corners[0, 1], corners[1, 0] - corners[0, 0]))
+    if abs(tilt) > MAX_TILT or float(mask.sum()) > MAX_INK * max(rw * rh, 1.0):
+        return None
+    inset = (THICKEN + 1) / 2  # from the outer edge onto the (thickened) line
+    centre = corners.mean(axis=0)
+    toward = centre - corners
+    toward /= np.maximum(np.abs(toward), 1e-9)  # (+-1, +-1): inwards at each corner
+    inner = corners + toward * inset
+    tolerant = cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    covers = []
+    for a, b in zip(inner, np.roll(inner, -1, axis=0)):
+        n = max(int(np.hypot(*(b - a))), 2)
+        t = np.linspace(0.0, 1.0, n)[:, None]
+        p = np.rint(a + (b - a) * t).astype(int)
+        p[:, 0] = np.clip(p[:, 0], 0, mask.shape[1] - 1)
+        p[:, 1] = np.clip(p[:, 1], 0, mask.shape[0] - 1)
+        covers.append(float(tolerant[p[:, 1], p[:, 0]].mean()))
+    if min(covers) < SIDE_COVER or float(np.mean(covers)) < COVER:
+        return None
+    x0, y0, x1, y1 = (int(v) for v in (*np.ceil(inner.min(axis=0) + inset), *np.floor(inner.max(axis=0) - inset)))
+    inside = page[y0:y1, x0:x1]
+    if inside.size and float(np.median(inside)) < paper / 2:
+        return None  # a dark block outlined by the threshold, not a box on the paper
+    return corners + toward * ((THICKEN - 1) / 2)  # the printed line's outer edge, not the thickened one
+
+
+def order_corners(corners: np.ndarray) -> np.ndarray:
+    """Four corners as top-left, top-right, bottom-right, bottom-left (a rectangle turned less than 45 degrees)."""
+    d = corners - corners.mean(axis=0)
+    return corners[np.argsort(np.arctan2(d[:, 1], d[:, 0]))]
+
+
+def bounds(corners: np.ndarray) -> tuple[int, int, int, int]:
+    """The pixel box (x, y, w, h) around some corners."""
+    x0, y0 = np.rint(corners.min(axis=0)).astype(int)
+    x1, y1 = np.rint(corners.max(axis=0)).astype(int)
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+
+
+def corners_of(box: tuple[float, float, float, float]) -> np.ndarray:
+    """A box's corners (4 x 2: top-left, top-right, bottom-right, bottom-left)."""
+    x, y, w, h = box
+    return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (... x 2) through a 2 x 3 affine."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def to_page(alignment: Alignment, box_mm: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """A template box (mm) in the page's pixels: the box around its transformed corners."""
+    return bounds(apply(alignment.matrix, corners_of(box_mm)))
+
+
+def align(gray: np.ndarray, boxes_mm: Sequence[tuple[float, float, float, float]],
+          page_mm: tuple[float, float]) -> Alignment | None:
+    """The page registered on a template's printed boxes, or None (too few boxes match: not this form)."""
+    template = np.array([corners_of(b) for b in boxes_mm], np.float64).reshape(-1, 4, 2)
+    if len(template) < 2:
+        return None
+    page = to_uint8(gray)
+    found = find_frames(page)
+    if len(found) < 2:
+        return None
+    frames = np.array(found, np.float64)
+    scale = page.shape[1] / float(page_mm[0])
+    first = best_hypothesis(template, frames, scale)
+    if first is None:
+        return None
+    matrix = first
+    for threshold in (FIT_TOLERANCE, FIT_TOLERANCE / 2):  # the fit, then the fit refined once
+        pairs = match(matrix, template, frames, FIT_TOLERANCE)
+        if len(pairs) < 2:
+            return None
+        src = np.concatenate([template[i] for i, _ in pairs]).astype(np.float32)
+        dst = np.concatenate([frames[j] for _, j in pairs]).astype(np.float32)
+        fitted, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
+                                                ransacReprojThreshold=threshold * scale, maxIters=2000,
+                                                confidence=0.999, refineIters=20)
+        if fitted is None:
+            return None
+        matrix = fitted.astype(np.float64)
+    return judge(matrix, template, frames)
+
+
+def judge(matrix: np.ndarray, template: np.ndarray, frames: np.ndarray) -> Alignment | None:
+    """The alignment this matrix makes, or None if its quality is too low."""
+    fits, errors = box_fits(matrix, template, frames, FIT_TOLERANCE)
+    best = fits.argmax(axis=1)
+    rows = np.arange(len(template))
+    good = fits[rows, best] > 0
+    matched = int(good.sum())
+    quality = float(fits[rows, best].sum() / len(template))
+    if matched < 2 or quality < MIN_QUALITY:
+        return None
+    predicted = apply(matrix, template[good])
+    residual = float(np.sqrt(np.mean(np.sum((predicted - frames[best[good]]) ** 2, axis=2))))
+    return Alignment(matrix=matrix, quality=quality, matched=matched, residual_px=residual)
+
+
+def pixel_scale(matrix: np.ndarray) -> float:
+    """Pixels per millimetre of a similarity."""
+    return float(math.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+
+
+def box_fits(matrix: np.ndarray, template: np.ndarray, frames: np.ndarray,
+             tolerance_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fit (0-1) and worst-corner error (px) of every template box (rows) against every page box (columns)."""
+    predicted = apply(matrix, template)  # n x 4 x 2
+    errors = np.linalg.norm(predicted[:, None] - frames[None], axis=3).max(axis=2)  # n x m
+    fits = np.clip(1.0 - errors / (tolerance_mm * pixel_scale(matrix)), 0.0, 1.0)
+    return fits, errors
+
+
+def match(matrix: np.ndarray, template: np.ndarray, frames: np.ndarray, tolerance_mm: float) -> list[tuple[int, int]]:
+    """Template box -> page box pairs under a matrix, best fits first, each box used once."""
+    fits, _ = box_fits(matrix, template, frames, tolerance_mm)
+    pairs, used_t, used_f = [], set(), set()
+    for flat in np.argsort(-fits, axis=None):
+        i, j = divmod(int(flat), fits.shape[1])
+        if fits[i, j] <= 0:
+            break
+        if i not in used_t and j not in used_f:
+            pairs.append((i, j))
+            used_t.add(i)
+            used_f.add(j)
+    return pairs
+
+
+def best_hypothesis(template: np.ndarray, frames: np.ndarray, scale: float) -> np.ndarray | None:
+    """The similarity from two box pairs (alike in size, a plausible scale and turn) that fits most boxes."""
+    t_centre, f_centre = template.mean(axis=1), frames.mean(axis=1)
+    t_size, f_size = sides(template) * scale, sides(frames)
+    slack = SIZE_TOLERANCE * t_size[:, None] + SIZE_SLACK * scale
+    alike = np.all(np.abs(t_size[:, None] - f_size[None]) <= slack, axis=2)
+    candidates = np.argwhere(alike)  # (template, frame) pairs
+    if len(candidates) < 2:
+        return None
+    a, b = np.triu_indices(len(candidates), k=1)
+    pairs = np.stack([a, b], axis=1)
+    pairs = pairs[(candidates[a, 0] != candidates[b, 0]) & (candidates[a, 1] != candidates[b, 1])]
+    if len(pairs) > MAX_PAIRS:
+        pairs = pairs[np.random.default_rng(0).choice(len(pairs), MAX_PAIRS, replace=False)]
+    ti, fi = candidates[pairs[:, 0]], candidates[pairs[:, 1]]
+    dt = t_centre[fi[:, 0]] - t_centre[ti[:, 0]]
+    df = f_centre[fi[:, 1]] - f_centre[ti[:, 1]]
+    lt, lf = np.hypot(dt[:, 0], dt[:, 1]), np.hypot(df[:, 0], df[:, 1])
+    ratio = lf / np.maximum(lt * scale, 1e-9)
+    turn = np.arctan2(df[:, 1], df[:, 0]) - np.arctan2(dt[:, 1], dt[:, 0])
+    turn = (turn + np.pi) % (2 * np.pi) - np.pi
+    keep = ((lt >= MIN_PAIR) & (np.abs(ratio - 1) <= SCALE_RANGE)
+            & (np.abs(turn) <= math.radians(MAX_TURN)))
+    if not keep.any():
+        return None
+    best, best_score = None, 0.0
+    for k in np.flatnonzero(keep):
+        s = ratio[k] * scale
+        c, si = s * math.cos(turn[k]), s * math.sin(turn[k])
+        rot = np.array([[c, -si], [si, c]])
+        shift = f_centre[ti[k, 1]] - rot @ t_centre[ti[k, 0]]
+        matrix = np.hstack([rot, shift[:, None]])
+        fits, _ = box_fits(matrix, template, frames, FIT_TOLERANCE)
+        score = float(fits.max(axis=1).sum())
+        if score > best_score:
+            best, best_score = matrix, score
+    return best
+
+
+def sides(corners: np.ndarray) -> np.ndarray:
+    """Width and height of boxes given by their corners (n x 4 x 2 -> n x 2)."""
+    w = np.linalg.norm(corners[:, 1] - corners[:, 0], axis=1)
+    h = np.linalg.norm(corners[:, 3] - corners[:, 0], axis=1)
+    return np.stack([w, h], axis=1)
