@@ -1,11 +1,11 @@
 """Registering a scanned page on a form's printed boxes: template millimetres -> page pixels.
 
 :func:`find_boxes` finds the printed rectangles (long thin lines kept by
-morphology, each connected frame checked along its four sides; a comb is one
-frame); :func:`align` pairs them with a template's boxes (every two-box
+morphology; each connected frame's outermost long rows and columns at its tilt
+are its sides, checked along their length; a comb is one frame); :func:`align` pairs them with a template's boxes (every two-box
 similarity near the scale the page's width implies is tried, the best kept),
 fits a similarity with RANSAC on box corners and refines it once; :func:`to_page`
-puts a template box on the page. A box is the outer edge of its printed line.
+puts a template box on the page. A box runs along the middle of its printed line.
 Pure: arrays in, records out.
 """
 
@@ -22,6 +22,7 @@ LINE = 1 / 60  # a printed line runs straight for at least this share of the pag
 THICKEN = 3  # pixels a line is thickened across before the straight runs are kept (rotated lines)
 SIDE_COVER = 0.75  # each side of a frame must be this much ink ...
 COVER = 0.88  # ... and its four sides together this much
+LONG = 0.4  # a side's line runs along at least this share of the frame
 MAX_INK = 0.5  # a frame's pixels may fill at most this share of its rectangle (a solid block is no box)
 MAX_TILT = 10.0  # degrees: a frame tilted more is not a printed box on this page
 SCALE_RANGE = 0.1  # the page's scale may differ this much from what its width implies
@@ -53,19 +54,22 @@ def find_frames(gray: np.ndarray) -> list[np.ndarray]:
     """The printed rectangles' corners (4 x 2 float64: top-left, top-right, bottom-right, bottom-left), top to bottom."""
     page = to_uint8(gray)
     h, w = page.shape
-    ink = ink_of(page)
-    lines = straight_lines(ink, max(8, round(min(h, w) * LINE)))
+    length = max(8, round(min(h, w) * LINE))
+    horizontal, vertical = straight_lines(ink_of(page), length)
+    lines = cv2.morphologyEx(horizontal | vertical, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
     paper = float(np.median(page))
-    min_side = max(8, round(min(h, w) * LINE))
     frames = []
     for i in range(1, count):
         x, y, bw, bh, area = (int(v) for v in stats[i])
-        if bw < min_side or bh < min_side or x <= 1 or y <= 1 or x + bw >= w - 1 or y + bh >= h - 1:
+        if bw < length or bh < length or x <= 1 or y <= 1 or x + bw >= w - 1 or y + bh >= h - 1:
             continue  # small, or touching the scan's edge (the paper's edge, the scanner's bed)
-        mask = (labels[y:y + bh, x:x + bw] == i).astype(np.uint8)
-        corners = frame_corners(mask, page[y:y + bh, x:x + bw], paper)
-        if corners is not None:
+        if area > MAX_INK * bw * bh:
+            continue  # a solid block, not an outline
+        crop = np.s_[y:y + bh, x:x + bw]
+        mask = (labels[crop] == i).astype(np.uint8)
+        corners = frame_corners(mask, horizontal[crop] & mask, vertical[crop] & mask, length)
+        if corners is not None and is_light_inside(page[crop], corners, paper):
             frames.append(corners + (x, y))
     frames.sort(key=lambda c: (c[:, 1].min(), c[:, 0].min()))
     return frames
@@ -95,44 +99,89 @@ def ink_of(page: np.ndarray) -> np.ndarray:
     return cv2.adaptiveThreshold(page, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, block, 12)
 
 
-def straight_lines(ink: np.ndarray, length: int) -> np.ndarray:
-    """Long horizontal and vertical runs of ink (uint8 0/1), joined at their corners."""
+def straight_lines(ink: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Long horizontal and long vertical runs of ink (uint8 0/1 each), thickened across by THICKEN."""
     across_h = cv2.dilate(ink, np.ones((THICKEN, 1), np.uint8))
     across_v = cv2.dilate(ink, np.ones((1, THICKEN), np.uint8))
     horizontal = cv2.morphologyEx(across_h, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
     vertical = cv2.morphologyEx(across_v, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
-    return cv2.morphologyEx(horizontal | vertical, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    return horizontal, vertical
 
 
-def frame_corners(mask: np.ndarray, page: np.ndarray, paper: float) -> np.ndarray | None:
-    """A frame's corners (crop pixels) if this piece of lines is a rectangle's outline, else None."""
-    points = cv2.findNonZero(mask)
-    (cx, cy), (rw, rh), angle = cv2.minAreaRect(points)
-    corners = order_corners(cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.float64))
-    tilt = math.degrees(math.atan2(corners[1, 1] - corners[0, 1], corners[1, 0] - corners[0, 0]))
-    if abs(tilt) > MAX_TILT or float(mask.sum()) > MAX_INK * max(rw * rh, 1.0):
+def frame_corners(mask: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray, length: int) -> np.ndarray | None:
+    """The centre lines' corners (crop pixels) if this piece of lines outlines a rectangle, else None.
+
+    The outermost long rows and columns at the frame's tilt are its sides, so strokes
+    crossing a side (a digit written over the edge) do not move it.
+    """
+    hy, hx = np.nonzero(horizontal)
+    vy, vx = np.nonzero(vertical)
+    if len(hx) < 2 * length or len(vx) < 2 * length:
         return None
-    inset = (THICKEN + 1) / 2  # from the outer edge onto the (thickened) line
-    centre = corners.mean(axis=0)
-    toward = centre - corners
-    toward /= np.maximum(np.abs(toward), 1e-9)  # (+-1, +-1): inwards at each corner
-    inner = corners + toward * inset
+    angle = frame_tilt(hx, hy, vx, vy)
+    c, s = math.cos(angle), math.sin(angle)
+    across_h = -hx * s + hy * c  # rows of the turned frame
+    across_v = vx * c + vy * s  # its columns
+    rows = outer_lines(across_h, hx * c + hy * s)
+    cols = outer_lines(across_v, -vx * s + vy * c)
+    if rows is None or cols is None or rows[1] - rows[0] < length or cols[1] - cols[0] < length:
+        return None
+    (top, bottom), (left, right) = rows, cols
+    turned = np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float64)
+    corners = np.stack([turned[:, 0] * c - turned[:, 1] * s, turned[:, 0] * s + turned[:, 1] * c], axis=1)
     tolerant = cv2.dilate(mask, np.ones((3, 3), np.uint8))
     covers = []
-    for a, b in zip(inner, np.roll(inner, -1, axis=0)):
+    for a, b in zip(corners, np.roll(corners, -1, axis=0)):
         n = max(int(np.hypot(*(b - a))), 2)
-        t = np.linspace(0.0, 1.0, n)[:, None]
-        p = np.rint(a + (b - a) * t).astype(int)
+        p = np.rint(a + (b - a) * np.linspace(0.0, 1.0, n)[:, None]).astype(int)
         p[:, 0] = np.clip(p[:, 0], 0, mask.shape[1] - 1)
         p[:, 1] = np.clip(p[:, 1], 0, mask.shape[0] - 1)
         covers.append(float(tolerant[p[:, 1], p[:, 0]].mean()))
     if min(covers) < SIDE_COVER or float(np.mean(covers)) < COVER:
         return None
-    x0, y0, x1, y1 = (int(v) for v in (*np.ceil(inner.min(axis=0) + inset), *np.floor(inner.max(axis=0) - inset)))
-    inside = page[y0:y1, x0:x1]
-    if inside.size and float(np.median(inside)) < paper / 2:
-        return None  # a dark block outlined by the threshold, not a box on the paper
-    return corners + toward * ((THICKEN - 1) / 2)  # the printed line's outer edge, not the thickened one
+    return corners
+
+
+def frame_tilt(hx: np.ndarray, hy: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> float:
+    """The turn (radians) at which the frame's lines project sharpest onto rows and columns."""
+    step = max(1, (len(hx) + len(vx)) // 6000)
+    hx, hy, vx, vy = hx[::step], hy[::step], vx[::step], vy[::step]
+    best, best_score = 0.0, -1.0
+    for span, count in ((MAX_TILT, 41), (0.5, 21)):  # coarse, then fine around the coarse best
+        for deg in np.linspace(best - span, best + span, count) if best_score >= 0 else np.linspace(-span, span, count):
+            a = math.radians(deg)
+            c, s = math.cos(a), math.sin(a)
+            r = np.rint(-hx * s + hy * c).astype(np.int64)
+            q = np.rint(vx * c + vy * s).astype(np.int64)
+            score = float(np.sum(np.bincount(r - r.min()) ** 2) + np.sum(np.bincount(q - q.min()) ** 2))
+            if score > best_score:
+                best_score, best_deg = score, deg
+        best = best_deg
+    return math.radians(best)
+
+
+def outer_lines(across: np.ndarray, along: np.ndarray) -> tuple[float, float] | None:
+    """The centres of the first and last long lines: positions `across` holding at least LONG of the extent `along`."""
+    lo, hi = np.percentile(along, [2, 98])
+    base = int(math.floor(across.min()))
+    counts = np.bincount(np.rint(across).astype(np.int64) - base)
+    long = np.flatnonzero(counts >= LONG * (hi - lo))
+    if len(long) < 2:
+        return None
+    runs = np.split(long, np.flatnonzero(np.diff(long) > 1) + 1)
+    if len(runs) < 2:
+        return None
+    first, last = runs[0], runs[-1]
+    centre = [float(np.average(r, weights=counts[r])) + base for r in (first, last)]
+    return centre[0], centre[1]
+
+
+def is_light_inside(page: np.ndarray, corners: np.ndarray, paper: float) -> bool:
+    """Whether a frame's inside is paper (not a dark block whose outline the threshold drew)."""
+    x0, y0 = np.ceil(corners.min(axis=0)).astype(int) + 4
+    x1, y1 = np.floor(corners.max(axis=0)).astype(int) - 4
+    inside = page[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
+    return inside.size == 0 or float(np.median(inside)) >= paper / 2
 
 
 def order_corners(corners: np.ndarray) -> np.ndarray:
