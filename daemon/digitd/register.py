@@ -1,12 +1,13 @@
 """Registering a scanned page on a form's printed boxes: template millimetres -> page pixels.
 
-:func:`find_boxes` finds the printed rectangles (long thin lines kept by
-morphology; each connected frame's outermost long rows and columns at its tilt
-are its sides, checked along their length; a comb is one frame); :func:`align` pairs them with a template's boxes (every two-box
-similarity near the scale the page's width implies is tried, the best kept),
-fits a similarity with RANSAC on box corners and refines it once; :func:`to_page`
-puts a template box on the page. A box runs along the middle of its printed line.
-Pure: arrays in, records out.
+:func:`find_boxes` finds the printed rectangles: long straight runs of ink kept
+by morphology, and in each connected piece the outermost long rows and columns
+at its tilt are the sides (so a comb is one box, and a digit written across an
+edge does not move it). :func:`align` tries every two-box similarity near the
+scale the page's width implies, keeps the one that fits most boxes, then fits a
+similarity with RANSAC on box corners and refines it once. :func:`to_page`
+puts a template box on the page. A box runs along the middle of its printed
+line. Pure: arrays in, records out.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def find_boxes(gray: np.ndarray) -> list[tuple[int, int, int, int]]:
 
 
 def find_frames(gray: np.ndarray) -> list[np.ndarray]:
-    """The printed rectangles' corners (4 x 2 float64: top-left, top-right, bottom-right, bottom-left), top to bottom."""
+    """The printed rectangles as corners (4 x 2 float64, clockwise from top-left), top to bottom."""
     page = to_uint8(gray)
     h, w = page.shape
     length = max(8, round(min(h, w) * LINE))
@@ -184,12 +185,6 @@ def is_light_inside(page: np.ndarray, corners: np.ndarray, paper: float) -> bool
     return inside.size == 0 or float(np.median(inside)) >= paper / 2
 
 
-def order_corners(corners: np.ndarray) -> np.ndarray:
-    """Four corners as top-left, top-right, bottom-right, bottom-left (a rectangle turned less than 45 degrees)."""
-    d = corners - corners.mean(axis=0)
-    return corners[np.argsort(np.arctan2(d[:, 1], d[:, 0]))]
-
-
 def bounds(corners: np.ndarray) -> tuple[int, int, int, int]:
     """The pixel box (x, y, w, h) around some corners."""
     x0, y0 = np.rint(corners.min(axis=0)).astype(int)
@@ -246,7 +241,7 @@ def align(gray: np.ndarray, boxes_mm: Sequence[tuple[float, float, float, float]
 
 def judge(matrix: np.ndarray, template: np.ndarray, frames: np.ndarray) -> Alignment | None:
     """The alignment this matrix makes, or None if its quality is too low."""
-    fits, errors = box_fits(matrix, template, frames, FIT_TOLERANCE)
+    fits = box_fits(matrix, template, frames, FIT_TOLERANCE)
     best = fits.argmax(axis=1)
     rows = np.arange(len(template))
     good = fits[rows, best] > 0
@@ -265,17 +260,16 @@ def pixel_scale(matrix: np.ndarray) -> float:
 
 
 def box_fits(matrix: np.ndarray, template: np.ndarray, frames: np.ndarray,
-             tolerance_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fit (0-1) and worst-corner error (px) of every template box (rows) against every page box (columns)."""
+             tolerance_mm: float) -> np.ndarray:
+    """The fit (0-1, by the worst corner's distance) of every template box (rows) to every page box (columns)."""
     predicted = apply(matrix, template)  # n x 4 x 2
     errors = np.linalg.norm(predicted[:, None] - frames[None], axis=3).max(axis=2)  # n x m
-    fits = np.clip(1.0 - errors / (tolerance_mm * pixel_scale(matrix)), 0.0, 1.0)
-    return fits, errors
+    return np.clip(1.0 - errors / (tolerance_mm * pixel_scale(matrix)), 0.0, 1.0)
 
 
 def match(matrix: np.ndarray, template: np.ndarray, frames: np.ndarray, tolerance_mm: float) -> list[tuple[int, int]]:
     """Template box -> page box pairs under a matrix, best fits first, each box used once."""
-    fits, _ = box_fits(matrix, template, frames, tolerance_mm)
+    fits = box_fits(matrix, template, frames, tolerance_mm)
     pairs, used_t, used_f = [], set(), set()
     for flat in np.argsort(-fits, axis=None):
         i, j = divmod(int(flat), fits.shape[1])
@@ -320,7 +314,7 @@ def best_hypothesis(template: np.ndarray, frames: np.ndarray, scale: float) -> n
         rot = np.array([[c, -si], [si, c]])
         shift = f_centre[ti[k, 1]] - rot @ t_centre[ti[k, 0]]
         matrix = np.hstack([rot, shift[:, None]])
-        fits, _ = box_fits(matrix, template, frames, FIT_TOLERANCE)
+        fits = box_fits(matrix, template, frames, FIT_TOLERANCE)
         score = float(fits.max(axis=1).sum())
         if score > best_score:
             best, best_score = matrix, score
