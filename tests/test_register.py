@@ -89,8 +89,11 @@ def draw_text_page() -> np.ndarray:
     page = np.full((SIZE[1], SIZE[0]), 255, np.uint8)
     cv2.putText(page, "MINUTES OF THE MEETING", (px(20), px(25)), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 20, 4)
     words = "the quick brown fox jumps over the lazy dog 0123456789 LOREM IPSUM DOLOR".split()
+    for k, (size, weight) in enumerate([(1.5, 4), (2.0, 5), (2.5, 6), (3.0, 8)]):  # bold headings
+        cv2.putText(page, "COVER SHEET: HE BOX DOOR HELD", (px(20), px(255 + k * 12)), cv2.FONT_HERSHEY_SIMPLEX,
+                    size, 20, weight)
     rng = np.random.default_rng(3)
-    for row in range(45):
+    for row in range(38):
         line = " ".join(rng.choice(words, 6))
         cv2.putText(page, line, (px(20), px(45 + row * 5.5)), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 20, 2)
     return page
@@ -202,10 +205,22 @@ def test_find_boxes_takes_float_planes(form):
     assert find_boxes(scan(form, m).astype(np.float32) / 255) == find_boxes(scan(form, m))
 
 
-def test_find_boxes_finds_none_on_text_or_a_blank_page():
-    assert find_boxes(draw_text_page()) == []
-    assert find_boxes(np.full((SIZE[1], SIZE[0]), 255, np.uint8)) == []
-    assert find_boxes(scan(draw_text_page(), transform(20, 20, 1.0, 2.0), edge=60)) == []
+@pytest.mark.parametrize("case", [(0, 0, 1.0, 0.0), (20, 20, 1.0, 2.0), (-20, 10, 0.97, -3.0)], ids=case_id)
+def test_find_boxes_finds_none_on_text_or_a_blank_page(case):
+    text = draw_text_page()
+    assert find_boxes(scan(text, transform(*case), blur=1.0, jpeg=50, edge=60)) == []
+    assert find_boxes(scan(np.full_like(text, 255), transform(*case), noise=5.0, jpeg=50, edge=60)) == []
+
+
+def test_many_alike_boxes_align_to_their_own_places():
+    """A grid of 24 equal boxes: a hypothesis one cell off fits all but a row, and loses."""
+    grid = {f"g{r}{c}": (25.0 + c * 42, 60.0 + r * 30, 30.0, 15.0) for r in range(6) for c in range(4)}
+    m = transform(-40, 40, 0.97, -3.0)
+    page = scan(draw_form(grid, comb=None), m, blur=1.0, jpeg=50)
+    assert_boxes(find_boxes(page), m, grid)
+    a = align(page, list(grid.values()), PAGE_MM)
+    assert a is not None and a.matched == len(grid)
+    assert max(corner_error(to_page(a, b), truth(m, b)) for b in grid.values()) <= 4
 
 
 @pytest.mark.parametrize("degrade", DEGRADE, ids=["clean", "blur-noise-jpeg-dark-bed", "grey-paper-jpeg"])

@@ -24,6 +24,8 @@ THICKEN = 3  # pixels a line is thickened across before the straight runs are ke
 SIDE_COVER = 0.75  # each side of a frame must be this much ink ...
 COVER = 0.88  # ... and its four sides together this much
 LONG = 0.4  # a side's line runs along at least this share of the frame
+MIN_SIDE = 1.4  # a box's sides are at least this many line lengths (LINE) long
+MAX_LINE = 1 / 6  # a box's lines are at most this thick for its shorter side (or THICKEN + 4 pixels)
 MAX_INK = 0.5  # a frame's pixels may fill at most this share of its rectangle (a solid block is no box)
 MAX_TILT = 10.0  # degrees: a frame tilted more is not a printed box on this page
 SCALE_RANGE = 0.1  # the page's scale may differ this much from what its width implies
@@ -125,9 +127,12 @@ def frame_corners(mask: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray
     across_v = vx * c + vy * s  # its columns
     rows = outer_lines(across_h, hx * c + hy * s)
     cols = outer_lines(across_v, -vx * s + vy * c)
-    if rows is None or cols is None or rows[1] - rows[0] < length or cols[1] - cols[0] < length:
+    if rows is None or cols is None:
         return None
-    (top, bottom), (left, right) = rows, cols
+    (top, bottom, row_width), (left, right, col_width) = rows, cols
+    short = min(bottom - top, right - left)
+    if short < length * MIN_SIDE or max(row_width, col_width) > max(THICKEN + 4, short * MAX_LINE):
+        return None  # small, or drawn with strokes too heavy for its size (bold lettering)
     turned = np.array([[left, top], [right, top], [right, bottom], [left, bottom]], np.float64)
     corners = np.stack([turned[:, 0] * c - turned[:, 1] * s, turned[:, 0] * s + turned[:, 1] * c], axis=1)
     tolerant = cv2.dilate(mask, np.ones((3, 3), np.uint8))
@@ -161,8 +166,9 @@ def frame_tilt(hx: np.ndarray, hy: np.ndarray, vx: np.ndarray, vy: np.ndarray) -
     return math.radians(best)
 
 
-def outer_lines(across: np.ndarray, along: np.ndarray) -> tuple[float, float] | None:
-    """The centres of the first and last long lines: positions `across` holding at least LONG of the extent `along`."""
+def outer_lines(across: np.ndarray, along: np.ndarray) -> tuple[float, float, int] | None:
+    """The centres of the first and last long lines (positions `across` holding LONG of the extent `along`)
+    and the thicker one's width."""
     lo, hi = np.percentile(along, [2, 98])
     base = int(math.floor(across.min()))
     counts = np.bincount(np.rint(across).astype(np.int64) - base)
@@ -174,7 +180,7 @@ def outer_lines(across: np.ndarray, along: np.ndarray) -> tuple[float, float] | 
         return None
     first, last = runs[0], runs[-1]
     centre = [float(np.average(r, weights=counts[r])) + base for r in (first, last)]
-    return centre[0], centre[1]
+    return centre[0], centre[1], max(len(first), len(last))
 
 
 def is_light_inside(page: np.ndarray, corners: np.ndarray, paper: float) -> bool:
