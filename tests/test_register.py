@@ -13,6 +13,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+from digitd.imageio import pages
 from digitd.register import Alignment, align, find_boxes, to_page
 
 PAGE_MM = (210.0, 297.0)
@@ -304,3 +305,19 @@ def test_to_page_is_the_box_around_the_turned_corners():
     assert (x, y) == tuple(np.rint(corners.min(axis=0)).astype(int))
     assert (x + w, y + h) == tuple(np.rint(corners.max(axis=0)).astype(int))
     assert h > PX * 10 + 30  # the turn makes a wide box taller
+
+
+def test_align_takes_a_decoded_scan(form):
+    """From the file's bytes as the service reads them: a grey PNG (float plane) and a tinted colour JPEG."""
+    m = transform(30, -20, 1.02, -2.0)
+    page = scan(form, m)
+    ok, png = cv2.imencode(".png", page)
+    tinted = cv2.merge([page, np.clip(page.astype(int) - 25, 0, 255).astype(np.uint8), page])  # bluish paper
+    ok2, jpg = cv2.imencode(".jpg", tinted, [cv2.IMWRITE_JPEG_QUALITY, 70])
+    assert ok and ok2
+    for data in (png.tobytes(), jpg.tobytes()):
+        (decoded,) = list(pages(data, 50_000_000))
+        plane = decoded.scan.gray if decoded.scan.gray is not None else decoded.scan.image
+        a = align(plane, list(FORM.values()), PAGE_MM)
+        assert a is not None
+        assert max(corner_error(to_page(a, b), truth(m, b)) for b in FORM.values()) <= 4
