@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-LINE = 1 / 60  # a printed line runs straight for at least this share of the page's shorter side
+LINE = 1 / 42  # a printed line runs straight for at least this share of the page's shorter side (5 mm on A4)
 THICKEN = 3  # pixels a line is thickened across before the straight runs are kept (rotated lines)
 SIDE_COVER = 0.75  # each side of a frame must be this much ink ...
 COVER = 0.88  # ... and its four sides together this much
 LONG = 0.4  # a side's line runs along at least this share of the frame
-MIN_SIDE = 1.4  # a box's sides are at least this many line lengths (LINE) long
+MIN_SIDE = 1.0  # a box's sides are at least one line length (LINE) long
 MAX_LINE = 1 / 6  # a box's lines are at most this thick for its shorter side (or THICKEN + 4 pixels)
 MAX_INK = 0.5  # a frame's pixels may fill at most this share of its rectangle (a solid block is no box)
 MAX_TILT = 10.0  # degrees: a frame tilted more is not a printed box on this page
@@ -33,6 +33,7 @@ MAX_TURN = 8.0  # degrees of rotation looked for either way
 SIZE_TOLERANCE = 0.15  # a page box matches a template box within this share of its size (+ SIZE_SLACK)
 SIZE_SLACK = 1.5  # mm
 FIT_TOLERANCE = 2.5  # mm: a box's worst corner this far from where the transform puts it has no fit
+MAX_SHIFT = 0.15  # a box is at most this share of the page's diagonal from where the nominal scale puts it
 MIN_PAIR = 15.0  # mm: two boxes' centres at least this far apart make a hypothesis
 MAX_PAIRS = 20000  # hypotheses tried at most (sampled beyond, with a fixed seed)
 MIN_QUALITY = 0.5  # an alignment below this quality is no match
@@ -142,18 +143,27 @@ def frame_corners(mask: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray
         p = np.rint(a + (b - a) * np.linspace(0.0, 1.0, n)[:, None]).astype(int)
         p[:, 0] = np.clip(p[:, 0], 0, mask.shape[1] - 1)
         p[:, 1] = np.clip(p[:, 1], 0, mask.shape[0] - 1)
-        covers.append(float(tolerant[p[:, 1], p[:, 0]].mean()))
+        hits = tolerant[p[:, 1], p[:, 0]]
+        if longest_gap(hits) > length / 2:
+            return None  # two boxes joined by a stroke, or no side here
+        covers.append(float(hits.mean()))
     if min(covers) < SIDE_COVER or float(np.mean(covers)) < COVER:
         return None
     return corners
 
 
+def longest_gap(hits: np.ndarray) -> int:
+    """The longest run of zeros in a 0/1 sequence."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], hits.astype(np.int8), [1]])))
+    return int(np.max(edges[1::2] - edges[::2])) if len(edges) else 0
+
+
 def frame_tilt(hx: np.ndarray, hy: np.ndarray, vx: np.ndarray, vy: np.ndarray) -> float:
     """The turn (radians) at which the frame's lines project sharpest onto rows and columns."""
-    step = max(1, (len(hx) + len(vx)) // 6000)
+    step = max(1, (len(hx) + len(vx)) // 3000)
     hx, hy, vx, vy = hx[::step], hy[::step], vx[::step], vy[::step]
     best, best_score = 0.0, -1.0
-    for span, count in ((MAX_TILT, 41), (0.5, 21)):  # coarse, then fine around the coarse best
+    for span, count in ((MAX_TILT, 21), (1.0, 21)):  # by degrees, then by tenths around the best
         for deg in np.linspace(best - span, best + span, count) if best_score >= 0 else np.linspace(-span, span, count):
             a = math.radians(deg)
             c, s = math.cos(a), math.sin(a)
@@ -294,6 +304,8 @@ def best_hypothesis(template: np.ndarray, frames: np.ndarray, scale: float) -> n
     t_size, f_size = sides(template) * scale, sides(frames)
     slack = SIZE_TOLERANCE * t_size[:, None] + SIZE_SLACK * scale
     alike = np.all(np.abs(t_size[:, None] - f_size[None]) <= slack, axis=2)
+    reach = MAX_SHIFT * math.hypot(*frames.reshape(-1, 2).max(axis=0))
+    alike &= np.linalg.norm(t_centre[:, None] * scale - f_centre[None], axis=2) <= reach
     candidates = np.argwhere(alike)  # (template, frame) pairs
     if len(candidates) < 2:
         return None
@@ -313,18 +325,29 @@ def best_hypothesis(template: np.ndarray, frames: np.ndarray, scale: float) -> n
             & (np.abs(turn) <= math.radians(MAX_TURN)))
     if not keep.any():
         return None
+    k = np.flatnonzero(keep)
+    s = ratio[k] * scale
+    cos, sin = s * np.cos(turn[k]), s * np.sin(turn[k])
+    rot = np.stack([np.stack([cos, -sin], axis=1), np.stack([sin, cos], axis=1)], axis=1)  # K x 2 x 2
+    shift = f_centre[ti[k, 1]] - np.einsum("kab,kb->ka", rot, t_centre[ti[k, 0]])
+    matrices = np.concatenate([rot, shift[:, :, None]], axis=2)  # K x 2 x 3
+    scores = np.concatenate([centre_scores(m, t_centre, f_centre, alike, scale)
+                             for m in np.array_split(matrices, max(1, len(matrices) // 500))])
     best, best_score = None, 0.0
-    for k in np.flatnonzero(keep):
-        s = ratio[k] * scale
-        c, si = s * math.cos(turn[k]), s * math.sin(turn[k])
-        rot = np.array([[c, -si], [si, c]])
-        shift = f_centre[ti[k, 1]] - rot @ t_centre[ti[k, 0]]
-        matrix = np.hstack([rot, shift[:, None]])
-        fits = box_fits(matrix, template, frames, FIT_TOLERANCE)
-        score = float(fits.max(axis=1).sum())
+    for matrix in matrices[np.argsort(-scores)[:5]]:  # the best few by centres, then by corners
+        score = float(box_fits(matrix, template, frames, FIT_TOLERANCE).max(axis=1).sum())
         if score > best_score:
             best, best_score = matrix, score
     return best
+
+
+def centre_scores(matrices: np.ndarray, t_centre: np.ndarray, f_centre: np.ndarray, alike: np.ndarray,
+                  scale: float) -> np.ndarray:
+    """How many template boxes each similarity (K x 2 x 3) puts near a page box alike in size, by fit."""
+    predicted = np.einsum("kab,nb->kna", matrices[:, :, :2], t_centre) + matrices[:, None, :, 2]  # K x n x 2
+    distance = np.linalg.norm(predicted[:, :, None] - f_centre[None, None], axis=3)  # K x n x m
+    fits = np.clip(1.0 - distance / (FIT_TOLERANCE * scale), 0.0, 1.0) * alike[None]
+    return fits.max(axis=2).sum(axis=1)
 
 
 def sides(corners: np.ndarray) -> np.ndarray:
