@@ -26,6 +26,7 @@ COVER = 0.88  # ... and its four sides together this much
 LONG = 0.4  # a side's line runs along at least this share of the frame
 MIN_SIDE = 1.0  # a box's sides are at least one line length (LINE) long
 MAX_LINE = 1 / 6  # a box's lines are at most this thick for its shorter side (or THICKEN + 4 pixels)
+RETRY = 2  # a piece that is no box is looked at again with lines this many line lengths long
 MAX_INK = 0.5  # a frame's pixels may fill at most this share of its rectangle (a solid block is no box)
 MAX_TILT = 10.0  # degrees: a frame tilted more is not a printed box on this page
 SCALE_RANGE = 0.1  # the page's scale may differ this much from what its width implies
@@ -60,23 +61,48 @@ def find_frames(gray: np.ndarray) -> list[np.ndarray]:
     h, w = page.shape
     length = max(8, round(min(h, w) * LINE))
     horizontal, vertical = straight_lines(ink_of(page), length)
-    lines = cv2.morphologyEx(horizontal | vertical, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
     paper = float(np.median(page))
     frames = []
-    for i in range(1, count):
-        x, y, bw, bh, area = (int(v) for v in stats[i])
-        if bw < length or bh < length or x <= 1 or y <= 1 or x + bw >= w - 1 or y + bh >= h - 1:
-            continue  # small, or touching the scan's edge (the paper's edge, the scanner's bed)
-        if area > MAX_INK * bw * bh:
-            continue  # a solid block, not an outline
-        crop = np.s_[y:y + bh, x:x + bw]
-        mask = (labels[crop] == i).astype(np.uint8)
-        corners = frame_corners(mask, horizontal[crop] & mask, vertical[crop] & mask, length)
-        if corners is not None and is_light_inside(page[crop], corners, paper):
-            frames.append(corners + (x, y))
+    for x, y, mask in pieces(horizontal, vertical, length):
+        if x <= 1 or y <= 1 or x + mask.shape[1] >= w - 1 or y + mask.shape[0] >= h - 1:
+            continue  # touching the scan's edge: the paper's edge, the scanner's bed
+        crop = np.s_[y:y + mask.shape[0], x:x + mask.shape[1]]
+        found = frames_of(mask, horizontal[crop] & mask, vertical[crop] & mask, length)
+        frames += [c + (x, y) for c in found if is_light_inside(page[crop], c, paper)]
     frames.sort(key=lambda c: (c[:, 1].min(), c[:, 0].min()))
     return frames
+
+
+def frames_of(mask: np.ndarray, horizontal: np.ndarray, vertical: np.ndarray, length: int) -> list[np.ndarray]:
+    """The frames in one piece of lines (crop pixels): itself, or if it is no box, what its longer lines make
+    (a stroke across two boxes joins them into one piece)."""
+    corners = frame_corners(mask, horizontal, vertical, length)
+    if corners is not None or min(mask.shape) < 2 * length:
+        return [] if corners is None else [corners]
+    out = []
+    for x, y, sub in pieces(horizontal, vertical, length, RETRY * length):
+        box = np.s_[y:y + sub.shape[0], x:x + sub.shape[1]]
+        corners = frame_corners(sub, horizontal[box] & sub, vertical[box] & sub, length)
+        if corners is not None:
+            out.append(corners + (x, y))
+    return out
+
+
+def pieces(horizontal: np.ndarray, vertical: np.ndarray, length: int,
+           keep: int | None = None) -> list[tuple[int, int, np.ndarray]]:
+    """The connected outlines the lines make, as (x, y, mask of the piece's box); lines shorter than `keep`
+    dropped first. Pieces smaller than `length` or filled like a block are left out."""
+    if keep:
+        horizontal = cv2.morphologyEx(horizontal, cv2.MORPH_OPEN, np.ones((1, keep), np.uint8))
+        vertical = cv2.morphologyEx(vertical, cv2.MORPH_OPEN, np.ones((keep, 1), np.uint8))
+    lines = cv2.morphologyEx(horizontal | vertical, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    out = []
+    for i in range(1, count):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if bw >= length and bh >= length and area <= MAX_INK * bw * bh:
+            out.append((x, y, (labels[y:y + bh, x:x + bw] == i).astype(np.uint8)))
+    return out
 
 
 def to_uint8(gray: np.ndarray) -> np.ndarray:
