@@ -1,13 +1,13 @@
 """Registering a scanned page on a form's printed boxes: template millimetres -> page pixels.
 
 :func:`find_boxes` finds the printed rectangles: long straight runs of ink kept
-by morphology, and in each connected piece the outermost long rows and columns
-at its tilt are the sides (so a comb is one box, and a digit written across an
-edge does not move it). :func:`align` tries every two-box similarity near the
-scale the page's width implies, keeps the one that fits most boxes, then fits a
-similarity with RANSAC on box corners and refines it once. :func:`to_page`
-puts a template box on the page. A box runs along the middle of its printed
-line. Pure: arrays in, records out.
+by morphology; in each connected piece the outermost long rows and columns at
+its tilt are the sides (a comb is one box; a digit written across an edge does
+not move it; a piece that is no box is tried again with longer lines only).
+:func:`align` tries every two-box similarity near the scale the page's width
+implies, keeps the one that fits most boxes, then fits a similarity with RANSAC
+on box corners and refines it once. :func:`to_page` puts a template box on the
+page. A box runs along the middle of its printed line. Pure: arrays in, records out.
 """
 
 from __future__ import annotations
