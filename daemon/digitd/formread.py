@@ -1,0 +1,194 @@
+"""Reading a form: the page matched to a template, each field's handwriting found and read.
+
+:func:`match_form` registers the page on every template's boxes and keeps the
+best. :func:`find_fields` cuts each field's box out of the page upright (the
+alignment undone, about a millimetre inside the printed lines) and finds its
+marks as a cropped number's are found; a comb field is read cell by cell, one
+mark a cell, and an empty cell stands in the number as ``_`` (so the digits keep
+their places and the count falls short: ``uncertain``). :func:`read_fields`
+gives each field its reading and :func:`forms.check_value`'s verdict;
+:func:`read_form` does it all with one model call. Pure: arrays in, records out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .forms import Field, Template, check_value
+from .records import Box, Found, Mark, Reading, Scan
+from .register import Alignment, align, apply, bounds, pixel_scale, to_page
+from .segment import components, digits_of_mask, ink_map, ink_mask_and_ratio
+
+INSET_MM = 1.0  # a field is read this far inside its box, the printed lines left out
+LINE_MM = 0.6  # a piece along the crop's edge at most this thick is what is left of a printed line
+MIN_MARK_MM = 2.0  # a mark shorter than this is a speck, not a digit
+EMPTY_CELL = "_"  # an empty cell of a comb, in the number where its digit would be
+
+
+@dataclass(frozen=True)
+class FieldReading:
+    """One field as read: its number (None when blank), status and why, its box on the page."""
+
+    number: str | None
+    confidence: float | None
+    status: str  # ok | uncertain | blank
+    box: Box
+    doubts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FormReading:
+    """A page read as a form: the template's name, how well the page fit it, its fields in order."""
+
+    form: str
+    quality: float
+    fields: dict[str, FieldReading]
+
+
+def grey_of(scan: Scan) -> np.ndarray:
+    """The scan's grey plane, or its image when it has none."""
+    return scan.gray if scan.gray is not None else scan.image
+
+
+def match_form(scan: Scan, templates: Sequence[Template]) -> tuple[Template, Alignment] | None:
+    """The template the page fits best and how it sits there, or None when it fits none.
+
+    The best quality wins; at equal quality, more boxes matched."""
+    plane = grey_of(scan)
+    best: tuple[Template, Alignment] | None = None
+    for template in templates:
+        alignment = align(plane, [f.box for f in template.fields], template.size)
+        if alignment is None:
+            continue
+        if best is None or (alignment.quality, alignment.matched) > (best[1].quality, best[1].matched):
+            best = (template, alignment)
+    return best
+
+
+def crop_matrix(alignment: Alignment, box_mm: tuple[float, float, float, float]) -> tuple[np.ndarray, int, int]:
+    """(2 x 3 affine: crop pixels -> page pixels, crop width, crop height) for a box read
+    upright at the page's own scale, INSET_MM inside it."""
+    x, y, w, h = box_mm
+    k = pixel_scale(alignment.matrix)
+    inset = min(INSET_MM, w / 4, h / 4)
+    to_mm = np.array([[1 / k, 0, x + inset], [0, 1 / k, y + inset], [0, 0, 1]], np.float64)
+    m = alignment.matrix @ to_mm
+    return m, max(1, round((w - 2 * inset) * k)), max(1, round((h - 2 * inset) * k))
+
+
+def cut_box(scan: Scan, alignment: Alignment, box_mm: tuple[float, float, float, float]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(the box's inside, upright, float32 0-1, its matrix: crop pixels -> page pixels)."""
+    m, w, h = crop_matrix(alignment, box_mm)
+    plane = np.ascontiguousarray(grey_of(scan), dtype=np.float32)
+    crop = cv2.warpAffine(plane, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return crop, m
+
+
+def clear_edge_lines(mask: np.ndarray, thin: float) -> np.ndarray:
+    """The mask without thin pieces lying along its edge (a printed line the inset did not leave out)."""
+    n, labels, stats = components(mask)
+    H, W = mask.shape
+    x, y, w, h = (stats[:, i] for i in range(4))
+    edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
+    lines = edge & (np.minimum(w, h) <= thin)
+    lines[0] = False
+    if not lines.any():
+        return mask
+    return np.where(lines[labels], 0, mask).astype(np.uint8)
+
+
+def find_marks(scan: Scan, alignment: Alignment, box_mm: tuple[float, float, float, float],
+               max_digits: int) -> list[Mark]:
+    """The handwriting inside one box as marks (boxes in page pixels), left to right."""
+    crop, m = cut_box(scan, alignment, box_mm)
+    ink = ink_map(crop)
+    mask, ratio = ink_mask_and_ratio(ink)
+    if mask is None or ratio is None:
+        return []
+    k = pixel_scale(alignment.matrix) * ink.scale  # working pixels per mm
+    mask = clear_edge_lines(mask, max(2.0, LINE_MM * k))
+    if not mask.any():
+        return []
+    marks, _ = digits_of_mask(mask, ratio, ink, max_digits)
+    tall = MIN_MARK_MM * pixel_scale(alignment.matrix)
+    out = []
+    for mark in marks:
+        bx, by, bw, bh = mark.box
+        if bh < tall:
+            continue
+        corners = np.array([[bx, by], [bx + bw, by], [bx + bw, by + bh], [bx, by + bh]], np.float64)
+        out.append(Mark(box=bounds(apply(m, corners)), pixels=mark.pixels))
+    return out
+
+
+def find_field(scan: Scan, alignment: Alignment, field: Field, max_digits: int = 12) -> Found:
+    """One field's handwriting: its marks in order, its box on the page. A comb field's
+    cells are read one by one (one mark a cell); an empty cell between is a separator
+    ``EMPTY_CELL`` at its place. No marks: an empty field."""
+    box = to_page(alignment, field.box)
+    if not field.digits:
+        return Found(marks=tuple(find_marks(scan, alignment, field.box, max_digits)), box=box)
+    cells = [find_marks(scan, alignment, cell, 1) for cell in field.cells()]
+    if not any(cells):
+        return Found(marks=(), box=box)
+    marks: list[Mark] = []
+    gaps: list[tuple[int, str]] = []
+    for found in cells:
+        if found:
+            marks.append(found[0])
+        else:
+            gaps.append((len(marks), EMPTY_CELL))
+    return Found(marks=tuple(marks), box=box, separators=tuple(gaps))
+
+
+def find_fields(scan: Scan, template: Template, alignment: Alignment,
+                max_digits: int = 12) -> dict[str, Found]:
+    """Every field's handwriting (:func:`find_field`), in the template's order."""
+    return {f.name: find_field(scan, alignment, f, max_digits) for f in template.fields}
+
+
+def place_separators(number: str, separators: Sequence[tuple[int, str]]) -> str:
+    """Digits with their separators put back: ``(k, char)`` stands before digit ``k``."""
+    chars = list(number)
+    for k, char in sorted(separators, key=lambda s: s[0], reverse=True):
+        chars.insert(k, char)
+    return "".join(chars)
+
+
+def read_field(field: Field, found: Found, reading: Reading) -> FieldReading:
+    """A field's reading judged: blank when nothing is written, uncertain when the model
+    doubts it or the value breaks the field's ``digits`` or ``pattern`` (the reason in
+    ``doubts``), else ok."""
+    if reading.number is None:
+        status, reasons = check_value(field, None)
+        return FieldReading(None, None, status, found.box, tuple(dict.fromkeys((*reading.doubts, *reasons))))
+    number = place_separators(reading.number, found.separators)
+    status, reasons = check_value(field, number)
+    doubts = tuple(dict.fromkeys((*reading.doubts, *found.doubts, *reasons)))
+    if status == "ok" and (reading.status != "ok" or doubts):
+        status = "uncertain"
+    return FieldReading(number, reading.confidence, status, found.box, doubts)
+
+
+def read_fields(template: Template, found: dict[str, Found], readings: Sequence[Reading]
+                ) -> dict[str, FieldReading]:
+    """The fields' readings (``readings`` in ``found``'s order), judged by :func:`read_field`."""
+    fields = {f.name: f for f in template.fields}
+    return {name: read_field(fields[name], f, r) for (name, f), r in zip(found.items(), readings, strict=True)}
+
+
+def read_form(scan: Scan, templates: Sequence[Template], recognizer, max_digits: int = 12) -> FormReading | None:
+    """A page read as the form it fits best, every field in one model call; None when it fits none."""
+    matched = match_form(scan, templates)
+    if matched is None:
+        return None
+    template, alignment = matched
+    found = find_fields(scan, template, alignment, max_digits)
+    readings = recognizer.classify([(list(f.marks), None) for f in found.values()])
+    return FormReading(template.name, alignment.quality, read_fields(template, found, readings))

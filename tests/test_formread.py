@@ -1,0 +1,235 @@
+"""Reading a form's fields, on A4 forms drawn here at 200 dpi and filled with real MNIST handwriting.
+
+Two forms: an exam cover sheet (a comb of 8 cells and four boxes) and a lab
+sheet. Each page is shifted, scaled and turned before it is read with the
+shipped model; the digits are MNIST test digits the model reads right alone.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from digitd.formread import EMPTY_CELL, find_fields, match_form, read_form
+from digitd.forms import load_template
+from digitd.records import Mark, Scan
+from digitd.recognize import Recognizer
+
+SIZE = (1654, 2339)  # columns, rows: A4 at 200 dpi
+PX = 200 / 25.4  # pixels per mm
+
+EXAM = {  # name -> (box in mm, extra template keys)
+    "student_id": ((40.0, 60.0, 96.0, 12.0), {"digits": 8}),
+    "score": ((40.0, 95.0, 30.0, 14.0), {"pattern": r"\d{1,3}"}),
+    "room": ((120.0, 95.0, 45.0, 14.0), {}),
+    "year": ((40.0, 135.0, 50.0, 14.0), {"pattern": r"20\d\d"}),
+    "code": ((120.0, 135.0, 50.0, 14.0), {}),
+}
+LAB = {
+    "sample": ((20.0, 50.0, 60.0, 20.0), {}),
+    "batch": ((120.0, 60.0, 70.0, 12.0), {}),
+    "volume": ((60.0, 120.0, 25.0, 30.0), {}),
+    "shelf": ((30.0, 200.0, 150.0, 25.0), {}),
+}
+COMB = "student_id"
+CELLS = 8
+# dx, dy (pixels), scale, degrees: upright page -> scan
+MOVES = [(25, -30, 1.03, 2.0), (-30, 20, 0.97, -2.0)]
+
+
+def px(v: float) -> int:
+    return round(v * PX)
+
+
+def write_template(path, name: str, fields: dict) -> None:
+    lines = [f"form: {name}", "fields:"]
+    for field, ((x, y, w, h), extra) in fields.items():
+        lines.append(f"  - name: {field}")
+        lines.append(f"    box_mm: [{x}, {y}, {w}, {h}]")
+        for key, value in extra.items():
+            lines.append(f"    {key}: '{value}'" if key == "pattern" else f"    {key}: {value}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def draw_form(title: str, fields: dict) -> np.ndarray:
+    """An empty form: a title, each field's printed box (a comb drawn as adjacent cells) and its label."""
+    page = np.full((SIZE[1], SIZE[0]), 255, np.uint8)
+    cv2.putText(page, title, (px(20), px(25)), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 20, 4)
+    for name, ((x, y, w, h), extra) in fields.items():
+        cells = extra.get("digits", 1)
+        for k in range(cells):
+            x0 = x + w * k / cells
+            cv2.rectangle(page, (px(x0), px(y)), (px(x0 + w / cells), px(y + h)), 20, 2)
+        cv2.putText(page, name.replace("_", " ").upper(), (px(x), px(y) - 12), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.8, 20, 2)
+    return page
+
+
+def glyph(image: np.ndarray, height: int) -> np.ndarray:
+    """An MNIST digit's ink (0-255, white on black) cut to its ink and scaled to ``height`` pixels."""
+    ys, xs = np.nonzero(image > 30)
+    ink = image[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    width = max(1, round(ink.shape[1] * height / ink.shape[0]))
+    return cv2.resize(ink, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def write(page: np.ndarray, ink: np.ndarray, x: int, y: int) -> None:
+    """Dark handwriting on the page, its top-left at (x, y)."""
+    h, w = ink.shape
+    region = page[y:y + h, x:x + w]
+    np.minimum(region, 255 - ink, out=region)
+
+
+def fill(page: np.ndarray, box: tuple[float, float, float, float], digits: list[np.ndarray], *,
+         cells: int = 0, high: bool = False) -> None:
+    """Handwriting in a box: one digit a cell (None leaves a cell empty), or left to right from its
+    left side, centred on the box's height (or ``high``: its top 1.5 mm under the box's top)."""
+    x, y, w, h = box
+    height = px(h * 0.62)
+    top = px(y + 1.5) if high else px(y + h / 2) - height // 2
+    if cells:
+        for k, digit in enumerate(digits):
+            if digit is None:
+                continue
+            ink = glyph(digit, height)
+            centre = px(x + w * (k + 0.5) / cells)
+            write(page, ink, centre - ink.shape[1] // 2, top)
+        return
+    left = px(x + 4)
+    for digit in digits:
+        ink = glyph(digit, height)
+        write(page, ink, left, top)
+        left += ink.shape[1] + px(2)
+
+
+def scan_of(page: np.ndarray, move: tuple[float, float, float, float]) -> Scan:
+    dx, dy, scale, degrees = move
+    m = cv2.getRotationMatrix2D((SIZE[0] / 2, SIZE[1] / 2), degrees, scale)
+    m[:, 2] += (dx, dy)
+    out = cv2.warpAffine(page, m, SIZE, flags=cv2.INTER_LINEAR, borderValue=255)
+    return Scan.of_gray(out.astype(np.float32) / 255.0, "uint8 gray")
+
+
+@pytest.fixture(scope="module")
+def recognizer(shipped_model) -> Recognizer:
+    return Recognizer(shipped_model)
+
+
+@pytest.fixture(scope="module")
+def handwriting(mnist_path, recognizer) -> dict[int, list[np.ndarray]]:
+    """MNIST test digits by label, only those the shipped model reads right alone (confidence >= 0.95)."""
+    with np.load(mnist_path) as data:
+        images, labels = data["x_test"][:400], data["y_test"][:400]
+    marks = [Mark(box=(0, 0, 28, 28), pixels=im.astype(np.float32) / 255.0) for im in images]
+    readings = recognizer.classify([([m], None) for m in marks])
+    out: dict[int, list[np.ndarray]] = {d: [] for d in range(10)}
+    for image, label, reading in zip(images, labels, readings):
+        if reading.number == str(int(label)) and reading.confidence >= 0.95:
+            out[int(label)].append(image)
+    assert all(len(v) >= 3 for v in out.values()), {d: len(v) for d, v in out.items()}
+    return out
+
+
+def digits_of(text: str, handwriting: dict[int, list[np.ndarray]]) -> list[np.ndarray | None]:
+    """The handwriting for a string of digits (a space: an empty cell); a digit's writings taken in turn."""
+    used: dict[int, int] = {}
+    out = []
+    for ch in text:
+        if ch == " ":
+            out.append(None)
+            continue
+        d = int(ch)
+        k = used.get(d, 0)
+        used[d] = k + 1
+        out.append(handwriting[d][k % len(handwriting[d])])
+    return out
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("forms")
+    write_template(folder / "exam.yaml", "exam", EXAM)
+    write_template(folder / "lab.yaml", "lab", LAB)
+    return load_template(folder / "exam.yaml"), load_template(folder / "lab.yaml")
+
+
+def exam_page(handwriting, student_id: str) -> np.ndarray:
+    """The exam sheet filled in: student_id in the comb, score 87, room left empty,
+    year 1995 (breaks its pattern 20dd), code 305 written high in its box."""
+    page = draw_form("EXAM COVER SHEET", EXAM)
+    fill(page, EXAM["student_id"][0], digits_of(student_id, handwriting), cells=CELLS)
+    fill(page, EXAM["score"][0], digits_of("87", handwriting))
+    fill(page, EXAM["year"][0], digits_of("1995", handwriting))
+    fill(page, EXAM["code"][0], digits_of("305", handwriting), high=True)
+    return page
+
+
+@pytest.mark.parametrize("move", MOVES, ids=["right-up-larger-left-turn", "left-down-smaller-right-turn"])
+def test_a_filled_exam_sheet_is_read_field_by_field(templates, handwriting, recognizer, move):
+    scan = scan_of(exam_page(handwriting, "31415926"), move)
+    form = read_form(scan, templates, recognizer)
+    assert form is not None
+    assert form.form == "exam"
+    assert form.quality > 0.8
+    assert list(form.fields) == list(EXAM)
+    got = {name: (f.number, f.status) for name, f in form.fields.items()}
+    assert got == {
+        "student_id": ("31415926", "ok"),
+        "score": ("87", "ok"),
+        "room": (None, "blank"),
+        "year": ("1995", "uncertain"),
+        "code": ("305", "ok"),
+    }
+    assert form.fields["year"].doubts == (r"does not match pattern 20\d\d",)
+    assert form.fields["room"].doubts == () and form.fields["room"].confidence is None
+    for name in ("student_id", "score", "code"):
+        assert form.fields[name].confidence >= recognizer.confidence_threshold
+        assert form.fields[name].doubts == ()
+
+
+def test_the_marks_lie_inside_their_field_on_the_page(templates, handwriting):
+    scan = scan_of(exam_page(handwriting, "31415926"), MOVES[0])
+    matched = match_form(scan, templates)
+    assert matched is not None
+    template, alignment = matched
+    found = find_fields(scan, template, alignment)
+    assert [len(f.marks) for f in found.values()] == [8, 2, 0, 4, 3]
+    for f in found.values():
+        x, y, w, h = f.box
+        for mark in f.marks:
+            mx, my, mw, mh = mark.box
+            assert x <= mx and y <= my and mx + mw <= x + w and my + mh <= y + h, (f.box, mark.box)
+    xs = [m.box[0] for m in found["student_id"].marks]
+    assert xs == sorted(xs)
+
+
+def test_a_comb_with_an_empty_cell_is_uncertain_and_keeps_the_places(templates, handwriting, recognizer):
+    scan = scan_of(exam_page(handwriting, "314 5926"), MOVES[1])
+    form = read_form(scan, templates, recognizer)
+    assert form is not None and form.form == "exam"
+    comb = form.fields["student_id"]
+    assert (comb.number, comb.status) == (f"314{EMPTY_CELL}5926", "uncertain")
+    assert comb.doubts == ("expected 8 digits, read 7",)
+    assert (form.fields["score"].number, form.fields["score"].status) == ("87", "ok")
+
+
+def test_the_lab_sheet_is_told_from_the_exam_sheet(templates, handwriting, recognizer):
+    page = draw_form("LAB SAMPLE SHEET", LAB)
+    fill(page, LAB["sample"][0], digits_of("4021", handwriting))
+    fill(page, LAB["volume"][0], digits_of("7", handwriting))
+    scan = scan_of(page, MOVES[0])
+    exam, lab = templates
+    assert read_form(scan, [exam], recognizer) is None
+    form = read_form(scan, [exam, lab], recognizer)
+    assert form is not None and form.form == "lab"
+    got = {name: (f.number, f.status) for name, f in form.fields.items()}
+    assert got == {"sample": ("4021", "ok"), "batch": (None, "blank"), "volume": ("7", "ok"),
+                   "shelf": (None, "blank")}
+
+
+def test_a_page_with_no_form_matches_no_template(templates, recognizer):
+    page = np.full((SIZE[1], SIZE[0]), 255, np.uint8)
+    for row in range(30):
+        cv2.putText(page, "minutes of the meeting 0123456789", (px(20), px(30 + row * 8)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 1.0, 20, 2)
+    assert read_form(scan_of(page, MOVES[0]), templates, recognizer) is None
