@@ -10,9 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from digitd.formread import EMPTY_CELL, find_fields, match_form, read_form
-from digitd.forms import load_template
-from digitd.records import Mark, Scan
+from digitd.formread import EMPTY_CELL, clear_edge_lines, find_fields, match_form, read_field, read_form
+from digitd.forms import Field, load_template
+from digitd.records import Found, Mark, Reading, Scan
 from digitd.recognize import Recognizer
 
 SIZE = (1654, 2339)  # columns, rows: A4 at 200 dpi
@@ -31,6 +31,8 @@ LAB = {
     "volume": ((60.0, 120.0, 25.0, 30.0), {}),
     "shelf": ((30.0, 200.0, 150.0, 25.0), {}),
 }
+# the exam sheet as an older template had it: the code box elsewhere (the page fits it less well)
+OLD_EXAM = {**EXAM, "code": ((120.0, 175.0, 50.0, 14.0), {})}
 COMB = "student_id"
 CELLS = 8
 # dx, dy (pixels), scale, degrees: upright page -> scan
@@ -153,6 +155,13 @@ def templates(tmp_path_factory):
     return load_template(folder / "exam.yaml"), load_template(folder / "lab.yaml")
 
 
+@pytest.fixture(scope="module")
+def old_exam(tmp_path_factory):
+    path = tmp_path_factory.mktemp("old") / "exam-old.yaml"
+    write_template(path, "exam-old", OLD_EXAM)
+    return load_template(path)
+
+
 def exam_page(handwriting, student_id: str) -> np.ndarray:
     """The exam sheet filled in: student_id in the comb, score 87, room left empty,
     year 1995 (breaks its pattern 20dd), code 305 written high in its box."""
@@ -233,3 +242,57 @@ def test_a_page_with_no_form_matches_no_template(templates, recognizer):
         cv2.putText(page, "minutes of the meeting 0123456789", (px(20), px(30 + row * 8)),
                     cv2.FONT_HERSHEY_SIMPLEX, 1.0, 20, 2)
     assert read_form(scan_of(page, MOVES[0]), templates, recognizer) is None
+
+
+def test_of_two_templates_that_fit_the_page_the_better_wins(templates, old_exam, handwriting):
+    scan = scan_of(exam_page(handwriting, "31415926"), MOVES[1])
+    exam, lab = templates
+    older = match_form(scan, [old_exam])
+    assert older is not None  # four of its five boxes are on the page
+    matched = match_form(scan, [old_exam, lab, exam])
+    assert matched is not None
+    template, alignment = matched
+    assert template.name == "exam"
+    assert alignment.quality > older[1].quality
+    assert alignment.matched == 5 and older[1].matched == 4
+
+
+BOX = (10, 20, 300, 100)
+
+
+def reading(number: str | None, status: str, confidence: float | None) -> Reading:
+    return Reading(status=status, number=number, digits=(), confidence=confidence)
+
+
+def test_a_low_confidence_reading_stays_uncertain_though_its_value_fits():
+    field = Field("score", (40.0, 95.0, 30.0, 14.0), pattern=r"\d{1,3}")
+    got = read_field(field, Found(marks=(), box=BOX), reading("87", "uncertain", 0.41))
+    assert (got.number, got.status, got.confidence, got.box, got.doubts) == ("87", "uncertain", 0.41, BOX, ())
+    ok = read_field(field, Found(marks=(), box=BOX), reading("87", "ok", 0.99))
+    assert (ok.status, ok.doubts) == ("ok", ())
+
+
+def test_an_empty_required_field_is_blank_with_the_reason():
+    field = Field("student_id", (40.0, 60.0, 96.0, 12.0), digits=8, required=True)
+    got = read_field(field, Found(marks=(), box=BOX), reading(None, "blank", None))
+    assert (got.number, got.status, got.doubts) == (None, "blank", ("required field is empty",))
+
+
+def test_a_printed_line_along_the_crops_edge_is_cleared_and_a_digit_touching_it_kept():
+    mask = np.zeros((80, 200), np.uint8)
+    mask[0:3, :] = 1  # what is left of the box's top line
+    mask[:, 197:] = 1  # and of its right side
+    cv2.circle(mask, (60, 45), 25, 1, 6)  # a 0 ...
+    mask[40:80, 120:126] = 1  # ... and a 1 running down to the crop's floor
+    out = clear_edge_lines(mask, 4)
+    assert out[0:3, 30:190].sum() == 0 and out[:, 197:].sum() == 0
+    assert out[40:80, 120:126].all()
+    assert out[45, 35:86].sum() > 0
+    bits = np.zeros((80, 200), np.uint8)
+    bits[0:3, 20:60] = 1  # the end of a turned top line
+    bits[30:50, 0:3] = 1  # a short bit of the left side
+    bits[5:80, 189:192] = 1  # a thin 1 near the right side, down to the floor
+    bits[2:30, 197:200] = 1  # a bit of the right side beside it
+    out = clear_edge_lines(bits, 4)
+    assert out[0:3].sum() == 0 and out[:, 0:3].sum() == 0 and out[:, 197:].sum() == 0
+    assert out[5:80, 189:192].all()

@@ -91,12 +91,28 @@ def cut_box(scan: Scan, alignment: Alignment, box_mm: tuple[float, float, float,
 
 
 def clear_edge_lines(mask: np.ndarray, thin: float) -> np.ndarray:
-    """The mask without thin pieces lying along its edge (a printed line the inset did not leave out)."""
-    n, labels, stats = components(mask)
+    """The mask without what is left of a printed line along its edges (the inset did not
+    leave it out): straight runs over half its side within ``thin`` of an edge, then thin
+    pieces lying along an edge (along a side only when shorter than half of it). A 1
+    written against a side within ``thin`` of it goes too. Handwriting crossing them
+    keeps its other pixels."""
     H, W = mask.shape
+    band = int(np.ceil(thin))
+    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(3, W // 2)), np.uint8))
+    down = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((max(3, H // 2), 1), np.uint8))
+    runs = np.zeros_like(mask)
+    runs[:band] |= across[:band]
+    runs[H - band:] |= across[H - band:]
+    runs[:, :band] |= down[:, :band]
+    runs[:, W - band:] |= down[:, W - band:]
+    if runs.any():
+        mask = mask & (runs ^ 1)
+    n, labels, stats = components(mask)
     x, y, w, h = (stats[:, i] for i in range(4))
-    edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
-    lines = edge & (np.minimum(w, h) <= thin)
+    flat = ((y == 0) | (y + h == H)) & (h <= thin)  # along the top or the floor
+    # along a side, and shorter than half of it (a 1 written close to the side is taller)
+    upright = ((x == 0) | (x + w == W)) & (w <= thin) & (h < H / 2)
+    lines = flat | upright
     lines[0] = False
     if not lines.any():
         return mask
