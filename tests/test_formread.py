@@ -104,11 +104,18 @@ def fill(page: np.ndarray, box: tuple[float, float, float, float], digits: list[
         left += ink.shape[1] + px(2)
 
 
-def scan_of(page: np.ndarray, move: tuple[float, float, float, float]) -> Scan:
+def scan_of(page: np.ndarray, move: tuple[float, float, float, float], *, poor: bool = False) -> Scan:
+    """The page as scanned: moved; ``poor``: blurred, noised and saved as JPEG at quality 50."""
     dx, dy, scale, degrees = move
     m = cv2.getRotationMatrix2D((SIZE[0] / 2, SIZE[1] / 2), degrees, scale)
     m[:, 2] += (dx, dy)
     out = cv2.warpAffine(page, m, SIZE, flags=cv2.INTER_LINEAR, borderValue=255)
+    if poor:
+        out = cv2.GaussianBlur(out, (0, 0), 1.0)
+        out = np.clip(out + np.random.default_rng(1).normal(0, 6.0, out.shape), 0, 255).astype(np.uint8)
+        ok, data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, 50])
+        assert ok
+        out = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
     return Scan.of_gray(out.astype(np.float32) / 255.0, "uint8 gray")
 
 
@@ -163,13 +170,15 @@ def old_exam(tmp_path_factory):
 
 
 def exam_page(handwriting, student_id: str) -> np.ndarray:
-    """The exam sheet filled in: student_id in the comb, score 87, room left empty,
+    """The exam sheet filled in: student_id in the comb, score 87, room left empty (but a speck),
     year 1995 (breaks its pattern 20dd), code 305 written high in its box."""
     page = draw_form("EXAM COVER SHEET", EXAM)
     fill(page, EXAM["student_id"][0], digits_of(student_id, handwriting), cells=CELLS)
     fill(page, EXAM["score"][0], digits_of("87", handwriting))
     fill(page, EXAM["year"][0], digits_of("1995", handwriting))
     fill(page, EXAM["code"][0], digits_of("305", handwriting), high=True)
+    x, y, w, h = EXAM["room"][0]
+    cv2.circle(page, (px(x + w / 2), px(y + h / 2)), 3, 40, -1)  # a speck of dust in the empty box
     return page
 
 
@@ -194,6 +203,20 @@ def test_a_filled_exam_sheet_is_read_field_by_field(templates, handwriting, reco
     for name in ("student_id", "score", "code"):
         assert form.fields[name].confidence >= recognizer.confidence_threshold
         assert form.fields[name].doubts == ()
+
+
+def test_a_poor_scan_turned_3_degrees_is_read_alike(templates, handwriting, recognizer):
+    scan = scan_of(exam_page(handwriting, "314 5926"), (-40, 40, 0.97, -3.0), poor=True)
+    form = read_form(scan, templates, recognizer)
+    assert form is not None and form.form == "exam"
+    got = {name: (f.number, f.status) for name, f in form.fields.items()}
+    assert got == {
+        "student_id": (f"314{EMPTY_CELL}5926", "uncertain"),
+        "score": ("87", "ok"),
+        "room": (None, "blank"),
+        "year": ("1995", "uncertain"),
+        "code": ("305", "ok"),
+    }
 
 
 def test_the_marks_lie_inside_their_field_on_the_page(templates, handwriting):

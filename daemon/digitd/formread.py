@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,6 +23,9 @@ from .forms import Field, Template, check_value
 from .records import Box, Found, Mark, Reading, Scan
 from .register import Alignment, align, apply, bounds, pixel_scale, to_page
 from .segment import components, digits_of_mask, ink_map, ink_mask_and_ratio
+
+if TYPE_CHECKING:
+    from .recognize import Recognizer
 
 INSET_MM = 1.0  # a field is read this far inside its box, the printed lines left out
 LINE_MM = 0.6  # a piece along the crop's edge at most this thick is what is left of a printed line
@@ -199,7 +203,8 @@ def read_fields(template: Template, found: dict[str, Found], readings: Sequence[
     return {name: read_field(fields[name], f, r) for (name, f), r in zip(found.items(), readings, strict=True)}
 
 
-def read_form(scan: Scan, templates: Sequence[Template], recognizer, max_digits: int = 12) -> FormReading | None:
+def read_form(scan: Scan, templates: Sequence[Template], recognizer: Recognizer,
+              max_digits: int = 12) -> FormReading | None:
     """A page read as the form it fits best, every field in one model call; None when it fits none."""
     matched = match_form(scan, templates)
     if matched is None:
