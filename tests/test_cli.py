@@ -19,9 +19,9 @@ from digitd import __version__, cli
 from digitd.config import KEYS, load_config
 from digitd.errors import ConfigError, InputsFailed, ModelLoadError, UsageError
 
-SUBCOMMANDS = ["run", "predict", "check-config"]
+SUBCOMMANDS = ["run", "predict", "check-config", "template"]
 # Arguments that make each subcommand runnable (besides --config).
-EXTRA_ARGS = {"run": [], "predict": ["some.png"], "check-config": []}
+EXTRA_ARGS = {"run": [], "predict": ["some.png"], "check-config": [], "template": ["blank.png"]}
 
 
 def squash(text: str) -> str:

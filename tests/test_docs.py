@@ -46,7 +46,7 @@ def subcommands() -> list[str]:
 
 
 def test_the_subcommands_are_known():
-    assert subcommands() == ["check-config", "predict", "run"]
+    assert subcommands() == ["check-config", "predict", "run", "template"]
 
 
 @pytest.mark.parametrize("command", subcommands())

@@ -12,6 +12,7 @@ matplotlib's DejaVu fonts, on a cached background), here or in the pool's worker
 from __future__ import annotations
 
 import functools
+import io
 import importlib.util
 import os
 import time
@@ -560,3 +561,32 @@ class Pictures:
 
     def close(self) -> None:
         """Nothing to close: the pool belongs to whoever made it."""
+
+
+def template_picture(pixels: np.ndarray, template, px_per_mm: float) -> bytes:
+    """A PNG of a blank form's scan (~``PAGE_H`` px high) with each of ``template``'s
+    fields boxed and named, for a person renaming them (``digitd template``)."""
+    from PIL import Image, ImageDraw
+
+    grey = np.asarray(pixels)
+    if grey.dtype != np.uint8:
+        grey = np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if grey.ndim == 3:
+        grey = cv2.cvtColor(grey, cv2.COLOR_RGB2GRAY)
+    s = min(1.0, PAGE_H / grey.shape[0])
+    small = cv2.resize(grey, (max(1, round(grey.shape[1] * s)), max(1, round(grey.shape[0] * s))),
+                       interpolation=cv2.INTER_AREA) if s < 1 else grey
+    image = Image.fromarray(small).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    label = font(PAGE_LABEL_PT * 0.8, bold=True)
+    k = px_per_mm * s
+    for field in template.fields:
+        x, y, w, h = (v * k for v in field.box)
+        draw.rectangle((x, y, x + w, y + h), outline=COLOURS["uncertain"], width=3)
+        tag = (x + 6, y + 6)  # inside the box: the form's own label beside it stays readable
+        box = draw.textbbox(tag, field.name, font=label)
+        draw.rectangle((box[0] - 3, box[1] - 3, box[2] + 3, box[3] + 3), fill=COLOURS["uncertain"])
+        draw.text(tag, field.name, font=label, fill="white")
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=PNG_LEVEL)
+    return out.getvalue()

@@ -1,4 +1,4 @@
-"""Command line: ``digitd run | predict | check-config``, a thin layer over the library.
+"""Command line: ``digitd run | predict | check-config | template``, a thin layer over the library.
 
 It parses arguments, loads the config, calls the library, and turns errors
 into exit codes in one place (:func:`main`): a
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from digitd import __version__
-from digitd.errors import DigitdError, one_line
+from digitd.errors import DigitdError, UsageError, one_line
 
 EXIT_CRASH = 70  # EX_SOFTWARE: an internal error, not the user's fault
 EXIT_INTERRUPTED = 130
@@ -91,6 +91,45 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_template(args: argparse.Namespace) -> int:
+    import re
+
+    from .formats import InputError
+    from .formread import draft_from_scan
+    from .forms import FORM_NAME, dump_template
+    from .imageio import pages, read_bytes
+
+    config = _load(args, defaults=True)
+    blank = Path(args.blank)
+    name = args.name or re.sub(r"[^A-Za-z0-9_-]+", "-", blank.stem).strip("-") or "form"
+    if not FORM_NAME.fullmatch(name):
+        raise UsageError(f"--name {name!r}: letters, digits, - and _ only")
+    out = Path(args.out) if args.out else Path(f"{name}.yaml")
+    picture = out.with_name(f"{out.stem}.fields.png")
+    for path in (out, picture):
+        if path.exists() and not args.force:
+            raise UsageError(f"{path} exists (--force to overwrite it)")
+    try:
+        page = next(iter(pages(read_bytes(blank, int(config.max_file_mb * 1e6)), config.max_image_pixels,
+                               dpi=config.pdf_dpi, max_pages=config.max_pages)))
+    except InputError as exc:
+        raise UsageError(f"{blank}: {exc.reason}") from None
+    except OSError as exc:
+        raise UsageError(f"{blank}: cannot read it: {one_line(exc)}") from None
+    if page.scan is None:
+        raise UsageError(f"{blank}: page 1: {page.reason}")
+    template, png = draft_from_scan(page.scan, name, page.dpi)
+    if not template.fields:
+        raise UsageError(f"{blank}: no printed boxes found on page 1 (fields need a box drawn "
+                         "round them, at least 5 mm a side)")
+    out.write_text(dump_template(template))
+    picture.write_bytes(png)
+    print(f"digitd: wrote {out} ({len(template.fields)} fields: "
+          f"{', '.join(f.name for f in template.fields)}) and {picture}; rename the fields, "
+          "then add digits, pattern and required where they apply", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # Parser
 
@@ -151,6 +190,23 @@ def build_parser() -> argparse.ArgumentParser:
                     "stderr when the inbox, outbox or model do not exist.")
     _add_config_option(check)
     check.set_defaults(func=cmd_check_config)
+
+    template = commands.add_parser(
+        "template", help="draft a form template from a scan of the empty form",
+        description="Find the printed boxes on a scan of the empty form (PDF, PNG, JPEG, "
+                    "TIFF; its first page) and write a starting template: one field a box, "
+                    "field_1, field_2, ... in reading order, boxes in millimetres (at the "
+                    "file's dpi; A4 width when it has none), and a picture with the fields "
+                    "named beside it (NAME.fields.png). Rename the fields, add digits, pattern and "
+                    "required, and put the file in the folder the config's 'forms' names.")
+    _add_config_option(template)
+    template.add_argument("blank", metavar="BLANK", help="scan of the empty form")
+    template.add_argument("--name", default=None,
+                          help="the form's name (default: the scan's file name)")
+    template.add_argument("--out", metavar="FILE", default=None,
+                          help="the template to write (default: NAME.yaml here)")
+    template.add_argument("--force", action="store_true", help="overwrite FILE and its picture")
+    template.set_defaults(func=cmd_template)
     return parser
 
 

@@ -7,7 +7,8 @@ marks as a cropped number's are found; a comb field is read cell by cell, one
 mark a cell, and an empty cell stands in the number as ``_`` (so the digits keep
 their places and the count falls short: ``uncertain``). :func:`read_fields`
 gives each field its reading and :func:`forms.check_value`'s verdict;
-:func:`read_form` does it all with one model call. Pure: arrays in, records out.
+:func:`read_form` does it all with one model call. :func:`draft_template` makes a
+starting template from a scan of the empty form. Pure: arrays in, records out.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .forms import Field, Template, check_value
+from .forms import A4_MM, Field, Template, check_value
 from .records import Box, Found, Mark, Reading, Scan
-from .register import Alignment, align, apply, bounds, pixel_scale, to_page
+from .register import Alignment, align, apply, bounds, find_boxes, pixel_scale, to_page
 from .segment import components, digits_of_mask, ink_map, ink_mask_and_ratio
 
 if TYPE_CHECKING:
@@ -213,3 +214,32 @@ def read_form(scan: Scan, templates: Sequence[Template], recognizer: Recognizer,
     found = find_fields(scan, template, alignment, max_digits)
     readings = recognizer.classify([(list(f.marks), None) for f in found.values()])
     return FormReading(template.name, alignment.quality, read_fields(template, found, readings))
+
+
+def draft_template(scan: Scan, name: str, dpi: float | None = None) -> Template:
+    """A starting template from a scan of the empty form: each printed box a field,
+    ``field_1``, ``field_2``, ... in reading order (rows top to bottom, each left to
+    right), in mm at ``dpi`` (unknown: the page taken as A4 wide)."""
+    grey = grey_of(scan)
+    height, width = grey.shape[:2]
+    mm = 25.4 / dpi if dpi else A4_MM[0] / width
+    boxes = find_boxes(grey)
+    row = 5.0 / mm  # boxes whose tops lie within 5 mm are one row
+    rows: list[list[tuple[int, int, int, int]]] = []
+    for box in sorted(boxes, key=lambda b: b[1]):
+        if rows and box[1] - rows[-1][0][1] < row:
+            rows[-1].append(box)
+        else:
+            rows.append([box])
+    fields = tuple(Field(f"field_{i}", tuple(round(v * mm, 1) for v in box))
+                   for i, box in enumerate((b for r in rows for b in sorted(r)), 1))
+    return Template(name, (round(width * mm, 1), round(height * mm, 1)), fields, "")
+
+
+def draft_from_scan(scan: Scan, name: str, dpi: float | None = None) -> tuple[Template, bytes]:
+    """:func:`draft_template` and its picture (PNG bytes: the scan, each field boxed and named)."""
+    from .annotate import template_picture
+
+    template = draft_template(scan, name, dpi)
+    grey = grey_of(scan)
+    return template, template_picture(grey, template, grey.shape[1] / template.size[0])

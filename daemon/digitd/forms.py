@@ -7,19 +7,20 @@ or ``box`` (the same as fractions of the page), and optionally ``digits`` (an
 exact count; a comb box splits into that many cells), ``pattern`` (a regular
 expression the whole value must match) and ``required``. :func:`load_template`
 refuses anything else with a :class:`FormError`: one line naming the file and
-the key. :func:`check_value` gives a read value its status. README: "Forms".
+the key; :func:`dump_template` writes one. :func:`check_value` gives a read
+value its status. README: "Forms".
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-
 
 from digitd.errors import one_line, os_words
 from digitd.yamltext import YAMLTextError, parse_yaml
@@ -305,3 +306,20 @@ def load_forms(folder: str | Path) -> tuple[Template, ...]:
                                 f"name of {other.path}")
         templates.append(template)
     return tuple(templates)
+
+
+def dump_template(template: Template) -> str:
+    """The template as the YAML :func:`load_template` reads (boxes in mm)."""
+    lines = [f"form: {template.name}",
+             f"page: {{width_mm: {_num(template.size[0])}, height_mm: {_num(template.size[1])}}}",
+             "fields:"]
+    for field in template.fields:
+        lines += [f"  - name: {field.name}",
+                  f"    box_mm: [{', '.join(_num(v) for v in field.box)}]"]
+        if field.digits is not None:
+            lines.append(f"    digits: {field.digits}")
+        if field.pattern is not None:
+            lines.append(f"    pattern: {json.dumps(field.pattern)}")  # JSON's strings are YAML's
+        if field.required:
+            lines.append("    required: true")
+    return "\n".join(lines) + "\n"
