@@ -10,7 +10,7 @@ import pytest
 import yaml
 from digitd.config import load_config
 from digitd.errors import ConfigError
-from digitd.forms import Field, FormError, Template, check_value, load_forms, load_template
+from digitd.forms import Field, FormError, Template, check_value, dump_template, load_forms, load_template
 
 GOOD = """\
 form: exam-cover
@@ -406,3 +406,13 @@ def test_check_config_refuses_bad_forms(run_digitd, tmp_path, files, message):
     expected = message.format(forms=tmp_path / "forms")
     assert result.stderr == f"digitd: error: {config}: key 'forms': {expected}\n"
     assert result.stdout == ""
+
+
+def test_dump_template_writes_what_load_template_reads(tmp_path):
+    template = Template("exam-cover", (210.0, 297.0), (
+        Field("student_id", (20.0, 40.5, 80.0, 12.0), digits=8, pattern=r"[0-9]{8}\d*", required=True),
+        Field("note", (20.0, 100.0, 60.0, 10.25)),
+    ), "")
+    path = tmp_path / "exam.yaml"
+    path.write_text(dump_template(template))
+    assert load_template(path) == Template(template.name, template.size, template.fields, str(path))
