@@ -26,6 +26,7 @@ SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, no
 MAX_SKEW = 5.0  # degrees of skew looked for either way
 SKEW_FEET = 40  # glyphs enough to take the skew from their feet
 SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
+EDGE_SOLID = 0.5  # a piece on the scan's edge this full of ink (of its box) is a shadow or the desk
 MIN_SKEW = 0.2  # degrees below which the page is left as it is
 RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
 RULE_MARKS = 2.5  # ... and at least this many times the marks' median height (large digits on a small image)
@@ -167,13 +168,23 @@ def survey(mask: np.ndarray, scale: float) -> Survey:
 def estimate_skew(mask: np.ndarray) -> float:
     """The angle (degrees, as cv2.getRotationMatrix2D takes it) that makes the
     page's rows sharpest: the feet of its glyphs (bottom centres of pieces no
-    wider than a word) when there are enough of them, else its ink (rules)."""
-    n, _, stats = components(mask)
+    wider than a word) when there are enough of them, else its ink (rules),
+    less the solid bands along the scan's edge (a shadow, the desk), whose
+    rows are the scan's and not the page's."""
+    n, labels, stats = components(mask)
     x, y, w, h = (stats[1:, i].astype(np.float32) for i in range(4))
     glyphs = (h >= 3) & (w <= 0.08 * mask.shape[1])
     if int(glyphs.sum()) >= SKEW_FEET:
         xs, ys = x[glyphs] + w[glyphs] / 2, y[glyphs] + h[glyphs]
     else:
+        H, W = mask.shape
+        edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
+        solid = edge & (stats[1:, 4] > EDGE_SOLID * w * h) & (np.maximum(w, h) > 0.5 * min(H, W))
+        if solid.any():
+            keep = np.ones(n, np.uint8)
+            keep[1:][solid] = 0
+            keep[0] = 0
+            mask = keep[labels]
         points = cv2.findNonZero(np.ascontiguousarray(mask[::2, ::2]))  # every other row and column tell as well
         if points is None or len(points) < 50:
             return 0.0
