@@ -31,6 +31,7 @@ MIN_SKEW = 0.2  # degrees below which the page is left as it is
 RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
 RULE_MARKS = 2.5  # ... and at least this many times the marks' median height (large digits on a small image)
 TICK = 1 / 50  # shorter straight runs (comb ticks, box edges) are rules if they touch one or outline a box
+FAINT = 0.5  # ink this share of the mask's own cut, or more, may be a faint rule's
 DASH = 7  # working pixels: a faint rule's pieces are at least this long
 DASH_GAP = 11  # ... and at most this far apart
 COMB_TICKS = 3  # runs down standing evenly spaced on a rule, this many at least, are a comb's ticks
@@ -244,7 +245,8 @@ def _line(w: int, h: int) -> np.ndarray:
     return k
 
 
-def remove_rules(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def remove_rules(mask: np.ndarray, mark_h: float = 0.0,
+                 ratio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(the mask without its rules and drawn boxes, what was taken out).
 
     Thin straight runs across or down, at least ``TICK`` of the page's width,
@@ -265,7 +267,10 @@ def remove_rules(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, np.
     straight = cv2.bitwise_or(across, down)
     if not straight.any():
         return mask, straight
-    rules_across, rules_down = find_rules(mask, long_)
+    faint = None
+    if ratio is not None:  # lighter ink too: a faint ruled line the threshold cut into dashes is whole there
+        faint = (ratio >= FAINT * float(ratio[mask > 0].min())).view(np.uint8)
+    rules_across, rules_down = find_rules(mask, long_, faint)
     rules = rules_across | rules_down
     core = rules.copy()
     if rules_across.any():
@@ -339,11 +344,12 @@ def find_ticks(down: np.ndarray, rules: np.ndarray) -> np.ndarray:
     return ticks[labels]
 
 
-def find_rules(mask: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+def find_rules(mask: np.ndarray, length: int, faint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The rules' own pixels, (across, down): runs across or down at least ``length`` long,
     through the handwriting touching them; runs across half the page at
     least, across the gaps of a faint rule (pieces of ``DASH`` pixels or more,
-    in one row or column, ``DASH_GAP`` apart at most: ruled paper); less what
+    in one row or column, ``DASH_GAP`` apart at most: ruled paper; or whole
+    in ``faint``, lighter ink too, when given), taken out of the mask; less what
     is thicker than ``THICK`` across them (a filled bar; a stroke lying along
     the rule keeps the rule's pixels under it); a band thick over
     ``THICK_SHARE`` of it (a scanner's shadow, a logo) is no rule."""
@@ -353,6 +359,11 @@ def find_rules(mask: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
         found = cv2.morphologyEx(m, cv2.MORPH_OPEN, _line(length, 1))
         span = max(length, m.shape[1] // 2)
         bridged = cv2.morphologyEx(cv2.morphologyEx(m, cv2.MORPH_OPEN, _line(DASH, 1)), cv2.MORPH_CLOSE, _line(DASH_GAP, 1))
+        if faint is not None:  # there a faint rule is whole but for a pixel or two: rows by no rule found yet
+            lighter = cv2.morphologyEx(faint.T if turn else faint, cv2.MORPH_CLOSE, _line(3, 1))
+            held = (cv2.reduce(found, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= span // 2).astype(np.uint8)
+            lighter[cv2.dilate(held, _line(1, 5)).ravel() > 0] = 0
+            bridged |= lighter
         rows = np.flatnonzero(cv2.reduce(bridged, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= span)
         if rows.size:  # the opening along rows keeps each row to itself: only the rows that may hold one
             found[rows] |= cv2.morphologyEx(bridged[rows], cv2.MORPH_OPEN, _line(span | 1, 1)) & m[rows]
@@ -472,18 +483,18 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
     if abs(angle) >= MIN_SKEW:
         mask, ratio, edge, back = deskew(mask, ratio, angle)
         skew = round(angle, 1)
-    clean, ruled = remove_rules(mask, mark_h)
+    clean, ruled = remove_rules(mask, mark_h, ratio)
     labels, found = glyph_pieces(clean, mark_h, edge)
     rotation = 0
     if lines_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
         (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 1)
-        clean, ruled = remove_rules(mask, mark_h)
+        clean, ruled = remove_rules(mask, mark_h, ratio)
         labels, found = glyph_pieces(clean, mark_h, edge)
         rotation = 90
     flipped = upside_down(found, ruled)
     if flipped:
         (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 2)
-        clean, ruled = remove_rules(mask, mark_h)
+        clean, ruled = remove_rules(mask, mark_h, ratio)
         labels, found = glyph_pieces(clean, mark_h, edge)
         rotation += 180
     doubts = ("may be rotated",) if rotation == 90 and flipped is None else ()
