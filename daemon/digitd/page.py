@@ -245,6 +245,11 @@ def _line(w: int, h: int) -> np.ndarray:
     return k
 
 
+def _down(length: int, w: int) -> np.ndarray:
+    """``_line`` turned a quarter: ``length`` down, ``w`` across."""
+    return _line(w, length)
+
+
 def remove_rules(mask: np.ndarray, mark_h: float = 0.0,
                  ratio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(the mask without its rules and drawn boxes, what was taken out).
@@ -269,7 +274,7 @@ def remove_rules(mask: np.ndarray, mark_h: float = 0.0,
         return mask, straight
     faint = None
     if ratio is not None:  # lighter ink too: a faint ruled line the threshold cut into dashes is whole there
-        faint = (ratio >= FAINT * float(ratio[mask > 0].min())).view(np.uint8)
+        faint = (ratio >= FAINT * cv2.minMaxLoc(ratio, mask)[0]).view(np.uint8)
     rules_across, rules_down = find_rules(mask, long_, faint)
     rules = rules_across | rules_down
     core = rules.copy()
@@ -353,31 +358,38 @@ def find_rules(mask: np.ndarray, length: int, faint: np.ndarray | None = None) -
     is thicker than ``THICK`` across them (a filled bar; a stroke lying along
     the rule keeps the rule's pixels under it); a band thick over
     ``THICK_SHARE`` of it (a scanner's shadow, a logo) is no rule."""
-    out = [np.zeros_like(mask), np.zeros_like(mask)]
-    for turn in (False, True):  # across, then down (the mask transposed)
-        m = mask.T if turn else mask
-        found = cv2.morphologyEx(m, cv2.MORPH_OPEN, _line(length, 1))
-        span = max(length, m.shape[1] // 2)
-        bridged = cv2.morphologyEx(cv2.morphologyEx(m, cv2.MORPH_OPEN, _line(DASH, 1)), cv2.MORPH_CLOSE, _line(DASH_GAP, 1))
-        if faint is not None:  # there a faint rule is whole but for a pixel or two: rows by no rule found yet
-            lighter = cv2.morphologyEx(faint.T if turn else faint, cv2.MORPH_CLOSE, _line(3, 1))
-            held = (cv2.reduce(found, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= span // 2).astype(np.uint8)
-            lighter[cv2.dilate(held, _line(1, 5)).ravel() > 0] = 0
+    out = []
+    for axis in (1, 0):  # across (along rows), then down (along columns)
+        along = _line if axis else _down
+        found = cv2.morphologyEx(mask, cv2.MORPH_OPEN, along(length, 1))
+        span = max(length, mask.shape[axis] // 2)
+        bridged = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, along(DASH, 1)), cv2.MORPH_CLOSE, along(DASH_GAP, 1))
+        if faint is not None:  # there a faint rule is whole but for a pixel or two: lines by no rule found yet
+            lighter = cv2.morphologyEx(faint, cv2.MORPH_CLOSE, along(3, 1))
+            held = (cv2.reduce(found, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= span // 2).astype(np.uint8)
+            held = cv2.dilate(held, _line(1, 5) if axis else _line(5, 1)).ravel() > 0
+            if axis:
+                lighter[held] = 0
+            else:
+                lighter[:, held] = 0
             bridged |= lighter
-        rows = np.flatnonzero(cv2.reduce(bridged, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= span)
-        if rows.size:  # the opening along rows keeps each row to itself: only the rows that may hold one
-            found[rows] |= cv2.morphologyEx(bridged[rows], cv2.MORPH_OPEN, _line(span | 1, 1)) & m[rows]
-        if not found.any():
-            continue
-        thick = cv2.morphologyEx(found, cv2.MORPH_OPEN, _line(1, THICK))
-        if thick.any():
-            n, labels = cv2.connectedComponents(found, connectivity=8)
-            share = np.bincount(labels[thick > 0], minlength=n) / np.maximum(1, np.bincount(labels[found > 0], minlength=n))
-            banned = (share > THICK_SHARE).astype(np.uint8)
-            banned[0] = 0
-            thick |= banned[labels]
-        found &= thick ^ 1
-        out[turn] = np.ascontiguousarray(found.T) if turn else found
+        lines = np.flatnonzero(cv2.reduce(bridged, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= span)
+        if lines.size:  # the opening along a line keeps it to itself: only the lines that may hold one
+            if axis:
+                found[lines] |= cv2.morphologyEx(bridged[lines], cv2.MORPH_OPEN, along(span | 1, 1)) & mask[lines]
+            else:
+                part = np.ascontiguousarray(bridged[:, lines])
+                found[:, lines] |= cv2.morphologyEx(part, cv2.MORPH_OPEN, along(span | 1, 1)) & mask[:, lines]
+        if found.any():
+            thick = cv2.morphologyEx(found, cv2.MORPH_OPEN, _line(1, THICK) if axis else _line(THICK, 1))
+            if thick.any():
+                n, labels = cv2.connectedComponents(found, connectivity=8)
+                share = np.bincount(labels[thick > 0], minlength=n) / np.maximum(1, np.bincount(labels[found > 0], minlength=n))
+                banned = (share > THICK_SHARE).astype(np.uint8)
+                banned[0] = 0
+                thick |= banned[labels]
+            found &= thick ^ 1
+        out.append(found)
     return out[0], out[1]
 
 
