@@ -280,11 +280,13 @@ def remove_rules(mask: np.ndarray, mark_h: float = 0.0,
     core = rules.copy()
     if rules_across.any():
         core |= find_ticks(down, rules_across)
-    if rules_down.any():  # the rest of a rule down turned a little: thin runs down touching it
-        n, labels, stats = components(down)
+    if rules_down.any():  # the rest of a rule down turned a little: runs down going on from its end
+        beyond = cv2.bitwise_and(down, cv2.dilate(rules_down, _line(3, 3)) ^ 1)
+        n, labels = cv2.connectedComponents(beyond, connectivity=8)
         touching = np.zeros(n, np.uint8)
-        touching[labels[cv2.dilate(rules_down, _line(3, 3)) > 0]] = 1
-        touching[stats[:, 2] > THICK] = 0  # not a stroke touching it
+        touching[labels[cv2.dilate(rules_down, _line(5, 5)) > 0]] = 1
+        beside = np.bincount(labels[cv2.dilate(rules_down, _line(9, 1)) > 0], minlength=n)
+        touching[beside > 0.5 * np.bincount(labels[beyond > 0], minlength=n)] = 0  # a stroke beside the rule, not its end
         touching[0] = 0
         core |= touching[labels]
     n, labels, stats = components(straight)
