@@ -4,7 +4,8 @@ Pages are drawn as in ``test_page``: real-dev digits (``../shared/data/real-dev`
 skipped when absent) pasted on a white A4 page at 200 dpi, the lines drawn with
 OpenCV through the digits' feet, so that strokes touch and cross them. Each
 page goes through ``find_numbers`` and the shipped model; the test asserts
-every number read exactly, and nothing else found. (The seeds are pages whose
+every number read exactly, and nothing else found; and a label's word before
+a number is not read as its minus. (The seeds are pages whose
 digits the model reads right; on some others a stroke drawn along the line,
 a 2's bar or the foot of a 6, is lost with it.)
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from digitd.layout import Glyph, read_number
 from digitd.page import find_numbers
 from digitd.recognize import Recognizer
 from test_page import A4, Page
@@ -93,3 +95,26 @@ def test_numbers_on_a_faint_ruled_sheet_are_read_whole(recognizer, seed):
     """The line's dashes are taken out with it, not joined to the digits above them."""
     page = ruled_sheet(seed, faint=True)
     assert read_page(recognizer, page) == [t for t, _ in page.truth]
+
+
+def glyphs_of(labels: np.ndarray) -> list[Glyph]:
+    """One glyph per label, left to right."""
+    out = []
+    for i in range(1, int(labels.max()) + 1):
+        own = (labels == i).astype(np.uint8)
+        x, y, w, h = cv2.boundingRect(own)
+        out.append(Glyph(x, y, w, h, int(own.sum()), (i,)))
+    return sorted(out, key=lambda g: g.x)
+
+
+@pytest.mark.parametrize(("width", "sign"), [(14, ((0, "-"),)), (36, ())])
+def test_a_long_flat_mark_before_the_digits_is_no_minus(width, sign):
+    """A short flat stroke before the digits is their minus; one as long as a
+    digit is high and more (a printed label's word run together, 'Room:') is not."""
+    labels = np.zeros((60, 220), np.int32)
+    cv2.rectangle(labels, (60 - width, 22), (59, 25), 1, -1)
+    cv2.ellipse(labels, (80, 25), (9, 15), 0, 0, 360, 2, 2)
+    cv2.ellipse(labels, (110, 25), (9, 15), 0, 0, 360, 3, 2)
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and len(number.digits) == 2
+    assert number.separators == sign

@@ -36,6 +36,7 @@ TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (med
 WORDY = 0.3  # ... or this share of glyphs half as wide again as tall (words)
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
+MINUS_LONG = 0.9  # a minus before the digits is at most this long (of their height): longer, a word
 DOT = 0.08  # a point or comma is at least this fraction of the digits' height across
 SLASH_TALL = 1.05  # a slash reaching this far (of the digits' height) is no '1'
 SLASH_TILT = 22.0  # degrees from upright from which a thin straight stroke is a slash
@@ -371,6 +372,8 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
             digits.append(g)
             continue
         kind = "/" if sl else separator_kind(g, line_top, line_bottom, digit_h)
+        if kind == "-" and not digits and g.w > MINUS_LONG * digit_h:  # a word or a label's end, not a sign
+            kind = None
         if kind is None:
             unread += bool(digits) and len(digits) < len(inner)  # only between digits
         elif digits and len(digits) < len(inner) or kind == "-" and not digits:
