@@ -5,7 +5,7 @@ skipped when absent) pasted on a white A4 page at 200 dpi, the lines drawn with
 OpenCV through the digits' feet, so that strokes touch and cross them. Each
 page goes through ``find_numbers`` and the shipped model; the test asserts
 every number read exactly, and nothing else found; and a label's word before
-a number is not read as its minus. (The seeds are pages whose
+a number is not read as its minus, nor a face drawn on a line as a digit. (The seeds are pages whose
 digits the model reads right; on some others a stroke drawn along the line,
 a 2's bar or the foot of a 6, is lost with it.)
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from digitd.layout import Glyph, read_number
+from digitd.layout import Glyph, is_digit_like, read_number
 from digitd.page import find_numbers
 from digitd.recognize import Recognizer
 from test_page import A4, Page
@@ -118,3 +118,24 @@ def test_a_long_flat_mark_before_the_digits_is_no_minus(width, sign):
     number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
     assert number is not None and len(number.digits) == 2
     assert number.separators == sign
+
+
+def test_a_face_drawn_on_a_line_is_no_digit():
+    """With its line taken out, a smiley drawn on an underline stands alone: a
+    ring with its eyes and mouth inside is no digit (a 0 broken into arcs is)."""
+    face = np.zeros((60, 60), np.int32)
+    cv2.circle(face, (30, 30), 22, 1, 2)
+    cv2.circle(face, (22, 24), 2, 2, -1)
+    cv2.circle(face, (38, 24), 2, 3, -1)
+    cv2.ellipse(face, (30, 36), (10, 6), 0, 20, 160, 4, 2)
+    assert not is_digit_like(glyph_of(face), face)
+    zero = np.zeros((60, 60), np.int32)
+    for i, (a, b) in enumerate([(0, 110), (130, 230), (250, 350)], 1):
+        cv2.ellipse(zero, (30, 30), (14, 22), 0, a, b, i, 2)
+    assert is_digit_like(glyph_of(zero), zero)
+
+
+def glyph_of(labels: np.ndarray) -> Glyph:
+    """All the labels' pieces as one glyph."""
+    x, y, w, h = cv2.boundingRect((labels > 0).astype(np.uint8))
+    return Glyph(x, y, w, h, int(np.count_nonzero(labels)), tuple(range(1, int(labels.max()) + 1)))

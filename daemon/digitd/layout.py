@@ -408,14 +408,33 @@ def _axis(g: Glyph, labels: np.ndarray) -> tuple[float, float]:
 
 def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
     """Drawn like a digit: not much wider than tall (letters run together), of
-    a few pieces at most (a stamp and its lettering), drawn with a pen, not
+    a few pieces at most (a stamp and its lettering), none of them nested in
+    another (:func:`holds_marks`: a face), drawn with a pen, not
     filled (a logo: the widest stroke over ``SOLID`` of the glyph's size)."""
     if g.w > WIDE * g.h or len(g.labels) > PIECES:
+        return False
+    if len(g.labels) >= 3 and holds_marks(g, labels):
         return False
     if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
         return True
     own = np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
     return float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) <= SOLID * max(g.w, g.h)
+
+
+def holds_marks(g: Glyph, labels: np.ndarray) -> bool:
+    """Whether two of the glyph's pieces or more lie inside its largest one's
+    box, clear of its edges (a face, a drawing: a digit's strokes do not nest)."""
+    window = labels[g.y : g.y + g.h, g.x : g.x + g.w]
+    boxes = []
+    for i in g.labels:
+        own = (window == i).view(np.uint8)
+        x, y, w, h = cv2.boundingRect(own)
+        boxes.append((w * h, x, y, w, h))
+    boxes.sort(reverse=True)
+    _, X, Y, W, H = boxes[0]
+    m = max(1, min(W, H) // 8)
+    inside = sum(X + m <= x and Y + m <= y and x + w <= X + W - m and y + h <= Y + H - m for _, x, y, w, h in boxes[1:])
+    return inside >= 2
 
 
 def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h: float) -> list[bool]:
