@@ -37,6 +37,7 @@ TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (med
 WORDY = 0.3  # ... or this share of glyphs half as wide again as tall (words)
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
+MINUS_LONG = 0.9  # a minus before the digits is at most this long (of their height): longer, a word
 DOT = 0.08  # a point or comma is at least this fraction of the digits' height across
 SLASH_TALL = 1.05  # a slash reaching this far (of the digits' height) is no '1'
 SLASH_TILT = 22.0  # degrees from upright from which a thin straight stroke is a slash
@@ -329,6 +330,8 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
             digits.append(g)
             continue
         kind = "/" if sl else separator_kind(g, line_top, line_bottom, digit_h)
+        if kind == "-" and not digits and g.w > MINUS_LONG * digit_h:  # a word or a label's end, not a sign
+            kind = None
         if kind is None:
             unread += bool(digits) and len(digits) < len(inner)  # only between digits
         elif digits and len(digits) < len(inner) or kind == "-" and not digits:
@@ -363,14 +366,33 @@ def _axis(g: Glyph, labels: np.ndarray) -> tuple[float, float]:
 
 def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
     """Drawn like a digit: not much wider than tall (letters run together), of
-    a few pieces at most (a stamp and its lettering), drawn with a pen, not
+    a few pieces at most (a stamp and its lettering), none of them nested in
+    another (:func:`holds_marks`: a face), drawn with a pen, not
     filled (a logo: the widest stroke over ``SOLID`` of the glyph's size)."""
     if g.w > WIDE * g.h or len(g.labels) > PIECES:
+        return False
+    if len(g.labels) >= 3 and holds_marks(g, labels):
         return False
     if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
         return True
     own = np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
     return float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) <= SOLID * max(g.w, g.h)
+
+
+def holds_marks(g: Glyph, labels: np.ndarray) -> bool:
+    """Whether two of the glyph's pieces or more lie inside its largest one's
+    box, clear of its edges (a face, a drawing: a digit's strokes do not nest)."""
+    window = labels[g.y : g.y + g.h, g.x : g.x + g.w]
+    boxes = []
+    for i in g.labels:
+        own = (window == i).view(np.uint8)
+        x, y, w, h = cv2.boundingRect(own)
+        boxes.append((w * h, x, y, w, h))
+    boxes.sort(reverse=True)
+    _, X, Y, W, H = boxes[0]
+    m = max(1, min(W, H) // 8)
+    inside = sum(X + m <= x and Y + m <= y and x + w <= X + W - m and y + h <= Y + H - m for _, x, y, w, h in boxes[1:])
+    return inside >= 2
 
 
 def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h: float) -> list[bool]:

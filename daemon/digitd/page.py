@@ -27,10 +27,16 @@ SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, no
 MAX_SKEW = 5.0  # degrees of skew looked for either way
 SKEW_FEET = 40  # glyphs enough to take the skew from their feet
 SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
+EDGE_SOLID = 0.5  # a piece on the scan's edge this full of ink (of its box) is a shadow or the desk
 MIN_SKEW = 0.2  # degrees below which the page is left as it is
 RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
 RULE_MARKS = 2.5  # ... and at least this many times the marks' median height (large digits on a small image)
 TICK = 1 / 50  # shorter straight runs (comb ticks, box edges) are rules if they touch one or outline a box
+FAINT = 0.5  # ink this share of the mask's own cut, or more, may be a faint rule's
+DASH = 7  # working pixels: a faint rule's pieces are at least this long
+DASH_GAP = 11  # ... and at most this far apart
+COMB_TICKS = 3  # runs down standing evenly spaced on a rule, this many at least, are a comb's ticks
+THICK_SHARE = 0.3  # a straight band with more of its pixels thick than this is no rule
 THICK = 4  # strokes this thick (working pixels) are a pen's or a logo's, not a printed rule
 FRAME = 0.8  # straight runs with this share of their ink along their bounding box's edges outline a box
 TYPE_SMALL = 4  # working pixels: glyphs this tall make lines when up is told from down
@@ -171,13 +177,23 @@ def survey(mask: np.ndarray, scale: float, comps: Components | None = None) -> S
 def estimate_skew(mask: np.ndarray) -> float:
     """The angle (degrees, as cv2.getRotationMatrix2D takes it) that makes the
     page's rows sharpest: the feet of its glyphs (bottom centres of pieces no
-    wider than a word) when there are enough of them, else its ink (rules)."""
-    n, _, stats = components(mask)
+    wider than a word) when there are enough of them, else its ink (rules),
+    less the solid bands along the scan's edge (a shadow, the desk), whose
+    rows are the scan's and not the page's."""
+    n, labels, stats = components(mask)
     x, y, w, h = (stats[1:, i].astype(np.float32) for i in range(4))
     glyphs = (h >= 3) & (w <= 0.08 * mask.shape[1])
     if int(glyphs.sum()) >= SKEW_FEET:
         xs, ys = x[glyphs] + w[glyphs] / 2, y[glyphs] + h[glyphs]
     else:
+        H, W = mask.shape
+        edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
+        solid = edge & (stats[1:, 4] > EDGE_SOLID * w * h) & (np.maximum(w, h) > 0.5 * min(H, W))
+        if solid.any():
+            keep = np.ones(n, np.uint8)
+            keep[1:][solid] = 0
+            keep[0] = 0
+            mask = keep[labels]
         points = cv2.findNonZero(np.ascontiguousarray(mask[::2, ::2]))  # every other row and column tell as well
         if points is None or len(points) < 50:
             return 0.0
@@ -237,15 +253,23 @@ def _line(w: int, h: int) -> np.ndarray:
     return k
 
 
-def remove_rules(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def _down(length: int, w: int) -> np.ndarray:
+    """``_line`` turned a quarter: ``length`` down, ``w`` across."""
+    return _line(w, length)
+
+
+def remove_rules(mask: np.ndarray, mark_h: float = 0.0,
+                 ratio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(the mask without its rules and drawn boxes, what was taken out).
 
     Thin straight runs across or down, at least ``TICK`` of the page's width,
     are looked at. Taken out with a pixel's margin: runs of at least ``RULE``
     of it and ``RULE_MARKS`` marks' heights (underlines, ruled paper, a comb's
-    or a table's edges); runs down whose foot stands on one (a comb's ticks, a
-    box's sides; a 1 hanging from a box's top edge stays); runs that outline a
-    box. Handwriting crossing them keeps its other pixels."""
+    or a table's edges), found through the handwriting that touches them and
+    across the small gaps of a faint rule, where they stay thin; runs down
+    whose foot stands on one (a comb's ticks, a box's sides; a 1 hanging from
+    a box's top edge stays); runs that outline a box. Handwriting crossing
+    them keeps its pixels on them (:func:`keep_strokes`)."""
     side = max(mask.shape) * 0.707  # the page's width, for an A4 page upright
     # odd lengths: an even kernel's opening lands a pixel off the ink
     long_ = max(12, int(RULE * side), int(RULE_MARKS * mark_h)) | 1
@@ -256,19 +280,23 @@ def remove_rules(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, np.
     straight = cv2.bitwise_or(across, down)
     if not straight.any():
         return mask, straight
-    rules = cv2.bitwise_or(cv2.morphologyEx(across, cv2.MORPH_OPEN, _line(long_, 1)),
-                           cv2.morphologyEx(down, cv2.MORPH_OPEN, _line(1, long_)))
-    # a rule's own fringe: what is left of a faint or turned rule along its rows
-    drop = cv2.bitwise_and(cv2.dilate(rules, _line(15, 3)), mask) if rules.any() else rules.copy()
-    if rules.any():  # ticks: runs down ending on a rule at their foot
-        near = cv2.dilate(rules, _line(3, 3))
-        feet = np.zeros_like(down)
-        feet[:-1] = down[:-1] & (down[1:] ^ 1) & near[:-1]  # a run's last pixel, on (or by) a rule
-        n, labels = cv2.connectedComponents(down, connectivity=8)
-        standing = np.zeros(n, np.uint8)
-        standing[labels[feet > 0]] = 1
-        standing[0] = 0
-        drop |= standing[labels]
+    faint = None
+    if ratio is not None:  # lighter ink too: a faint ruled line the threshold cut into dashes is whole there
+        faint = (ratio >= FAINT * cv2.minMaxLoc(ratio, mask)[0]).view(np.uint8)
+    rules_across, rules_down = find_rules(mask, long_, faint)
+    rules = rules_across | rules_down
+    core = rules.copy()
+    if rules_across.any():
+        core |= find_ticks(down, rules_across)
+    if rules_down.any():  # the rest of a rule down turned a little: runs down going on from its end
+        beyond = cv2.bitwise_and(down, cv2.dilate(rules_down, _line(3, 3)) ^ 1)
+        n, labels = cv2.connectedComponents(beyond, connectivity=8)
+        touching = np.zeros(n, np.uint8)
+        touching[labels[cv2.dilate(rules_down, _line(5, 5)) > 0]] = 1
+        beside = np.bincount(labels[cv2.dilate(rules_down, _line(9, 1)) > 0], minlength=n)
+        touching[beside > 0.5 * np.bincount(labels[beyond > 0], minlength=n)] = 0  # a stroke beside the rule, not its end
+        touching[0] = 0
+        core |= touching[labels]
     n, labels, stats = components(straight)
     boxlike = (stats[:, 2] >= 1.5 * short) & (stats[:, 3] >= 1.5 * short)
     boxlike[0] = False
@@ -277,11 +305,123 @@ def remove_rules(mask: np.ndarray, mark_h: float = 0.0) -> tuple[np.ndarray, np.
         x, y, w, h, area = (int(v) for v in stats[i])
         boxes[i] = outlines_box(labels[y : y + h, x : x + w] == i, area)
     if boxes.any():
-        drop |= boxes[labels]
-    if not drop.any():
-        return mask, drop
-    drop = cv2.bitwise_and(cv2.dilate(drop, _line(3, 3)), mask)
+        core |= boxes[labels]
+    if not core.any():
+        return mask, core
+    # a rule's own fringe: what is left of a faint or turned rule along its rows; a pixel round all
+    along = cv2.bitwise_or(cv2.dilate(rules_across, _line(15, 3)), cv2.dilate(rules_down, _line(3, 15)))
+    drop = core | cv2.bitwise_and(along, mask)
+    drop = keep_strokes(mask, core, cv2.bitwise_and(cv2.dilate(drop, _line(3, 3)), mask))
     return cv2.bitwise_xor(mask, drop), drop
+
+
+def find_ticks(down: np.ndarray, rules: np.ndarray) -> np.ndarray:
+    """The runs down (``down``) that are a comb's ticks or a box's sides: their
+    foot on a rule, and their head on one too (a box, a comb with its top
+    line), or in a row of ``COMB_TICKS`` or more on one rule, evenly spaced and
+    of one height (a comb). A digit's stroke standing on an underline or a
+    ruled line is neither, and stays."""
+    near = cv2.dilate(rules, _line(3, 3))
+    n, labels, stats = components(down)
+    H = down.shape[0]
+    ticks = np.zeros(n, np.uint8)
+    standing = []
+    for i in range(1, n):
+        x, y, w, h, _ = (int(v) for v in stats[i])
+        foot = near[min(H - 1, y + h - 1) : y + h + 1, x : x + w]
+        if not foot.any():
+            continue
+        if near[max(0, y - 1) : y + 1, x : x + w].any():
+            ticks[i] = 1
+        else:
+            standing.append((y + h, x + w / 2, h, i))
+    standing.sort(key=lambda t: (t[0], t[1]))
+    rows: list[list[tuple[int, float, int, int]]] = []
+    for t in standing:
+        if rows and abs(t[0] - rows[-1][-1][0]) <= 2:
+            rows[-1].append(t)
+        else:
+            rows.append([t])
+    for row in rows:
+        row.sort(key=lambda t: t[1])
+        chain = row[:1]
+        for t in row[1:]:
+            last, step = chain[-1], t[1] - chain[-1][1]
+            even = len(chain) < 2 or abs(step - (last[1] - chain[-2][1])) <= max(2.0, 0.1 * step)
+            if even and abs(t[2] - last[2]) <= 0.25 * max(t[2], last[2]):
+                chain.append(t)
+                continue
+            if len(chain) >= COMB_TICKS:
+                ticks[[c[3] for c in chain]] = 1
+            chain = [last, t] if abs(t[2] - last[2]) <= 0.25 * max(t[2], last[2]) else [t]
+        if len(chain) >= COMB_TICKS:
+            ticks[[c[3] for c in chain]] = 1
+    return ticks[labels]
+
+
+def find_rules(mask: np.ndarray, length: int, faint: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The rules' own pixels, (across, down): runs across or down at least ``length`` long,
+    through the handwriting touching them; runs across half the page at
+    least, across the gaps of a faint rule (pieces of ``DASH`` pixels or more,
+    in one row or column, ``DASH_GAP`` apart at most: ruled paper; or whole
+    in ``faint``, lighter ink too, when given), taken out of the mask; less what
+    is thicker than ``THICK`` across them (a filled bar; a stroke lying along
+    the rule keeps the rule's pixels under it); a band thick over
+    ``THICK_SHARE`` of it (a scanner's shadow, a logo) is no rule."""
+    out = []
+    for axis in (1, 0):  # across (along rows), then down (along columns)
+        along = _line if axis else _down
+        found = cv2.morphologyEx(mask, cv2.MORPH_OPEN, along(length, 1))
+        span = max(length, mask.shape[axis] // 2)
+        bridged = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, along(DASH, 1)), cv2.MORPH_CLOSE, along(DASH_GAP, 1))
+        if faint is not None:  # there a faint rule is whole but for a pixel or two: lines by no rule found yet
+            lighter = cv2.morphologyEx(faint, cv2.MORPH_CLOSE, along(3, 1))
+            held = (cv2.reduce(found, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= span // 2).astype(np.uint8)
+            held = cv2.dilate(held, _line(1, 5) if axis else _line(5, 1)).ravel() > 0
+            if axis:
+                lighter[held] = 0
+            else:
+                lighter[:, held] = 0
+            bridged |= lighter
+        lines = np.flatnonzero(cv2.reduce(bridged, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= span)
+        if lines.size:  # the opening along a line keeps it to itself: only the lines that may hold one
+            if axis:
+                found[lines] |= cv2.morphologyEx(bridged[lines], cv2.MORPH_OPEN, along(span | 1, 1)) & mask[lines]
+            else:
+                part = np.ascontiguousarray(bridged[:, lines])
+                found[:, lines] |= cv2.morphologyEx(part, cv2.MORPH_OPEN, along(span | 1, 1)) & mask[:, lines]
+        if found.any():
+            thick = cv2.morphologyEx(found, cv2.MORPH_OPEN, _line(1, THICK) if axis else _line(THICK, 1))
+            if thick.any():
+                n, labels = cv2.connectedComponents(found, connectivity=8)
+                share = np.bincount(labels[thick > 0], minlength=n) / np.maximum(1, np.bincount(labels[found > 0], minlength=n))
+                banned = (share > THICK_SHARE).astype(np.uint8)
+                banned[0] = 0
+                thick |= banned[labels]
+            found &= thick ^ 1
+        out.append(found)
+    return out[0], out[1]
+
+
+def keep_strokes(mask: np.ndarray, core: np.ndarray, drop: np.ndarray, reach: int = 4) -> np.ndarray:
+    """What to take out: ``drop`` (rules, ticks, box edges and their fringe, a
+    pixel or two round them) less the handwriting on the rules across. Fringe
+    pixels under or over a stroke that meets a rule stay the stroke's (a 2's
+    foot lying on the line keeps its bar); the rule's own pixels (``core``)
+    stay where a stroke crosses it: ink above and below them, within
+    ``reach`` pixels. Walls down are taken out whole (a stroke across a
+    comb's wall is cut, its cells kept apart)."""
+    fringe = cv2.bitwise_and(drop, core ^ 1)
+    kept = cv2.bitwise_and(mask, drop ^ 1)
+    for _ in range(2):
+        kept = cv2.bitwise_or(kept, cv2.bitwise_and(cv2.dilate(kept, _line(1, 3)), fringe))
+    drop = cv2.bitwise_and(drop, kept ^ 1)
+    wide = cv2.dilate(kept, _line(3, 1))
+    above, below = np.zeros_like(drop), np.zeros_like(drop)
+    for i in range(1, reach + 1):
+        above[i:] |= wide[:-i]
+        below[:-i] |= wide[i:]
+    return cv2.bitwise_and(drop, (above & below) ^ 1)
 
 
 def outlines_box(own: np.ndarray, area: int) -> bool:
@@ -365,18 +505,18 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
     if abs(angle) >= MIN_SKEW:
         mask, ratio, edge, back = deskew(mask, ratio, angle)
         skew = round(angle, 1)
-    clean, ruled = remove_rules(mask, mark_h)
+    clean, ruled = remove_rules(mask, mark_h, ratio)
     labels, found = glyph_pieces(clean, mark_h, edge)
     rotation = 0
     if lines_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
         (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 1)
-        clean, ruled = remove_rules(mask, mark_h)
+        clean, ruled = remove_rules(mask, mark_h, ratio)
         labels, found = glyph_pieces(clean, mark_h, edge)
         rotation = 90
     flipped = upside_down(found, ruled)
     if flipped:
         (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 2)
-        clean, ruled = remove_rules(mask, mark_h)
+        clean, ruled = remove_rules(mask, mark_h, ratio)
         labels, found = glyph_pieces(clean, mark_h, edge)
         rotation += 180
     doubts = ("may be rotated",) if rotation == 90 and flipped is None else ()
