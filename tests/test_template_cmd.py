@@ -9,7 +9,7 @@ import cv2
 import pytest
 from conftest import clean_env, find_digitd_exe
 from digitd.forms import load_template
-from test_register import FORM, draw_form, draw_text_page
+from test_register import CELLS, FORM, draw_form, draw_text_page
 
 # FORM in reading order (rows top to bottom, each left to right): what field_1, ... must be
 ORDER = ["student_id", "score", "room", "date", "notes", "signature"]
@@ -40,6 +40,7 @@ def test_drafts_a_field_for_each_printed_box_in_reading_order(blank, tmp_path):
     assert [f.name for f in template.fields] == [f"field_{i}" for i in range(1, 7)]
     for field, truth in zip(template.fields, ORDER):
         assert all(abs(a - b) <= 0.6 for a, b in zip(field.box, FORM[truth])), (field, truth)
+    assert [f.digits for f in template.fields] == [CELLS, None, None, None, None, None]  # the comb's cells
     assert (tmp_path / "exam-cover.fields.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "wrote exam-cover.yaml (6 fields: field_1, field_2, field_3, field_4, field_5, field_6) and " \
         "exam-cover.fields.png" in done.stderr

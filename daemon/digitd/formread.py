@@ -22,7 +22,7 @@ import numpy as np
 
 from .forms import A4_MM, Field, Template, check_value
 from .records import Box, Found, Mark, Reading, Scan
-from .register import Alignment, align, apply, bounds, find_boxes, pixel_scale, to_page
+from .register import Alignment, align, apply, bounds, find_boxes, ink_of, pixel_scale, to_page, to_uint8
 from .segment import components, digits_of_mask, ink_map, ink_mask_and_ratio
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ INSET_MM = 1.0  # a field is read this far inside its box, the printed lines lef
 LINE_MM = 0.6  # a piece along the crop's edge at most this thick is what is left of a printed line
 MIN_MARK_MM = 2.0  # a mark shorter than this is a speck, not a digit
 EMPTY_CELL = "_"  # an empty cell of a comb, in the number where its digit would be
+COMB_WALL = 0.9  # a column inked in this share of a box's middle rows is a wall between cells
+COMB_EVEN = 1.25  # a comb's cells are this even: no cell wider or narrower than this times the mean
 
 
 @dataclass(frozen=True)
@@ -231,9 +233,28 @@ def draft_template(scan: Scan, name: str, dpi: float | None = None) -> Template:
             rows[-1].append(box)
         else:
             rows.append([box])
-    fields = tuple(Field(f"field_{i}", tuple(round(v * mm, 1) for v in box))
+    ink = ink_of(to_uint8(grey))
+    fields = tuple(Field(f"field_{i}", tuple(round(v * mm, 1) for v in box), digits=comb_cells(ink, box))
                    for i, box in enumerate((b for r in rows for b in sorted(r)), 1))
     return Template(name, (round(width * mm, 1), round(height * mm, 1)), fields, "")
+
+
+def comb_cells(ink: np.ndarray, box: tuple[int, int, int, int]) -> int | None:
+    """How many cells a printed box is divided into by upright lines running its
+    whole height, evenly spaced (a comb); None for a plain box."""
+    x, y, w, h = box
+    inner = ink[y + h // 5 : y + h - h // 5, x + 3 : x + w - 3]  # its middle rows, its walls left out
+    if inner.size == 0 or inner.shape[1] < 6:
+        return None
+    full = np.flatnonzero(inner.mean(axis=0) >= COMB_WALL)
+    if full.size == 0:
+        return None
+    walls = [float(run.mean()) for run in np.split(full, np.flatnonzero(np.diff(full) > 1) + 1)]
+    edges = [0.0, *walls, float(inner.shape[1])]
+    gaps = np.diff(edges)
+    if len(walls) < 2 or gaps.max() > COMB_EVEN * gaps.mean() or gaps.min() < gaps.mean() / COMB_EVEN:
+        return None
+    return len(walls) + 1
 
 
 def draft_from_scan(scan: Scan, name: str, dpi: float | None = None) -> tuple[Template, bytes]:
