@@ -152,3 +152,97 @@ def test_verify_catches_a_broken_unit(tmp_path, config):
     v = subprocess.run([analyze, "verify", "--man=no", str(out / "broken.service")],
                        capture_output=True, text=True, timeout=120)
     assert "Unknown key 'ProtectSytem'" in v.stderr
+
+
+# --- MemoryDenyWriteExecute=yes ---------------------------------------------------------
+
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1  # <linux/prctl.h>; Linux 6.3 and later
+NO_MDWE = 97  # the child's exit code when the kernel has no PR_SET_MDWE
+
+
+def deny_write_execute() -> None:
+    """Run in the child before exec: the kernel's memory-deny-write-execute, which
+    systemd sets for MemoryDenyWriteExecute=yes (inherited across exec and fork)."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+        os._exit(NO_MDWE)
+
+
+def under_mdwe(argv: list[str], tmp_path: Path, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=deny_write_execute)
+
+
+def test_units_deny_writable_executable_memory(config):
+    r = install_script("--dry-run", "--config", str(config), "--user", "scans")
+    single, template = r.stdout.split("# ----- /etc/systemd/system/digitd@.service -----")
+    assert unit_settings(single)["MemoryDenyWriteExecute"] == ["yes"]
+    assert unit_settings(template)["MemoryDenyWriteExecute"] == ["yes"]
+
+
+def test_predict_reads_images_pdfs_and_draws_under_memory_deny_write_execute(tmp_path, digitd_exe,
+                                                                             shipped_model):
+    """What the service runs (decoding, PDFium, workers, LiteRT, matplotlib pictures)
+    needs no memory both writable and executable."""
+    import sys
+
+    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from conftest import draw_digits
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
+
+    probe = under_mdwe([sys.executable, "-c", "import mmap; mmap.mmap(-1, 4096, prot=7)"], tmp_path)
+    if probe.returncode == NO_MDWE:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 or later); tests/systemd covers it")
+    assert probe.returncode == 1 and "PermissionError" in probe.stderr, probe.stderr  # MDWE is on
+
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    texts = [str(n) for n in range(40, 80)]  # 40 files: enough for the worker processes
+    for text in texts:
+        cv2.imwrite(str(inbox / f"n{text}.png"), draw_digits(text, height=120))
+    with PdfPages(inbox / "two.pdf") as pdf:
+        for text in ("3", "58"):
+            fig = Figure(figsize=(3, 2))
+            fig.text(0.3, 0.2, text, fontsize=60)
+            pdf.savefig(fig)
+    out = tmp_path / "out"
+    r = under_mdwe([str(digitd_exe), "predict", "--model", str(shipped_model), "--out", str(out),
+                    "--json", "-v", str(inbox)], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "worker processes" in r.stderr
+    import json
+
+    results = {Path(d["source"]).name: d for d in map(json.loads, r.stdout.splitlines())}
+    assert {k: v["numbers"] for k, v in results.items() if k.endswith(".png")} == \
+        {f"n{t}.png": [t] for t in texts}
+    assert [p["numbers"][0]["number"] for p in results["two.pdf"]["pages"]] == ["3", "58"]
+    assert len(list((out / "annotated").glob("*.png"))) == len(texts) + 2
+
+
+def test_a_stale_companion_is_converted_under_memory_deny_write_execute(tmp_path, digitd_exe,
+                                                                        shipped_model):
+    """With TensorFlow installed, a .keras without its companion is converted in memory;
+    that needs no writable executable memory either (running TensorFlow's kernels would)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("TensorFlow is not installed here: no conversion to try")
+    model = tmp_path / "m" / shipped_model.name
+    model.parent.mkdir()
+    shutil.copy(shipped_model, model)
+    import cv2
+    from conftest import draw_digits
+
+    cv2.imwrite(str(tmp_path / "seven.png"), draw_digits("7"))
+    r = under_mdwe([str(digitd_exe), "predict", "--model", str(model), "--out", str(tmp_path / "out"),
+                    str(tmp_path / "seven.png")], tmp_path, timeout=300)
+    if r.returncode == NO_MDWE:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 or later)")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "converted in memory" in r.stderr
+    assert re.search(r"seven\.png -> 7 \(", r.stderr), r.stderr[-2000:]
