@@ -17,6 +17,10 @@ For each of "pictures" (annotate: true) and "no pictures" (annotate: false):
    (IN_MOVED_TO: the service writes each JSON to a temp name and renames it).
 3. Trickle: files dropped at ``--rate`` per second for ``--seconds``; the
    latency of each is drop -> its ``results/NAME.json`` (p50, p95, p99).
+   Then a second burst of ``--n`` files on the service now running: the first
+   burst lands right after READY, while the worker processes may still be
+   starting (their start-up is in its figure); this one shows the rate of a
+   service that has been up, the common case for a daemon.
 4. Long run (``--long N``): N more files, fed so that about 512 wait in the
    inbox at any time; RSS (``/proc/PID/status`` VmRSS) is sampled all along;
    growth = RSS around file N vs around file 5,000.
@@ -326,8 +330,8 @@ class Run:
 # Phases
 
 
-def burst(run: Run, sources: list[Path], n: int, timeout: float) -> dict:
-    names = [f"burst-{i:06d}" for i in range(n)]
+def burst(run: Run, sources: list[Path], n: int, timeout: float, prefix: str = "burst") -> dict:
+    names = [f"{prefix}-{i:06d}" for i in range(n)]
     for i, name in enumerate(names):
         run.drop(sources[i % len(sources)], name)
     run.wait(names, timeout)
@@ -528,6 +532,8 @@ def table(res: dict, modes: list[str]) -> str:
         "100 / 1,000; 12x / 50x",
         [r["burst"]["files_per_s"] >= BARS["burst"][m] and r["ratio"] >= BARS["ratio"][m]
          for m, r in zip(modes, ms)])
+    row(f"Burst of {res['n']} on the service running (files/s)",
+        lambda r: f"{r['burst_running']['files_per_s']:.0f}", "—", [None])
     row(f"Seed-style loop, {res['seed_n']} files (files/s)",
         lambda r: f"{r['seed']['files_per_s']:.1f}", "—", [None])
     for q in ("p50", "p95", "p99"):
@@ -661,6 +667,10 @@ def main(argv: list[str] | None = None) -> int:
                 t = r["trickle"]
                 print(f"bench [{m}]: trickle {t['n']} files at {args.rate:g}/s: p50 {t['p50']:.0f}"
                       f" p95 {t['p95']:.0f} p99 {t['p99']:.0f} ms", flush=True)
+                r["burst_running"] = burst(run, sources, args.n, timeout=60 + args.n / 5,
+                                           prefix="again")
+                print(f"bench [{m}]: burst {args.n} files on the running service: "
+                      f"{r['burst_running']['files_per_s']:.0f} files/s", flush=True)
                 r["long"] = long_run(run, sources, args.long) if args.long else None
                 if r["long"]:
                     lr = r["long"]
@@ -691,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "results.md").write_text(text)
     slim = json.loads(json.dumps(res))
     for r in slim["modes"].values():
-        for key in ("burst", "long"):
+        for key in ("burst", "burst_running", "long"):
             if r.get(key):
                 r[key].pop("done_at", None)
                 r[key].pop("rss_trace", None)

@@ -5,9 +5,10 @@ git revision and for this checkout, alternated, their figures side by side.
     python scripts/bench_against.py REV [--rounds 2] [--n 2000] [--seconds 10]
                                         [--predict-n 1000 (0: the service only)]
 
-REV is checked out in a temporary git worktree; each side runs its own copy of
-both scripts with this venv's Python and its own ``daemon/`` first on the path
-(so the venv must hold what both sides import). Rounds alternate REV and this
+REV is checked out in a temporary git worktree; both sides run this
+checkout's copy of both scripts (one method of measuring) with this venv's
+Python and their own ``daemon/`` first on the path (so the venv must hold what
+both sides import). Rounds alternate REV and this
 checkout so that a busy machine slows both alike; the table shows each side's
 median over the rounds.
 """
@@ -29,11 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PREDICT_FIGURES = {  # bench_predict.py's printed lines -> figure names
     r"start-up \(run over 1 file\)\s+([\d.]+) s": "start-up, 1 file (s)",
     r"images/s after start-up\s+(\d+)": "images/s",
+    r"images/s, whole run\s+(\d+)": "images/s, start-up included",
 }
 
 
 def run_predict_bench(tree: Path, n: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, str(tree / "scripts" / "bench_predict.py"), "--n", str(n)],
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_predict.py"), "--n", str(n)],
                          env={**os.environ, "PYTHONPATH": str(tree / "daemon")},
                          capture_output=True, text=True, check=False)
     figures: dict[str, float] = {}
@@ -52,7 +54,7 @@ def run_predict_bench(tree: Path, n: int) -> dict[str, float]:
 
 def run_service_bench(tree: Path, n: int, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="digitd-bench-against-") as out:
-        done = subprocess.run([sys.executable, str(tree / "scripts" / "bench.py"), "--n", str(n),
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--n", str(n),
                                "--seconds", str(seconds), "--seed-n", "20", "--out", out],
                               env={**os.environ, "PYTHONPATH": str(tree / "daemon")},
                               capture_output=True, text=True, check=False)
@@ -63,7 +65,10 @@ def run_service_bench(tree: Path, n: int, seconds: float) -> dict[str, float]:
     figures = {}
     for mode, m in raw["modes"].items():
         figures[f"service {mode}: READY (s)"] = m["ready_s"]
-        figures[f"service {mode}: burst (files/s)"] = m["burst"]["files_per_s"]
+        figures[f"service {mode}: burst after READY (files/s)"] = m["burst"]["files_per_s"]
+        if "burst_running" in m:
+            figures[f"service {mode}: burst, service running (files/s)"] = m["burst_running"]["files_per_s"]
+        figures[f"service {mode}: start + burst (s)"] = m["ready_s"] + m["burst"]["seconds"]
         figures[f"service {mode}: p50 latency (ms)"] = m["trickle"]["p50"]
         figures[f"service {mode}: p95 latency (ms)"] = m["trickle"]["p95"]
         figures[f"service {mode}: steady RSS (MB)"] = m["steady_rss_mb"]

@@ -186,6 +186,8 @@ def main() -> int:
             if by_subtraction > 0:
                 print(f"  images/s by subtraction         {len(paths) / by_subtraction:7.0f}   "
                       "(n / (T(n) - T(1)); noisy on a busy machine)")
+            print(f"  images/s, whole run             {len(paths) / full['total']:7.0f}   "
+                  "(n / T(n): start-up included, what a user waits for)")
             print(f"  predict's own figure            {own_rate(full['stderr']) or float('nan'):7.0f}   "
                   "(model loaded -> last file written)")
             print(f"  accuracy                        {right / len(paths):7.2%}   ({right}/{len(paths)}; "
