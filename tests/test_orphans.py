@@ -69,3 +69,22 @@ def test_close_without_wait_kills_busy_workers_at_once():
             busy.result(timeout=10)
     finally:
         pool.close(wait=False)
+
+
+def test_wait_started_waits_for_the_workers_imports(tmp_path):
+    """READY waits for the workers: wait_started is False while their start-up
+    (the initializer) is under way, True once it is done; a pool without workers
+    is started at once."""
+    from digitd.pool import Pool
+    from worker_faults import start_when
+
+    gate = tmp_path / "go"
+    pool = Pool(2, initializer=start_when, initargs=(str(gate),))
+    try:
+        assert pool.wait_started(0.5) is False
+        gate.touch()
+        assert pool.wait_started(60) is True
+        assert pool.submit(os.getpid).result(timeout=10) in pool.pids()
+    finally:
+        pool.close(wait=False)
+    assert Pool(0).wait_started(0) is True

@@ -15,3 +15,12 @@ def dies_on_poison(path, **options):
     if "poison" in Path(path).name:
         os._exit(11)
     return analyse(path, **options)
+
+
+def start_when(path: str, deadline: float = 60.0) -> None:
+    """A pool initializer that holds its worker until ``path`` exists (a slow start)."""
+    import time
+
+    end = time.monotonic() + deadline
+    while not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.01)

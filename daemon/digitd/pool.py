@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -104,10 +104,16 @@ class Pool:
         self._lock = threading.Lock()
         self._closed = False
         self._executor: ProcessPoolExecutor | None = None
+        self._warming: list[Future] = []
         if self.processes:
             self._executor = self._start()
-            for _ in range(self.processes):  # start them now: their imports overlap the caller's
-                self._executor.submit(os.getpid)
+            # start them now: their imports overlap the caller's
+            self._warming = [self._executor.submit(os.getpid) for _ in range(self.processes)]
+
+    def wait_started(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the workers started with the pool to be
+        up (imports done); True when they are, or when there are none."""
+        return not wait(self._warming, timeout=timeout).not_done
 
     def _start(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),

@@ -41,6 +41,7 @@ TICK = 0.2  # the health loop's period, seconds
 STOP_JOIN_SECONDS = 25.0  # the unit's TimeoutStopSec is 30
 MIN_HANG_SECONDS = 60.0  # a batch thread silent this long is stuck (no WATCHDOG=1)
 INSTANCE_ENV = "DIGITD_INSTANCE"  # set by digitd@.service: status-<instance>.json
+WORKERS_START_SECONDS = 10.0  # READY waits this long at most for the worker processes' imports
 
 
 def preflight(config: Config) -> None:
@@ -120,10 +121,16 @@ class Service:
         runner = Runner(recognizer, writer, self.pool, limits=Limits.from_config(config),
                         pictures=self.pictures, retry=True)
         engine = getattr(getattr(recognizer, "engine", None), "description", None)
-        log.info("model %s loaded in %.1f s%s; %s", recognizer.name, time.monotonic() - t0,
-                 f" ({engine})" if engine else "",
-                 f"{self.pool.processes} worker processes" if self.pool.processes
-                 else "no worker processes")
+        loaded = time.monotonic() - t0
+        n = self.pool.processes
+        if not n:
+            workers = "no worker processes"
+        elif self.pool.wait_started(WORKERS_START_SECONDS):  # READY: ready at full speed
+            workers = f"{n} worker processes up in {time.monotonic() - t0:.1f} s"
+        else:
+            workers = f"{n} worker processes not up after {WORKERS_START_SECONDS:g} s (not waiting longer)"
+        log.info("model %s loaded in %.1f s%s; %s", recognizer.name, loaded,
+                 f" ({engine})" if engine else "", workers)
         queue = JobQueue()
         ledger = Ledger(self.work.finished_with)
         dispositions = Dispositions(
