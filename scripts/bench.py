@@ -216,7 +216,7 @@ def digitd_exe() -> str:
 class Run:
     """One service process on a fresh inbox/outbox."""
 
-    def __init__(self, tmp: Path, annotate: bool, model: Path) -> None:
+    def __init__(self, tmp: Path, annotate: bool, model: Path, forms: Path | None = None) -> None:
         self.tmp = tmp
         self.inbox = tmp / "inbox"
         self.outbox = tmp / "outbox"
@@ -228,7 +228,8 @@ class Run:
             f"outbox: {json.dumps(str(self.outbox))}\n"
             f"model: {json.dumps(str(model))}\n"
             f"settle_seconds: 0.2\n"
-            f"annotate: {'true' if annotate else 'false'}\n")
+            f"annotate: {'true' if annotate else 'false'}\n"
+            + (f"forms: {json.dumps(str(forms))}\n" if forms else ""))
         self.watch = ResultWatch(self.outbox / "results")
         self.drops: dict[str, float] = {}
         self.samples: list[tuple[float, int, float]] = []  # (t, results so far, RSS MB)
@@ -360,9 +361,11 @@ def page_burst(run: Run, folder: Path, timeout: float) -> dict:
     span = max(run.watch.seen[n] for n in names) - t0
     results = [json.loads((run.outbox / "results" / f"{n}.json").read_text()) for n in names]
     pages = sum(len(r.get("pages") or [None]) for r in results)
+    forms = sum(p.get("form") is not None for r in results for p in r.get("pages") or ())
     pictures = len(list((run.outbox / "annotated").glob("*.png"))) \
         if (run.outbox / "annotated").exists() else 0
     return {"files": len(names), "pages": pages, "seconds": span, "pages_per_s": pages / span,
+            "forms": forms,
             "failed": sum(r["status"] == "failed" for r in results), "pictures": pictures}
 
 
@@ -716,12 +719,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench_pages(folder: Path, modes: list[str], model: Path, out: Path) -> int:
-    """``--pages DIR``: the page set through the service, per mode; bench/pages.md."""
-    lines = ["| mode | files | pages | seconds | pages/s | failed | pictures | bar |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    """``--pages DIR``: the page set through the service, per mode; bench/pages.md.
+    A set with form templates in ``DIR/forms`` (``pages.py --set forms``) is read
+    with them (config key ``forms``), into bench/forms-service.md with the count of
+    pages read as forms."""
+    forms = folder / "forms" if (folder / "forms").is_dir() else None
+    lines = ["| mode | files | pages | forms read | seconds | pages/s | failed | pictures | bar |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     with tempfile.TemporaryDirectory(prefix="digitd-bench-pages-") as tmp_s:
         for m in modes:
-            run = Run(Path(tmp_s) / m.replace(" ", "-"), MODES[m], model)
+            run = Run(Path(tmp_s) / m.replace(" ", "-"), MODES[m], model, forms)
             try:
                 ready = run.start()
                 r = page_burst(run, folder, timeout=600)
@@ -732,17 +739,18 @@ def bench_pages(folder: Path, modes: list[str], model: Path, out: Path) -> int:
                 raise
             bar = "met" if r["pages_per_s"] >= 20 else "NOT met"
             print(f"bench [{m}]: READY {ready:.2f} s; {r['pages']} pages in {r['files']} files: "
-                  f"{r['pages_per_s']:.1f} pages/s", flush=True)
-            lines.append(f"| {m} | {r['files']} | {r['pages']} | {r['seconds']:.1f} | "
+                  f"{r['pages_per_s']:.1f} pages/s; {r['forms']} read as forms", flush=True)
+            lines.append(f"| {m} | {r['files']} | {r['pages']} | {r['forms']} | {r['seconds']:.1f} | "
                          f"{r['pages_per_s']:.1f} | {r['failed']} | {r['pictures']} | "
                          f"{bar if m == 'pictures' else ''} |")
     mach = machine()
     text = ("# digitd page benchmark\n\n" + "\n".join(lines) + "\n\n"
-            f"Set: {folder} ({len(list(folder.glob('*')))} entries). Bar: 20 pages/s with pictures. "
+            f"Set: {folder} ({len(list(folder.glob('*')))} entries"
+            f"{', form templates in ' + str(forms) if forms else ''}). Bar: 20 pages/s with pictures. "
             f"Machine: {mach['nproc']} cores ({mach['cpu']}), Python {mach['python']}; "
             f"{mach['date']}; load average at start "
             f"{', '.join(f'{x:.2f}' for x in mach['load_at_start'])}.\n")
-    (out / "pages.md").write_text(text)
+    (out / ("forms-service.md" if forms else "pages.md")).write_text(text)
     print("\n" + text)
     return 0
 
