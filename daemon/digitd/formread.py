@@ -22,15 +22,18 @@ import numpy as np
 
 from .forms import A4_MM, Field, Template, check_value
 from .records import Box, Found, Mark, Reading, Scan
-from .register import Alignment, align, apply, bounds, find_boxes, ink_of, pixel_scale, to_page, to_uint8
-from .segment import components, digits_of_mask, ink_map, ink_mask_and_ratio
+from .register import (Alignment, align_frames, apply, bounds, find_boxes, find_frames, ink_of, pixel_scale,
+                       to_page, to_uint8)
+from .segment import Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
 
 if TYPE_CHECKING:
     from .recognize import Recognizer
 
 INSET_MM = 1.0  # a field is read this far inside its box, the printed lines left out
 LINE_MM = 0.6  # a piece along the crop's edge at most this thick is what is left of a printed line
+EDGE_RUN = 0.8  # ... and runs along at least this share of that edge (a 5's top bar written close to it is shorter)
 MIN_MARK_MM = 2.0  # a mark shorter than this is a speck, not a digit
+CELL_PIECE = 0.1  # a piece of ink in a comb's cell this share of its largest piece's area is part of its digit
 EMPTY_CELL = "_"  # an empty cell of a comb, in the number where its digit would be
 COMB_WALL = 0.9  # a column inked in this share of a box's middle rows is a wall between cells
 COMB_EVEN = 1.25  # a comb's cells are this even: no cell wider or narrower than this times the mean
@@ -65,10 +68,11 @@ def match_form(scan: Scan, templates: Sequence[Template]) -> tuple[Template, Ali
     """The template the page fits best and how it sits there, or None when it fits none.
 
     The best quality wins; at equal quality, more boxes matched."""
-    plane = grey_of(scan)
+    page = to_uint8(grey_of(scan))
+    frames = find_frames(page)  # once for every template
     best: tuple[Template, Alignment] | None = None
     for template in templates:
-        alignment = align(plane, [f.box for f in template.fields], template.size)
+        alignment = align_frames(frames, page.shape[1], [f.box for f in template.fields], template.size)
         if alignment is None:
             continue
         if best is None or (alignment.quality, alignment.matched) > (best[1].quality, best[1].matched):
@@ -99,14 +103,14 @@ def cut_box(scan: Scan, alignment: Alignment, box_mm: tuple[float, float, float,
 
 def clear_edge_lines(mask: np.ndarray, thin: float) -> np.ndarray:
     """The mask without what is left of a printed line along its edges (the inset did not
-    leave it out): straight runs over half its side within ``thin`` of an edge, then thin
+    leave it out): straight runs over EDGE_RUN of its side within ``thin`` of an edge, then thin
     pieces lying along an edge (along a side only when shorter than half of it). A 1
     written against a side within ``thin`` of it goes too. Handwriting crossing them
     keeps its other pixels."""
     H, W = mask.shape
     band = int(np.ceil(thin))
-    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(3, W // 2)), np.uint8))
-    down = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((max(3, H // 2), 1), np.uint8))
+    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(3, round(W * EDGE_RUN))), np.uint8))
+    down = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((max(3, round(H * EDGE_RUN)), 1), np.uint8))
     runs = np.zeros_like(mask)
     runs[:band] |= across[:band]
     runs[H - band:] |= across[H - band:]
@@ -126,9 +130,33 @@ def clear_edge_lines(mask: np.ndarray, thin: float) -> np.ndarray:
     return np.where(lines[labels], 0, mask).astype(np.uint8)
 
 
+def cell_mark(mask: np.ndarray, ratio: np.ndarray, ink: Ink) -> Mark | None:
+    """A comb cell's one digit: its largest piece of ink with every piece above or below it
+    or clear of the cell's sides (a 5's top bar written apart from its body, which alone
+    would pass for a ruled line), specks (under CELL_PIECE of it) left out; None: no ink."""
+    n, labels, stats = components(mask)
+    if n <= 1:
+        return None
+    x, w, area = stats[1:n, 0], stats[1:n, 2], stats[1:n, 4]
+    big = int(np.argmax(area))
+    W = mask.shape[1]
+    beside = (x < x[big] + w[big]) & (x + w > x[big])
+    clear = (x > 0) & (x + w < W)
+    keep = np.flatnonzero((area >= CELL_PIECE * area[big]) & (beside | clear)) + 1
+    own = np.isin(labels, keep)
+    ys, xs = np.nonzero(own)
+    y0, y1 = max(0, ys.min() - 2), min(mask.shape[0], ys.max() + 3)
+    x0, x1 = max(0, xs.min() - 2), min(W, xs.max() + 3)
+    s = ink.scale
+    box = (int(xs.min() / s), int(ys.min() / s), max(1, round((xs.max() + 1 - xs.min()) / s)),
+           max(1, round((ys.max() + 1 - ys.min()) / s)))
+    return mark_of(np.ascontiguousarray(own[y0:y1, x0:x1]), ratio[y0:y1, x0:x1], box)
+
+
 def find_marks(scan: Scan, alignment: Alignment, box_mm: tuple[float, float, float, float],
-               max_digits: int) -> list[Mark]:
-    """The handwriting inside one box as marks (boxes in page pixels), left to right."""
+               max_digits: int, *, cell: bool = False) -> list[Mark]:
+    """The handwriting inside one box as marks (boxes in page pixels), left to right;
+    ``cell``: a comb's cell, all its ink one digit (:func:`cell_mark`)."""
     crop, m = cut_box(scan, alignment, box_mm)
     ink = ink_map(crop)
     mask, ratio = ink_mask_and_ratio(ink)
@@ -138,7 +166,11 @@ def find_marks(scan: Scan, alignment: Alignment, box_mm: tuple[float, float, flo
     mask = clear_edge_lines(mask, max(2.0, LINE_MM * k))
     if not mask.any():
         return []
-    marks, _ = digits_of_mask(mask, ratio, ink, max_digits)
+    if cell:
+        one = cell_mark(mask, ratio, ink)
+        marks = [one] if one is not None else []
+    else:
+        marks, _ = digits_of_mask(mask, ratio, ink, max_digits)
     tall = MIN_MARK_MM * pixel_scale(alignment.matrix)
     out = []
     for mark in marks:
@@ -157,7 +189,7 @@ def find_field(scan: Scan, alignment: Alignment, field: Field, max_digits: int =
     box = to_page(alignment, field.box)
     if not field.digits:
         return Found(marks=tuple(find_marks(scan, alignment, field.box, max_digits)), box=box)
-    cells = [find_marks(scan, alignment, cell, 1) for cell in field.cells()]
+    cells = [find_marks(scan, alignment, cell, 1, cell=True) for cell in field.cells()]
     if not any(cells):
         return Found(marks=(), box=box)
     marks: list[Mark] = []
