@@ -319,3 +319,20 @@ def test_a_printed_line_along_the_crops_edge_is_cleared_and_a_digit_touching_it_
     out = clear_edge_lines(bits, 4)
     assert out[0:3].sum() == 0 and out[:, 0:3].sum() == 0 and out[:, 197:].sum() == 0
     assert out[5:80, 189:192].all()
+
+
+def test_a_comb_cells_ink_is_one_digit_though_its_top_bar_stands_apart():
+    from digitd.formread import cell_mark
+    from digitd.segment import ink_map, ink_mask_and_ratio
+
+    cell = np.full((100, 80), 255, np.uint8)
+    cv2.line(cell, (22, 14), (60, 14), 0, 5)  # a 5's top bar, written apart from its body
+    cv2.line(cell, (22, 22), (22, 50), 0, 5)
+    cv2.ellipse(cell, (38, 66), (18, 18), 0, -120, 150, 0, 5)
+    cv2.circle(cell, (70, 90), 1, 0, -1)  # a speck
+    cell[30:60, 0:4] = 0  # a neighbour's stroke over the cell's side, beside no ink of its own
+    ink = ink_map(cell.astype(np.float32)[..., None].repeat(3, axis=2) / 255.0)
+    mask, ratio = ink_mask_and_ratio(ink)
+    mark = cell_mark(mask, ratio, ink)
+    assert mark.box == (19, 11, 45, 77)  # the bar to the bowl's foot; not the speck, not the neighbour's stroke
+    assert cell_mark(np.zeros_like(mask), ratio, ink) is None

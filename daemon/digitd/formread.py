@@ -24,7 +24,7 @@ from .forms import A4_MM, Field, Template, check_value
 from .records import Box, Found, Mark, Reading, Scan
 from .register import (Alignment, align_frames, apply, bounds, find_boxes, find_frames, ink_of, pixel_scale,
                        to_page, to_uint8)
-from .segment import Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
+from .segment import SPECK, Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
 
 if TYPE_CHECKING:
     from .recognize import Recognizer
@@ -33,7 +33,6 @@ INSET_MM = 1.0  # a field is read this far inside its box, the printed lines lef
 LINE_MM = 0.6  # a piece along the crop's edge at most this thick is what is left of a printed line
 EDGE_RUN = 0.8  # ... and runs along at least this share of that edge (a 5's top bar written close to it is shorter)
 MIN_MARK_MM = 2.0  # a mark shorter than this is a speck, not a digit
-CELL_PIECE = 0.1  # a piece of ink in a comb's cell this share of its largest piece's area is part of its digit
 EMPTY_CELL = "_"  # an empty cell of a comb, in the number where its digit would be
 COMB_WALL = 0.9  # a column inked in this share of a box's middle rows is a wall between cells
 COMB_EVEN = 1.25  # a comb's cells are this even: no cell wider or narrower than this times the mean
@@ -133,7 +132,7 @@ def clear_edge_lines(mask: np.ndarray, thin: float) -> np.ndarray:
 def cell_mark(mask: np.ndarray, ratio: np.ndarray, ink: Ink) -> Mark | None:
     """A comb cell's one digit: its largest piece of ink with every piece above or below it
     or clear of the cell's sides (a 5's top bar written apart from its body, which alone
-    would pass for a ruled line), specks (under CELL_PIECE of it) left out; None: no ink."""
+    would pass for a ruled line), specks left out; None: no ink."""
     n, labels, stats = components(mask)
     if n <= 1:
         return None
@@ -142,7 +141,7 @@ def cell_mark(mask: np.ndarray, ratio: np.ndarray, ink: Ink) -> Mark | None:
     W = mask.shape[1]
     beside = (x < x[big] + w[big]) & (x + w > x[big])
     clear = (x > 0) & (x + w < W)
-    keep = np.flatnonzero((area >= CELL_PIECE * area[big]) & (beside | clear)) + 1
+    keep = np.flatnonzero((area >= SPECK * area[big]) & (beside | clear)) + 1
     own = np.isin(labels, keep)
     ys, xs = np.nonzero(own)
     y0, y1 = max(0, ys.min() - 2), min(mask.shape[0], ys.max() + 3)
