@@ -382,18 +382,23 @@ def run_pages(folder: Path, model: Path, json_out: Path | None, show_errors: boo
 # ---------------------------------------------------------------- forms: --forms DIR (scripts/pages.py --set forms)
 
 
-def forms_config(tmp: Path, forms: Path, model: Path) -> Path:
-    """A config for digitd whose `forms` key names the set's templates (the rest the defaults)."""
+def forms_config(tmp: Path, forms: Path, model: Path, threshold: float | None = None) -> Path:
+    """A config for digitd whose `forms` key names the set's templates (the rest the
+    defaults, or `confidence_threshold`)."""
     path = tmp / "config.yaml"
-    path.write_text(f"forms: {json.dumps(str(forms.resolve()))}\nmodel: {json.dumps(str(model.resolve()))}\n")
+    text = f"forms: {json.dumps(str(forms.resolve()))}\nmodel: {json.dumps(str(model.resolve()))}\n"
+    if threshold is not None:
+        text += f"confidence_threshold: {threshold}\n"
+    path.write_text(text)
     return path
 
 
-def read_forms_by_predict(files: list[Path], forms: Path, model: Path) -> tuple[dict[str, dict], float]:
+def read_forms_by_predict(files: list[Path], forms: Path, model: Path,
+                          threshold: float | None = None) -> tuple[dict[str, dict], float]:
     """source name -> result (its pages carrying `form` and `fields`), through
     `digitd predict --json` with a config naming the templates; and its wall time."""
     with tempfile.TemporaryDirectory() as tmp:
-        config = forms_config(Path(tmp), forms, model)
+        config = forms_config(Path(tmp), forms, model, threshold)
         cmd = [sys.executable, "-m", "digitd", "predict", "--config", str(config), "--model", str(model),
                "--out", str(Path(tmp) / "out"), "--no-annotate", "--json", *map(str, files)]
         started = time.perf_counter()
@@ -405,7 +410,8 @@ def read_forms_by_predict(files: list[Path], forms: Path, model: Path) -> tuple[
     return {Path(r["source"]).name: r for r in results}, seconds
 
 
-def read_forms_by_library(files: list[Path], forms: Path, model: Path) -> tuple[dict[str, dict], float]:
+def read_forms_by_library(files: list[Path], forms: Path, model: Path,
+                          threshold: float | None = None) -> tuple[dict[str, dict], float]:
     """The same results as :func:`read_forms_by_predict` (only `source`, `status` and each
     page's `page`, `width`, `height`, `form`, `fields`), read in this process with
     `digitd.formread.read_form` on each decoded page; the time includes loading the model."""
@@ -416,7 +422,7 @@ def read_forms_by_library(files: list[Path], forms: Path, model: Path) -> tuple[
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(forms_config(Path(tmp), forms, model))
+        config = load_config(forms_config(Path(tmp), forms, model, threshold))
     recognizer = Recognizer.from_config(config, model)
     results = {}
     for path in files:
@@ -551,7 +557,8 @@ def print_forms(fig: dict, via: str) -> None:
             print(f"  {line}")
 
 
-def run_forms(folder: Path, model: Path, via: str, json_out: Path | None, show_errors: bool) -> int:
+def run_forms(folder: Path, model: Path, via: str, json_out: Path | None, show_errors: bool,
+              threshold: float | None = None) -> int:
     """--forms DIR: every file labels.json names, its pages read as forms with the set's
     templates (DIR/forms/), measured against its labels."""
     labels_path = folder / "labels.json"
@@ -561,13 +568,13 @@ def run_forms(folder: Path, model: Path, via: str, json_out: Path | None, show_e
     forms = folder / labels.get("forms", "forms")
     if not forms.is_dir():
         sys.exit(f"accuracy.py: --forms {folder}: no templates folder {forms}")
-    results, seconds = FORM_READERS[via]([folder / name for name in labels["files"]], forms, model)
+    results, seconds = FORM_READERS[via]([folder / name for name in labels["files"]], forms, model, threshold)
     figures = measure_forms(labels, results, seconds)
     if show_errors:
         print("\n".join(figures["errors"]))
     print_forms(figures, "digitd predict" if via == "predict" else "digitd.formread in-process")
     if json_out:
-        json_out.write_text(json.dumps(figures | {"via": via}, indent=1) + "\n")
+        json_out.write_text(json.dumps(figures | {"via": via, "confidence_threshold": threshold}, indent=1) + "\n")
     return 0
 
 
@@ -632,6 +639,8 @@ def main(argv=None) -> int:
     p.add_argument("--forms", type=Path, metavar="DIR", help="measure a forms set from scripts/pages.py --set forms instead")
     p.add_argument("--via", choices=sorted(FORM_READERS), default="library",
                    help="with --forms: read through digitd predict or digitd.formread in-process (default library)")
+    p.add_argument("--confidence-threshold", type=float, metavar="T",
+                   help="with --forms: the config's confidence_threshold (default the config's default, 0.8)")
     p.add_argument("--json", type=Path, metavar="FILE", help="with --pages or --forms: write the figures as JSON")
     p.add_argument("--lowres", type=int, default=2000, help="MNIST test digits per low-resolution size (default 2000; 0 skips)")
     p.add_argument("--reject", type=int, default=1000, help="held-out non-digit marks (default 1000; 0 skips)")
@@ -639,7 +648,7 @@ def main(argv=None) -> int:
     if args.forms:
         if args.pages or args.direct:
             p.error("--forms goes alone: not with --pages or --direct")
-        return run_forms(args.forms, args.model, args.via, args.json, args.show_errors)
+        return run_forms(args.forms, args.model, args.via, args.json, args.show_errors, args.confidence_threshold)
     if args.pages:
         if args.direct:
             p.error("--direct does not apply to --pages: a page set is read through digitd predict")
