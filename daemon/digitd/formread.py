@@ -7,14 +7,16 @@ marks as a cropped number's are found; a comb field is read cell by cell, one
 mark a cell, and an empty cell stands in the number as ``_`` (so the digits keep
 their places and the count falls short: ``uncertain``). :func:`read_fields`
 gives each field its reading and :func:`forms.check_value`'s verdict;
-:func:`read_form` does it all with one model call. :func:`draft_template` makes a
-starting template from a scan of the empty form. Pure: arrays in, records out.
+:func:`steady_readings` reads each digit again slightly changed and doubts a
+reading that does not hold; :func:`read_form` does it all with two model calls.
+:func:`draft_template` makes a starting template from a scan of the empty form.
+Pure: arrays in, records out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import cv2
@@ -33,6 +35,7 @@ INSET_MM = 1.0  # a field is read this far inside its box, the printed lines lef
 LINE_MM = 0.6  # a piece along the crop's edge at most this thick is what is left of a printed line
 EDGE_RUN = 0.8  # ... and runs along at least this share of that edge (a 5's top bar written close to it is shorter)
 MIN_MARK_MM = 2.0  # a mark shorter than this is a speck, not a digit
+STEADY_TURN = 8.0  # degrees a digit is turned either way to see whether its reading holds
 EMPTY_CELL = "_"  # an empty cell of a comb, in the number where its digit would be
 COMB_WALL = 0.9  # a column inked in this share of a box's middle rows is a wall between cells
 COMB_EVEN = 1.25  # a comb's cells are this even: no cell wider or narrower than this times the mean
@@ -237,15 +240,60 @@ def read_fields(template: Template, found: dict[str, Found], readings: Sequence[
     return {name: read_field(fields[name], f, r) for (name, f), r in zip(found.items(), readings, strict=True)}
 
 
+def variants(pixels: np.ndarray) -> np.ndarray:
+    """A digit's MNIST form (28 x 28) slightly changed, as another hand or scan might give it:
+    turned STEADY_TURN degrees either way, a tenth smaller and larger, a pixel higher and
+    lower, its strokes thicker and thinner (8 x 28 x 28)."""
+    centre = (14.0, 14.0)
+    moves = [cv2.getRotationMatrix2D(centre, STEADY_TURN, 1.0), cv2.getRotationMatrix2D(centre, -STEADY_TURN, 1.0),
+             cv2.getRotationMatrix2D(centre, 0.0, 0.9), cv2.getRotationMatrix2D(centre, 0.0, 1.1),
+             np.float64([[1, 0, 0], [0, 1, -1]]), np.float64([[1, 0, 0], [0, 1, 1]])]
+    out = [cv2.warpAffine(pixels, m, (28, 28)) for m in moves]
+    out += [cv2.dilate(pixels, np.ones((2, 2), np.uint8)), cv2.erode(pixels, np.ones((2, 2), np.uint8))]
+    return np.stack(out).astype(np.float32)
+
+
+def steady_readings(recognizer: Recognizer, found: Sequence[Found], readings: Sequence[Reading]) -> list[Reading]:
+    """The readings (of ``found``'s marks), each digit read again with its :func:`variants`: a
+    digit whose average over itself and them is another digit, or below the confidence
+    threshold, makes its reading uncertain, with the doubt ``the 7 in place 1 may be a 1``. One
+    model call."""
+    checked = [j for j, r in enumerate(readings) if r.number is not None and r.digits]
+    if len(found) != len(readings):
+        raise ValueError("a reading for every field's marks")
+    marks = [m for j in checked for m in found[j].marks]
+    if not marks:
+        return list(readings)
+    stacked = np.concatenate([np.concatenate([m.pixels[None], variants(m.pixels)]) for m in marks])
+    probs = recognizer.probabilities(stacked).reshape(len(marks), 9, -1).mean(axis=1)
+    out = list(readings)
+    k = 0
+    for j in checked:
+        r = readings[j]
+        doubts = []
+        for i, digit in enumerate(r.digits):
+            mean = probs[k + i, :10]
+            if int(mean.argmax()) != digit.digit or mean[digit.digit] < recognizer.confidence_threshold:
+                other = mean.copy()
+                other[digit.digit] = -1.0
+                doubts.append(f"the {digit.digit} in place {i + 1} may be a {int(other.argmax())}")
+        k += len(found[j].marks)
+        if doubts:
+            out[j] = replace(r, status="uncertain" if r.status == "ok" else r.status, doubts=(*r.doubts, *doubts))
+    return out
+
+
 def read_form(scan: Scan, templates: Sequence[Template], recognizer: Recognizer,
               max_digits: int = 12) -> FormReading | None:
-    """A page read as the form it fits best, every field in one model call; None when it fits none."""
+    """A page read as the form it fits best, every field in one model call and its digits
+    checked in another (:func:`steady_readings`); None when it fits none."""
     matched = match_form(scan, templates)
     if matched is None:
         return None
     template, alignment = matched
     found = find_fields(scan, template, alignment, max_digits)
     readings = recognizer.classify([(list(f.marks), None) for f in found.values()])
+    readings = steady_readings(recognizer, list(found.values()), readings)
     return FormReading(template.name, alignment.quality, read_fields(template, found, readings))
 
 
