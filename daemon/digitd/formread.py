@@ -3,14 +3,12 @@
 :func:`match_form` registers the page on every template's boxes and keeps the
 best. :func:`find_fields` cuts each field's box out of the page upright (the
 alignment undone, about a millimetre inside the printed lines) and finds its
-marks as a cropped number's are found; a comb field is read cell by cell, one
-mark a cell, and an empty cell stands in the number as ``_`` (so the digits keep
-their places and the count falls short: ``uncertain``). :func:`read_fields`
-gives each field its reading and :func:`forms.check_value`'s verdict;
+marks as a cropped number's are found; a comb is read cell by cell, one digit a
+cell, an empty cell standing in the number as ``_``. :func:`read_fields` gives
+each field its reading and :func:`forms.check_value`'s verdict;
 :func:`steady_readings` reads each digit again slightly changed and doubts a
 reading that does not hold; :func:`read_form` does it all with two model calls.
-:func:`draft_template` makes a starting template from a scan of the empty form.
-Pure: arrays in, records out.
+:func:`draft_template` drafts a template from a scan of the empty form. Pure.
 """
 
 from __future__ import annotations
