@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Pages as an office scans them, with labels: the set `accuracy.py --pages` measures.
 
-    python scripts/pages.py --out DIR [--pages N] [--seed S] [--set pages|nondigit|separators|turned|all]
+    python scripts/pages.py --out DIR [--pages N] [--seed S] [--set pages|nondigit|separators|turned|forms|all]
 
 Handwritten numbers (real-dev digits and MNIST *test* digits, separators drawn
 with a pen stroke) placed in printed A4 forms and on ruled sheets at 200/300 dpi,
 then rotated, blurred, noised, sometimes photographed, and saved as PNG, JPEG,
 PDF and multi-page TIFF; a non-digit set (letters, words, shapes in fonts and in
 a pen stroke of this script's own; blank and ruled sheets); separator crops;
-pages scanned a quarter or half turn round. `DIR/labels.json` says what each
-page holds (format in the README, "Page set"). The same seed gives the same files.
+pages scanned a quarter or half turn round; with `--set forms` (not in `all`),
+filled forms of three templates written into DIR/forms/, for `accuracy.py
+--forms`. `DIR/labels.json` says what each page holds (format in the README,
+"Page set"). The same seed gives the same files.
 """
 
 from __future__ import annotations
@@ -1245,7 +1247,8 @@ def tag(files: dict, kind: str) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder to write the files and labels.json into")
-    p.add_argument("--pages", type=int, default=40, help="pages of forms (and items of each other set; default 40)")
+    p.add_argument("--pages", type=int, default=40,
+                   help="pages of forms (and items of each other set; with --set forms, pages of filled forms; default 40)")
     p.add_argument("--seed", type=int, default=11, help="the same seed gives the same files (default 11)")
     p.add_argument("--set", choices=(*SETS, "all"), default="all", help="which set to write (default all)")
     p.add_argument("--mnist", type=Path, default=SHARED / "mnist.npz", help="MNIST npz (its test digits are used)")
