@@ -22,6 +22,11 @@ Prints a markdown table; `--direct` calls the recognizer in-process instead
 `--pages DIR [--json FILE]` measures a page set made by scripts/pages.py instead:
 handwritten numbers found and read exactly (in order), missed, extra; separators
 kept or flagged; non-digit, blank and ruled inputs read `ok`; pages per second.
+
+`--forms DIR [--via predict|library]` measures a forms set (scripts/pages.py
+--set forms) with its templates (DIR/forms/): filled fields read exactly, empty
+ones read `blank`, silent errors, pages matched to the right template, pages per
+second; through `digitd predict` or `digitd.formread.read_form` in-process.
 """
 
 from __future__ import annotations
@@ -374,6 +379,205 @@ def run_pages(folder: Path, model: Path, json_out: Path | None, show_errors: boo
     return 0
 
 
+# ---------------------------------------------------------------- forms: --forms DIR (scripts/pages.py --set forms)
+
+
+def forms_config(tmp: Path, forms: Path, model: Path, threshold: float | None = None) -> Path:
+    """A config for digitd whose `forms` key names the set's templates (the rest the
+    defaults, or `confidence_threshold`)."""
+    path = tmp / "config.yaml"
+    text = f"forms: {json.dumps(str(forms.resolve()))}\nmodel: {json.dumps(str(model.resolve()))}\n"
+    if threshold is not None:
+        text += f"confidence_threshold: {threshold}\n"
+    path.write_text(text)
+    return path
+
+
+def read_forms_by_predict(files: list[Path], forms: Path, model: Path,
+                          threshold: float | None = None) -> tuple[dict[str, dict], float]:
+    """source name -> result (its pages carrying `form` and `fields`), through
+    `digitd predict --json` with a config naming the templates; and its wall time."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = forms_config(Path(tmp), forms, model, threshold)
+        cmd = [sys.executable, "-m", "digitd", "predict", "--config", str(config), "--model", str(model),
+               "--out", str(Path(tmp) / "out"), "--no-annotate", "--json", *map(str, files)]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        seconds = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        sys.exit(f"accuracy.py: digitd predict exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return {Path(r["source"]).name: r for r in results}, seconds
+
+
+def read_forms_by_library(files: list[Path], forms: Path, model: Path,
+                          threshold: float | None = None) -> tuple[dict[str, dict], float]:
+    """The same results as :func:`read_forms_by_predict` (only `source`, `status` and each
+    page's `page`, `width`, `height`, `form`, `fields`), read in this process with
+    `digitd.formread.read_form` on each decoded page; the time includes loading the model."""
+    from digitd import imageio
+    from digitd.config import load_config
+    from digitd.formread import read_form
+    from digitd.recognize import Recognizer
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(forms_config(Path(tmp), forms, model, threshold))
+    recognizer = Recognizer.from_config(config, model)
+    results = {}
+    for path in files:
+        pages = []
+        try:
+            for page in imageio.pages(path.read_bytes(), config.max_image_pixels, dpi=config.pdf_dpi,
+                                      max_pages=config.max_pages):
+                if page.scan is None:
+                    pages.append({"page": page.number, "status": "failed", "error": page.reason, "form": None, "fields": {}})
+                    continue
+                reading = read_form(page.scan, config.templates, recognizer, config.max_digits)
+                pages.append({"page": page.number, "width": page.scan.width, "height": page.scan.height,
+                              **form_dicts(reading)})
+            results[path.name] = {"source": path.name, "status": "ok", "pages": pages}
+        except imageio.InputError as exc:
+            results[path.name] = {"source": path.name, "status": "failed", "error": str(exc), "pages": []}
+    return results, time.perf_counter() - started
+
+
+def form_dicts(reading) -> dict:
+    """A FormReading (or None) as the result JSON gives it: `form` and `fields`."""
+    if reading is None:
+        return {"form": None, "fields": {}}
+    fields = {name: {"number": f.number, "confidence": f.confidence, "status": f.status, "box": list(f.box),
+                     "doubts": list(f.doubts)} for name, f in reading.fields.items()}
+    return {"form": {"name": reading.form, "quality": round(reading.quality, 3)}, "fields": fields}
+
+
+FORM_READERS = {"predict": read_forms_by_predict, "library": read_forms_by_library}
+
+
+def score_form_page(label: dict, page: dict | None) -> tuple[dict, list[str]]:
+    """Counts for one labelled page of the forms set against the page read (None: no such
+    page in the result), and a line for each field not read right."""
+    want = label.get("form")
+    got = ((page or {}).get("form") or {}).get("name")
+    c = {"pages": 1, "form_right": int(want == got), "form_missed": int(want is not None and got is None),
+         "form_wrong": int(got is not None and want != got), "filled": 0, "exact": 0, "exact_ok": 0,
+         "wrong_ok": 0, "wrong_flagged": 0, "filled_blank": 0, "empty": 0, "empty_blank": 0,
+         "empty_read_ok": 0, "empty_read_flagged": 0}
+    lines = []
+    read = (page or {}).get("fields") or {} if want == got else {}
+    for name, truth in (label.get("fields") or {}).items():
+        f = read.get(name) or {"number": None, "status": "missing"}
+        number, status = f.get("number"), f.get("status")
+        if truth.get("text"):
+            c["filled"] += 1
+            if number == truth["text"]:
+                c["exact"] += 1
+                c["exact_ok"] += status == "ok"
+                continue
+            key = "wrong_ok" if status == "ok" else "filled_blank" if status in ("blank", "missing") else "wrong_flagged"
+            c[key] += 1
+            lines.append(f"{name} ({truth.get('writer')}): {truth['text']} read {number} ({status}"
+                         + (f": {'; '.join(f['doubts'])}" if f.get("doubts") else "") + ")")
+        else:
+            c["empty"] += 1
+            if status == "blank":
+                c["empty_blank"] += 1
+                continue
+            c["empty_read_ok" if status == "ok" else "empty_read_flagged"] += 1
+            lines.append(f"{name}: empty read {number} ({status})")
+    return c, lines
+
+
+def measure_forms(labels: dict, results: dict[str, dict], seconds: float) -> dict:
+    """The figures of a forms set: labels (labels.json) against results (source name -> result)."""
+    total: dict[str, int] = {}
+    by_form: dict[str, dict] = {}
+    by_format: dict[str, dict] = {}
+    by_writer: dict[str, dict] = {}
+    failed, errors = [], []
+    for name, entry in labels["files"].items():
+        result = results.get(name) or {"status": "failed", "error": "no result"}
+        if result.get("status") == "failed":
+            failed.append(f"{name}: {result.get('error')}")
+        found = {pg.get("page"): pg for pg in result.get("pages") or []}
+        fmt = entry.get("format") or format_of(name)
+        for i, label in enumerate(entry["pages"], 1):
+            number = label.get("page", i)
+            counts, lines = score_form_page(label, found.get(number))
+            add_counts(total, counts)
+            add_counts(by_form.setdefault(label.get("form") or "(none)", {}), counts)
+            add_counts(by_format.setdefault(fmt, {}), counts)
+            got = ((found.get(number) or {}).get("form") or {}).get("name")
+            if got != label.get("form"):
+                errors.append(f"{name} p{number}: form {label.get('form')} read as {got}")
+            errors += [f"{name} p{number} {label.get('form')}.{line}" for line in lines]
+            for field, truth in (label.get("fields") or {}).items():
+                if truth.get("text"):
+                    f = ((found.get(number) or {}).get("fields") or {}).get(field) or {}
+                    right = got == label.get("form") and f.get("number") == truth["text"]
+                    add_counts(by_writer.setdefault(truth.get("writer") or "?", {}), {"filled": 1, "exact": int(right)})
+    pages = total.get("pages", 0)
+    return {"files": len(labels["files"]), "pages": pages, "seconds": round(seconds, 2),
+            "pages_per_second": round(pages / seconds, 2) if seconds > 0 else None, "total": total,
+            "by_form": by_form, "by_format": by_format, "by_writer": by_writer, "failed": failed, "errors": errors}
+
+
+def print_forms(fig: dict, via: str) -> None:
+    t = fig["total"]
+    print(f"\n{fig['files']} files, {fig['pages']} pages, read by {via} in {fig['seconds']} s: "
+          f"{fig['pages_per_second']} pages/s\n")
+    print("| measure | count | of | share | bar |")
+    print("|---|---:|---:|---:|---:|")
+    rows = [("filled fields read exactly", t.get("exact", 0), t.get("filled", 0), "97%"),
+            ("&nbsp; of them `ok`", t.get("exact_ok", 0), t.get("filled", 0), ""),
+            ("filled fields read wrong under `ok` (silent errors)", t.get("wrong_ok", 0), t.get("filled", 0), "0"),
+            ("filled fields read wrong, flagged `uncertain`", t.get("wrong_flagged", 0), t.get("filled", 0), ""),
+            ("filled fields read `blank`", t.get("filled_blank", 0), t.get("filled", 0), ""),
+            ("empty fields reported `blank`", t.get("empty_blank", 0), t.get("empty", 0), "99%"),
+            ("empty fields read `ok` (silent errors)", t.get("empty_read_ok", 0), t.get("empty", 0), "0"),
+            ("pages matched to the right template (or to none)", t.get("form_right", 0), fig["pages"], "100%"),
+            ("&nbsp; a form's page matched to none", t.get("form_missed", 0), fig["pages"], ""),
+            ("&nbsp; matched to a wrong template", t.get("form_wrong", 0), fig["pages"], "0")]
+    for name, a, b, bar in rows:
+        print(f"| {name} | {a} | {b} | {percent(a, b)} | {bar} |")
+    for title, table in (("template", fig["by_form"]), ("format", fig["by_format"])):
+        print(f"\n| {title} | pages | matched right | filled fields | read exactly | silent errors | empty | blank |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for key, c in sorted(table.items()):
+            print(f"| {key} | {c['pages']} | {c['form_right']} | {c['filled']} | {c['exact']} "
+                  f"({percent(c['exact'], c['filled'])}) | {c['wrong_ok'] + c['empty_read_ok']} | {c['empty']} | "
+                  f"{c['empty_blank']} ({percent(c['empty_blank'], c['empty'])}) |")
+    print("\n| written with | filled fields | read exactly |")
+    print("|---|---:|---:|")
+    for key, c in sorted(fig["by_writer"].items()):
+        print(f"| {key} | {c['filled']} | {c['exact']} ({percent(c['exact'], c['filled'])}) |")
+    if fig["failed"]:
+        print(f"\n{len(fig['failed'])} inputs failed:")
+        for line in fig["failed"][:20]:
+            print(f"  {line}")
+
+
+def run_forms(folder: Path, model: Path, via: str, json_out: Path | None, show_errors: bool,
+              threshold: float | None = None) -> int:
+    """--forms DIR: every file labels.json names, its pages read as forms with the set's
+    templates (DIR/forms/), measured against its labels."""
+    labels_path = folder / "labels.json"
+    if not labels_path.is_file():
+        sys.exit(f"accuracy.py: --forms {folder}: no labels.json (make a set with scripts/pages.py --set forms)")
+    labels = json.loads(labels_path.read_text())
+    forms = folder / labels.get("forms", "forms")
+    if not forms.is_dir():
+        sys.exit(f"accuracy.py: --forms {folder}: no templates folder {forms}")
+    results, seconds = FORM_READERS[via]([folder / name for name in labels["files"]], forms, model, threshold)
+    figures = measure_forms(labels, results, seconds)
+    if show_errors:
+        print("\n".join(figures["errors"]))
+    print_forms(figures, "digitd predict" if via == "predict" else "digitd.formread in-process")
+    if json_out:
+        json_out.write_text(json.dumps(figures | {"via": via, "confidence_threshold": threshold}, indent=1) + "\n")
+    return 0
+
+
 def lowres_rows(x_test, y_test, count: int, model: Path, direct: bool, folder: Path) -> list[tuple]:
     """MNIST test digits shrunk to SxS (as an old scanner or a fax gives them) and
     enlarged back to 28x28, written as dark-on-light PNG files and read."""
@@ -432,16 +636,25 @@ def main(argv=None) -> int:
     p.add_argument("--show-errors", action="store_true",
                    help="list every misread real digit (with --pages: every number not read exactly, every extra)")
     p.add_argument("--pages", type=Path, metavar="DIR", help="measure a page set from scripts/pages.py instead")
-    p.add_argument("--json", type=Path, metavar="FILE", help="with --pages: write the figures as JSON")
+    p.add_argument("--forms", type=Path, metavar="DIR", help="measure a forms set from scripts/pages.py --set forms instead")
+    p.add_argument("--via", choices=sorted(FORM_READERS), default="library",
+                   help="with --forms: read through digitd predict or digitd.formread in-process (default library)")
+    p.add_argument("--confidence-threshold", type=float, metavar="T",
+                   help="with --forms: the config's confidence_threshold (default the config's default, 0.8)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="with --pages or --forms: write the figures as JSON")
     p.add_argument("--lowres", type=int, default=2000, help="MNIST test digits per low-resolution size (default 2000; 0 skips)")
     p.add_argument("--reject", type=int, default=1000, help="held-out non-digit marks (default 1000; 0 skips)")
     args = p.parse_args(argv)
+    if args.forms:
+        if args.pages or args.direct:
+            p.error("--forms goes alone: not with --pages or --direct")
+        return run_forms(args.forms, args.model, args.via, args.json, args.show_errors, args.confidence_threshold)
     if args.pages:
         if args.direct:
             p.error("--direct does not apply to --pages: a page set is read through digitd predict")
         return run_pages(args.pages, args.model, args.json, args.show_errors)
     if args.json:
-        p.error("--json goes with --pages")
+        p.error("--json goes with --pages or --forms")
     rng = np.random.default_rng(args.seed)
     rows = []
     started = time.time()

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Pages as an office scans them, with labels: the set `accuracy.py --pages` measures.
 
-    python scripts/pages.py --out DIR [--pages N] [--seed S] [--set pages|nondigit|separators|turned|all]
+    python scripts/pages.py --out DIR [--pages N] [--seed S] [--set pages|nondigit|separators|turned|forms|all]
 
 Handwritten numbers (real-dev digits and MNIST *test* digits, separators drawn
 with a pen stroke) placed in printed A4 forms and on ruled sheets at 200/300 dpi,
 then rotated, blurred, noised, sometimes photographed, and saved as PNG, JPEG,
 PDF and multi-page TIFF; a non-digit set (letters, words, shapes in fonts and in
 a pen stroke of this script's own; blank and ruled sheets); separator crops;
-pages scanned a quarter or half turn round. `DIR/labels.json` says what each
-page holds (format in the README, "Page set"). The same seed gives the same files.
+pages scanned a quarter or half turn round; with `--set forms` (not in `all`),
+filled forms of three templates written into DIR/forms/, for `accuracy.py
+--forms`. `DIR/labels.json` says what each page holds (format in the README,
+"Page set"). The same seed gives the same files.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
-SETS = ("pages", "nondigit", "separators", "turned")
+SETS = ("pages", "nondigit", "separators", "turned", "forms")
 A4_MM = (210.0, 297.0)
 HERSHEY = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX,
            cv2.FONT_HERSHEY_TRIPLEX, cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_COMPLEX_SMALL)
@@ -598,6 +600,19 @@ def render(page: Page, mode: str, rng: np.random.Generator) -> tuple[np.ndarray,
     """The page's layers as a scanner gives them (uint8 grey or BGR); also the 3x3 matrix
     taking page points to the image's (the rotation)."""
     h, w = page.h, page.w
+    img, paper = inked_paper(page, rng)
+    angle = rng.uniform(-3, 3)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    out = scanned(img, m, paper, rng)
+    if mode == "photo":
+        photo, h3 = photograph(out, rng)
+        return photo, h3 @ np.vstack([m, [0, 0, 1]])
+    return finish(out, mode, rng), np.vstack([m, [0, 0, 1]])
+
+
+def inked_paper(page: Page, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The page's layers on paper (float32 BGR 0-1, upright) and the paper's colour (RGB)."""
+    h, w = page.h, page.w
     paper = np.array([rng.uniform(0.9, 1.0)] * 3, np.float32) - np.float32([0, rng.uniform(0, 0.03), rng.uniform(0, 0.06)])
     img = np.empty((h, w, 3), np.float32)
     img[:] = paper[::-1]  # BGR
@@ -609,17 +624,18 @@ def render(page: Page, mode: str, rng: np.random.Generator) -> tuple[np.ndarray,
     for layer, colour in layers:
         if layer.any():
             img *= 1 - layer[..., None] * (1 - colour)
-    angle = rng.uniform(-3, 3)
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    return img, paper
+
+
+def scanned(img: np.ndarray, m: np.ndarray, paper: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The inked paper through the scanner: moved by the 2x3 matrix `m`, sometimes blurred,
+    sometimes an edge shadow, noise; uint8 BGR of the same size."""
+    h, w = img.shape[:2]
     img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=tuple(float(v) for v in paper[::-1]))
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 0.9))
     edge_shadow(img, rng, strong=False)
-    out = np.clip(img * 255 + rng.normal(0, rng.uniform(1, 4), (h, w, 1)).astype(np.float32), 0, 255).astype(np.uint8)
-    if mode == "photo":
-        photo, h3 = photograph(out, rng)
-        return photo, h3 @ np.vstack([m, [0, 0, 1]])
-    return finish(out, mode, rng), np.vstack([m, [0, 0, 1]])
+    return np.clip(img * 255 + rng.normal(0, rng.uniform(1, 4), (h, w, 1)).astype(np.float32), 0, 255).astype(np.uint8)
 
 
 RULE_COLOURS = (np.float32([0.85, 0.7, 0.55]), np.float32([0.6, 0.6, 0.6]))  # BGR: light blue, grey
@@ -1003,6 +1019,188 @@ def whole_box(img: np.ndarray) -> list[int]:
     return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
 
 
+# ---------------------------------------------------------------- forms: --set forms
+
+# Form templates: name -> title and fields (name, box in mm from the top-left: x, y, w, h,
+# template keys, printed label, value: (fewest, most) digits or "year"). A comb's
+# cells are its `digits`. Written into DIR/forms/NAME.yaml for digitd's `forms` key.
+FORM_TEMPLATES = {
+    "exam-cover": ("EXAMINATION COVER SHEET", (
+        ("student_id", (30.0, 70.0, 120.0, 14.0), {"digits": 8, "pattern": "[0-9]{8}", "required": True},
+         "Student number", (8, 8)),
+        ("exam", (30.0, 105.0, 44.0, 14.0), {"digits": 4}, "Exam code", (4, 4)),
+        ("room", (95.0, 105.0, 40.0, 14.0), {"pattern": "[0-9]{1,3}"}, "Room", (1, 3)),
+        ("seat", (150.0, 105.0, 30.0, 14.0), {}, "Seat", (1, 2)),
+        ("score", (30.0, 150.0, 45.0, 18.0), {"pattern": "[0-9]{1,3}"}, "Score", (1, 3)),
+        ("year", (95.0, 150.0, 55.0, 18.0), {"pattern": "(19|20)[0-9]{2}"}, "Year of birth", "year"),
+    )),
+    "lab-sample": ("Laboratory sample record", (
+        ("sample", (20.0, 60.0, 70.0, 20.0), {}, "Sample no.", (3, 5)),
+        ("batch", (110.0, 64.0, 72.0, 12.0), {"digits": 6}, "Batch", (6, 6)),
+        ("volume", (20.0, 115.0, 35.0, 16.0), {}, "Volume (ml)", (1, 3)),
+        ("temperature", (75.0, 115.0, 35.0, 16.0), {}, "Temp.", (1, 2)),
+        ("shelf", (130.0, 115.0, 50.0, 16.0), {}, "Shelf", (1, 3)),
+        ("operator", (20.0, 170.0, 60.0, 14.0), {"digits": 5}, "Operator ID", (5, 5)),
+    )),
+    "delivery-note": ("DELIVERY NOTE", (
+        ("order", (25.0, 55.0, 110.0, 13.0), {"digits": 10, "pattern": "[0-9]{10}"}, "Order number", (10, 10)),
+        ("customer", (25.0, 95.0, 60.0, 15.0), {}, "Customer", (4, 6)),
+        ("quantity", (110.0, 95.0, 35.0, 15.0), {}, "Quantity", (1, 3)),
+        ("parcels", (160.0, 95.0, 25.0, 15.0), {}, "Parcels", (1, 2)),
+        ("weight", (25.0, 140.0, 50.0, 18.0), {}, "Weight (kg)", (1, 4)),
+    )),
+}
+FORM_EMPTY = 0.2  # a field is left empty this often
+FORM_NONE = 0.1  # a page in the forms set is a form of no template this often (a plain page)
+
+
+def template_yaml(name: str) -> str:
+    """A template of FORM_TEMPLATES as digitd reads it (forms.load_template)."""
+    lines = [f"# {FORM_TEMPLATES[name][0]}: a form of scripts/pages.py's forms set", f"form: {name}",
+             "page: {width_mm: 210, height_mm: 297}", "fields:"]
+    for field_name, (x, y, w, h), keys, _, _ in FORM_TEMPLATES[name][1]:
+        lines += [f"  - name: {field_name}", f"    box_mm: [{x:g}, {y:g}, {w:g}, {h:g}]"]
+        if "digits" in keys:
+            lines.append(f"    digits: {keys['digits']}")
+        if "pattern" in keys:
+            lines.append(f"    pattern: {json.dumps(keys['pattern'])}")
+        if keys.get("required"):
+            lines.append("    required: true")
+    return "\n".join(lines) + "\n"
+
+
+def form_value(value, rng: np.random.Generator) -> str:
+    """A value a person writes in a field: (fewest, most) digits, or a year."""
+    if value == "year":
+        return str(int(rng.integers(1950, 2031)))
+    lo, hi = value
+    n = int(rng.integers(lo, hi + 1))
+    first = str(int(rng.integers(1, 10))) if lo != hi and n > 1 else str(int(rng.integers(0, 10)))
+    return first + "".join(str(d) for d in rng.integers(0, 10, n - 1))
+
+
+def fit_ink(ink: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Ink made smaller to fit in width x height pixels (never larger)."""
+    f = min(1.0, width / ink.shape[1], height / ink.shape[0])
+    if f >= 1.0:
+        return ink
+    return cv2.resize(ink, (max(2, int(ink.shape[1] * f)), max(2, int(ink.shape[0] * f))), interpolation=cv2.INTER_AREA)
+
+
+def template_page(bank: Bank, dpi: int, rng: np.random.Generator, name: str) -> tuple[Page, dict]:
+    """A printed form of template `name` (title, instructions, each field's label and box,
+    a comb as adjacent cells, sometimes a signature box and a footer) filled in by hand,
+    some fields left empty; also each field's value ('' when empty) and writer."""
+    page = Page(dpi, rng)
+    title, fields = FORM_TEMPLATES[name]
+    px = dpi / 25.4
+    page.text(title.split(), page.mm(20), page.mm(14), rng.uniform(5, 7), page.font())
+    if rng.random() < 0.6:
+        page.y = page.mm(30)
+        paragraph(page, int(rng.integers(1, 3)))
+    thick = max(1, page.mm(rng.uniform(0.25, 0.5)))
+    for _, (x, y, w, h), keys, label, _ in fields:
+        page.text(label.split(), int(x * px), int((y - 6) * px), rng.uniform(2.8, 3.6))
+        cells = keys.get("digits", 1)
+        for k in range(cells):
+            x0, x1 = x + w * k / cells, x + w * (k + 1) / cells
+            page.rect(round(x0 * px), round(y * px), round(x1 * px) - round(x0 * px), round(h * px), thick)
+    if rng.random() < 0.5:  # a box for a signature, which is no field
+        sy = max(y + h for _, (x, y, w, h), *_ in fields) + 25
+        page.text(["Signature"], page.mm(30), page.mm(sy - 6), 3.2)
+        page.rect(page.mm(30), page.mm(sy), page.mm(rng.uniform(60, 90)), page.mm(20), thick)
+    if rng.random() < 0.6:
+        page.text(f"Form {name.split('-')[0].upper()}-{int(rng.integers(1, 99))} page 1 of 1".split(),
+                  page.margin, page.h - page.margin, 2.6)
+    values: dict[str, dict] = {}
+    for field_name, (x, y, w, h), keys, _, value in fields:
+        if rng.random() < FORM_EMPTY:
+            values[field_name] = {"text": None, "writer": None}
+            continue
+        text, writer = form_value(value, rng), bank.writer(rng)
+        values[field_name] = {"text": text, "writer": writer}
+        cells = keys.get("digits")
+        if cells:
+            cw, ch = w / cells * px, h * px
+            hand = np.zeros((int(ch), int(w * px)), np.float32)
+            for k, d in enumerate(text):
+                ink = fit_ink(write_number(d, bank, writer, ch * rng.uniform(0.55, 0.7), rng), cw - 3.2 * px, ch - 3 * px)
+                dx = int(rng.uniform(-0.4, 0.4) * px)
+                dy = int(rng.uniform(-0.4, 0.4) * px)
+                paste(hand, ink, int(k * cw + (cw - ink.shape[1]) / 2) + dx, int((ch - ink.shape[0]) / 2) + dy)
+            page.handwrite(hand, int(x * px), int(y * px), text, "comb", writer)
+            continue
+        ink = write_number(text, bank, writer, h * px * rng.uniform(0.5, 0.68), rng)
+        ink = fit_ink(ink, (w - 4) * px, (h - 3) * px)
+        room_x = (w - 3) * px - ink.shape[1]
+        room_y = (h - 3) * px - ink.shape[0]
+        left = x * px + 1.5 * px + rng.uniform(0, max(1.0, min(room_x, 12 * px)))
+        top = y * px + 1.5 * px + (room_y / 2 if rng.random() < 0.7 else rng.uniform(0, max(1.0, room_y)))
+        page.handwrite(ink, int(left), int(top), text, "box", writer)
+    return page, values
+
+
+def scan_form(page: Page, mode: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A form page as scanned: shifted (up to 6 mm), scaled (±3%) and turned (±3°), blurred,
+    noised; also the 3x3 matrix taking page points to the image's."""
+    h, w = page.h, page.w
+    img, paper = inked_paper(page, rng)
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-3, 3), rng.uniform(0.97, 1.03))
+    m[:, 2] += rng.uniform(-6, 6, 2) * page.dpi / 25.4
+    out = scanned(img, m, paper, rng)
+    return finish(out, mode, rng), np.vstack([m, [0, 0, 1]])
+
+
+def box_on_image(box: tuple[float, float, float, float], m: np.ndarray, size: tuple[int, int]) -> list[int]:
+    """A box (x, y, w, h in page pixels) on the image `m` takes the page to: the box around its corners."""
+    x, y, w, h = box
+    pts = cv2.perspectiveTransform(np.float32([[(x, y), (x + w, y), (x + w, y + h), (x, y + h)]]), m)[0]
+    x0, y0 = np.maximum(np.floor(pts.min(0)), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(pts.max(0)), [size[0] - 1, size[1] - 1]).astype(int)
+    return [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)]
+
+
+def make_filled_form(bank: Bank, dpi: int, rng: np.random.Generator, mode: str):
+    """A page of the forms set: a form of one of FORM_TEMPLATES filled in and scanned,
+    or (FORM_NONE) a form of no template. `form` names its template (None: none);
+    `fields` gives each field's value (None when empty) and printed box as saved."""
+    if rng.random() < FORM_NONE:
+        img, held = make_form(bank, dpi, rng, mode)
+        return img, {"form": None, "fields": {}, **held}
+    name = str(rng.choice(sorted(FORM_TEMPLATES)))
+    page, values = template_page(bank, dpi, rng, name)
+    img, m = scan_form(page, mode, rng)
+    size = img.shape[1], img.shape[0]
+    px = dpi / 25.4
+    fields = {}
+    for field_name, (x, y, w, h), *_ in FORM_TEMPLATES[name][1]:
+        box = box_on_image((x * px, y * px, w * px, h * px), m, size)
+        fields[field_name] = {**values[field_name], "box": box}
+    return img, {"form": name, "fields": fields, "numbers": number_labels(page, m, size),
+                 "printed": printed_labels(page, m, size)}
+
+
+def generate_forms(bank: Bank, out: Path, count: int, seed: int, prefix: str) -> dict:
+    """`count` pages of filled forms in documents of 1-3 pages (never photographed), and
+    every template into out/forms/; each file from its own seed."""
+    folder = out / "forms"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in sorted(FORM_TEMPLATES):
+        (folder / f"{name}.yaml").write_text(template_yaml(name))
+    files, done, i = {}, 0, 0
+    while done < count:
+        rng = np.random.default_rng([seed, zlib.crc32(prefix.encode()), i])
+        fmt = pick_format(rng)
+        n = min(count - done, int(rng.integers(1, 4)) if fmt in ("pdf", "tiff") else 1)
+        images, entries, dpi = make_document(bank, rng, n, make_filled_form, fmt, False)
+        name = f"{prefix}{i:04d}{EXT[fmt]}"
+        save(out / name, images, fmt, dpi, rng)
+        files[name] = {"format": fmt, "kind": "form", "pages": entries}
+        done += n
+        i += 1
+    return files
+
+
 def generate(bank: Bank, out: Path, count: int, seed: int, which: str) -> dict:
     """Every file of the chosen set(s) into `out`; returns the labels."""
     out.mkdir(parents=True, exist_ok=True)
@@ -1029,7 +1227,11 @@ def generate(bank: Bank, out: Path, count: int, seed: int, which: str) -> dict:
         files |= tag(generate_pages(bank, out, sheets, seed, "word-", make_words), "nondigit")
         files |= tag(generate_pages(bank, out, sheets, seed, "blank-", make_blank), "blank")
         files |= tag(generate_pages(bank, out, sheets, seed, "ruled-", make_ruled), "ruled")
-    labels = {"generator": "scripts/pages.py", "seed": seed, "set": which, "files": dict(sorted(files.items()))}
+    extra = {}
+    if which == "forms":  # not in "all": the page set's files, labels and figures stay as they were
+        files |= generate_forms(bank, out, count, seed, "form-")
+        extra = {"forms": "forms"}
+    labels = {"generator": "scripts/pages.py", "seed": seed, "set": which, **extra, "files": dict(sorted(files.items()))}
     (out / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")
     return labels
 
@@ -1045,7 +1247,8 @@ def tag(files: dict, kind: str) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder to write the files and labels.json into")
-    p.add_argument("--pages", type=int, default=40, help="pages of forms (and items of each other set; default 40)")
+    p.add_argument("--pages", type=int, default=40,
+                   help="pages of forms (and items of each other set; with --set forms, pages of filled forms; default 40)")
     p.add_argument("--seed", type=int, default=11, help="the same seed gives the same files (default 11)")
     p.add_argument("--set", choices=(*SETS, "all"), default="all", help="which set to write (default all)")
     p.add_argument("--mnist", type=Path, default=SHARED / "mnist.npz", help="MNIST npz (its test digits are used)")

@@ -319,3 +319,50 @@ def test_a_printed_line_along_the_crops_edge_is_cleared_and_a_digit_touching_it_
     out = clear_edge_lines(bits, 4)
     assert out[0:3].sum() == 0 and out[:, 0:3].sum() == 0 and out[:, 197:].sum() == 0
     assert out[5:80, 189:192].all()
+
+
+def test_a_comb_cells_ink_is_one_digit_though_its_top_bar_stands_apart():
+    from digitd.formread import cell_mark
+    from digitd.segment import ink_map, ink_mask_and_ratio
+
+    cell = np.full((100, 80), 255, np.uint8)
+    cv2.line(cell, (22, 14), (60, 14), 0, 5)  # a 5's top bar, written apart from its body
+    cv2.line(cell, (22, 22), (22, 50), 0, 5)
+    cv2.ellipse(cell, (38, 66), (18, 18), 0, -120, 150, 0, 5)
+    cv2.circle(cell, (70, 90), 1, 0, -1)  # a speck
+    cell[30:60, 0:4] = 0  # a neighbour's stroke over the cell's side, beside no ink of its own
+    ink = ink_map(cell.astype(np.float32)[..., None].repeat(3, axis=2) / 255.0)
+    mask, ratio = ink_mask_and_ratio(ink)
+    mark = cell_mark(mask, ratio, ink)
+    assert mark.box == (19, 11, 45, 77)  # the bar to the bowl's foot; not the speck, not the neighbour's stroke
+    assert cell_mark(np.zeros_like(mask), ratio, ink) is None
+
+
+class Unsteady:
+    """A model that reads a digit's own pixels as a sure 7 and every slightly changed copy as a 1."""
+
+    confidence_threshold = 0.8
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(pixels), 11), np.float32)
+        out[:, 1] = 1.0
+        out[::9, 1], out[::9, 7] = 0.0, 1.0  # each digit's own pixels come first of its nine
+        return out
+
+
+def test_a_reading_that_does_not_hold_when_its_digit_is_slightly_changed_is_uncertain():
+    from digitd.formread import steady_readings, variants
+    from digitd.records import DigitReading
+
+    pixels = np.zeros((28, 28), np.float32)
+    pixels[4:24, 12:16] = 1.0
+    assert variants(pixels).shape == (8, 28, 28)
+    marks = (Mark(box=(0, 0, 9, 9), pixels=pixels),) * 2
+    digits = tuple(DigitReading(digit=7, confidence=1.0, box=(0, 0, 9, 9), probabilities=(0.0,) * 10,
+                                pixels=pixels) for _ in marks)
+    sure = Reading(status="ok", number="77", digits=digits, confidence=1.0)
+    blank = reading(None, "blank", None)
+    got = steady_readings(Unsteady(), [Found(marks=(), box=BOX), Found(marks=marks, box=BOX)], [blank, sure])
+    assert got[0] is blank
+    assert (got[1].number, got[1].status, got[1].doubts) == ("77", "uncertain", ("the 7 in place 1 may be a 1",
+                                                                              "the 7 in place 2 may be a 1"))

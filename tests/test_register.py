@@ -323,3 +323,20 @@ def test_align_takes_a_decoded_scan(form):
         a = align(plane, list(FORM.values()), PAGE_MM)
         assert a is not None
         assert max(corner_error(to_page(a, b), truth(m, b)) for b in FORM.values()) <= 4
+
+
+def test_frames_found_once_align_two_templates_as_align_does(form):
+    from digitd.register import align_frames, find_frames, to_uint8
+
+    page = scan(form, transform(-30, 20, 0.97, -2.0))
+    frames = find_frames(to_uint8(page))
+    for fields in (FORM, OTHER_FORM):
+        once = align_frames(frames, page.shape[1], list(fields.values()), PAGE_MM)
+        alone = align(page, list(fields.values()), PAGE_MM)
+        assert (once is None) == (alone is None)
+        if once is not None:
+            assert np.array_equal(once.matrix, alone.matrix)
+            assert (once.quality, once.matched, once.residual_px) == (alone.quality, alone.matched, alone.residual_px)
+    assert align_frames(frames, page.shape[1], list(FORM.values()), PAGE_MM).matched == len(FORM)
+    assert align_frames(frames, page.shape[1], list(OTHER_FORM.values()), PAGE_MM) is None
+    assert align_frames(frames[:1], page.shape[1], list(FORM.values()), PAGE_MM) is None

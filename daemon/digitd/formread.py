@@ -3,18 +3,18 @@
 :func:`match_form` registers the page on every template's boxes and keeps the
 best. :func:`find_fields` cuts each field's box out of the page upright (the
 alignment undone, about a millimetre inside the printed lines) and finds its
-marks as a cropped number's are found; a comb field is read cell by cell, one
-mark a cell, and an empty cell stands in the number as ``_`` (so the digits keep
-their places and the count falls short: ``uncertain``). :func:`read_fields`
-gives each field its reading and :func:`forms.check_value`'s verdict;
-:func:`read_form` does it all with one model call. :func:`draft_template` makes a
-starting template from a scan of the empty form. Pure: arrays in, records out.
+marks as a cropped number's are found; a comb is read cell by cell, one digit a
+cell, an empty cell standing in the number as ``_``. :func:`read_fields` gives
+each field its reading and :func:`forms.check_value`'s verdict;
+:func:`steady_readings` reads each digit again slightly changed and doubts a
+reading that does not hold; :func:`read_form` does it all with two model calls.
+:func:`draft_template` drafts a template from a scan of the empty form. Pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import cv2
@@ -22,15 +22,18 @@ import numpy as np
 
 from .forms import A4_MM, Field, Template, check_value
 from .records import Box, Found, Mark, Reading, Scan
-from .register import Alignment, align, apply, bounds, find_boxes, ink_of, pixel_scale, to_page, to_uint8
-from .segment import components, digits_of_mask, ink_map, ink_mask_and_ratio
+from .register import (Alignment, align_frames, apply, bounds, find_boxes, find_frames, ink_of, pixel_scale,
+                       to_page, to_uint8)
+from .segment import SPECK, Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
 
 if TYPE_CHECKING:
     from .recognize import Recognizer
 
 INSET_MM = 1.0  # a field is read this far inside its box, the printed lines left out
 LINE_MM = 0.6  # a piece along the crop's edge at most this thick is what is left of a printed line
+EDGE_RUN = 0.8  # ... and runs along at least this share of that edge (a 5's top bar written close to it is shorter)
 MIN_MARK_MM = 2.0  # a mark shorter than this is a speck, not a digit
+STEADY_TURN = 8.0  # degrees a digit is turned either way to see whether its reading holds
 EMPTY_CELL = "_"  # an empty cell of a comb, in the number where its digit would be
 COMB_WALL = 0.9  # a column inked in this share of a box's middle rows is a wall between cells
 COMB_EVEN = 1.25  # a comb's cells are this even: no cell wider or narrower than this times the mean
@@ -65,10 +68,11 @@ def match_form(scan: Scan, templates: Sequence[Template]) -> tuple[Template, Ali
     """The template the page fits best and how it sits there, or None when it fits none.
 
     The best quality wins; at equal quality, more boxes matched."""
-    plane = grey_of(scan)
+    page = to_uint8(grey_of(scan))
+    frames = find_frames(page)  # once for every template
     best: tuple[Template, Alignment] | None = None
     for template in templates:
-        alignment = align(plane, [f.box for f in template.fields], template.size)
+        alignment = align_frames(frames, page.shape[1], [f.box for f in template.fields], template.size)
         if alignment is None:
             continue
         if best is None or (alignment.quality, alignment.matched) > (best[1].quality, best[1].matched):
@@ -99,14 +103,14 @@ def cut_box(scan: Scan, alignment: Alignment, box_mm: tuple[float, float, float,
 
 def clear_edge_lines(mask: np.ndarray, thin: float) -> np.ndarray:
     """The mask without what is left of a printed line along its edges (the inset did not
-    leave it out): straight runs over half its side within ``thin`` of an edge, then thin
+    leave it out): straight runs over EDGE_RUN of its side within ``thin`` of an edge, then thin
     pieces lying along an edge (along a side only when shorter than half of it). A 1
     written against a side within ``thin`` of it goes too. Handwriting crossing them
     keeps its other pixels."""
     H, W = mask.shape
     band = int(np.ceil(thin))
-    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(3, W // 2)), np.uint8))
-    down = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((max(3, H // 2), 1), np.uint8))
+    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(3, round(W * EDGE_RUN))), np.uint8))
+    down = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((max(3, round(H * EDGE_RUN)), 1), np.uint8))
     runs = np.zeros_like(mask)
     runs[:band] |= across[:band]
     runs[H - band:] |= across[H - band:]
@@ -126,9 +130,33 @@ def clear_edge_lines(mask: np.ndarray, thin: float) -> np.ndarray:
     return np.where(lines[labels], 0, mask).astype(np.uint8)
 
 
+def cell_mark(mask: np.ndarray, ratio: np.ndarray, ink: Ink) -> Mark | None:
+    """A comb cell's one digit: its largest piece of ink with every piece above or below it
+    or clear of the cell's sides (a 5's top bar written apart from its body, which alone
+    would pass for a ruled line), specks left out; None: no ink."""
+    n, labels, stats = components(mask)
+    if n <= 1:
+        return None
+    x, w, area = stats[1:n, 0], stats[1:n, 2], stats[1:n, 4]
+    big = int(np.argmax(area))
+    W = mask.shape[1]
+    beside = (x < x[big] + w[big]) & (x + w > x[big])
+    clear = (x > 0) & (x + w < W)
+    keep = np.flatnonzero((area >= SPECK * area[big]) & (beside | clear)) + 1
+    own = np.isin(labels, keep)
+    ys, xs = np.nonzero(own)
+    y0, y1 = max(0, ys.min() - 2), min(mask.shape[0], ys.max() + 3)
+    x0, x1 = max(0, xs.min() - 2), min(W, xs.max() + 3)
+    s = ink.scale
+    box = (int(xs.min() / s), int(ys.min() / s), max(1, round((xs.max() + 1 - xs.min()) / s)),
+           max(1, round((ys.max() + 1 - ys.min()) / s)))
+    return mark_of(np.ascontiguousarray(own[y0:y1, x0:x1]), ratio[y0:y1, x0:x1], box)
+
+
 def find_marks(scan: Scan, alignment: Alignment, box_mm: tuple[float, float, float, float],
-               max_digits: int) -> list[Mark]:
-    """The handwriting inside one box as marks (boxes in page pixels), left to right."""
+               max_digits: int, *, cell: bool = False) -> list[Mark]:
+    """The handwriting inside one box as marks (boxes in page pixels), left to right;
+    ``cell``: a comb's cell, all its ink one digit (:func:`cell_mark`)."""
     crop, m = cut_box(scan, alignment, box_mm)
     ink = ink_map(crop)
     mask, ratio = ink_mask_and_ratio(ink)
@@ -138,7 +166,11 @@ def find_marks(scan: Scan, alignment: Alignment, box_mm: tuple[float, float, flo
     mask = clear_edge_lines(mask, max(2.0, LINE_MM * k))
     if not mask.any():
         return []
-    marks, _ = digits_of_mask(mask, ratio, ink, max_digits)
+    if cell:
+        one = cell_mark(mask, ratio, ink)
+        marks = [one] if one is not None else []
+    else:
+        marks, _ = digits_of_mask(mask, ratio, ink, max_digits)
     tall = MIN_MARK_MM * pixel_scale(alignment.matrix)
     out = []
     for mark in marks:
@@ -157,7 +189,7 @@ def find_field(scan: Scan, alignment: Alignment, field: Field, max_digits: int =
     box = to_page(alignment, field.box)
     if not field.digits:
         return Found(marks=tuple(find_marks(scan, alignment, field.box, max_digits)), box=box)
-    cells = [find_marks(scan, alignment, cell, 1) for cell in field.cells()]
+    cells = [find_marks(scan, alignment, cell, 1, cell=True) for cell in field.cells()]
     if not any(cells):
         return Found(marks=(), box=box)
     marks: list[Mark] = []
@@ -206,15 +238,60 @@ def read_fields(template: Template, found: dict[str, Found], readings: Sequence[
     return {name: read_field(fields[name], f, r) for (name, f), r in zip(found.items(), readings, strict=True)}
 
 
+def variants(pixels: np.ndarray) -> np.ndarray:
+    """A digit's MNIST form (28 x 28) slightly changed, as another hand or scan might give it:
+    turned STEADY_TURN degrees either way, a tenth smaller and larger, a pixel higher and
+    lower, its strokes thicker and thinner (8 x 28 x 28)."""
+    centre = (14.0, 14.0)
+    moves = [cv2.getRotationMatrix2D(centre, STEADY_TURN, 1.0), cv2.getRotationMatrix2D(centre, -STEADY_TURN, 1.0),
+             cv2.getRotationMatrix2D(centre, 0.0, 0.9), cv2.getRotationMatrix2D(centre, 0.0, 1.1),
+             np.float64([[1, 0, 0], [0, 1, -1]]), np.float64([[1, 0, 0], [0, 1, 1]])]
+    out = [cv2.warpAffine(pixels, m, (28, 28)) for m in moves]
+    out += [cv2.dilate(pixels, np.ones((2, 2), np.uint8)), cv2.erode(pixels, np.ones((2, 2), np.uint8))]
+    return np.stack(out).astype(np.float32)
+
+
+def steady_readings(recognizer: Recognizer, found: Sequence[Found], readings: Sequence[Reading]) -> list[Reading]:
+    """The readings (of ``found``'s marks), each digit read again with its :func:`variants`: a
+    digit whose average over itself and them is another digit, or below the confidence
+    threshold, makes its reading uncertain, with the doubt ``the 7 in place 1 may be a 1``. One
+    model call."""
+    checked = [j for j, r in enumerate(readings) if r.number is not None and r.digits]
+    if len(found) != len(readings):
+        raise ValueError("a reading for every field's marks")
+    marks = [m for j in checked for m in found[j].marks]
+    if not marks:
+        return list(readings)
+    stacked = np.concatenate([np.concatenate([m.pixels[None], variants(m.pixels)]) for m in marks])
+    probs = recognizer.probabilities(stacked).reshape(len(marks), 9, -1).mean(axis=1)
+    out = list(readings)
+    k = 0
+    for j in checked:
+        r = readings[j]
+        doubts = []
+        for i, digit in enumerate(r.digits):
+            mean = probs[k + i, :10]
+            if int(mean.argmax()) != digit.digit or mean[digit.digit] < recognizer.confidence_threshold:
+                other = mean.copy()
+                other[digit.digit] = -1.0
+                doubts.append(f"the {digit.digit} in place {i + 1} may be a {int(other.argmax())}")
+        k += len(found[j].marks)
+        if doubts:
+            out[j] = replace(r, status="uncertain" if r.status == "ok" else r.status, doubts=(*r.doubts, *doubts))
+    return out
+
+
 def read_form(scan: Scan, templates: Sequence[Template], recognizer: Recognizer,
               max_digits: int = 12) -> FormReading | None:
-    """A page read as the form it fits best, every field in one model call; None when it fits none."""
+    """A page read as the form it fits best, every field in one model call and its digits
+    checked in another (:func:`steady_readings`); None when it fits none."""
     matched = match_form(scan, templates)
     if matched is None:
         return None
     template, alignment = matched
     found = find_fields(scan, template, alignment, max_digits)
     readings = recognizer.classify([(list(f.marks), None) for f in found.values()])
+    readings = steady_readings(recognizer, list(found.values()), readings)
     return FormReading(template.name, alignment.quality, read_fields(template, found, readings))
 
 
