@@ -81,4 +81,4 @@ def test_the_picture_boxes_each_field_with_its_name_and_value():
     assert view.labels == ("student_id: 12345678  0.99", "room: -", "year: 1995?  0.97")
     assert view.boxes[0] == (15.0, 15.0, 150.0, 20.0)
     assert view.colours == ("#1a7f37", "#57606a", "#bc4c00")
-    assert page_title(page, 1) == "form exam-cover (0.93): 2 of 3 fields filled  \u2014  uncertain"
+    assert page_title(page, 1) == "exam-cover (0.93): 2/3 fields filled  \u2014  uncertain"

@@ -204,8 +204,7 @@ def page_title(page: PageRead, of_pages: int) -> str:
         filled = sum(1 for f in page.fields if f.number is not None)
         quality = "" if page.quality is None else f" ({page.quality:.2f})"
         doubt = f" ({'; '.join(page.doubts)})" if page.doubts else ""
-        return (f"{head}form {page.form}{quality}: {filled} of {len(page.fields)} fields "
-                f"filled  \u2014  {status}{doubt}")
+        return f"{head}{page.form}{quality}: {filled}/{len(page.fields)} fields filled  \u2014  {status}{doubt}"
     numbers = [n.reading.number for n in handwritten(page)]
     if not numbers:
         what = "no handwritten number found"
