@@ -81,3 +81,24 @@ def test_a_template_added_later_gets_its_own_csv_with_its_header(tmp_path, shipp
         rows = list(csv.reader(f))
     assert rows[0] == ["file", "page", "sample", "batch", "volume", "shelf", "status", "confidence"]
     assert [r[:-1] for r in rows[1:]] == [["lab.png", "1", "42", "", "", "218", "ok"]]
+
+
+def test_with_templates_a_cropped_number_is_read_as_before(tmp_path, shipped_model, run_digitd):
+    import cv2
+    from conftest import draw_digits
+
+    cv2.imwrite(str(tmp_path / "n.png"), draw_digits("42", height=120))
+    forms = write_forms(tmp_path / "forms")
+    (tmp_path / "with").mkdir()
+    runs = {}
+    for name, cfg in (("plain", config(tmp_path, shipped_model)),
+                      ("forms", config(tmp_path / "with", shipped_model, forms))):
+        done = run_digitd("predict", "--config", cfg, "--out", tmp_path / f"out-{name}", "--json",
+                          "--no-annotate", "n.png")
+        assert done.returncode == 0, done.stderr
+        runs[name] = json.loads(done.stdout)
+    drop = ("processed_at", "elapsed_ms")
+    assert {k: v for k, v in runs["forms"].items() if k not in drop} == \
+        {k: v for k, v in runs["plain"].items() if k not in drop}
+    assert runs["forms"]["number"] == "42" and runs["forms"]["form"] is None
+    assert not (tmp_path / "out-forms" / "forms").exists()
