@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+import cv2
+import digitd.formread
+import numpy as np
+from digitd.analyse import analyse
 from digitd.annotate import make_page_view, page_title
 from digitd.analyse import ImageInfo, Shown
+from digitd.forms import Field, Template
 from digitd.records import Reading
 from digitd.results import FieldRead, NumberRead, PageRead, form_rows, human_lines, page_status, result_dict, summary
 
@@ -82,3 +87,14 @@ def test_the_picture_boxes_each_field_with_its_name_and_value():
     assert view.boxes[0] == (15.0, 15.0, 150.0, 20.0)
     assert view.colours == ("#1a7f37", "#57606a", "#bc4c00")
     assert page_title(page, 1) == "exam-cover (0.93): 2/3 fields filled  \u2014  uncertain"
+
+
+def test_a_page_the_form_reader_fails_on_is_read_as_a_plain_page(monkeypatch):
+    def broken(scan, templates):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(digitd.formread, "match_form", broken)
+    page = cv2.imencode(".png", np.full((800, 700), 255, np.uint8))[1].tobytes()
+    template = Template("t", (210.0, 297.0), (Field("a", (10.0, 10.0, 20.0, 10.0)),), "")
+    a = analyse(page, max_bytes=10**8, max_pixels=10**8, templates=(template,))
+    assert a.reason is None and a.pages[0].form is None and a.pages[0].found is not None

@@ -136,17 +136,23 @@ def show_page(scan: Any, found: PageFound, whole: bool = False) -> Shown:
 
 def find_form(scan: Any, templates: Sequence[Any], max_digits: int) -> FormFound | None:
     """The fields of the template a page-sized scan fits best; None for a smaller scan
-    (a cropped number) or one that fits none."""
+    (a cropped number), one that fits none, or one the form reader fails on."""
     if not templates or min(scan.width, scan.height) < FORM_SIDE:
         return None
     from .formread import find_fields, match_form
 
-    matched = match_form(scan, templates)
-    if matched is None:
+    try:
+        matched = match_form(scan, templates)
+        if matched is None:
+            return None
+        template, alignment = matched
+        return FormFound(template=template, quality=alignment.quality,
+                         fields=find_fields(scan, template, alignment, max_digits))
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug in reading a form: read the page plainly
+        log.error("reading the page as a form failed: %s; read as a plain page", describe(exc))
         return None
-    template, alignment = matched
-    return FormFound(template=template, quality=alignment.quality,
-                     fields=find_fields(scan, template, alignment, max_digits))
 
 
 def analyse_page(page: Any, max_digits: int, picture: bool,
