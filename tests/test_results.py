@@ -185,7 +185,7 @@ def test_a_document_result_lists_its_pages_and_numbers():
     assert out["doubts"] == ["a mark between digits was not read"]
     first, second = out["pages"]
     assert list(first) == ["page", "width", "height", "dpi", "rotation", "status", "error",
-                           "doubts", "annotated", "numbers"]
+                           "doubts", "annotated", "numbers", "form", "fields"]
     assert (first["page"], first["width"], first["height"], first["dpi"], first["status"]) == \
         (1, 1654, 2339, 200.0, "uncertain")
     assert first["numbers"][0] == {
@@ -194,7 +194,7 @@ def test_a_document_result_lists_its_pages_and_numbers():
     assert [d["digit"] for d in first["numbers"][0]["digits"]] == [1, 2, 0, 5, 2, 0, 2, 6]
     assert second == {"page": 2, "width": None, "height": None, "dpi": 200.0, "rotation": 0,
                       "status": "failed", "error": "cannot decode page 2", "doubts": [],
-                      "annotated": None, "numbers": []}
+                      "annotated": None, "numbers": [], "form": None, "fields": {}}
     json.dumps(out, allow_nan=False)
 
 

@@ -50,10 +50,10 @@ class WatchedOutbox(Outbox):
         self.appends: list[list[dict]] = []
         self.visible_at_append: list[str] = []
 
-    def append_csv_rows(self, rows, *, fsync):
+    def append_rows(self, rows, forms, *, fsync):
         self.appends.append(list(rows))
         self.visible_at_append = sorted(p.name for p in (self.root / "results").glob("*.json"))
-        super().append_csv_rows(rows, fsync=fsync)
+        return super().append_rows(rows, forms, fsync=fsync)
 
 
 class FullFor(Outbox):

@@ -2,7 +2,9 @@
 
 :func:`analyse` reads the file once (its sha256 kept), decodes its pages one
 by one with the bomb limits (``imageio.pages``), finds the numbers on each
-(``page.find_numbers``) and keeps only what later stages need: no page's
+(``page.find_numbers``) - or, for a page-sized scan that fits one of the
+form templates given, each field's handwriting (``formread.match_form``,
+``find_fields``) - and keeps only what later stages need: no page's
 pixels outlive its own reading. It never raises for a bad input. The same
 function runs in this process or in the pool's workers (:func:`analyse_all`),
 so an input is judged the same wherever it is read.
@@ -23,13 +25,14 @@ import cv2
 from .errors import describe
 from .imageio import InputError, pages, read_bytes, sha256
 from .page import find_numbers
-from .records import PageFound
+from .records import Found, PageFound
 
 log = logging.getLogger(__name__)
 
 CRASH_REASON = "the image crashed the decoder (its worker process died)"
 OOM_REASON = "image too large to process (out of memory)"
 SMALL_PAGE = 1000  # a blank image up to this long (pixels) keeps the digits picture
+FORM_SIDE = 600  # a scan this many pixels or more on each side is tried against the templates
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,16 @@ class Shown:
 
 
 @dataclass(frozen=True)
+class FormFound:
+    """A page that fits a form template: the template (``forms.Template``), how well the
+    page fits it, and each field's handwriting in the template's order."""
+
+    template: Any
+    quality: float
+    fields: dict[str, Found]
+
+
+@dataclass(frozen=True)
 class PageAnalysis:
     """One page read: its 1-based ``number``, and either what was found on it
     (``info`` and ``found`` set) or the ``reason`` this page alone could not be read."""
@@ -68,6 +81,7 @@ class PageAnalysis:
     found: PageFound | None = None
     shown: Shown | None = None
     reason: str | None = None
+    form: FormFound | None = None  # the page read as a form: ``found`` holds its fields
 
 
 @dataclass(frozen=True)
@@ -105,12 +119,12 @@ def wants_page_picture(width: int, height: int, found: PageFound) -> bool:
     return h * 6 < height and w * 3 < width
 
 
-def show_page(scan: Any, found: PageFound) -> Shown:
-    """The page fitted into its picture's panel."""
+def show_page(scan: Any, found: PageFound, whole: bool = False) -> Shown:
+    """The page fitted into its picture's panel (``whole``: shown whole, as a form is)."""
     from .annotate import display_image, pack_panel, page_panel_size, panel_width
 
     pixels = scan.gray if scan.gray is not None else scan.image
-    if wants_page_picture(scan.width, scan.height, found):
+    if whole or wants_page_picture(scan.width, scan.height, found):
         width, height = page_panel_size(scan.width, scan.height)
         panel, s, x0, y0 = display_image(pixels, width, height, gray=True)
         return Shown(panel=pack_panel(panel), scale=s, x0=x0, y0=y0, kind="page",
@@ -120,14 +134,41 @@ def show_page(scan: Any, found: PageFound) -> Shown:
     return Shown(panel=panel, scale=s, x0=x0, y0=y0)
 
 
-def analyse_page(page: Any, max_digits: int, picture: bool) -> PageAnalysis:
-    """One decoded page (an ``imageio.Page``) -> its numbers, and its picture's panel."""
+def find_form(scan: Any, templates: Sequence[Any], max_digits: int) -> FormFound | None:
+    """The fields of the template a page-sized scan fits best; None for a smaller scan
+    (a cropped number), one that fits none, or one the form reader fails on."""
+    if not templates or min(scan.width, scan.height) < FORM_SIDE:
+        return None
+    from .formread import find_fields, match_form
+
+    try:
+        matched = match_form(scan, templates)
+        if matched is None:
+            return None
+        template, alignment = matched
+        return FormFound(template=template, quality=alignment.quality,
+                         fields=find_fields(scan, template, alignment, max_digits))
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug in reading a form: read the page plainly
+        log.error("reading the page as a form failed: %s; read as a plain page", describe(exc))
+        return None
+
+
+def analyse_page(page: Any, max_digits: int, picture: bool,
+                 templates: Sequence[Any] = ()) -> PageAnalysis:
+    """One decoded page (an ``imageio.Page``) -> its numbers (a form's: its fields, one
+    number each), and its picture's panel."""
     if page.reason is not None:
         return PageAnalysis(number=page.number, dpi=page.dpi, reason=page.reason)
     scan = page.scan
     try:
-        found = find_numbers(scan, max_digits)
-        shown = show_page(scan, found) if picture else None
+        form = find_form(scan, templates, max_digits)
+        if form is None:
+            found = find_numbers(scan, max_digits)
+        else:
+            found = PageFound(numbers=tuple(form.fields.values()), polarity=None)
+        shown = show_page(scan, found, form is not None) if picture else None
     except MemoryError:
         return PageAnalysis(number=page.number, dpi=page.dpi, reason=OOM_REASON)
     except Exception as exc:  # noqa: BLE001 - a bug on one odd page fails that page only
@@ -135,15 +176,17 @@ def analyse_page(page: Any, max_digits: int, picture: bool) -> PageAnalysis:
         return PageAnalysis(number=page.number, dpi=page.dpi,
                             reason=f"recognition failed: {describe(exc)}")
     return PageAnalysis(number=page.number, info=ImageInfo(scan.width, scan.height, scan.mode),
-                        dpi=page.dpi, found=found, shown=shown)
+                        dpi=page.dpi, found=found, shown=shown, form=form)
 
 
 def analyse(source: str | os.PathLike[str] | bytes, *, max_bytes: int, max_pixels: int,
             max_digits: int = 12, picture: bool = False, dpi: float = 200.0,
-            max_pages: int = 50, seconds: float | None = None) -> Analysis:
+            max_pages: int = 50, seconds: float | None = None,
+            templates: Sequence[Any] = ()) -> Analysis:
     """Read (unless given bytes), hash, decode and read one input, page by page.
     Never raises for a bad input: the Analysis says what went wrong.
-    ``dpi``, ``max_pages``, ``seconds``: a document's (``imageio.pages``)."""
+    ``dpi``, ``max_pages``, ``seconds``: a document's (``imageio.pages``);
+    ``templates``: the form templates a page-sized page is tried against."""
     t0 = time.perf_counter()
     digest = None
     read: list[PageAnalysis] = []
@@ -151,7 +194,7 @@ def analyse(source: str | os.PathLike[str] | bytes, *, max_bytes: int, max_pixel
         data = source if isinstance(source, bytes) else read_bytes(source, max_bytes)
         digest = sha256(data)
         for page in pages(data, max_pixels, dpi=dpi, max_pages=max_pages, seconds=seconds):
-            read.append(analyse_page(page, max_digits, picture))
+            read.append(analyse_page(page, max_digits, picture, templates))
             del page
         del data
     except InputError as exc:

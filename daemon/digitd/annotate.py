@@ -4,7 +4,8 @@ One PNG per page. A page holding one number: the number read with its status
 and confidence, the original with each digit boxed, and per digit the 28x28
 image the model saw with its probabilities (:class:`View`). Any other page
 (a form, a document's page): the page ~1200 px high with a labelled box on
-each number (:class:`PageView`). Views are small and picklable;
+each number, or a page read as a form: each field's box, name and value
+(:class:`PageView`). Views are small and picklable;
 :meth:`Annotator.render` turns one into PNG bytes (Pillow's FreeType text in
 matplotlib's DejaVu fonts, on a cached background), here or in the pool's workers.
 """
@@ -199,6 +200,11 @@ def page_title(page: PageRead, of_pages: int) -> str:
     """``Page 2 of 3 - 2 numbers: 12, 345 - ok`` and the like (one page: no page number)."""
     status = page_status(page)
     head = f"Page {page.page} of {of_pages}  \u2014  " if of_pages > 1 else ""
+    if page.form is not None:
+        filled = sum(1 for f in page.fields if f.number is not None)
+        quality = "" if page.quality is None else f" ({page.quality:.2f})"
+        doubt = f" ({'; '.join(page.doubts)})" if page.doubts else ""
+        return f"{head}{page.form}{quality}: {filled}/{len(page.fields)} fields filled  \u2014  {status}{doubt}"
     numbers = [n.reading.number for n in handwritten(page)]
     if not numbers:
         what = "no handwritten number found"
@@ -218,7 +224,15 @@ def make_page_view(info, page: PageRead, *, source: str, model: str, shown,
     (a :class:`digitd.analyse.Shown` of kind ``"page"``)."""
     s, x0, y0 = shown.scale, shown.x0, shown.y0
     boxes, labels, colours = [], [], []
-    for n in page.numbers:
+    if page.form is not None:  # a form: each field's box, name and value
+        for f in page.fields:
+            x, y, w, h = f.box
+            boxes.append((x0 + x * s, y0 + y * s, w * s, h * s))
+            conf = "" if f.confidence is None else f"  {f.confidence:.2f}"
+            mark = "" if f.status == "ok" else "?" if f.number is not None else ""
+            labels.append(f"{f.name}: {f.number or '-'}{mark}{conf}")
+            colours.append(COLOURS.get(f.status, COLOURS["uncertain"]))
+    for n in page.numbers if page.form is None else ():
         r = n.reading
         x, y, w, h = n.box  # drawn BOX_PAD pixels outside the ink, so the ink shows
         boxes.append((x0 + x * s - BOX_PAD, y0 + y * s - BOX_PAD, w * s + 2 * BOX_PAD,

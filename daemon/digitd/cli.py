@@ -166,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser(
         "predict", help="recognise the given files and folders once, then exit",
         description="One-shot recognition of image files and folders: writes exactly what "
-                    "the service writes into the outbox, without touching the inputs.")
+                    "the service writes into the outbox, without touching the inputs. With "
+                    "the config's 'forms' set, a page that fits a form template is read "
+                    "field by field: a line per field, its row in outbox/forms/FORMNAME.csv.")
     _add_config_option(predict)
     predict.add_argument("--model", metavar="PATH", default=None,
                          help="model file to use instead of the configured 'model'")

@@ -2,13 +2,15 @@
 
 ``results/.NAME.reserve`` reserves a NAME (``O_EXCL``) and later receives the
 JSON, renamed to ``results/NAME.json``; originals go to ``originals/`` or
-``failed/`` by link + unlink. Rows go to ``results.csv`` in one locked append.
+``failed/`` by link + unlink. Rows go to ``results.csv`` in one locked append,
+a form page's rows to ``forms/FORMNAME.csv`` under the same lock, just before.
 What is written when, and what is fsynced, is :mod:`digitd.writer`'s; the
 design is ``docs/DESIGN.md``, "Durability".
 """
 
 from __future__ import annotations
 
+import collections
 import csv
 import datetime as _dt
 import errno
@@ -25,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from .files import atomic_write, atomic_write_bytes, fsync_path, fsync_regular, rename_no_replace
-from .results import CSV_COLUMNS, csv_line, json_bytes, printable, utc_timestamp
+from .results import CSV_COLUMNS, json_bytes, printable, utc_timestamp
+
+FormRows = Mapping[str, tuple[Sequence[str], Sequence[Mapping[str, str]]]]  # form -> columns, rows
 
 log = logging.getLogger(__name__)
 
-RESULTS, ANNOTATED, ORIGINALS, FAILED = "results", "annotated", "originals", "failed"
+RESULTS, ANNOTATED, ORIGINALS, FAILED, FORMS = "results", "annotated", "originals", "failed", "forms"
 CSV_NAME = "results.csv"
 RESERVE_SUFFIX = ".reserve"
 MAX_SUFFIX = 100_000
@@ -470,22 +474,29 @@ class Outbox:
                            fsync=False)  # a lost picture is redone with its JSON
         return rel
 
-    def append_csv_rows(self, rows: list[Mapping[str, str]], *, fsync: bool) -> bool:
-        """Rows of results.csv; the header first if the file is new or empty.
-        Returns whether the header was written (the file may be new).
+    def form_csv_path(self, form: str) -> Path:
+        """``forms/FORMNAME.csv``: the rows of the pages read as that form."""
+        return self.root / FORMS / f"{form}.csv"
 
-        One ``os.write`` on an O_APPEND descriptor under an exclusive ``flock``:
-        rows from several processes never interleave, and the header is written
-        exactly once. A write that fails part-way (disk full) is cut back off,
-        and a last line found cut short (a crash) is removed first: no torn row
-        stays in the file.
+    def append_csv_rows(self, rows: list[Mapping[str, str]], *, fsync: bool) -> bool:
+        """Rows of results.csv (:meth:`append_rows` without forms); whether its header was written."""
+        return self.append_rows(rows, {}, fsync=fsync)[0]
+
+    def append_rows(self, rows: list[Mapping[str, str]], forms: FormRows, *,
+                    fsync: bool) -> tuple[bool, list[str]]:
+        """Rows of results.csv, and of each form's CSV (``forms``: name -> (columns,
+        rows)); each file's header first if it is new or empty. Returns whether
+        results.csv's header was written and the forms whose CSV got its header.
+
+        Under an exclusive ``flock`` of results.csv: the forms' rows first (one
+        ``os.write`` each on an O_APPEND descriptor), then results.csv's (one
+        write), so a result with a row in results.csv has its forms rows too, and
+        rows from several processes never interleave. A write that fails part-way
+        (disk full) is cut back off, and a last line found cut short (a crash) is
+        removed first: no torn row stays in any file.
         """
-        if not rows:
-            return False
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerows([row.get(c, "") for c in CSV_COLUMNS] for row in rows)
-        data = buf.getvalue().encode("utf-8")
+        if not rows and not forms:
+            return False, []
         if "" not in self._made:
             self.root.mkdir(parents=True, exist_ok=True)
             self._made[""] = self.root
@@ -494,25 +505,81 @@ class Outbox:
         fd = os.open(self.csv_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                size = _last_line_end(fd, size)
-                log.warning("%s: its last line was cut short (a crash or a full disk); "
-                            "removed", self.csv_path)
-                os.ftruncate(fd, size)
-            header = size == 0
-            if header:
-                data = csv_line() + data
-            try:
-                _write_all(fd, data)
-            except OSError:
-                os.ftruncate(fd, size)  # no torn row (freeing space, this succeeds)
-                raise
-            if fsync:
-                os.fsync(fd)
-            return header
+            made = []
+            for form, (columns, form_rows) in forms.items():
+                if form_rows:
+                    self.folder(FORMS)
+                    if self._append_file(self.form_csv_path(form), columns, form_rows, fsync):
+                        made.append(form)
+            header = bool(rows) and self._append(fd, self.csv_path, CSV_COLUMNS, rows, fsync)
+            return header, made
         finally:
             os.close(fd)  # also releases the lock
+
+    def _append_file(self, path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]],
+                     fsync: bool) -> bool:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            return self._append(fd, path, columns, rows, fsync)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _append(fd: int, path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]],
+                fsync: bool) -> bool:
+        """Rows appended to an open CSV (the header first when it is empty, a last line
+        cut short removed first, a write cut short cut back off); whether the header was."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerows([row.get(c, "") for c in columns] for row in rows)
+        data = buf.getvalue().encode("utf-8")
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            size = _last_line_end(fd, size)
+            log.warning("%s: its last line was cut short (a crash or a full disk); "
+                        "removed", path)
+            os.ftruncate(fd, size)
+        header = size == 0
+        if header:
+            head = io.StringIO()
+            csv.writer(head, lineterminator="\n").writerow(columns)
+            data = head.getvalue().encode("utf-8") + data
+        try:
+            _write_all(fd, data)
+        except OSError:
+            os.ftruncate(fd, size)  # no torn row (freeing space, this succeeds)
+            raise
+        if fsync:
+            os.fsync(fd)
+        return header
+
+    def form_csv_keys(self, form: str) -> collections.Counter[tuple[str, str]]:
+        """How many complete rows ``forms/FORMNAME.csv`` has per (file, page)."""
+        try:
+            with open(self.form_csv_path(form), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return collections.Counter()
+        data = data[: data.rfind(b"\n") + 1]
+        text = io.StringIO(data.decode("utf-8", "replace"), newline="")
+        return collections.Counter((row[0], row[1]) for n, row in enumerate(csv.reader(text))
+                                   if n and len(row) > 1)
+
+    def csv_sources(self) -> dict[str, set[str]]:
+        """Per ``source`` in results.csv, the ``result`` of each of its rows."""
+        try:
+            with open(self.csv_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return {}
+        data = data[: data.rfind(b"\n") + 1]
+        text = io.StringIO(data.decode("utf-8", "replace"), newline="")
+        at_source, at_result = CSV_COLUMNS.index("source"), CSV_COLUMNS.index("result")
+        out: dict[str, set[str]] = {}
+        for n, row in enumerate(csv.reader(text)):
+            if n and len(row) > at_result:
+                out.setdefault(row[at_source], set()).add(row[at_result])
+        return out
 
     def csv_results(self) -> dict[str, set[tuple[str, str]]]:
         """Per ``result`` in results.csv, the (page, index) of its complete rows

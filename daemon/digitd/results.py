@@ -3,7 +3,7 @@
 Pure functions, no files (the files are :mod:`digitd.outbox` and
 :mod:`digitd.writer`); the schema is in ``docs/DESIGN.md``, "Results". The
 CSV rows are a view of the JSON: one per handwritten number, or one for an
-input with none.
+input with none; a page read as a form also gives one row of its form's CSV.
 """
 
 from __future__ import annotations
@@ -38,6 +38,19 @@ class NumberRead:
 
 
 @dataclass(frozen=True)
+class FieldRead:
+    """One field of a form page as read: its number (None when blank), status, box on
+    the page, and why it is not ``ok``."""
+
+    name: str
+    number: str | None
+    confidence: float | None
+    status: str  # ok | uncertain | blank
+    box: Box
+    doubts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PageRead:
     """One page of an input as read: its numbers in reading order, or the
     ``error`` this page alone could not be read for."""
@@ -52,6 +65,9 @@ class PageRead:
     doubts: tuple[str, ...] = ()  # the page's own ("may be rotated"), already in its numbers'
     error: str | None = None
     annotated: str | None = None
+    form: str | None = None  # the template the page matched, None for a plain page
+    quality: float | None = None  # how well the page fit it (register.Alignment.quality)
+    fields: tuple[FieldRead, ...] = ()  # the form's fields, in the template's order
 
 
 # ---------------------------------------------------------------------------
@@ -89,11 +105,22 @@ def handwritten(page: PageRead) -> list[NumberRead]:
     return [n for n in page.numbers if not n.printed and n.reading.number is not None]
 
 
+def form_status(fields: Sequence[FieldRead]) -> str:
+    """A form page's status from its fields: uncertain when one is, or when one is
+    blank with a reason (a required field left empty); blank when every one is
+    blank; else ok."""
+    if any(f.status == "uncertain" or (f.status == "blank" and f.doubts) for f in fields):
+        return "uncertain"
+    return "blank" if all(f.status == "blank" for f in fields) else "ok"
+
+
 def page_status(page: PageRead) -> str:
-    """failed (its error), blank (no handwritten number, no doubt), ok (every one
-    ok), else uncertain."""
+    """failed (its error), a form page's :func:`form_status`, blank (no handwritten
+    number, no doubt), ok (every one ok), else uncertain."""
     if page.error is not None:
         return "failed"
+    if page.form is not None:
+        return form_status(page.fields)
     numbers = handwritten(page)
     if not numbers:
         return "uncertain" if page.doubts else "blank"
@@ -157,11 +184,25 @@ def number_dict(n: NumberRead, made: dict[int, list] | None = None) -> dict[str,
             "digits": digit_dicts(r, made)}
 
 
+def form_dict(p: PageRead) -> dict[str, Any] | None:
+    """A page's ``form``: the template's name and the alignment's quality; None for a plain page."""
+    if p.form is None:
+        return None
+    return {"name": p.form, "quality": None if p.quality is None else round(float(p.quality), 3)}
+
+
+def field_dicts(p: PageRead) -> dict[str, dict[str, Any]]:
+    """A page's ``fields``, in the template's order ({} for a plain page)."""
+    return {f.name: {"number": f.number, "confidence": _round(f.confidence), "status": f.status,
+                     "box": [int(v) for v in f.box], "doubts": list(f.doubts)} for f in p.fields}
+
+
 def page_dict(p: PageRead, made: dict[int, list] | None = None) -> dict[str, Any]:
     return {"page": p.page, "width": p.width, "height": p.height,
             "dpi": None if p.dpi is None else round(float(p.dpi), 1), "rotation": p.rotation,
             "status": page_status(p), "error": p.error, "doubts": list(p.doubts),
-            "annotated": p.annotated, "numbers": [number_dict(n, made) for n in p.numbers]}
+            "annotated": p.annotated, "numbers": [number_dict(n, made) for n in p.numbers],
+            "form": form_dict(p), "fields": field_dicts(p)}
 
 
 def pages_of(reading: Reading, image: Any) -> tuple[PageRead, ...]:
@@ -188,7 +229,8 @@ def result_dict(source: str, reading: Reading | None, *, sha256: str | None, mod
     digits [], confidence null, pages [], ``error`` the reason. ``pages``
     None: one page holding ``reading``. Extra keys after the contract's:
     ``polarity``, ``image`` ({width, height, mode} of the first page),
-    ``digitd_version``, ``pages``, ``numbers``, ``doubts``.
+    ``digitd_version``, ``pages``, ``numbers``, ``doubts``, and ``form`` and
+    ``fields`` (the one page's, for a one-page input; else null and {}).
     """
     if isinstance(processed_at, _dt.datetime):
         processed_at = utc_timestamp(processed_at)
@@ -225,7 +267,11 @@ def result_dict(source: str, reading: Reading | None, *, sha256: str | None, mod
         "pages": [page_dict(p, made) for p in pages],
         "numbers": [n.reading.number for p in pages for n in handwritten(p)],
         "doubts": [] if reading is None else list(reading.doubts),
+        "form": None,
+        "fields": {},
     }
+    if len(out["pages"]) == 1:
+        out["form"], out["fields"] = out["pages"][0]["form"], out["pages"][0]["fields"]
     if shown != source:  # not UTF-8: the name's exact bytes too
         out["source_hex"] = os.fsencode(source).hex()
     return out
@@ -283,6 +329,30 @@ def csv_rows(result: Mapping[str, Any], result_path: str) -> list[dict[str, str]
     return rows or [base]
 
 
+def form_columns(fields: Sequence[str]) -> tuple[str, ...]:
+    """A form's CSV columns: ``file, page``, its fields in the template's order, ``status, confidence``."""
+    return ("file", "page", *fields, "status", "confidence")
+
+
+def form_rows(result: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...], dict[str, str]]]:
+    """The forms CSV rows of a result: per page read as a form, (the form's name, its
+    columns, the row). A field's cell is its number (empty when blank); ``status`` the
+    page's (its fields' worst), ``confidence`` its fields' lowest."""
+    out = []
+    for page in result.get("pages") or ():
+        form = page.get("form")
+        if not form:
+            continue
+        fields = page["fields"]
+        confidences = [f["confidence"] for f in fields.values() if f["confidence"] is not None]
+        row = {"file": _text(result["source"]), "page": str(page["page"]),
+               **{name: _text(f["number"]) for name, f in fields.items()},
+               "status": _text(page["status"]),
+               "confidence": _confidence(min(confidences) if confidences else None)}
+        out.append((form["name"], form_columns(list(fields)), row))
+    return out
+
+
 def csv_line(values: Mapping[str, str] | None = None) -> bytes:
     """One CSV record (the header when ``values`` is None), ``\\n``-terminated, UTF-8."""
     buf = io.StringIO()
@@ -326,13 +396,18 @@ def human_lines(shown: str, result: Mapping[str, Any]) -> list[str]:
     input of one page and at most one number, else one line per number found
     (``scan.pdf p2 #1 -> 12/05/2026 (0.97)``) and per page that failed."""
     pages = result.get("pages") or ()
-    if result["status"] == "failed" or (len(pages) <= 1 and len(result.get("numbers") or ()) <= 1):
+    forms = any(p.get("form") for p in pages)
+    if result["status"] == "failed" or (not forms and len(pages) <= 1
+                                         and len(result.get("numbers") or ()) <= 1):
         return [human_line(shown, result)]
     shown = printable(shown)
     lines = []
     for p in pages:
         if p["error"] is not None:
             lines.append(f"{shown} p{p['page']} -> failed: {p['error']}")
+        if p.get("form"):
+            lines += field_lines(f"{shown} p{p['page']} {p['form']['name']}", p["fields"])
+            continue
         for index, n in enumerate(p["numbers"], 1):
             if n["printed"] or n["number"] is None:
                 continue
@@ -342,3 +417,14 @@ def human_lines(shown: str, result: Mapping[str, Any]) -> list[str]:
             lines.append(f"{shown} p{p['page']} #{index} -> {n['number']}{'?' * unsure} "
                          f"({n['confidence']:.2f}){why}")
     return lines or [human_line(shown, result)]
+
+
+def field_lines(head: str, fields: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """A form page's fields, a line each: ``form.png p1 exam-cover student_id 12345678 ok
+    0.99``; ``-`` for no number or confidence, and the reasons of a field not ``ok``."""
+    lines = []
+    for name, f in fields.items():
+        conf = "-" if f["confidence"] is None else f"{f['confidence']:.2f}"
+        why = f" ({'; '.join(f['doubts'])})" if f["doubts"] else ""
+        lines.append(f"{head} {name} {f['number'] or '-'} {f['status']} {conf}{why}")
+    return lines

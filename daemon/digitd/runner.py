@@ -1,8 +1,9 @@
 """The one batch runner, shared by ``digitd run`` and ``digitd predict``.
 
 reserve -> analyse (in the pool's worker processes, or here) -> classify (one
-model call for every number of every page of the batch) -> read the pages
-(separators, doubts) -> draw a picture per page -> commit (one
+model call for every number of every page of the batch, a form's fields
+among them) -> read the pages (separators, doubts; a form page's fields
+judged by ``formread.read_fields``) -> draw a picture per page -> commit (one
 :class:`~digitd.writer.Writer` commit). :meth:`Runner.begin` and
 :meth:`Runner.complete` are the two halves, so a caller analyses the next
 batch while this one is classified and written.
@@ -26,7 +27,7 @@ from .annotate import make_page_view, make_view
 from .errors import Transient, describe, os_words
 from .outbox import Outbox
 from .records import Found, Reading
-from .results import NumberRead, PageRead, failed_result, result_dict, summary
+from .results import FieldRead, NumberRead, PageRead, failed_result, result_dict, summary
 from .writer import Record, Writer
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ def _full(exc: BaseException) -> bool:
 @dataclass(frozen=True)
 class Limits:
     """What the config allows an input: bytes, pixels (per page), a document's
-    pages, dpi and seconds, and the confidence threshold."""
+    pages, dpi and seconds, the confidence threshold, and the form templates a
+    page is tried against."""
 
     max_bytes: int
     max_pixels: int
@@ -48,13 +50,15 @@ class Limits:
     dpi: float = 200.0
     max_pages: int = 50
     seconds: float | None = None
+    templates: tuple[Any, ...] = ()
 
     @classmethod
     def from_config(cls, config: Any) -> Limits:
         return cls(max_bytes=int(config.max_file_mb * 1024 * 1024),
                    max_pixels=config.max_image_pixels, threshold=config.confidence_threshold,
                    dpi=config.pdf_dpi, max_pages=config.max_pages,
-                   seconds=config.max_document_seconds)
+                   seconds=config.max_document_seconds,
+                   templates=tuple(getattr(config, "templates", ())))
 
 
 def with_separators(number: str, separators: Sequence[tuple[int, str]]) -> str:
@@ -77,10 +81,31 @@ def read_number(reading: Reading, found: Found, page_doubts: Sequence[str]) -> N
                       box=found.box, printed=found.printed)
 
 
+def read_form_page(page: PageAnalysis, readings: Sequence[Reading]) -> PageRead:
+    """A page read as a form (``readings`` in its fields' order): each field judged
+    (``formread.read_fields``); its numbers are the fields that hold one, in the
+    template's order; a blank field's reasons (a required one) are the page's doubts."""
+    from .formread import read_fields
+
+    form = page.form
+    judged = read_fields(form.template, form.fields, readings)
+    fields = tuple(FieldRead(name, f.number, f.confidence, f.status, f.box, f.doubts)
+                   for name, f in judged.items())
+    numbers = tuple(NumberRead(replace(r, number=f.number, status=f.status, doubts=f.doubts),
+                               box=f.box)
+                    for r, f in zip(readings, fields, strict=True) if f.number is not None)
+    doubts = tuple(dict.fromkeys(d for f in fields if f.number is None for d in f.doubts))
+    return PageRead(page=page.number, width=page.info.width, height=page.info.height,
+                    dpi=page.dpi, numbers=numbers, doubts=doubts, form=form.template.name,
+                    quality=form.quality, fields=fields)
+
+
 def read_page(page: PageAnalysis, readings: Sequence[Reading]) -> PageRead:
     """One page's numbers read (``readings`` in its numbers' order), or its failure."""
     if page.found is None:
         return PageRead(page=page.number, dpi=page.dpi, error=page.reason or "not read")
+    if page.form is not None:
+        return read_form_page(page, readings)
     f = page.found
     return PageRead(page=page.number, width=page.info.width, height=page.info.height,
                     dpi=page.dpi, rotation=f.rotation, polarity=f.polarity,
@@ -205,11 +230,12 @@ class Runner:
         named = [i for i in reserved if isinstance(i, Input)]
         unnamed = {n: o for n, o in enumerate(reserved) if isinstance(o, Outcome)}
         limits = self.limits
+        forms = {"templates": limits.templates} if limits.templates else {}
         pending = analyse_all(self.pool, [i.path for i in named], analyse=self._analyse,
                               max_bytes=limits.max_bytes, max_pixels=limits.max_pixels,
                               max_digits=getattr(self.recognizer, "max_digits", 12),
                               picture=self.pictures is not None, dpi=limits.dpi,
-                              max_pages=limits.max_pages, seconds=limits.seconds)
+                              max_pages=limits.max_pages, seconds=limits.seconds, **forms)
         return Started(inputs=named, pending=pending, unnamed=unnamed)
 
     def complete(self, started: Started, *, sync_paths: Sequence[str] = (),

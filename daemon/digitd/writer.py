@@ -3,21 +3,22 @@
 A record is what a stage produced for one input: its reserved NAME, the result
 dict, maybe its pictures (one, or one per page). :meth:`Writer.commit` writes
 a batch of them as one group commit (durably or not) and owns CSV
-de-duplication; a quarantine is a one-record commit followed by
+de-duplication, of results.csv's rows and of the forms CSVs'; a quarantine is a one-record commit followed by
 :meth:`Writer.quarantine`. The order of the
 steps is ``docs/DESIGN.md``, "Durability".
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .outbox import RESULTS, Outbox, make_durable
-from .results import csv_rows
+from .outbox import FORMS, RESULTS, Outbox, make_durable
+from .results import csv_rows, form_rows
 
 
 @dataclass
@@ -73,8 +74,10 @@ class Writer:
             staged.append(record)
         if not staged:
             return errors
-        rows = self._new_rows(staged)
-        made = box.append_csv_rows(rows, fsync=False)
+        existing = self._existing(staged)
+        rows = self._new_rows(staged, existing)
+        forms = self._new_form_rows(staged, existing)
+        made, made_forms = box.append_rows(rows, forms, fsync=False)
         if self.durable:
             paths = [box.reserve_path(r.name) for r in staged]
             journals = [p for p in sync_paths if os.path.lexists(p)]  # one removed by hand
@@ -82,8 +85,11 @@ class Writer:
             folders = sorted({os.path.dirname(p) for p in journals})  # the journals' names
             if rows:
                 paths.append(os.fspath(box.csv_path))
+            paths += [os.fspath(box.form_csv_path(f)) for f, (_, r) in forms.items() if r]
             if made:
                 folders.append(os.fspath(box.root))  # results.csv's name
+            if made_forms:
+                folders.append(os.fspath(box.root / FORMS))  # the new forms CSVs' names
             make_durable(paths, folders, originals)
         for record in staged:
             box.publish_json(record.name)
@@ -91,7 +97,14 @@ class Writer:
             box.sync_folder(RESULTS)
         return errors
 
-    def _new_rows(self, staged: Sequence[Record]) -> list[dict[str, str]]:
+    def _existing(self, staged: Sequence[Record]) -> dict[str, set[tuple[str, str]]]:
+        """results.csv's rows by result, read only when a record is a redo."""
+        if any(r.row_may_exist for r in staged):
+            return self.outbox.csv_results()
+        return {}
+
+    def _new_rows(self, staged: Sequence[Record],
+                  existing: dict[str, set[tuple[str, str]]]) -> list[dict[str, str]]:
         """The CSV rows of ``staged`` that results.csv does not have yet.
 
         A row is known by its result and its (page, index). A redo writes the
@@ -99,9 +112,6 @@ class Writer:
         nothing when the input already has its own row (no page: blank, failed,
         or an older version's), nor an own row when it already has any row."""
         box = self.outbox
-        existing: dict[str, set[tuple[str, str]]] = {}
-        if any(r.row_may_exist for r in staged):
-            existing = box.csv_results()
         rows = []
         for record in staged:
             rel = box.result_rel(record.name)
@@ -112,6 +122,58 @@ class Writer:
                     r for r in new if r["page"] and (r["page"], r["index"]) not in had]
             rows += new
         return rows
+
+    def _new_form_rows(self, staged: Sequence[Record], existing: dict[str, set[tuple[str, str]]]
+                       ) -> dict[str, tuple[tuple[str, ...], list[dict[str, str]]]]:
+        """Per form, its CSV's columns and the rows of ``staged`` it does not have yet.
+
+        The forms rows of a batch are written just before its results.csv rows,
+        under one lock: a redo whose input has a row in results.csv has its forms
+        rows too. One without is known in a form's CSV by (file, page), once the
+        rows of the other results of that file name (:meth:`written_elsewhere`)
+        are counted out."""
+        out: dict[str, tuple[tuple[str, ...], list[dict[str, str]]]] = {}
+        counts: dict[str, Any] = {}
+        sources: dict[str, set[str]] | None = None
+        for record in staged:
+            rows = form_rows(record.result)
+            if not rows:
+                continue
+            rel = self.outbox.result_rel(record.name)
+            if record.row_may_exist and existing.get(rel):
+                continue
+            for form, columns, row in rows:
+                if record.row_may_exist:
+                    if form not in counts:
+                        counts[form] = self.outbox.form_csv_keys(form)
+                    if sources is None:
+                        sources = self.outbox.csv_sources()
+                    key = (row["file"], row["page"])
+                    others = self.written_elsewhere(sources.get(row["file"], set()) - {rel},
+                                                    form, int(row["page"]))
+                    if counts[form][key] > others:
+                        counts[form][key] -= 1
+                        continue
+                out.setdefault(form, (columns, []))[1].append(row)
+        return out
+
+    def written_elsewhere(self, results: set[str], form: str, page: int) -> int:
+        """How many of ``results`` (other inputs of one file name, each with a row in
+        results.csv) have a row for ``page`` in ``form``'s CSV: those whose JSON reads
+        that page as that form, and those not published (a redo of this batch too:
+        its rows in results.csv mean its forms rows were written)."""
+        count = 0
+        for rel in results:
+            try:
+                with open(self.outbox.root / rel, "rb") as f:
+                    result = json.loads(f.read())
+            except (OSError, ValueError):
+                count += 1
+                continue
+            pages = result.get("pages") or () if isinstance(result, dict) else ()
+            if len(pages) >= page and (pages[page - 1].get("form") or {}).get("name") == form:
+                count += 1
+        return count
 
     def quarantine(self, path: Path, name: str, reason: str, attempts: int, *,
                    source: str, sha256: str | None) -> Path:
