@@ -637,8 +637,8 @@ def main(argv=None) -> int:
                    help="list every misread real digit (with --pages: every number not read exactly, every extra)")
     p.add_argument("--pages", type=Path, metavar="DIR", help="measure a page set from scripts/pages.py instead")
     p.add_argument("--forms", type=Path, metavar="DIR", help="measure a forms set from scripts/pages.py --set forms instead")
-    p.add_argument("--via", choices=sorted(FORM_READERS), default="library",
-                   help="with --forms: read through digitd predict or digitd.formread in-process (default library)")
+    p.add_argument("--via", choices=sorted(FORM_READERS), default="predict",
+                   help="with --forms: read through digitd predict or digitd.formread in-process (default predict)")
     p.add_argument("--confidence-threshold", type=float, metavar="T",
                    help="with --forms: the config's confidence_threshold (default the config's default, 0.8)")
     p.add_argument("--json", type=Path, metavar="FILE", help="with --pages or --forms: write the figures as JSON")

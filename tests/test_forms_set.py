@@ -172,7 +172,7 @@ def test_accuracy_forms_reads_the_set_with_its_templates(forms_set, tmp_path, sh
     out, labels = forms_set
     figures = tmp_path / "figures.json"
     done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "accuracy.py"), "--forms", str(out),
-                           "--json", str(figures)], capture_output=True, text=True, timeout=600)
+                           "--via", "library", "--json", str(figures)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "| filled fields read exactly |" in done.stdout
     fig = json.loads(figures.read_text())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import errno
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,6 +32,9 @@ from .results import FieldRead, NumberRead, PageRead, failed_result, result_dict
 from .writer import Record, Writer
 
 log = logging.getLogger(__name__)
+
+# A form page's readings checked again (formread.steady_readings with the recognizer)
+Steady = Callable[[Sequence[Found], Sequence[Reading]], list[Reading]]
 
 
 def _full(exc: BaseException) -> bool:
@@ -81,13 +85,17 @@ def read_number(reading: Reading, found: Found, page_doubts: Sequence[str]) -> N
                       box=found.box, printed=found.printed)
 
 
-def read_form_page(page: PageAnalysis, readings: Sequence[Reading]) -> PageRead:
-    """A page read as a form (``readings`` in its fields' order): each field judged
+def read_form_page(page: PageAnalysis, readings: Sequence[Reading], steady: Steady | None = None
+                   ) -> PageRead:
+    """A page read as a form (``readings`` in its fields' order): each field's digits
+    checked by ``steady`` (``formread.steady_readings``), each field judged
     (``formread.read_fields``); its numbers are the fields that hold one, in the
     template's order; a blank field's reasons (a required one) are the page's doubts."""
     from .formread import read_fields
 
     form = page.form
+    if steady is not None:
+        readings = steady(list(form.fields.values()), readings)
     judged = read_fields(form.template, form.fields, readings)
     fields = tuple(FieldRead(name, f.number, f.confidence, f.status, f.box, f.doubts)
                    for name, f in judged.items())
@@ -100,12 +108,12 @@ def read_form_page(page: PageAnalysis, readings: Sequence[Reading]) -> PageRead:
                     quality=form.quality, fields=fields)
 
 
-def read_page(page: PageAnalysis, readings: Sequence[Reading]) -> PageRead:
+def read_page(page: PageAnalysis, readings: Sequence[Reading], steady: Steady | None = None) -> PageRead:
     """One page's numbers read (``readings`` in its numbers' order), or its failure."""
     if page.found is None:
         return PageRead(page=page.number, dpi=page.dpi, error=page.reason or "not read")
     if page.form is not None:
-        return read_form_page(page, readings)
+        return read_form_page(page, readings, steady)
     f = page.found
     return PageRead(page=page.number, width=page.info.width, height=page.info.height,
                     dpi=page.dpi, rotation=f.rotation, polarity=f.polarity,
@@ -120,12 +128,13 @@ def numbers_of(a: Analysis) -> list[tuple[list[Any], str | None]]:
             for n in p.found.numbers]
 
 
-def split_pages(a: Analysis, readings: Sequence[Reading]) -> tuple[PageRead, ...]:
+def split_pages(a: Analysis, readings: Sequence[Reading], steady: Steady | None = None
+                ) -> tuple[PageRead, ...]:
     """An input's readings (as :func:`numbers_of` ordered them) back into its pages."""
     out, k = [], 0
     for p in a.pages:
         n = 0 if p.found is None else len(p.found.numbers)
-        out.append(read_page(p, readings[k : k + n]))
+        out.append(read_page(p, readings[k : k + n], steady))
         k += n
     return tuple(out)
 
@@ -308,6 +317,11 @@ class Runner:
         out: list[tuple[PageRead, ...] | BaseException | None] = [None] * len(analyses)
         asked = {i: numbers_of(analyses[i]) for i in found}
         classify = self.recognizer.classify
+        steady = None
+        if self.limits.templates:  # a form's digits are read again, slightly changed
+            from .formread import steady_readings
+
+            steady = functools.partial(steady_readings, self.recognizer)
         try:
             everything = [n for i in found for n in asked[i]]
             readings = classify(everything) if everything else []
@@ -315,7 +329,7 @@ class Runner:
                 raise RuntimeError(f"{len(readings)} readings for {len(everything)} numbers")
             k = 0
             for i in found:
-                out[i] = split_pages(analyses[i], readings[k : k + len(asked[i])])
+                out[i] = split_pages(analyses[i], readings[k : k + len(asked[i])], steady)
                 k += len(asked[i])
             return out
         except Exception as exc:  # noqa: BLE001 - find the input that causes it
@@ -326,7 +340,7 @@ class Runner:
         if len(found) > 1:
             for i in found:
                 try:
-                    out[i] = split_pages(analyses[i], classify(asked[i]) if asked[i] else [])
+                    out[i] = split_pages(analyses[i], classify(asked[i]) if asked[i] else [], steady)
                 except Exception as exc:  # noqa: BLE001 - this input fails, the others go on
                     out[i] = exc
         else:
