@@ -32,6 +32,17 @@ def mnist_candidates(environ: Mapping[str, str] | None = None) -> list[Path]:
     return out
 
 
+def find_real_dev() -> Path | None:
+    """The real-dev folder (its ``labels.csv``): ``$DIGITD_REAL_DEV``,
+    ``<repo>/../shared/data/real-dev`` or ``/work/shared/data/real-dev``; None if
+    it is nowhere. Never copied into the repo."""
+    for path in (os.environ.get("DIGITD_REAL_DEV"), REPO_ROOT.parent / "shared" / "data" / "real-dev",
+                 Path("/work/shared/data/real-dev")):
+        if path and (Path(path) / "labels.csv").is_file():
+            return Path(path)
+    return None
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The checkout's root folder (holding pyproject.toml)."""

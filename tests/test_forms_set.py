@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, find_real_dev
 from digitd.forms import load_forms
 from test_pages_script import accuracy, decoded_pages, make_set, pages
 
@@ -181,6 +181,8 @@ def test_accuracy_forms_reads_the_set_with_its_templates(forms_set, tmp_path, sh
     assert (t["filled"], t["empty"], t["form_right"], fig["failed"]) == (15, 2, COUNT, [])
     assert t["exact"] + t["wrong_ok"] + t["wrong_flagged"] + t["filled_blank"] == 15
     assert t["empty_blank"] + t["empty_read_ok"] + t["empty_read_flagged"] == 2
+    if find_real_dev() is None:
+        pytest.skip("real-dev not found: the exact figures below are for the set written with its digits")
     # two hard MNIST digits on the PDF's lab sheet: a 1 with a foot read 3 (uncertain), a faint 9 read 7 under ok
     assert (t["exact"], t["exact_ok"], t["wrong_ok"], t["wrong_flagged"], t["empty_blank"]) == (13, 12, 1, 1, 2)
     assert [e for e in fig["errors"] if "read" in e] == [

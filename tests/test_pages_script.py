@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, find_real_dev
 
 SEED = 78  # its 3 form pages are a PNG and a 2-page TIFF; the other sets add JPEG and PDF
 
@@ -31,8 +31,11 @@ accuracy = load_script("accuracy")
 
 
 def make_set(out: Path, mnist: Path, which: str, count: int, seed: int = SEED) -> dict:
+    """A set made by scripts/pages.py, with real-dev's digits wherever this checkout is."""
+    real = find_real_dev()
     done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "pages.py"), "--out", str(out),
-                           "--pages", str(count), "--seed", str(seed), "--set", which, "--mnist", str(mnist)],
+                           "--pages", str(count), "--seed", str(seed), "--set", which, "--mnist", str(mnist),
+                           *(["--real", str(real)] if real else [])],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads((out / "labels.json").read_text())
@@ -168,7 +171,7 @@ def test_pdf_bytes_hold_one_page_per_image_at_the_dpi():
 
 @pytest.fixture(scope="module")
 def bank(mnist_path):
-    return pages.load_bank(mnist_path, REPO_ROOT.parent / "shared" / "data" / "real-dev")
+    return pages.load_bank(mnist_path, find_real_dev() or REPO_ROOT.parent / "shared" / "data" / "real-dev")
 
 
 def test_numbers_on_ruled_paper_and_in_a_phone_photo_are_boxed_in_ink(bank):
