@@ -28,6 +28,8 @@ COMB = 4.0  # the digits of a comb (one a box) may stand this many digit heights
 JUMP = 2.2  # neighbours whose heights differ by this factor are not one number
 WIDE = 2.5  # a glyph wider than this times its height is no digit (letters run together)
 SOLID = 0.2  # ... nor one whose widest stroke's half-width passes this share of its size (a logo)
+BLOCK = 0.85  # ... nor a block: its outline fills this share of its box, and its ink half of it (a logo's square)
+BLOCK_ASPECT = 0.5  # ... as wide as this of its height at least (a '1' is a thin block)
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
@@ -35,6 +37,10 @@ PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
 X_HEIGHT = 0.2  # type's second level of tops (small letters) lies this far (of the height) from capitals'
 TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (median)
 WORDY = 0.3  # ... or this share of glyphs half as wide again as tall (words)
+LONG_LINE = 13  # a run of this many glyphs or more is a line of text when set as type (no number is that long)
+LONG_SHARE = 0.85  # ... its feet on one straight line (any small slope) for this share of its glyphs
+EVEN_PEN = 0.2  # ... drawn with one pen: its glyphs' stroke widths spread (std / mean) no more than this
+MAX_SLOPE = 0.05  # a baseline rises or falls at most this much per pixel across (3 degrees: a page left skewed)
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
 MINUS_LONG = 0.9  # a minus before the digits is at most this long (of their height): longer, a word
@@ -167,6 +173,45 @@ def on_baseline(glyphs: list[Glyph], share: float = 0.75) -> bool:
     bottoms = [g.y + g.h for g in glyphs]
     base = middle(bottoms)
     return sum(abs(b - base) <= BASELINE for b in bottoms) >= share * len(bottoms)
+
+
+def on_straight_baseline(glyphs: list[Glyph], share: float) -> bool:
+    """Whether ``share`` of the glyphs at least stand within ``BASELINE`` of one
+    straight line (Theil-Sen: the median of the slopes between their feet, kept
+    within ``MAX_SLOPE``): type on a page left a little skewed."""
+    xs = np.array([g.x + g.w / 2 for g in glyphs], np.float64)
+    feet = np.array([g.y + g.h for g in glyphs], np.float64)
+    dx = xs[None, :] - xs[:, None]
+    upper = np.triu(np.abs(dx) > 0, 1)
+    if not upper.any():
+        return False
+    slope = float(np.clip(np.median((feet[None, :] - feet[:, None])[upper] / dx[upper]), -MAX_SLOPE, MAX_SLOPE))
+    base = float(np.median(feet - slope * xs))
+    return float(np.mean(np.abs(feet - slope * xs - base) <= BASELINE)) >= share
+
+
+def pen_spread(run: list[Glyph], labels: np.ndarray) -> float:
+    """How much the stroke widths of a run's glyphs differ (std / mean of 2 * area / perimeter)."""
+    widths = []
+    for g in run:
+        own = pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8)
+        contours, _ = cv2.findContours(own, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+        perimeter = sum(cv2.arcLength(c, True) for c in contours)
+        if perimeter > 0:
+            widths.append(2.0 * g.area / perimeter)
+    if len(widths) < 2:
+        return 0.0
+    w = np.array(widths)
+    return float(w.std() / max(w.mean(), 1e-6))
+
+
+def is_text_line(run: list[Glyph], labels: np.ndarray) -> bool:
+    """A line of text: ``LONG_LINE`` glyphs or more (longer than any number
+    written by hand), their feet on one straight line (``LONG_SHARE``), drawn
+    with one even pen (``EVEN_PEN``). Handwriting that long wanders off its line."""
+    run = [g for g in run if g.h >= SPECK_H]
+    return (len(run) >= LONG_LINE and on_straight_baseline(run, LONG_SHARE)
+            and pen_spread(run, labels) <= EVEN_PEN)
 
 
 def is_typeset(run: list[Glyph]) -> bool:
@@ -313,7 +358,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     if top < tall:
         return None
     digit_h = middle([g.h for g in run if g.h >= SMALL * top])
-    if not written and is_printed(run, digit_h, sizes):
+    if not written and (is_printed(run, digit_h, sizes) or is_text_line(run, labels)):
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]
     slash = read_slashes(run, main, labels, digit_h)
@@ -376,7 +421,20 @@ def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
     if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
         return True
     own = np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
-    return float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) <= SOLID * max(g.w, g.h)
+    if float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) > SOLID * max(g.w, g.h):
+        return False
+    return not is_block(g, own)
+
+
+def is_block(g: Glyph, own: np.ndarray) -> bool:
+    """A filled block (a logo's square with its letters cut out): about as wide as
+    tall, half of its box inked, its outline filling ``BLOCK`` of the box. A
+    digit's outline leaves its box's corners empty."""
+    if g.w < BLOCK_ASPECT * g.h or g.h < BLOCK_ASPECT * g.w:
+        return False
+    contours, _ = cv2.findContours(own, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outline = max((cv2.contourArea(c) for c in contours), default=0.0)
+    return outline >= BLOCK * g.w * g.h
 
 
 def holds_marks(g: Glyph, labels: np.ndarray) -> bool:
