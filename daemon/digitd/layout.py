@@ -41,6 +41,7 @@ LONG_LINE = 13  # a run of this many glyphs or more is a line of text when set a
 LONG_SHARE = 0.85  # ... its feet on one straight line (any small slope) for this share of its glyphs
 EVEN_PEN = 0.2  # ... drawn with one pen: its glyphs' stroke widths spread (std / mean) no more than this
 MAX_SLOPE = 0.05  # a baseline rises or falls at most this much per pixel across (3 degrees: a page left skewed)
+TALL_LETTERS = 0.9  # a line of text's tall letters: this share of its glyphs are no taller
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
 MINUS_LONG = 0.9  # a minus before the digits is at most this long (of their height): longer, a word
@@ -98,7 +99,7 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
     runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
-    sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall)
+    sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall, labels)
     numbers: list[Number] = []
     for run in runs:
         number = read_number(run, labels, tall, [] if on_rule(run, ruled) else sizes, on_rule(run, ruled))
@@ -250,20 +251,23 @@ def on_rule(run: list[Glyph], ruled: np.ndarray) -> bool:
     return under.size > 0 and float(under.any(axis=0).mean()) >= 0.8
 
 
-def type_sizes(runs: list[list[Glyph]], tall: float) -> list[tuple[float, float]]:
+def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None = None) -> list[tuple[float, float]]:
     """The heights of the page's type: for each typeset run, the range of heights
     its glyphs (and short words set in it elsewhere) may have; kept under the
     height of the page's other runs (handwriting set as neatly as type must not
-    make every number its size type)."""
+    make every number its size type). A line of text (:func:`is_text_line`,
+    when ``labels`` are given) is type for sure: its range, up to its tall
+    letters' height, is not kept under the others (labels set in its type are)."""
     typeset = [len(run) >= TYPE_LINE and is_typeset(run) for run in runs]
     others = [max(g.h for g in run) for run, t in zip(runs, typeset) if not t and max(g.h for g in run) >= tall]
     cap = 0.85 * middle(others) if others else float("inf")
     out = []
     for run, t in zip(runs, typeset):
-        if t:
-            hs = [g.h for g in run]
-            if 0.5 * min(hs) < cap:
-                out.append((0.5 * min(hs), min(1.2 * max(hs), cap)))
+        hs = sorted(g.h for g in run)
+        if labels is not None and 1.2 * middle(hs) < cap and is_text_line(run, labels):
+            out.append((0.5 * hs[0], hs[int(TALL_LETTERS * (len(hs) - 1))] + BASELINE))
+        elif t and 0.5 * hs[0] < cap:
+            out.append((0.5 * hs[0], min(1.2 * hs[-1], cap)))
     return out
 
 
