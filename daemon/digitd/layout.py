@@ -386,7 +386,35 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
         elif digits and len(digits) < len(inner) or kind == "-" and not digits:
             separators.append((len(digits), kind))
     doubts = ("a mark between digits was not read",) if unread else ()
+    if not well_formed(separators, len(digits)):
+        doubts += ("separators that make no number",)
     return Number(digits=tuple(digits), separators=tuple(separators), doubts=doubts)
+
+
+def well_formed(separators: list[tuple[int, str]], count: int) -> bool:
+    """Whether separators (``(k, char)``: before digit ``k``) make a number as
+    people write one: a minus first; a date's two slashes (1-2, 1-2, 2-4
+    digits); thousands marks three digits apart, the first group of 1-3, and
+    at most one decimal mark, of the other kind, after them (``12,500.75``,
+    ``3,75``, ``1.234,5``); one mark at most between two digits."""
+    marks = [(k, c) for k, c in separators if not (c == "-" and k == 0)]
+    if not marks:
+        return True
+    places = [k for k, _ in marks]
+    if len(set(places)) < len(places) or any(c == "-" for _, c in marks):
+        return False
+    kinds = {c for _, c in marks}
+    groups = [b - a for a, b in zip([0, *places], [*places, count])]
+    if "/" in kinds:
+        return kinds == {"/"} and len(marks) == 2 and 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4
+    if len(marks) == 1:
+        return True
+    decimal = marks[-1][1] if len(kinds) == 2 else None
+    thousands = [c for _, c in marks[:-1]] if decimal else [c for _, c in marks]
+    if len(set(thousands)) != 1 or (decimal is not None and decimal in thousands):
+        return False
+    inner = groups[1:-1] if decimal else groups[1:]
+    return 1 <= groups[0] <= 3 and all(g == 3 for g in inner)
 
 
 def pixels_of(g: Glyph, window: np.ndarray) -> np.ndarray:
