@@ -109,3 +109,16 @@ def test_separators_that_make_no_number_leave_a_doubt():
     assert counts(found) == [6]
     assert found.numbers[0].separators == ((3, ","), (4, "."))
     assert "separators that make no number" in found.numbers[0].doubts
+
+
+@pytest.mark.parametrize("digit", ["4", "9"])
+def test_a_digit_in_a_comb_of_one_cell_is_read_without_its_walls(digit):
+    page = Page(67)
+    cell, top = 84, 820
+    cv2.line(page.img, (520, top - cell // 6), (520, top + cell), 20, 2)  # two ticks on a base line, open at the top
+    cv2.line(page.img, (520 + cell, top - cell // 6), (520 + cell, top + cell), 20, 2)
+    cv2.line(page.img, (520, top + cell), (520 + cell, top + cell), 20, 2)
+    truth = page.number(digit, 520 + 22, top + 14, 56)
+    found = find_numbers(page.scan())
+    assert counts(found) == [1]
+    assert inside(found.numbers[0].box, truth, slack=8)
