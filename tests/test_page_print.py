@@ -122,3 +122,15 @@ def test_a_digit_in_a_comb_of_one_cell_is_read_without_its_walls(digit):
     found = find_numbers(page.scan())
     assert counts(found) == [1]
     assert inside(found.numbers[0].box, truth, slack=8)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_short_thick_minus_before_a_number_is_kept(seed):
+    page = Page(68 + seed)
+    height, pen = 36, 7
+    cv2.line(page.img, (400, 800 + height // 2), (400 + 12, 800 + height // 2), 35, pen, cv2.LINE_AA)  # as tall as half its length
+    truth = page.number("202", 400 + 12 + 14, 800, height)
+    found = find_numbers(page.scan())
+    assert counts(found) == [3]
+    assert inside(found.numbers[0].box, truth)
+    assert found.numbers[0].separators == ((0, "-"),)

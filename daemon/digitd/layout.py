@@ -44,6 +44,8 @@ MAX_SLOPE = 0.05  # a baseline rises or falls at most this much per pixel across
 TALL_LETTERS = 0.9  # a line of text's tall letters: this share of its glyphs are no taller
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
+FLAT = 1.8  # a mark this many times as wide as tall is flat: a minus, when small
+MINUS_THICK = 0.35  # ... and at most this thick (of the digits' height)
 MINUS_LONG = 0.9  # a minus before the digits is at most this long (of their height): longer, a word
 DOT = 0.08  # a point or comma is at least this fraction of the digits' height across
 SLASH_TALL = 1.05  # a slash reaching this far (of the digits' height) is no '1'
@@ -326,7 +328,8 @@ def sizable(g: Glyph) -> bool:
 
 def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
     """Glyphs (left to right) -> runs split at gaps wider than ``GAP`` digit
-    heights and at jumps in size (a label beside a number)."""
+    heights and at jumps in size (a label beside a number), but for a lone
+    flat mark before digits (a minus)."""
     runs: list[list[Glyph]] = []
     big = 0  # height of the current run's last glyph that is not small or flat (a minus)
     for g in glyphs:
@@ -335,7 +338,8 @@ def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
             ref = max(big, g.h)
             gap = g.x - (last.x + last.w)
             jump = big > 0 and max(big, g.h) > JUMP * min(big, g.h) and g.h > SMALL * big
-            if not jump and gap <= GAP * ref:
+            sign = len(runs[-1]) == 1 and last.w >= FLAT * last.h  # a lone flat mark before digits: a minus
+            if (not jump or sign) and gap <= GAP * ref:
                 runs[-1].append(g)
                 if g.h >= SMALL * big and sizable(g):
                     big = g.h
@@ -512,7 +516,7 @@ def separator_kind(g: Glyph, line_top: int, line_bottom: int, digit_h: float) ->
     """What a small mark beside digits is: '-', '.', ',' or None (not read)."""
     span = max(1, line_bottom - line_top)
     centre = (g.y + g.h / 2 - line_top) / span
-    if g.w >= 1.8 * g.h and 0.25 <= centre <= 0.8 and g.h <= 0.3 * digit_h:
+    if g.w >= FLAT * g.h and 0.25 <= centre <= 0.8 and g.h <= MINUS_THICK * digit_h:
         return "-"
     if g.w > 0.35 * digit_h or min(g.w, g.h) < DOT * digit_h:
         return None
