@@ -134,3 +134,14 @@ def test_a_short_thick_minus_before_a_number_is_kept(seed):
     assert counts(found) == [3]
     assert inside(found.numbers[0].box, truth)
     assert found.numbers[0].separators == ((0, "-"),)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_comma_stays_with_its_number_beside_a_line_that_starts_lower(seed):
+    page = Page(71 + seed)
+    left = page.number("178,023", 200, 800, 70)
+    right = page.number("4519", 1150, 842, 70)  # another column's line, starting between the digits' top and the comma
+    found = find_numbers(page.scan())
+    assert counts(found) == [6, 4]
+    assert inside(found.numbers[0].box, left) and inside(found.numbers[1].box, right)
+    assert found.numbers[0].separators == ((3, ","),)

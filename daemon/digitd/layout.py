@@ -124,26 +124,58 @@ def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
     letters beside a label's capital, commas), or are left out."""
     bands: list[list[int]] = []  # [top, bottom]
     members: list[list[Glyph]] = []
+    def joins(p: Glyph, j: int) -> bool:
+        top, bottom = bands[j]
+        over = min(bottom, p.y + p.h) - p.y
+        return over >= 0.5 * min(p.h, bottom - top) or (over >= 0.3 * p.h and p.h < 0.5 * (bottom - top))
+
     for p in sorted((p for p in found if p.h >= tall), key=lambda p: p.y):
-        if bands:
-            top, bottom = bands[-1]
-            over = min(bottom, p.y + p.h) - p.y
-            if over >= 0.5 * min(p.h, bottom - top) or (over >= 0.3 * p.h and p.h < 0.5 * (bottom - top)):
-                if p.h >= 0.5 * (bottom - top):  # a comma's tail does not widen the line
-                    bands[-1][1] = max(bottom, p.y + p.h)
-                members[-1].append(p)
-                continue
+        if bands and joins(p, len(bands) - 1):
+            k = beside(p, len(bands) - 1, bands, members, joins)
+            top, bottom = bands[k]
+            if p.h >= 0.5 * (bottom - top):  # a comma's tail does not widen the line
+                bands[k][1] = max(bottom, p.y + p.h)
+            members[k].append(p)
+            continue
         bands.append([p.y, p.y + p.h])
         members.append([p])
+    def holds(p: Glyph, j: int) -> bool:  # its centre in the line's rows, or just below them: a comma
+        c = p.y + p.h / 2
+        return bands[j][0] <= c <= bands[j][1] + 0.25 * (bands[j][1] - bands[j][0])
+
     tops = np.array([t for t, _ in bands])
     for p in found:
         if p.h >= tall or not bands:
             continue
         c = p.y + p.h / 2
         k = int(np.searchsorted(tops, c, side="right")) - 1
-        if k >= 0 and c <= bands[k][1] + 0.25 * (bands[k][1] - bands[k][0]):  # or just below: a comma
-            members[k].append(p)
+        if k >= 0 and holds(p, k):
+            members[beside(p, k, bands, members, holds)].append(p)
     return [sorted(m, key=lambda p: p.x) for m in members]
+
+
+def beside(p: Glyph, k: int, bands: list[list[int]], members: list[list[Glyph]], takes) -> int:
+    """Of the lines that would take a piece (``takes(p, j)``: line ``k``, the
+    lowest to start above it, and those started before it), the one with a
+    glyph beside it (within ``GAP`` of its height) when line ``k`` has none:
+    lines side by side on the page (a comma beside its number, not another
+    column's line that starts a little lower)."""
+    def distance(j: int) -> float:
+        cx = p.x + p.w / 2
+        return min(max(0.0, abs(q.x + q.w / 2 - cx) - (q.w + p.w) / 2) for q in members[j])
+
+    def reach(j: int) -> float:
+        return GAP * (bands[j][1] - bands[j][0])
+
+    if distance(k) <= reach(k):
+        return k
+    c = p.y + p.h / 2
+    for j in range(k - 1, -1, -1):
+        if bands[j][1] < c - reach(j) and bands[j][0] < bands[k][0] - 4 * reach(k):
+            break
+        if takes(p, j) and distance(j) <= reach(j):
+            return j
+    return k
 
 
 def join_pieces(line: list[Glyph]) -> list[Glyph]:
