@@ -145,3 +145,16 @@ def test_a_comma_stays_with_its_number_beside_a_line_that_starts_lower(seed):
     assert counts(found) == [6, 4]
     assert inside(found.numbers[0].box, left) and inside(found.numbers[1].box, right)
     assert found.numbers[0].separators == ((3, ","),)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_speck_beside_a_digit_in_a_comb_does_not_part_the_comb(seed):
+    page = Page(74 + seed)
+    cell, top = 100, 800
+    for i in range(5):
+        cv2.rectangle(page.img, (500 + i * cell, top), (500 + (i + 1) * cell, top + 120), 20, 2)
+    boxes = [page.number(ch, 500 + i * cell + 26, top + 22, 72) for i, ch in enumerate("7790")]
+    cv2.circle(page.img, (boxes[3][0] - 8, boxes[3][1] + 4), 5, 35, -1, cv2.LINE_AA)  # a speck of ink by the last digit
+    found = find_numbers(page.scan())
+    assert counts(found) == [4]
+    assert [m.box[0] // cell for m in found.numbers[0].marks] == [b[0] // cell for b in boxes]

@@ -361,7 +361,7 @@ def sizable(g: Glyph) -> bool:
 def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
     """Glyphs (left to right) -> runs split at gaps wider than ``GAP`` digit
     heights and at jumps in size (a label beside a number), but for a lone
-    flat mark before digits (a minus)."""
+    small mark before digits (a minus, a point, a speck)."""
     runs: list[list[Glyph]] = []
     big = 0  # height of the current run's last glyph that is not small or flat (a minus)
     for g in glyphs:
@@ -370,8 +370,8 @@ def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
             ref = max(big, g.h)
             gap = g.x - (last.x + last.w)
             jump = big > 0 and max(big, g.h) > JUMP * min(big, g.h) and g.h > SMALL * big
-            sign = len(runs[-1]) == 1 and last.w >= FLAT * last.h  # a lone flat mark before digits: a minus
-            if (not jump or sign) and gap <= GAP * ref:
+            lone = len(runs[-1]) == 1 and g.h > JUMP * last.h  # a lone small mark before a digit: a minus, a point
+            if (not jump or lone) and gap <= GAP * ref:
                 runs[-1].append(g)
                 if g.h >= SMALL * big and sizable(g):
                     big = g.h
