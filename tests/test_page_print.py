@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from digitd.layout import well_formed
+from digitd.layout import Glyph, type_sizes, well_formed
 from digitd.page import find_numbers
 from test_page import WORDS, Page, counts, inside
 
@@ -158,3 +158,22 @@ def test_a_speck_beside_a_digit_in_a_comb_does_not_part_the_comb(seed):
     found = find_numbers(page.scan())
     assert counts(found) == [4]
     assert [m.box[0] // cell for m in found.numbers[0].marks] == [b[0] // cell for b in boxes]
+
+
+def outlined_glyphs(labels: np.ndarray, sizes: list[tuple[int, int]], x: int, foot: int, first: int) -> list[Glyph]:
+    """Glyphs drawn as outlines of one pen (2 pixels) into ``labels``, side by side on one baseline."""
+    out = []
+    for k, (w, h) in enumerate(sizes):
+        label = first + k
+        cv2.rectangle(labels, (x, foot - h), (x + w - 1, foot - 1), label, 2)
+        out.append(Glyph(x, foot - h, w, h, int(np.count_nonzero(labels == label)), (label,)))
+        x += w + 3
+    return out
+
+
+def test_a_line_of_small_type_run_into_handwriting_gives_no_type_size_of_the_handwriting():
+    labels = np.zeros((400, 1200), np.int32)
+    mixed = outlined_glyphs(labels, [(6, 8)] * 20 + [(14, 26)] * 8, 20, 100, 1)  # type, then a number written on
+    numbers = [outlined_glyphs(labels, [(14, 26)] * 4, 20, 200 + 80 * k, 100 + 10 * k) for k in range(3)]
+    sizes = type_sizes([mixed, *numbers], 8.0, labels)
+    assert not any(lo <= 26 <= hi for lo, hi in sizes), sizes

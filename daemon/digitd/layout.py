@@ -42,6 +42,7 @@ LONG_SHARE = 0.75  # ... its feet on one straight line (any small slope) for thi
 EVEN_PEN = 0.3  # ... drawn with one pen: its glyphs' stroke widths spread (std / mean) no more than this
 MAX_SLOPE = 0.05  # a baseline rises or falls at most this much per pixel across (3 degrees: a page left skewed)
 TALL_LETTERS = 0.9  # a line of text's tall letters: this share of its glyphs are no taller
+ONE_SIZE = 1.8  # ... and no taller than this many times its median glyph: one size of type, no writing in it
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
 FLAT = 1.8  # a mark this many times as wide as tall is flat: a minus, when small
@@ -290,7 +291,8 @@ def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None =
     its glyphs (and short words set in it elsewhere) may have; kept under the
     height of the page's other runs (handwriting set as neatly as type must not
     make every number its size type). A line of text (:func:`is_text_line`,
-    when ``labels`` are given) is type for sure: its range, up to its tall
+    when ``labels`` are given) of one size of type (its tall letters under
+    ``ONE_SIZE`` of its median) is type for sure: its range, up to its tall
     letters' height, is not kept under the others (labels set in its type are)."""
     typeset = [len(run) >= TYPE_LINE and is_typeset(run) for run in runs]
     others = [max(g.h for g in run) for run, t in zip(runs, typeset) if not t and max(g.h for g in run) >= tall]
@@ -298,8 +300,10 @@ def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None =
     out = []
     for run, t in zip(runs, typeset):
         hs = sorted(g.h for g in run)
-        if labels is not None and 1.2 * middle(hs) < cap and is_text_line(run, labels):
-            out.append((0.5 * hs[0], hs[int(TALL_LETTERS * (len(hs) - 1))] + BASELINE))
+        tallest = hs[int(TALL_LETTERS * (len(hs) - 1))]
+        if labels is not None and 1.2 * middle(hs) < cap and tallest <= ONE_SIZE * middle(hs) \
+                and is_text_line(run, labels):
+            out.append((0.5 * hs[0], tallest + BASELINE))
         elif t and 0.5 * hs[0] < cap:
             out.append((0.5 * hs[0], min(1.2 * hs[-1], cap)))
     return out
