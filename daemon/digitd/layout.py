@@ -27,7 +27,9 @@ GAP = 1.2  # a gap wider than this times the digits' height ends a number
 COMB = 4.0  # the digits of a comb (one a box) may stand this many digit heights apart
 JUMP = 2.2  # neighbours whose heights differ by this factor are not one number
 WIDE = 2.5  # a glyph wider than this times its height is no digit (letters run together)
-SOLID = 0.2  # ... nor one whose widest stroke's half-width passes this share of its size (a logo)
+SOLID = 0.3  # ... nor one whose widest stroke's half-width passes this share of its size (a logo)
+BLOCK = 0.85  # ... nor a block: its outline fills this share of its box, and its ink half of it (a logo's square)
+BLOCK_ASPECT = 0.5  # ... as wide as this of its height at least (a '1' is a thin block)
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
@@ -35,8 +37,16 @@ PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
 X_HEIGHT = 0.2  # type's second level of tops (small letters) lies this far (of the height) from capitals'
 TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (median)
 WORDY = 0.3  # ... or this share of glyphs half as wide again as tall (words)
+LONG_LINE = 13  # a run of this many glyphs or more is a line of text when set as type (no number is that long)
+LONG_SHARE = 0.75  # ... its feet on one straight line (any small slope) for this share of its glyphs
+EVEN_PEN = 0.3  # ... drawn with one pen: its glyphs' stroke widths spread (std / mean) no more than this
+MAX_SLOPE = 0.05  # a baseline rises or falls at most this much per pixel across (3 degrees: a page left skewed)
+TALL_LETTERS = 0.9  # a line of text's tall letters: this share of its glyphs are no taller
+ONE_SIZE = 1.8  # ... and no taller than this many times its median glyph: one size of type, no writing in it
 TYPE_LINE = 8  # typeset runs of this many glyphs tell the page's type sizes
 PRINTED_SHARE = 0.75  # ... when at least this share of a run's glyphs stand on it
+FLAT = 1.8  # a mark this many times as wide as tall is flat: a minus, when small
+MINUS_THICK = 0.35  # ... and at most this thick (of the digits' height)
 MINUS_LONG = 0.9  # a minus before the digits is at most this long (of their height): longer, a word
 DOT = 0.08  # a point or comma is at least this fraction of the digits' height across
 SLASH_TALL = 1.05  # a slash reaching this far (of the digits' height) is no '1'
@@ -92,7 +102,7 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
     runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
-    sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall)
+    sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall, labels)
     numbers: list[Number] = []
     for run in runs:
         number = read_number(run, labels, tall, [] if on_rule(run, ruled) else sizes, on_rule(run, ruled))
@@ -115,26 +125,58 @@ def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
     letters beside a label's capital, commas), or are left out."""
     bands: list[list[int]] = []  # [top, bottom]
     members: list[list[Glyph]] = []
+    def joins(p: Glyph, j: int) -> bool:
+        top, bottom = bands[j]
+        over = min(bottom, p.y + p.h) - p.y
+        return over >= 0.5 * min(p.h, bottom - top) or (over >= 0.3 * p.h and p.h < 0.5 * (bottom - top))
+
     for p in sorted((p for p in found if p.h >= tall), key=lambda p: p.y):
-        if bands:
-            top, bottom = bands[-1]
-            over = min(bottom, p.y + p.h) - p.y
-            if over >= 0.5 * min(p.h, bottom - top) or (over >= 0.3 * p.h and p.h < 0.5 * (bottom - top)):
-                if p.h >= 0.5 * (bottom - top):  # a comma's tail does not widen the line
-                    bands[-1][1] = max(bottom, p.y + p.h)
-                members[-1].append(p)
-                continue
+        if bands and joins(p, len(bands) - 1):
+            k = beside(p, len(bands) - 1, bands, members, joins)
+            top, bottom = bands[k]
+            if p.h >= 0.5 * (bottom - top):  # a comma's tail does not widen the line
+                bands[k][1] = max(bottom, p.y + p.h)
+            members[k].append(p)
+            continue
         bands.append([p.y, p.y + p.h])
         members.append([p])
+    def holds(p: Glyph, j: int) -> bool:  # its centre in the line's rows, or just below them: a comma
+        c = p.y + p.h / 2
+        return bands[j][0] <= c <= bands[j][1] + 0.25 * (bands[j][1] - bands[j][0])
+
     tops = np.array([t for t, _ in bands])
     for p in found:
         if p.h >= tall or not bands:
             continue
         c = p.y + p.h / 2
         k = int(np.searchsorted(tops, c, side="right")) - 1
-        if k >= 0 and c <= bands[k][1] + 0.25 * (bands[k][1] - bands[k][0]):  # or just below: a comma
-            members[k].append(p)
+        if k >= 0 and holds(p, k):
+            members[beside(p, k, bands, members, holds)].append(p)
     return [sorted(m, key=lambda p: p.x) for m in members]
+
+
+def beside(p: Glyph, k: int, bands: list[list[int]], members: list[list[Glyph]], takes) -> int:
+    """Of the lines that would take a piece (``takes(p, j)``: line ``k``, the
+    lowest to start above it, and those started before it), the one with a
+    glyph beside it (within ``GAP`` of its height) when line ``k`` has none:
+    lines side by side on the page (a comma beside its number, not another
+    column's line that starts a little lower)."""
+    def distance(j: int) -> float:
+        cx = p.x + p.w / 2
+        return min(max(0.0, abs(q.x + q.w / 2 - cx) - (q.w + p.w) / 2) for q in members[j])
+
+    def reach(j: int) -> float:
+        return GAP * (bands[j][1] - bands[j][0])
+
+    if distance(k) <= reach(k):
+        return k
+    c = p.y + p.h / 2
+    for j in range(k - 1, -1, -1):
+        if bands[j][1] < c - reach(j) and bands[j][0] < bands[k][0] - 4 * reach(k):
+            break
+        if takes(p, j) and distance(j) <= reach(j):
+            return j
+    return k
 
 
 def join_pieces(line: list[Glyph]) -> list[Glyph]:
@@ -167,6 +209,45 @@ def on_baseline(glyphs: list[Glyph], share: float = 0.75) -> bool:
     bottoms = [g.y + g.h for g in glyphs]
     base = middle(bottoms)
     return sum(abs(b - base) <= BASELINE for b in bottoms) >= share * len(bottoms)
+
+
+def on_straight_baseline(glyphs: list[Glyph], share: float) -> bool:
+    """Whether ``share`` of the glyphs at least stand within ``BASELINE`` of one
+    straight line (Theil-Sen: the median of the slopes between their feet, kept
+    within ``MAX_SLOPE``): type on a page left a little skewed."""
+    xs = np.array([g.x + g.w / 2 for g in glyphs], np.float64)
+    feet = np.array([g.y + g.h for g in glyphs], np.float64)
+    dx = xs[None, :] - xs[:, None]
+    upper = np.triu(np.abs(dx) > 0, 1)
+    if not upper.any():
+        return False
+    slope = float(np.clip(np.median((feet[None, :] - feet[:, None])[upper] / dx[upper]), -MAX_SLOPE, MAX_SLOPE))
+    base = float(np.median(feet - slope * xs))
+    return float(np.mean(np.abs(feet - slope * xs - base) <= BASELINE)) >= share
+
+
+def pen_spread(run: list[Glyph], labels: np.ndarray) -> float:
+    """How much the stroke widths of a run's glyphs differ (std / mean of 2 * area / perimeter)."""
+    widths = []
+    for g in run:
+        own = pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8)
+        contours, _ = cv2.findContours(own, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+        perimeter = sum(cv2.arcLength(c, True) for c in contours)
+        if perimeter > 0:
+            widths.append(2.0 * g.area / perimeter)
+    if len(widths) < 2:
+        return 0.0
+    w = np.array(widths)
+    return float(w.std() / max(w.mean(), 1e-6))
+
+
+def is_text_line(run: list[Glyph], labels: np.ndarray) -> bool:
+    """A line of text: ``LONG_LINE`` glyphs or more (longer than any number
+    written by hand), their feet on one straight line (``LONG_SHARE``), drawn
+    with one even pen (``EVEN_PEN``). Handwriting that long wanders off its line."""
+    run = [g for g in run if g.h >= SPECK_H]
+    return (len(run) >= LONG_LINE and on_straight_baseline(run, LONG_SHARE)
+            and pen_spread(run, labels) <= EVEN_PEN)
 
 
 def is_typeset(run: list[Glyph]) -> bool:
@@ -205,20 +286,26 @@ def on_rule(run: list[Glyph], ruled: np.ndarray) -> bool:
     return under.size > 0 and float(under.any(axis=0).mean()) >= 0.8
 
 
-def type_sizes(runs: list[list[Glyph]], tall: float) -> list[tuple[float, float]]:
+def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None = None) -> list[tuple[float, float]]:
     """The heights of the page's type: for each typeset run, the range of heights
     its glyphs (and short words set in it elsewhere) may have; kept under the
     height of the page's other runs (handwriting set as neatly as type must not
-    make every number its size type)."""
+    make every number its size type). A line of text (:func:`is_text_line`,
+    when ``labels`` are given) of one size of type (its tall letters under
+    ``ONE_SIZE`` of its median) is type for sure: its range, up to its tall
+    letters' height, is not kept under the others (labels set in its type are)."""
     typeset = [len(run) >= TYPE_LINE and is_typeset(run) for run in runs]
     others = [max(g.h for g in run) for run, t in zip(runs, typeset) if not t and max(g.h for g in run) >= tall]
     cap = 0.85 * middle(others) if others else float("inf")
     out = []
     for run, t in zip(runs, typeset):
-        if t:
-            hs = [g.h for g in run]
-            if 0.5 * min(hs) < cap:
-                out.append((0.5 * min(hs), min(1.2 * max(hs), cap)))
+        hs = sorted(g.h for g in run)
+        tallest = hs[int(TALL_LETTERS * (len(hs) - 1))]
+        if labels is not None and 1.2 * middle(hs) < cap and tallest <= ONE_SIZE * middle(hs) \
+                and is_text_line(run, labels):
+            out.append((0.5 * hs[0], tallest + BASELINE))
+        elif t and 0.5 * hs[0] < cap:
+            out.append((0.5 * hs[0], min(1.2 * hs[-1], cap)))
     return out
 
 
@@ -277,7 +364,8 @@ def sizable(g: Glyph) -> bool:
 
 def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
     """Glyphs (left to right) -> runs split at gaps wider than ``GAP`` digit
-    heights and at jumps in size (a label beside a number)."""
+    heights and at jumps in size (a label beside a number), but for a lone
+    small mark before digits (a minus, a point, a speck)."""
     runs: list[list[Glyph]] = []
     big = 0  # height of the current run's last glyph that is not small or flat (a minus)
     for g in glyphs:
@@ -286,7 +374,8 @@ def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
             ref = max(big, g.h)
             gap = g.x - (last.x + last.w)
             jump = big > 0 and max(big, g.h) > JUMP * min(big, g.h) and g.h > SMALL * big
-            if not jump and gap <= GAP * ref:
+            lone = len(runs[-1]) == 1 and g.h > JUMP * last.h  # a lone small mark before a digit: a minus, a point
+            if (not jump or lone) and gap <= GAP * ref:
                 runs[-1].append(g)
                 if g.h >= SMALL * big and sizable(g):
                     big = g.h
@@ -313,7 +402,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     if top < tall:
         return None
     digit_h = middle([g.h for g in run if g.h >= SMALL * top])
-    if not written and is_printed(run, digit_h, sizes):
+    if not written and (is_printed(run, digit_h, sizes) or is_text_line(run, labels)):
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]
     slash = read_slashes(run, main, labels, digit_h)
@@ -337,7 +426,35 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
         elif digits and len(digits) < len(inner) or kind == "-" and not digits:
             separators.append((len(digits), kind))
     doubts = ("a mark between digits was not read",) if unread else ()
+    if not well_formed(separators, len(digits)):
+        doubts += ("separators that make no number",)
     return Number(digits=tuple(digits), separators=tuple(separators), doubts=doubts)
+
+
+def well_formed(separators: list[tuple[int, str]], count: int) -> bool:
+    """Whether separators (``(k, char)``: before digit ``k``) make a number as
+    people write one: a minus first; a date's two slashes (1-2, 1-2, 2-4
+    digits); thousands marks three digits apart, the first group of 1-3, and
+    at most one decimal mark, of the other kind, after them (``12,500.75``,
+    ``3,75``, ``1.234,5``); one mark at most between two digits."""
+    marks = [(k, c) for k, c in separators if not (c == "-" and k == 0)]
+    if not marks:
+        return True
+    places = [k for k, _ in marks]
+    if len(set(places)) < len(places) or any(c == "-" for _, c in marks):
+        return False
+    kinds = {c for _, c in marks}
+    groups = [b - a for a, b in zip([0, *places], [*places, count])]
+    if "/" in kinds:
+        return kinds == {"/"} and len(marks) == 2 and 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4
+    if len(marks) == 1:
+        return True
+    decimal = marks[-1][1] if len(kinds) == 2 else None
+    thousands = [c for _, c in marks[:-1]] if decimal else [c for _, c in marks]
+    if len(set(thousands)) != 1 or (decimal is not None and decimal in thousands):
+        return False
+    inner = groups[1:-1] if decimal else groups[1:]
+    return 1 <= groups[0] <= 3 and all(g == 3 for g in inner)
 
 
 def pixels_of(g: Glyph, window: np.ndarray) -> np.ndarray:
@@ -376,7 +493,20 @@ def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
     if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
         return True
     own = np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
-    return float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) <= SOLID * max(g.w, g.h)
+    if float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) > SOLID * max(g.w, g.h):
+        return False
+    return not is_block(g, own)
+
+
+def is_block(g: Glyph, own: np.ndarray) -> bool:
+    """A filled block (a logo's square with its letters cut out): about as wide as
+    tall, half of its box inked, its outline filling ``BLOCK`` of the box. A
+    digit's outline leaves its box's corners empty."""
+    if g.w < BLOCK_ASPECT * g.h or g.h < BLOCK_ASPECT * g.w:
+        return False
+    contours, _ = cv2.findContours(own, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outline = max((cv2.contourArea(c) for c in contours), default=0.0)
+    return outline >= BLOCK * g.w * g.h
 
 
 def holds_marks(g: Glyph, labels: np.ndarray) -> bool:
@@ -422,7 +552,7 @@ def separator_kind(g: Glyph, line_top: int, line_bottom: int, digit_h: float) ->
     """What a small mark beside digits is: '-', '.', ',' or None (not read)."""
     span = max(1, line_bottom - line_top)
     centre = (g.y + g.h / 2 - line_top) / span
-    if g.w >= 1.8 * g.h and 0.25 <= centre <= 0.8 and g.h <= 0.3 * digit_h:
+    if g.w >= FLAT * g.h and 0.25 <= centre <= 0.8 and g.h <= MINUS_THICK * digit_h:
         return "-"
     if g.w > 0.35 * digit_h or min(g.w, g.h) < DOT * digit_h:
         return None

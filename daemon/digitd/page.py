@@ -426,15 +426,14 @@ def keep_strokes(mask: np.ndarray, core: np.ndarray, drop: np.ndarray, reach: in
 
 def outlines_box(own: np.ndarray, area: int) -> bool:
     """Whether straight runs (``own``, their bounding box) outline a box: their ink
-    keeps to the box's edges (``FRAME`` of it), its four edges drawn along
-    most of their length. A digit's straight strokes (the bar and stem of a 4, a
-    5 or a 7) do not."""
+    keeps to the box's edges (``FRAME`` of it), its bottom and sides drawn along
+    most of their length, its top too or left open (a comb of one cell). A
+    digit's straight strokes (the bar and stem of a 4, a 5 or a 7) do not."""
     h, w = own.shape
     b = max(2, min(w, h) // 10)
     if int(np.count_nonzero(own[b:-b, b:-b])) > (1 - FRAME) * area:
         return False
-    sides = (own[:b].any(axis=0).mean(), own[-b:].any(axis=0).mean(),
-             own[:, :b].any(axis=1).mean(), own[:, -b:].any(axis=1).mean())
+    sides = (own[-b:].any(axis=0).mean(), own[:, :b].any(axis=1).mean(), own[:, -b:].any(axis=1).mean())
     return all(side >= 0.6 for side in sides)
 
 
