@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MIN_FOR_WORKERS = 32  # fewer inputs than this: read them and draw pictures in this process
 BATCH_CAP = 64  # batches small enough that reading, recognising and writing overlap
 AHEAD = 2  # batches being analysed by the workers ahead of the one being recognised
+WORKERS_START_SECONDS = 10.0  # the timing starts once the workers are up, or after this long
 
 def expand(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """Command-line paths -> input files in order: folders become their image files
@@ -122,6 +123,7 @@ def main(config, args) -> int:
         runner = Runner(recognizer, Writer(outbox, durable=False), pool,
                         limits=Limits.from_config(config), pictures=pictures)
         engine = getattr(getattr(recognizer, "engine", None), "description", "?")
+        pool.wait_started(WORKERS_START_SECONDS)  # their imports, started with the pool
         log.info("model %s loaded in %.1f s (%s) from %s; config %s; %d input(s), %s; results to %s",
                  recognizer.name, time.perf_counter() - t_start, engine, config.model,
                  config.source or "defaults (no config file)", len(items),
