@@ -737,7 +737,7 @@ def bench_pages(folder: Path, modes: list[str], model: Path, out: Path) -> int:
                 if run.proc is not None and run.proc.poll() is None:
                     run.proc.kill()
                 raise
-            bar = "met" if r["pages_per_s"] >= 20 else "NOT met"
+            bar = "—" if forms else "met" if r["pages_per_s"] >= 20 else "NOT met"
             print(f"bench [{m}]: READY {ready:.2f} s; {r['pages']} pages in {r['files']} files: "
                   f"{r['pages_per_s']:.1f} pages/s; {r['forms']} read as forms", flush=True)
             lines.append(f"| {m} | {r['files']} | {r['pages']} | {r['forms']} | {r['seconds']:.1f} | "
@@ -746,7 +746,8 @@ def bench_pages(folder: Path, modes: list[str], model: Path, out: Path) -> int:
     mach = machine()
     text = ("# digitd page benchmark\n\n" + "\n".join(lines) + "\n\n"
             f"Set: {folder} ({len(list(folder.glob('*')))} entries"
-            f"{', form templates in ' + str(forms) if forms else ''}). Bar: 20 pages/s with pictures. "
+            f"{', form templates in ' + str(forms) if forms else ''}). "
+            f"{'' if forms else 'Bar: 20 pages/s with pictures. '}"
             f"Machine: {mach['nproc']} cores ({mach['cpu']}), Python {mach['python']}; "
             f"{mach['date']}; load average at start "
             f"{', '.join(f'{x:.2f}' for x in mach['load_at_start'])}.\n")
