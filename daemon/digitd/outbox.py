@@ -282,6 +282,18 @@ FSYNC_EACH_MAX = 4  # make_durable: up to this many files, fsync each; more: syn
 GUESS_MEMORY = 4096  # stems whose next free suffix Outbox remembers
 
 
+def complete_rows(path: str | os.PathLike[str]) -> list[list[str]]:
+    """A CSV file's rows after its header, read whole; a last line without its
+    newline is not a row yet. No file: no rows."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    data = data[: data.rfind(b"\n") + 1]
+    return list(csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline="")))[1:]
+
+
 class Outbox:
     """The outbox folder; sub-folders are created when first needed."""
 
@@ -555,49 +567,27 @@ class Outbox:
 
     def form_csv_keys(self, form: str) -> collections.Counter[tuple[str, str]]:
         """How many complete rows ``forms/FORMNAME.csv`` has per (file, page)."""
-        try:
-            with open(self.form_csv_path(form), "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return collections.Counter()
-        data = data[: data.rfind(b"\n") + 1]
-        text = io.StringIO(data.decode("utf-8", "replace"), newline="")
-        return collections.Counter((row[0], row[1]) for n, row in enumerate(csv.reader(text))
-                                   if n and len(row) > 1)
+        return collections.Counter((row[0], row[1]) for row in complete_rows(self.form_csv_path(form))
+                                   if len(row) > 1)
 
     def csv_sources(self) -> dict[str, set[str]]:
         """Per ``source`` in results.csv, the ``result`` of each of its rows."""
-        try:
-            with open(self.csv_path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return {}
-        data = data[: data.rfind(b"\n") + 1]
-        text = io.StringIO(data.decode("utf-8", "replace"), newline="")
         at_source, at_result = CSV_COLUMNS.index("source"), CSV_COLUMNS.index("result")
         out: dict[str, set[str]] = {}
-        for n, row in enumerate(csv.reader(text)):
-            if n and len(row) > at_result:
+        for row in complete_rows(self.csv_path):
+            if len(row) > at_result:
                 out.setdefault(row[at_source], set()).add(row[at_result])
         return out
 
     def csv_results(self) -> dict[str, set[tuple[str, str]]]:
         """Per ``result`` in results.csv, the (page, index) of its complete rows
-        (``("", "")``: the input's own row). Reads the whole file; a last line
-        without its newline is not a row yet. Columns are taken by position: an
+        (``("", "")``: the input's own row). Columns are taken by position: an
         older version's header lacks the last ones, its rows are its own rows."""
-        try:
-            with open(self.csv_path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            return {}
-        data = data[: data.rfind(b"\n") + 1]
-        text = io.StringIO(data.decode("utf-8", "replace"), newline="")
         at = {c: CSV_COLUMNS.index(c) for c in ("result", "page", "index")}
         out: dict[str, set[tuple[str, str]]] = {}
-        for n, row in enumerate(csv.reader(text)):
-            if n == 0 or len(row) <= at["result"]:
-                continue  # the header; an empty line
+        for row in complete_rows(self.csv_path):
+            if len(row) <= at["result"]:
+                continue  # an empty line
             page, index = (row[at["page"]], row[at["index"]]) if len(row) > at["index"] \
                 else ("", "")
             out.setdefault(row[at["result"]], set()).add((page, index))
