@@ -156,11 +156,12 @@ def test_a_forms_set_is_measured_by_template_format_and_writer():
 
 
 def test_form_dicts_are_what_the_result_json_gives():
-    from digitd.formread import FieldReading, FormReading
+    from digitd.formread import FormReading
+    from digitd.records import FieldRead
 
-    reading = FormReading("exam", 0.98765, {"id": FieldReading("314_5926", 0.93, "uncertain", (1, 2, 3, 4),
+    reading = FormReading("exam", 0.98765, {"id": FieldRead("id", "314_5926", 0.93, "uncertain", (1, 2, 3, 4),
                                                                 ("expected 8 digits, read 7",)),
-                                            "room": FieldReading(None, None, "blank", (5, 6, 7, 8))})
+                                            "room": FieldRead("room", None, None, "blank", (5, 6, 7, 8))})
     assert accuracy.form_dicts(reading) == {"form": {"name": "exam", "quality": 0.988}, "fields": {
         "id": {"number": "314_5926", "confidence": 0.93, "status": "uncertain", "box": [1, 2, 3, 4],
                "doubts": ["expected 8 digits, read 7"]},

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from .forms import A4_MM, Field, Template, check_value
-from .records import Box, Found, Mark, Reading, Scan
+from .records import Box, FieldRead, Found, Mark, Reading, Scan
 from .register import (Alignment, align_frames, apply, bounds, find_boxes, find_frames, ink_of, pixel_scale,
                        to_page, to_uint8)
 from .segment import SPECK, Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of
@@ -40,23 +40,12 @@ COMB_EVEN = 1.25  # a comb's cells are this even: no cell wider or narrower than
 
 
 @dataclass(frozen=True)
-class FieldReading:
-    """One field as read: its number (None when blank), status and why, its box on the page."""
-
-    number: str | None
-    confidence: float | None
-    status: str  # ok | uncertain | blank
-    box: Box
-    doubts: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class FormReading:
     """A page read as a form: the template's name, how well the page fit it, its fields in order."""
 
     form: str
     quality: float
-    fields: dict[str, FieldReading]
+    fields: dict[str, FieldRead]
 
 
 def grey_of(scan: Scan) -> np.ndarray:
@@ -216,23 +205,23 @@ def place_separators(number: str, separators: Sequence[tuple[int, str]]) -> str:
     return "".join(chars)
 
 
-def read_field(field: Field, found: Found, reading: Reading) -> FieldReading:
+def read_field(field: Field, found: Found, reading: Reading) -> FieldRead:
     """A field's reading judged: blank when nothing is written, uncertain when the model
     doubts it or the value breaks the field's ``digits`` or ``pattern`` (the reason in
     ``doubts``), else ok."""
     if reading.number is None:
         status, reasons = check_value(field, None)
-        return FieldReading(None, None, status, found.box, tuple(dict.fromkeys((*reading.doubts, *reasons))))
+        return FieldRead(field.name, None, None, status, found.box, tuple(dict.fromkeys((*reading.doubts, *reasons))))
     number = place_separators(reading.number, found.separators)
     status, reasons = check_value(field, number)
     doubts = tuple(dict.fromkeys((*reading.doubts, *found.doubts, *reasons)))
     if status == "ok" and (reading.status != "ok" or doubts):
         status = "uncertain"
-    return FieldReading(number, reading.confidence, status, found.box, doubts)
+    return FieldRead(field.name, number, reading.confidence, status, found.box, doubts)
 
 
 def read_fields(template: Template, found: dict[str, Found], readings: Sequence[Reading]
-                ) -> dict[str, FieldReading]:
+                ) -> dict[str, FieldRead]:
     """The fields' readings (``readings`` in ``found``'s order), judged by :func:`read_field`."""
     fields = {f.name: f for f in template.fields}
     return {name: read_field(fields[name], f, r) for (name, f), r in zip(found.items(), readings, strict=True)}

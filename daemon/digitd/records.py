@@ -108,3 +108,16 @@ class PageFound:
     rotation: int = 0
     skew: float = 0.0  # degrees of deskew applied
     doubts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FieldRead:
+    """One field of a form page as read: its name, number (None when blank), status,
+    box on the page, and why it is not ``ok``."""
+
+    name: str
+    number: str | None
+    confidence: float | None
+    status: str  # ok | uncertain | blank
+    box: Box
+    doubts: tuple[str, ...] = ()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .records import Box, Reading
+from .records import Box, FieldRead, Reading
 
 RESULT_KEYS = ("source", "status", "number", "digits", "confidence", "model", "sha256",
                "processed_at", "elapsed_ms", "annotated", "error")
@@ -35,19 +35,6 @@ class NumberRead:
     reading: Reading
     box: Box
     printed: bool = False
-
-
-@dataclass(frozen=True)
-class FieldRead:
-    """One field of a form page as read: its number (None when blank), status, box on
-    the page, and why it is not ``ok``."""
-
-    name: str
-    number: str | None
-    confidence: float | None
-    status: str  # ok | uncertain | blank
-    box: Box
-    doubts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

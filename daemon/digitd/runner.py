@@ -28,7 +28,7 @@ from .annotate import make_page_view, make_view
 from .errors import Transient, describe, os_words
 from .outbox import Outbox
 from .records import Found, Reading
-from .results import FieldRead, NumberRead, PageRead, failed_result, result_dict, summary
+from .results import NumberRead, PageRead, failed_result, result_dict, summary
 from .writer import Record, Writer
 
 log = logging.getLogger(__name__)
@@ -96,9 +96,7 @@ def read_form_page(page: PageAnalysis, readings: Sequence[Reading], steady: Stea
     form = page.form
     if steady is not None:
         readings = steady(list(form.fields.values()), readings)
-    judged = read_fields(form.template, form.fields, readings)
-    fields = tuple(FieldRead(name, f.number, f.confidence, f.status, f.box, f.doubts)
-                   for name, f in judged.items())
+    fields = tuple(read_fields(form.template, form.fields, readings).values())
     numbers = tuple(NumberRead(replace(r, number=f.number, status=f.status, doubts=f.doubts),
                                box=f.box)
                     for r, f in zip(readings, fields, strict=True) if f.number is not None)
