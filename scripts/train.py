@@ -71,6 +71,13 @@ REJECT = 16000  # "not a digit" marks (scripts/glyphs.py) mixed into the CNN's t
 # measured after training (glyphs.HELD_OUT_SEED, never trained on).
 REJECT_VALIDATION = 2000
 FINE_TUNE_LR = 3e-4  # the learning rate with --start
+# Share of the 1s given a long flag (and some a foot) by hand, as many people
+# write them; MNIST's 1s are nearly all bare strokes, and a flagged 1 reads as 7.
+FLAG_ONES = 0.4
+FLAG_LENGTH = (0.25, 0.5)  # of the 1's height
+FLAG_TURN_DEG = (35.0, 60.0)  # away from the stem, towards the left: a 7's bar turns further
+FLAG_MIN_DROP_DEG = 20.0  # below the horizontal, at least
+FLAG_MAX_LEAN_DEG = 15.0  # a 1 leaning further keeps no flag: it would be a 7
 # Printed-style digits mixed into the CNN's training set: forms people write
 # that MNIST rarely shows (closed-top 4s, 1s with a flag and a foot, open 6s).
 FONT_DIGITS = 3000
@@ -194,6 +201,35 @@ def shrunk(img: np.ndarray, side: int) -> np.ndarray:
     return marks[0].pixels if len(marks) == 1 else to_mnist_form(small)
 
 
+def flagged_one(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 28x28 MNIST 1 (ink bright, 0-1) with a flag drawn from its top down to the
+    left in its own pen, and now and then a foot: a 1 as much of the world writes it."""
+    import cv2
+
+    ys, xs = np.nonzero(img > 0.5)
+    if len(ys) < 8:
+        return img
+    top, bottom = ys.min(), ys.max()
+    height = bottom - top + 1
+    pen = max(1, int(round(np.count_nonzero(img > 0.5) / height)))  # a bare stroke: its area over its height
+    up = 4  # drawn at 4x for an antialiased line
+    big = cv2.resize(img, (SIZE * up, SIZE * up), interpolation=cv2.INTER_LINEAR)
+    x0, xb = xs[ys <= top + 1].mean(), xs[ys >= bottom - 1].mean()
+    stem = np.arctan2(height, xb - x0)  # its direction below the horizontal: 90 deg upright
+    drop = min(stem + np.deg2rad(rng.uniform(*FLAG_TURN_DEG)), np.pi - np.deg2rad(FLAG_MIN_DROP_DEG))
+    if abs(np.rad2deg(stem) - 90) > FLAG_MAX_LEAN_DEG:
+        return img
+    length = height * rng.uniform(*FLAG_LENGTH)
+    start = np.array([x0, top + 0.5])
+    end = start + length * np.array([np.cos(drop), np.sin(drop)])
+    cv2.line(big, tuple(int(v) for v in start * up), tuple(int(v) for v in end * up), 1.0, pen * up, cv2.LINE_AA)
+    if rng.random() < 0.25:
+        half = height * rng.uniform(0.15, 0.3)
+        cv2.line(big, (int((xb - half) * up), int((bottom + 0.5) * up)), (int((xb + half) * up), int((bottom + 0.5) * up)),
+                 1.0, pen * up, cv2.LINE_AA)
+    return np.clip(cv2.resize(big, (SIZE, SIZE), interpolation=cv2.INTER_AREA), 0, 1)
+
+
 def distort(img: np.ndarray, rng: np.random.Generator, lowres: float = 0.0) -> np.ndarray:
     """One random real-scan-like distortion of a 28x28 float digit, then MNIST form;
     with probability ``lowres`` it is then shrunk to 8-16 px and read back (:func:`shrunk`)."""
@@ -223,7 +259,7 @@ def distort(img: np.ndarray, rng: np.random.Generator, lowres: float = 0.0) -> n
     return np.roll(out, (dy, dx), axis=(0, 1))  # the border is empty: a shift
 
 
-def make_epoch_dataset(x, y, batch_size: int, seed: int, lowres: float = 0.0):
+def make_epoch_dataset(x, y, batch_size: int, seed: int, lowres: float = 0.0, flag_ones: float = 0.0):
     """A Keras PyDataset that draws a fresh distortion of every digit each epoch."""
     import keras
 
@@ -237,9 +273,12 @@ def make_epoch_dataset(x, y, batch_size: int, seed: int, lowres: float = 0.0):
             order = self.rng.permutation(len(x))
             # Low resolution for digits only: an 8 px letter is a blob a digit could be,
             # and a reject class taught so would refuse the thumbnails it is meant to read.
-            self.x = np.stack([distort(x[i], self.rng, lowres if y[i] < NUM_CLASSES else 0.0)
+            self.x = np.stack([distort(self.flag(x[i], y[i]), self.rng, lowres if y[i] < NUM_CLASSES else 0.0)
                                for i in order])[..., None]
             self.y = y[order]
+
+        def flag(self, img, label):
+            return flagged_one(img, self.rng) if label == 1 and self.rng.random() < flag_ones else img
 
         def __len__(self):
             return (len(x) + batch_size - 1) // batch_size
@@ -393,7 +432,7 @@ def fit_member(args, k, seed, ckpt, x_fit, y_fit, x_val, y_val, augment, start=N
         keras.callbacks.LearningRateScheduler(lambda epoch: args.lr * rate**epoch),
     ]
     if augment:
-        data, kwargs = make_epoch_dataset(x_fit, y_fit, args.batch_size, seed, args.lowres), {}
+        data, kwargs = make_epoch_dataset(x_fit, y_fit, args.batch_size, seed, args.lowres, args.flag_ones), {}
     else:
         data, kwargs = to_mnist_batch(x_fit)[..., None], {"y": y_fit, "batch_size": args.batch_size, "shuffle": True}
     if args.members > 1:
@@ -470,6 +509,8 @@ def parse_args(argv=None):
                    f"(default: cnn {REJECT}, mlp 0; 0 gives a 10-output model)")
     p.add_argument("--lowres", type=float, help=f"share of the digits shrunk to {min(LOWRES_SIDES)}-{max(LOWRES_SIDES)} px and "
                    f"enlarged back each epoch (default: cnn {LOWRES}, 0 without augmentation)")
+    p.add_argument("--flag-ones", type=float, help=f"share of the 1s given a long flag (and some a foot) each epoch "
+                   f"(default: cnn {FLAG_ONES}, 0 without augmentation)")
     p.add_argument("--start", type=Path, metavar="MODEL.keras",
                    help="fine-tune this model's members instead of training new ones (its 10-output last layer "
                         "widened to 11 when --reject is on); --members is then theirs")
@@ -491,6 +532,12 @@ def parse_args(argv=None):
         args.reject = REJECT if args.arch == "cnn" else 0
     if args.lowres is None:
         args.lowres = LOWRES if args.arch == "cnn" and not args.no_augment else 0.0
+    if args.flag_ones is None:
+        args.flag_ones = FLAG_ONES if args.arch == "cnn" and not args.no_augment else 0.0
+    if not 0.0 <= args.flag_ones <= 1.0:
+        p.error("--flag-ones must be between 0 and 1")
+    if args.flag_ones > 0 and (args.arch != "cnn" or args.no_augment):
+        p.error("--flag-ones needs augmentation (the cnn without --no-augment)")
     if args.lr is None:
         args.lr = FINE_TUNE_LR if args.start else LEARNING_RATE
     args.classes = NUM_CLASSES + (args.reject > 0)
@@ -652,7 +699,11 @@ def main(argv=None) -> int:
         "not_digit_bias": args.not_digit_bias if args.reject else None,
         "optimizer": f"Adam lr {args.lr}, decaying x {decay(args.epochs):.4f} per epoch to {FINAL_LR:.0%} of it",
         "augmentation": (
-            f"each epoch: rotation +-{ROTATE_DEG} deg, shear +-{SHEAR}, scale {SCALE[0]}-{SCALE[1]} per axis, "
+            (f"each epoch: a share {args.flag_ones} of the 1s leaning at most {FLAG_MAX_LEAN_DEG} deg given a flag "
+             f"of {FLAG_LENGTH} of their height, turned {FLAG_TURN_DEG} deg left of the stem and at least "
+             f"{FLAG_MIN_DROP_DEG} deg below the horizontal, a quarter of those a foot (flagged_one); "
+             if args.flag_ones > 0 else "each epoch: ")
+            + f"rotation +-{ROTATE_DEG} deg, shear +-{SHEAR}, scale {SCALE[0]}-{SCALE[1]} per axis, "
             f"stroke thickness {THICKNESS} (px at 2x, probability), then to_mnist_form"
             + (f", then for a share {args.lowres} shrunk to a side of {LOWRES_SIDES} px (INTER_AREA), enlarged "
                "back to 28 px (INTER_LINEAR) and read as the service reads such a file (segment.find_digits)"

@@ -191,11 +191,49 @@ def test_fine_tuning_widens_to_a_reject_class(font_npz, tmp_path):
         np.testing.assert_allclose(b1 - b0, [0.0] * 10 + [-2.0], atol=1e-6)
 
 
+def load_train_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_script", TRAIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def upright_one(lean_px: int = 0) -> np.ndarray:
+    """A 28x28 bare 1 (ink 1.0 on 0): a 2 px stroke from (14 + lean, 4) to (14 - lean, 23)."""
+    img = np.zeros((28, 28), np.uint8)
+    cv2.line(img, (14 + lean_px, 4), (14 - lean_px, 23), 255, 2)
+    return img.astype(np.float32) / 255.0
+
+
+def test_a_flagged_one_gains_ink_left_of_its_top_only():
+    train = load_train_module()
+    one = upright_one()
+    for seed in range(20):
+        flagged = train.flagged_one(one, np.random.default_rng(seed))
+        added = (flagged > 0.5) & ~(one > 0.5)
+        ys, xs = np.nonzero(added)
+        flag = ys < 20  # a foot, when drawn, lies along the bottom
+        assert flag.sum() >= 6, seed  # a flag at least a quarter of the height long
+        assert xs[flag].max() <= 15 and xs[flag].min() <= 10, seed  # to the left of the stem
+        assert ys[flag].min() <= 5, seed  # from the top
+        assert flagged[one > 0.5].mean() > 0.9, seed  # the stem kept (its edges resampled)
+
+
+def test_a_leaning_one_keeps_no_flag():
+    """A 1 leaning far to the right with a flag is a 7: it is left bare."""
+    train = load_train_module()
+    one = upright_one(lean_px=5)  # about 28 deg from upright
+    for seed in range(10):
+        assert np.array_equal(train.flagged_one(one, np.random.default_rng(seed)), one)
+
+
 def test_help_names_every_option():
     proc = run_train("--help", timeout=120)
     assert proc.returncode == 0, proc.stderr
     for option in ("--data", "--arch", "--epochs", "--out", "--members", "--fonts", "--reject", "--lowres", "--start",
-                   "--lr", "--not-digit-bias"):
+                   "--lr", "--not-digit-bias", "--flag-ones"):
         assert f"  {option} " in proc.stdout, option
     assert "decaying to 3% of it" in proc.stdout
 
