@@ -61,11 +61,13 @@ def scanned(page: np.ndarray, move: int = 0) -> np.ndarray:
     return (scan_of(page, MOVES[move % len(MOVES)]).gray * 255).round().astype(np.uint8)
 
 
-def exam_page(hand, values: dict[str, str], *, start: int = 0, move: int = 0) -> np.ndarray:
-    """The exam cover sheet with ``values`` written in their fields (the others left empty)."""
-    page = draw_form("EXAM COVER SHEET", EXAM)
+def exam_page(hand, values: dict[str, str], *, start: int = 0, move: int = 0,
+              fields: dict = EXAM) -> np.ndarray:
+    """The exam cover sheet (``fields``: its template's) with ``values`` written in their
+    fields (the others left empty)."""
+    page = draw_form("EXAM COVER SHEET", fields)
     for name, text in values.items():
-        fill(page, EXAM[name][0], digits(text, hand, start),
+        fill(page, fields[name][0], digits(text, hand, start),
              cells=CELLS if name == "student_id" else 0)
     return scanned(page, move)
 

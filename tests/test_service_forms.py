@@ -6,9 +6,11 @@ forms drawn here and filled with MNIST handwriting)."""
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
 from form_support import EXAM_NAME, LAB_NAME, exam_page, handwriting, lab_page, pdf, plain_page, png, write_forms
+from test_formread import EXAM, write_template
 from service_support import done_count, make_setup, result_files, service, wait_until  # noqa: F401
 
 EXAM_COLUMNS = ["file", "page", "student_id", "score", "room", "year", "code", "status", "confidence"]
@@ -120,3 +122,37 @@ def test_the_service_reads_forms_into_their_csv_and_plain_pages_as_before(tmp_pa
     assert (setup.outbox / "annotated" / "exam-1.png").is_file()
     assert sorted(p.name for p in (setup.outbox / "annotated").glob("exams.*")) == [
         "exams.p1.png", "exams.p2.png"]
+
+
+def test_a_template_edited_between_runs_starts_a_new_csv_and_keeps_the_old(
+        tmp_path, shipped_model, hand, service):  # noqa: F811
+    """One form read, the service stopped, a field added to the template, the service
+    started again, one more form read: the old CSV set aside whole under its header,
+    the new one with the new header and only the new row."""
+    forms = write_forms(tmp_path / "forms", lab=False)
+    setup = make_setup(tmp_path, shipped_model, forms=str(forms))
+
+    def read_one(name: str, data: bytes, total: int) -> None:
+        svc = service(setup).wait_ready()
+        (setup.inbox / f".{name}.part").write_bytes(data)
+        (setup.inbox / f".{name}.part").rename(setup.inbox / name)
+        wait_until(lambda: done_count(setup.outbox) >= total, 180, f"{name} read", on_fail=svc.tail)
+        assert svc.terminate() == 0
+
+    read_one("first.png", png(exam_page(hand, {"student_id": "31415926", "score": "87"})), 1)
+    edited = {**EXAM, "seat": ((40.0, 175.0, 30.0, 14.0), {})}
+    write_template(forms / "exam-cover.yaml", EXAM_NAME, edited)
+    read_one("second.png", png(exam_page(hand, {"student_id": "27182818", "seat": "42"}, start=1,
+                                         fields=edited)), 2)
+
+    folder = setup.outbox / "forms"
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 2 and names[0] == "exam-cover.csv"
+    assert re.fullmatch(r"exam-cover\.until-[0-9]{8}T[0-9]{6}Z\.csv", names[1]), names
+    old, new = read_csv(folder / names[1]), read_csv(folder / "exam-cover.csv")
+    assert old[0] == EXAM_COLUMNS and [r[:4] for r in old[1:]] == [
+        ["first.png", "1", "31415926", "87"]]
+    assert new[0] == EXAM_COLUMNS[:-2] + ["seat", "status", "confidence"]
+    assert [r[:3] + r[-3:-2] for r in new[1:]] == [["second.png", "1", "27182818", "42"]]
+    log = (setup.root / "digitd.log").read_text()
+    assert f"the file with the old columns was renamed to {folder / names[1]}" in log

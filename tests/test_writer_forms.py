@@ -4,9 +4,12 @@ once, durable with the batch, and on a redo written only when the file lacks it
 
 from __future__ import annotations
 
+import calendar
 import csv
 import json
+import logging
 import os
+import time
 
 import pytest
 from digitd.outbox import Outbox
@@ -15,6 +18,9 @@ from test_writer import fsynced  # noqa: F401 - the fixture
 
 WHEN = "2024-05-01T12:34:56.789Z"
 COLUMNS = ["file", "page", "student_id", "room", "status", "confidence"]
+# the template edited: a field added between the two
+NEW_COLUMNS = ["file", "page", "student_id", "seat", "room", "status", "confidence"]
+STAMP = "20261207T080000Z"
 
 
 def field(number, status="ok", confidence=0.9):
@@ -23,7 +29,12 @@ def field(number, status="ok", confidence=0.9):
 
 
 def form_page(page: int, student_id: str | None, room: str | None, form: str = "exam") -> dict:
-    fields = {"student_id": field(student_id, confidence=0.95), "room": field(room, confidence=0.8)}
+    return fields_page(page, {"student_id": (student_id, 0.95), "room": (room, 0.8)}, form)
+
+
+def fields_page(page: int, values: dict[str, tuple[str | None, float]], form: str = "exam") -> dict:
+    """A page read as ``form`` with ``values``: field name -> (number, confidence)."""
+    fields = {name: field(number, confidence=conf) for name, (number, conf) in values.items()}
     numbers = [{"number": f["number"], "confidence": f["confidence"], "status": f["status"],
                 "box": f["box"], "printed": False, "doubts": [], "digits": []}
                for f in fields.values() if f["number"]]
@@ -131,3 +142,159 @@ def test_a_forms_csv_line_cut_short_is_removed_before_the_next_rows(box):
     writer.commit([Record(box.claim_name("c"), result("c.png", [form_page(1, "3", "4")]))])
     assert [r[:4] for r in form_csv(box)[1:]] == [["a.png", "1", "1", "2"], ["c.png", "1", "3", "4"]]
     assert json.loads(open(box.result_path("c")).read())["form"]["name"] == "exam"
+
+
+def new_page(page: int, student_id: str | None, seat: str | None, room: str | None) -> dict:
+    """A page read with the edited template (NEW_COLUMNS)."""
+    return fields_page(page, {"student_id": (student_id, 0.95), "seat": (seat, 0.7),
+                              "room": (room, 0.8)})
+
+
+def frozen(box: Outbox) -> Outbox:
+    """``box`` whose clock stands at STAMP."""
+    box.clock = lambda: calendar.timegm(time.strptime(STAMP, "%Y%m%dT%H%M%SZ"))
+    return box
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_changed_header_sets_the_old_csv_aside_whole_and_starts_a_new_one(box, caplog):
+    writer = Writer(frozen(box), durable=False)
+    writer.commit([Record(box.claim_name("a"), result("a.png", [form_page(1, "11111111", "2")])),
+                   Record(box.claim_name("b"), result("b.png", [form_page(1, "22222222", None)]))])
+    path = box.form_csv_path("exam")
+    old = path.read_bytes()
+    caplog.set_level(logging.WARNING)
+    writer.commit([Record(box.claim_name("c"),
+                          result("c.png", [new_page(1, "33333333", "14", "5")]))])
+    aside = box.root / "forms" / f"exam.until-{STAMP}.csv"
+    assert sorted(os.listdir(box.root / "forms")) == ["exam.csv", aside.name]
+    assert aside.read_bytes() == old
+    assert form_csv(box) == [NEW_COLUMNS, ["c.png", "1", "33333333", "14", "5", "ok", "0.700000"]]
+    assert warnings_of(caplog) == [
+        f"{path}: the template's columns changed (now {','.join(NEW_COLUMNS)}); the file with "
+        f"the old columns was renamed to {aside}, a new exam.csv started"]
+    # the new header stays: the next rows follow it, nothing more is set aside
+    writer.commit([Record(box.claim_name("d"), result("d.png", [new_page(1, "4", None, "6")]))])
+    assert [r[0] for r in form_csv(box)] == ["file", "c.png", "d.png"]
+    assert sorted(os.listdir(box.root / "forms")) == ["exam.csv", aside.name]
+    assert len(warnings_of(caplog)) == 1
+
+
+def test_the_same_header_sets_nothing_aside(box, caplog):
+    writer = Writer(box, durable=False)
+    caplog.set_level(logging.WARNING)
+    for name in ("a", "b"):
+        writer.commit([Record(box.claim_name(name), result(f"{name}.png",
+                                                           [form_page(1, "1", "2")]))])
+    assert os.listdir(box.root / "forms") == ["exam.csv"]
+    assert [r[0] for r in form_csv(box)] == ["file", "a.png", "b.png"]
+    assert warnings_of(caplog) == []
+
+
+def test_a_second_change_in_the_same_second_takes_the_suffix_2(box):
+    writer = Writer(frozen(box), durable=False)
+    writer.commit([Record(box.claim_name("a"), result("a.png", [form_page(1, "1", "2")]))])
+    first = box.form_csv_path("exam").read_bytes()
+    writer.commit([Record(box.claim_name("b"), result("b.png", [new_page(1, "3", "4", "5")]))])
+    second = box.form_csv_path("exam").read_bytes()
+    writer.commit([Record(box.claim_name("c"), result("c.png", [form_page(1, "6", "7")]))])
+    folder = box.root / "forms"
+    assert sorted(os.listdir(folder)) == ["exam.csv", f"exam.until-{STAMP}-2.csv",
+                                          f"exam.until-{STAMP}.csv"]
+    assert (folder / f"exam.until-{STAMP}.csv").read_bytes() == first
+    assert (folder / f"exam.until-{STAMP}-2.csv").read_bytes() == second
+    assert form_csv(box) == [COLUMNS, ["c.png", "1", "6", "7", "ok", "0.800000"]]
+
+
+@pytest.mark.parametrize("torn", [b"file,page,stu", b"file,page,seat,status,confidence",
+                                  ",".join(COLUMNS).encode()])
+def test_a_header_cut_short_is_removed_not_taken_for_a_changed_template(box, caplog, torn):
+    """The header and the first rows go in one write: a crash in it leaves a first line
+    without its newline, which is a last line cut short (whatever columns it began
+    to name): removed, and the file begun again with the header; nothing set aside."""
+    (box.root / "forms").mkdir(parents=True)
+    box.form_csv_path("exam").write_bytes(torn)
+    caplog.set_level(logging.WARNING)
+    Writer(box, durable=False).commit([Record(box.claim_name("a"),
+                                              result("a.png", [form_page(1, "1", "2")]))])
+    assert os.listdir(box.root / "forms") == ["exam.csv"]
+    assert form_csv(box) == [COLUMNS, ["a.png", "1", "1", "2", "ok", "0.800000"]]
+    assert warnings_of(caplog) == [f"{box.form_csv_path('exam')}: its last line was cut short "
+                                   "(a crash or a full disk); removed"]
+
+
+def test_a_changed_header_with_a_row_cut_short_is_repaired_then_set_aside(box):
+    writer = Writer(frozen(box), durable=False)
+    writer.commit([Record(box.claim_name("a"), result("a.png", [form_page(1, "1", "2")]))])
+    whole = box.form_csv_path("exam").read_bytes()
+    with open(box.form_csv_path("exam"), "ab") as f:
+        f.write(b"b.png,1,99")
+    writer.commit([Record(box.claim_name("c"), result("c.png", [new_page(1, "3", "4", "5")]))])
+    assert (box.root / "forms" / f"exam.until-{STAMP}.csv").read_bytes() == whole
+    assert [r[0] for r in form_csv(box)] == ["file", "c.png"]
+
+
+def test_a_durable_change_syncs_the_folder_before_the_new_csv_is_made(box, fsynced):  # noqa: F811
+    writer = Writer(frozen(box), durable=True)
+    writer.commit([Record(box.claim_name("a"), result("a.png", [form_page(1, "1", "2")]))])
+    fsynced.clear()
+    writer.commit([Record(box.claim_name("b"), result("b.png", [new_page(1, "3", "4", "5")]))])
+    folder, path = os.fspath(box.root / "forms"), os.fspath(box.form_csv_path("exam"))
+    assert fsynced[0] == folder  # the rename, before anything is written to the new file
+    assert path in fsynced and folder in fsynced[1:]  # the new file and its name, with the batch
+    assert fsynced.index(path) < fsynced.index(os.fspath(box.root / "results"))
+
+
+def test_a_crash_between_the_rename_and_the_first_write_leaves_a_csv_to_make(box):
+    """The state such a crash leaves - the old file set aside, no FORMNAME.csv - and the
+    batch redone: the new file is made with its header and the batch's rows."""
+    writer = Writer(frozen(box), durable=False)
+    writer.commit([Record(box.claim_name("a"), result("a.png", [form_page(1, "1", "2")]))])
+    aside = box.root / "forms" / f"exam.until-{STAMP}.csv"
+    os.rename(box.form_csv_path("exam"), aside)
+    old = aside.read_bytes()
+    name = box.claim_name("b")
+    writer.commit([Record(name, result("b.png", [new_page(1, "3", "4", "5")]), row_may_exist=True)])
+    assert aside.read_bytes() == old
+    assert form_csv(box) == [NEW_COLUMNS, ["b.png", "1", "3", "4", "5", "ok", "0.700000"]]
+
+
+def test_a_redo_whose_row_was_written_under_the_old_template_writes_it_under_the_new(box):
+    """Its forms row written with the old template, then the kill (no results.csv row),
+    the template edited and the batch redone: the page is read with the new template
+    and its JSON says so; its row goes into the new CSV, the old one keeps its own."""
+    frozen(box)
+    name = box.claim_name("a")
+    box.append_rows([], {"exam": (COLUMNS, [{"file": "a.png", "page": "1", "student_id": "1",
+                                            "room": "2", "status": "ok", "confidence": "0.8"}])},
+                    fsync=False)
+    Writer(box, durable=False).commit([Record(name, result("a.png", [new_page(1, "1", "9", "2")]),
+                                              row_may_exist=True)])
+    with open(box.root / "forms" / f"exam.until-{STAMP}.csv", newline="") as f:
+        assert [r[:2] for r in csv.reader(f)] == [["file", "page"], ["a.png", "1"]]
+    assert form_csv(box) == [NEW_COLUMNS, ["a.png", "1", "1", "9", "2", "ok", "0.700000"]]
+
+
+def test_a_redo_counts_an_earlier_input_of_its_name_only_under_its_own_header(box):
+    """``scan.png`` read with the old template (its row set aside since), then again
+    with the new one: forms row written, the kill, the redo. The earlier input's row
+    is not in the new CSV, so the redo's own row there stands for it: no second."""
+    writer = Writer(frozen(box), durable=False)
+    writer.commit([Record(box.claim_name("scan"), result("scan.png", [form_page(1, "1", "2")]))])
+    second = box.claim_name("scan")
+    res = result("scan.png", [new_page(1, "3", "4", "5")])
+    box.append_rows([], {"exam": (NEW_COLUMNS, [{"file": "scan.png", "page": "1", "student_id": "3",
+                                                "seat": "4", "room": "5", "status": "ok",
+                                                "confidence": "0.7"}])}, fsync=False)
+    writer.commit([Record(second, res, row_may_exist=True)])
+    assert [r[:2] for r in form_csv(box)] == [["file", "page"], ["scan.png", "1"]]
+    # and a template put back as it was: the old CSV's rows are its own again
+    third = box.claim_name("scan")
+    box.append_rows([], {"exam": (COLUMNS, [{"file": "scan.png", "page": "1", "student_id": "6",
+                                            "room": "7", "status": "ok", "confidence": "0.8"}])},
+                    fsync=False)
+    writer.commit([Record(third, result("scan.png", [form_page(1, "6", "7")]), row_may_exist=True)])
+    assert [r[2] for r in form_csv(box)[1:]] == ["6"]

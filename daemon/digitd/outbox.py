@@ -3,7 +3,8 @@
 ``results/.NAME.reserve`` reserves a NAME (``O_EXCL``) and later receives the
 JSON, renamed to ``results/NAME.json``; originals go to ``originals/`` or
 ``failed/`` by link + unlink. Rows go to ``results.csv`` in one locked append,
-a form page's rows to ``forms/FORMNAME.csv`` under the same lock, just before.
+a form page's rows to ``forms/FORMNAME.csv`` under the same lock, just before
+(a CSV whose header is an earlier template's is first renamed aside).
 What is written when, and what is fsynced, is :mod:`digitd.writer`'s; the
 design is ``docs/DESIGN.md``, "Durability".
 """
@@ -22,6 +23,7 @@ import os
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -176,6 +178,25 @@ def _last_line_end(fd: int, size: int) -> int:
     return 0
 
 
+def _cut_torn_line(fd: int, path: Path) -> int:
+    """Remove a last line found without its newline (a crash or a full disk) from an
+    open file; its size after."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        size = _last_line_end(fd, size)
+        log.warning("%s: its last line was cut short (a crash or a full disk); "
+                    "removed", path)
+        os.ftruncate(fd, size)
+    return size
+
+
+def _encode_csv(rows: Sequence[Sequence[str]]) -> bytes:
+    """CSV records as this module writes them: ``\\n``-terminated, UTF-8."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:  # a single write in practice; loop only on a short write
@@ -282,13 +303,16 @@ FSYNC_EACH_MAX = 4  # make_durable: up to this many files, fsync each; more: syn
 GUESS_MEMORY = 4096  # stems whose next free suffix Outbox remembers
 
 
-def complete_rows(path: str | os.PathLike[str]) -> list[list[str]]:
+def complete_rows(path: str | os.PathLike[str], header: bytes | None = None) -> list[list[str]]:
     """A CSV file's rows after its header, read whole; a last line without its
-    newline is not a row yet. No file: no rows."""
+    newline is not a row yet. No file, or one not starting with ``header`` when
+    given: no rows."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
+        return []
+    if header is not None and not data.startswith(header):
         return []
     data = data[: data.rfind(b"\n") + 1]
     return list(csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline="")))[1:]
@@ -302,7 +326,10 @@ class Outbox:
         self._made: dict[str, Path] = {}
         self._base = os.fspath(self.root)
         self._next_guess: dict[str, int] = {}  # stem -> suffix after the last one claimed
-        self.sync_new_folders = False  # fsync the outbox when a sub-folder is made (durable)
+        # durable: a name made outside a commit's sync (a sub-folder, a forms CSV set
+        # aside) is fsynced into its folder at once
+        self.sync_new_folders = False
+        self.clock: Callable[[], float] = time.time  # the time in a set-aside CSV's name
 
     # -- layout ------------------------------------------------------------
 
@@ -497,7 +524,9 @@ class Outbox:
     def append_rows(self, rows: list[Mapping[str, str]], forms: FormRows, *,
                     fsync: bool) -> tuple[bool, list[str]]:
         """Rows of results.csv, and of each form's CSV (``forms``: name -> (columns,
-        rows)); each file's header first if it is new or empty. Returns whether
+        rows)); each file's header first if it is new or empty. A form's CSV whose
+        header is other columns (its template changed) is first set aside as
+        ``FORMNAME.until-YYYYMMDDTHHMMSSZ.csv`` and begun anew. Returns whether
         results.csv's header was written and the forms whose CSV got its header.
 
         Under an exclusive ``flock`` of results.csv: the forms' rows first (one
@@ -530,32 +559,65 @@ class Outbox:
 
     def _append_file(self, path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]],
                      fsync: bool) -> bool:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fd = self._open_form_csv(path, columns, fsync)
         try:
             return self._append(fd, path, columns, rows, fsync)
         finally:
             os.close(fd)
+
+    def _open_form_csv(self, path: Path, columns: Sequence[str], fsync: bool) -> int:
+        """A forms CSV opened to append rows of ``columns``. One whose header is other
+        columns (its template's fields changed) is first set aside, and an empty one
+        is opened in its place. A header cut short is a last line cut short: removed,
+        which leaves an empty file, never a changed one."""
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            head = _encode_csv([columns])
+            if not _cut_torn_line(fd, path) or os.pread(fd, len(head), 0) == head:
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+        aside = self._set_aside(path, durable=fsync or self.sync_new_folders)
+        log.warning("%s: the template's columns changed (now %s); the file with the old "
+                    "columns was renamed to %s, a new %s started", path, ",".join(columns),
+                    aside, path.name)
+        return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+
+    def _set_aside(self, path: Path, *, durable: bool) -> Path:
+        """Rename ``forms/FORM.csv`` to ``FORM.until-YYYYMMDDTHHMMSSZ.csv`` (UTC, now),
+        suffixed ``-2``, ``-3``... if taken, never replacing a file
+        (``RENAME_NOREPLACE``; link + unlink where there is none). When ``durable``
+        the folder is fsynced before the name is free for a new file."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock()))
+        folder = os.fspath(path.parent)
+        for i in range(1, MAX_SUFFIX):
+            suffix = f"-{i}" if i > 1 else ""
+            dest = path.with_name(fit_name(path.stem, f".until-{stamp}{suffix}{path.suffix}"))
+            try:
+                if not rename_no_replace(path, dest):
+                    os.link(path, dest)
+                    if durable:
+                        fsync_path(folder, os.O_RDONLY | os.O_DIRECTORY)
+                    os.unlink(path)
+            except FileExistsError:
+                continue
+            if durable:
+                fsync_path(folder, os.O_RDONLY | os.O_DIRECTORY)
+            return dest
+        raise FileExistsError(errno.EEXIST, f"no free name to set {path} aside")
 
     @staticmethod
     def _append(fd: int, path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]],
                 fsync: bool) -> bool:
         """Rows appended to an open CSV (the header first when it is empty, a last line
         cut short removed first, a write cut short cut back off); whether the header was."""
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerows([row.get(c, "") for c in columns] for row in rows)
-        data = buf.getvalue().encode("utf-8")
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            size = _last_line_end(fd, size)
-            log.warning("%s: its last line was cut short (a crash or a full disk); "
-                        "removed", path)
-            os.ftruncate(fd, size)
+        data = _encode_csv([[row.get(c, "") for c in columns] for row in rows])
+        size = _cut_torn_line(fd, path)
         header = size == 0
         if header:
-            head = io.StringIO()
-            csv.writer(head, lineterminator="\n").writerow(columns)
-            data = head.getvalue().encode("utf-8") + data
+            data = _encode_csv([columns]) + data
         try:
             _write_all(fd, data)
         except OSError:
@@ -565,10 +627,17 @@ class Outbox:
             os.fsync(fd)
         return header
 
-    def form_csv_keys(self, form: str) -> collections.Counter[tuple[str, str]]:
-        """How many complete rows ``forms/FORMNAME.csv`` has per (file, page)."""
-        return collections.Counter((row[0], row[1]) for row in complete_rows(self.form_csv_path(form))
-                                   if len(row) > 1)
+    def form_csv_keys(self, form: str,
+                      columns: Sequence[str]) -> collections.Counter[tuple[str, str]]:
+        """How many complete rows of ``columns`` there are per (file, page) in
+        ``forms/FORMNAME.csv`` and the files set aside from it: those whose header is
+        ``columns`` (rows under another header were read with another template)."""
+        head = _encode_csv([columns])
+        path = self.form_csv_path(form)
+        keys: collections.Counter[tuple[str, str]] = collections.Counter()
+        for each in [path, *sorted(path.parent.glob(f"{form}.until-*.csv"))]:
+            keys.update((row[0], row[1]) for row in complete_rows(each, head) if len(row) > 1)
+        return keys
 
     def csv_sources(self) -> dict[str, set[str]]:
         """Per ``source`` in results.csv, the ``result`` of each of its rows."""

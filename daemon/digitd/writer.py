@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .outbox import FORMS, RESULTS, Outbox, make_durable
-from .results import csv_rows, form_rows
+from .results import csv_rows, form_columns, form_rows
 
 
 @dataclass
@@ -131,7 +131,9 @@ class Writer:
         under one lock: a redo whose input has a row in results.csv has its forms
         rows too. One without is known in a form's CSV by (file, page), once the
         rows of the other results of that file name (:meth:`written_elsewhere`)
-        are counted out."""
+        are counted out. Only rows under the header it writes count: a row under
+        another (an earlier template's, in a CSV since set aside) was read with
+        that template, and the redo's own goes into the current CSV."""
         out: dict[str, tuple[tuple[str, ...], list[dict[str, str]]]] = {}
         counts: dict[str, Any] = {}
         sources: dict[str, set[str]] | None = None
@@ -145,23 +147,25 @@ class Writer:
             for form, columns, row in rows:
                 if record.row_may_exist:
                     if form not in counts:
-                        counts[form] = self.outbox.form_csv_keys(form)
+                        counts[form] = self.outbox.form_csv_keys(form, columns)
                     if sources is None:
                         sources = self.outbox.csv_sources()
                     key = (row["file"], row["page"])
                     others = self.written_elsewhere(sources.get(row["file"], set()) - {rel},
-                                                    form, int(row["page"]))
+                                                    form, columns, int(row["page"]))
                     if counts[form][key] > others:
                         counts[form][key] -= 1
                         continue
                 out.setdefault(form, (columns, []))[1].append(row)
         return out
 
-    def written_elsewhere(self, results: set[str], form: str, page: int) -> int:
+    def written_elsewhere(self, results: set[str], form: str, columns: Sequence[str],
+                          page: int) -> int:
         """How many of ``results`` (other inputs of one file name, each with a row in
-        results.csv) have a row for ``page`` in ``form``'s CSV: those whose JSON reads
-        that page as that form, and those not published (a redo of this batch too:
-        its rows in results.csv mean its forms rows were written)."""
+        results.csv) have a row for ``page`` in ``form``'s CSVs of ``columns``: those
+        whose JSON reads that page as that form with those columns, and those not
+        published (a redo of this batch too: its rows in results.csv mean its forms
+        rows were written)."""
         count = 0
         for rel in results:
             try:
@@ -171,7 +175,9 @@ class Writer:
                 count += 1
                 continue
             pages = result.get("pages") or () if isinstance(result, dict) else ()
-            if len(pages) >= page and (pages[page - 1].get("form") or {}).get("name") == form:
+            read = pages[page - 1] if len(pages) >= page else {}
+            if (read.get("form") or {}).get("name") == form \
+                    and form_columns(list(read.get("fields") or ())) == tuple(columns):
                 count += 1
         return count
 
