@@ -4,9 +4,9 @@
 (:mod:`digitd.page`): pieces become glyphs (stacked pieces), glyphs lines
 (sharing rows), a line's glyphs cells (between box walls) and numbers (split
 at wide gaps and jumps in size; one-digit cells side by side are a comb).
-Runs set as type (one exact baseline) are left out, and so are glyphs no
-digit looks like (words, logos, stamps); small marks between digits become
-separators ('.', ',', '-', '/') or doubts. Pure arithmetic on arrays.
+Runs set as type (one exact baseline), written words (small letters beside
+tall ones) and glyphs no digit looks like (logos, stamps) are left out; small
+marks between digits become separators ('.', ',', '-', '/') or doubts. Pure arithmetic on arrays.
 """
 
 from __future__ import annotations
@@ -54,6 +54,12 @@ SLASH_TILT = 22.0  # degrees from upright from which a thin straight stroke is a
 SLASH_THIN = 0.2  # a slash's spread across its axis, against along it
 DATE_TILT = 12.0  # two strokes leaning this much and as thin as DATE_THIN that cut a date are its slashes
 DATE_THIN = 0.3
+WORD_SPACE = 0.6  # a gap this wide (of the run's tallest glyph) or wider parts a run into words for the word test
+X_LEVEL = 0.78  # a written word's small letters reach at most this share of its tallest letter's height
+X_LOW = 0.35  # ... and at least this share (lower: a dot, a comma)
+X_LETTERS = 2  # a word has this many small letters at least, standing on its baseline
+X_SHARE = 0.3  # ... and at least this share of its letters small (a number's few short digits are not)
+X_FEET = 0.15  # ... their feet within this share of the tallest letter's height of the other letters' feet
 
 
 @dataclass(frozen=True)
@@ -105,9 +111,13 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall, labels)
     numbers: list[Number] = []
     for run in runs:
-        number = read_number(run, labels, tall, [] if on_rule(run, ruled) else sizes, on_rule(run, ruled))
-        if number is not None:
-            numbers.append(number)
+        written = on_rule(run, ruled)
+        if not written and (len(run) >= TYPE_LINE and is_typeset(run) or is_text_line(run, labels)):
+            continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
+        for part in drop_words(run, labels):
+            number = read_number(part, labels, tall, [] if written else sizes, written)
+            if number is not None:
+                numbers.append(number)
     return numbers
 
 
@@ -354,6 +364,58 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
         runs.extend(parts)
         comb = one_digit(parts[-1])
     return runs
+
+
+def drop_words(run: list[Glyph], labels: np.ndarray) -> list[list[Glyph]]:
+    """A run without its written words: the run parted at gaps of ``WORD_SPACE``
+    of its tallest glyph or more, the parts that are words (:func:`is_word`) left
+    out, the others kept as runs of their own where a word stood between them
+    ('Ethan 432' -> '432')."""
+    if len(run) < X_LETTERS + 1:
+        return [run]
+    top = max(g.h for g in run)
+    parts: list[list[Glyph]] = [[run[0]]]
+    for g in run[1:]:
+        last = parts[-1][-1]
+        if g.x - (last.x + last.w) >= WORD_SPACE * top:
+            parts.append([g])
+        else:
+            parts[-1].append(g)
+    words = [is_word(part, labels) for part in parts]
+    if not any(words):
+        return [run]
+    out: list[list[Glyph]] = [[]]
+    for part, word in zip(parts, words):
+        if word:
+            out.append([])
+        else:
+            out[-1].extend(part)
+    return [r for r in out if r]
+
+
+def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
+    """Letters written or set as a word: beside its tall letters (capitals,
+    ascenders), ``X_LETTERS`` or more small ones, ``X_SHARE`` of them at least
+    (x-height: ``X_LOW`` to ``X_LEVEL`` of the tallest), standing on the same
+    baseline. The digits of a number are all of one height; a date's slashes,
+    taller, are no letters."""
+    letters = [g for g in part if g.h >= SPECK_H and not is_slash_like(g, labels)]
+    if len(letters) < X_LETTERS + 1:
+        return False
+    top = max(g.h for g in letters)
+    small = [g for g in letters if X_LOW * top <= g.h <= X_LEVEL * top]
+    tall = [g for g in letters if g.h > X_LEVEL * top]
+    if len(small) < X_LETTERS:
+        return False
+    foot = middle([g.y + g.h for g in tall])
+    standing = [g for g in small if abs(g.y + g.h - foot) <= X_FEET * top]
+    return len(standing) >= max(X_LETTERS, X_SHARE * len(letters))
+
+
+def is_slash_like(g: Glyph, labels: np.ndarray) -> bool:
+    """A thin stroke leaning right as a date's slash does (``DATE_TILT``, ``DATE_THIN``)."""
+    tilt, thin = _axis(g, labels)
+    return tilt >= DATE_TILT and thin <= DATE_THIN
 
 
 def sizable(g: Glyph) -> bool:
