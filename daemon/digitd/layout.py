@@ -6,7 +6,8 @@
 at wide gaps and jumps in size; one-digit cells side by side are a comb).
 Runs set as type (one exact baseline), written words (small letters beside
 tall ones) and glyphs no digit looks like (logos, stamps) are left out; small
-marks between digits become separators ('.', ',', '-', '/') or doubts. Pure arithmetic on arrays.
+marks between digits become separators ('.', ',', '-', '/') or doubts. Pure
+arithmetic on arrays.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ X_LEVEL = 0.78  # a written word's small letters reach at most this share of its
 X_LOW = 0.35  # ... and at least this share (lower: a dot, a comma)
 X_LETTERS = 2  # a word has this many small letters at least, standing on its baseline
 X_SHARE = 0.3  # ... and at least this share of its letters small (a number's few short digits are not)
+JOINED = 2  # ... counting a small glyph as wide as two or more as two letters written joined (not a label's end)
 X_FEET = 0.15  # ... their feet within this share of the tallest letter's height of the other letters' feet
 
 
@@ -371,7 +373,7 @@ def drop_words(run: list[Glyph], labels: np.ndarray) -> list[list[Glyph]]:
     of its tallest glyph or more, the parts that are words (:func:`is_word`) left
     out, the others kept as runs of their own where a word stood between them
     ('Ethan 432' -> '432')."""
-    if len(run) < X_LETTERS + 1:
+    if len(run) < 2:
         return [run]
     top = max(g.h for g in run)
     parts: list[list[Glyph]] = [[run[0]]]
@@ -393,6 +395,7 @@ def drop_words(run: list[Glyph], labels: np.ndarray) -> list[list[Glyph]]:
     return [r for r in out if r]
 
 
+
 def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
     """Letters written or set as a word: beside its tall letters (capitals,
     ascenders), ``X_LETTERS`` or more small ones, ``X_SHARE`` of them at least
@@ -400,16 +403,22 @@ def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
     baseline. The digits of a number are all of one height; a date's slashes,
     taller, are no letters."""
     letters = [g for g in part if g.h >= SPECK_H and not is_slash_like(g, labels)]
-    if len(letters) < X_LETTERS + 1:
+    if len(letters) < 2:
         return False
     top = max(g.h for g in letters)
     small = [g for g in letters if X_LOW * top <= g.h <= X_LEVEL * top]
     tall = [g for g in letters if g.h > X_LEVEL * top]
-    if len(small) < X_LETTERS:
+    if not small or not tall:
         return False
     foot = middle([g.y + g.h for g in tall])
-    standing = [g for g in small if abs(g.y + g.h - foot) <= X_FEET * top]
-    return len(standing) >= max(X_LETTERS, X_SHARE * len(letters))
+    standing = sum(letters_in(g) for g in small if abs(g.y + g.h - foot) <= X_FEET * top)
+    return standing >= max(X_LETTERS, X_SHARE * sum(letters_in(g) for g in letters))
+
+
+def letters_in(g: Glyph) -> int:
+    """How many letters a glyph may hold: small letters written joined ('ar') are
+    about as wide as they are many (``JOINED`` at most)."""
+    return min(JOINED, max(1, round(g.w / g.h)))
 
 
 def is_slash_like(g: Glyph, labels: np.ndarray) -> bool:
