@@ -177,3 +177,26 @@ def test_a_line_of_small_type_run_into_handwriting_gives_no_type_size_of_the_han
     numbers = [outlined_glyphs(labels, [(14, 26)] * 4, 20, 200 + 80 * k, 100 + 10 * k) for k in range(3)]
     sizes = type_sizes([mixed, *numbers], 8.0, labels)
     assert not any(lo <= 26 <= hi for lo, hi in sizes), sizes
+
+
+@pytest.mark.parametrize(("letters", "angle"), [("HW", 2.0), ("WW", -1.5), ("MK", 1.0)])
+def test_a_logos_block_with_letters_cut_to_its_edges_is_not_a_number(letters, angle):
+    page = Page(78)
+    side = 120
+    (w, h), base = cv2.getTextSize(letters, cv2.FONT_HERSHEY_DUPLEX, 2.0, 3)
+    text = np.zeros((h + base + 8, w + 8), np.uint8)
+    cv2.putText(text, letters, (4, h + 4), cv2.FONT_HERSHEY_DUPLEX, 2.0, 255, 3, cv2.LINE_AA)
+    ys, xs = np.nonzero(text)
+    text = cv2.resize(text[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], (side + 8, int(0.4 * side)))[:, 4:-4]
+    logo = np.full((side, side), 30, np.uint8)  # letters in white as wide as the block, cut through its sides
+    y0 = (side - text.shape[0]) // 2
+    logo[y0 : y0 + text.shape[0]] = np.maximum(logo[y0 : y0 + text.shape[0]],
+                                               (text.astype(np.int32) * 240 // 255).astype(np.uint8))
+    logo = cv2.warpAffine(logo, cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0), (side, side),
+                          borderValue=245)
+    page.img[150 : 150 + side, 150 : 150 + side] = logo
+    page.text("Delivery record", 150, 420, 1.4)
+    truth = page.number("4186", 500, 600, 75)
+    found = find_numbers(page.scan())
+    assert counts(found) == [4]
+    assert inside(found.numbers[0].box, truth)

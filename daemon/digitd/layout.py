@@ -31,6 +31,8 @@ WIDE = 2.5  # a glyph wider than this times its height is no digit (letters run 
 SOLID = 0.3  # ... nor one whose widest stroke's half-width passes this share of its size (a logo)
 BLOCK = 0.85  # ... nor a block: its outline fills this share of its box, and its ink half of it (a logo's square)
 BLOCK_ASPECT = 0.5  # ... as wide as this of its height at least (a '1' is a thin block)
+FILLED = 0.7  # a glyph about as wide as tall that inks this share of its box is a logo's block (a pen leaves it open)
+HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this share of its size (a marker's is half)
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
@@ -117,6 +119,8 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
         if not written and (len(run) >= TYPE_LINE and is_typeset(run) or is_text_line(run, labels)):
             continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
         for part in drop_words(run, labels):
+            if is_logo(part, labels):
+                continue
             number = read_number(part, labels, tall, [] if written else sizes, written)
             if number is not None:
                 numbers.append(number)
@@ -421,6 +425,23 @@ def letters_in(g: Glyph) -> int:
     return min(JOINED, max(1, round(g.w / g.h)))
 
 
+def is_logo(part: list[Glyph], labels: np.ndarray) -> bool:
+    """A logo: every glyph of the run that is not small a filled shape about as
+    wide as tall (:func:`is_filled`), the letters cut out of a printed block."""
+    top = max(g.h for g in part)
+    return all(is_filled(g, labels) for g in part if g.h >= SMALL * top)
+
+
+def is_filled(g: Glyph, labels: np.ndarray) -> bool:
+    """Ink filling ``FILLED`` of the glyph's box, or strokes ``HEAVY`` of its size
+    thick, the glyph about as wide as tall (a '1' is a thin block)."""
+    if g.w < BLOCK_ASPECT * g.h or g.h < BLOCK_ASPECT * g.w:
+        return False
+    if g.area >= FILLED * g.w * g.h:
+        return True
+    return widest_stroke(padded_pixels(g, labels)) >= HEAVY * max(g.w, g.h)
+
+
 def is_slash_like(g: Glyph, labels: np.ndarray) -> bool:
     """A thin stroke leaning right as a date's slash does (``DATE_TILT``, ``DATE_THIN``)."""
     tilt, thin = _axis(g, labels)
@@ -563,10 +584,20 @@ def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
         return False
     if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
         return True
-    own = np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
-    if float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) > SOLID * max(g.w, g.h):
+    own = padded_pixels(g, labels)
+    if widest_stroke(own) > SOLID * max(g.w, g.h):
         return False
     return not is_block(g, own)
+
+
+def padded_pixels(g: Glyph, labels: np.ndarray) -> np.ndarray:
+    """The glyph's own pixels (uint8 0/1) in its box, a pixel's margin round."""
+    return np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
+
+
+def widest_stroke(own: np.ndarray) -> float:
+    """The half-width of the widest stroke of a glyph's padded pixels."""
+    return float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max())
 
 
 def is_block(g: Glyph, own: np.ndarray) -> bool:
