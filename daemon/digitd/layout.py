@@ -269,9 +269,10 @@ def is_text_line(run: list[Glyph], labels: np.ndarray) -> bool:
 def is_typeset(run: list[Glyph]) -> bool:
     """A run of type: at least ``PRINTED_RUN`` glyphs set close (gaps of at most
     ``TIGHT`` of their height, or letters run together into words), standing
-    on one exact baseline, their tops on at most two exact lines (capitals,
-    small letters). Words (small type) need half of them on the baseline only:
-    a word with a descender stands lower. Specks and slivers do not count."""
+    on one exact baseline, their tops on at most two exact lines (capitals;
+    small letters, ``X_LETTERS`` at least: a point is none). Words (small
+    type) need half of them on the baseline only: a word with a descender
+    stands lower. Specks and slivers do not count."""
     run = [g for g in run if g.h >= SPECK_H]
     if len(run) < PRINTED_RUN:
         return False
@@ -286,9 +287,9 @@ def is_typeset(run: list[Glyph]) -> bool:
     cap = max(held, key=lambda t: (held[t], -t))  # the top most glyphs share
     count = held[cap]
     apart = [t for t in held if abs(t - cap) >= X_HEIGHT * middle([g.h for g in run])]
-    if apart:  # small letters: a second level well apart from the first
+    if apart:  # small letters: a second level well apart from the first, of two letters at least (not a point)
         small = max(apart, key=lambda t: held[t])
-        count += held[small]
+        count += held[small] if held[small] >= X_LETTERS else 0
     return count >= PRINTED_SHARE * len(tops)
 
 
