@@ -2,8 +2,9 @@
 
 Pages drawn here as in ``test_page.py``: lines of type whose letters stand
 apart, a little skewed, labels set in that type, a logo's filled square with
-its letters cut out, a digit written with a marker in a comb, and separators
-that make no number.
+its letters cut out (some through its sides), a digit written with a marker in
+a comb, separators that make no number, and a neat number whose point is no
+letter of type.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from digitd.layout import Glyph, type_sizes, well_formed
 from digitd.page import find_numbers
-from test_page import WORDS, Page, counts, inside
+from test_page import WORDS, Page, counts, digit_ink, inside
 
 
 def set_apart(page: Page, s: str, x: int, y: int, angle: float, scale: float = 0.8) -> None:
@@ -177,3 +178,54 @@ def test_a_line_of_small_type_run_into_handwriting_gives_no_type_size_of_the_han
     numbers = [outlined_glyphs(labels, [(14, 26)] * 4, 20, 200 + 80 * k, 100 + 10 * k) for k in range(3)]
     sizes = type_sizes([mixed, *numbers], 8.0, labels)
     assert not any(lo <= 26 <= hi for lo, hi in sizes), sizes
+
+
+@pytest.mark.parametrize(("letters", "angle"), [("HW", 2.0), ("WW", -1.5), ("MK", 1.0)])
+def test_a_logos_block_with_letters_cut_to_its_edges_is_not_a_number(letters, angle):
+    page = Page(78)
+    side = 120
+    (w, h), base = cv2.getTextSize(letters, cv2.FONT_HERSHEY_DUPLEX, 2.0, 3)
+    text = np.zeros((h + base + 8, w + 8), np.uint8)
+    cv2.putText(text, letters, (4, h + 4), cv2.FONT_HERSHEY_DUPLEX, 2.0, 255, 3, cv2.LINE_AA)
+    ys, xs = np.nonzero(text)
+    text = cv2.resize(text[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], (side + 8, int(0.4 * side)))[:, 4:-4]
+    logo = np.full((side, side), 30, np.uint8)  # letters in white as wide as the block, cut through its sides
+    y0 = (side - text.shape[0]) // 2
+    logo[y0 : y0 + text.shape[0]] = np.maximum(logo[y0 : y0 + text.shape[0]],
+                                               (text.astype(np.int32) * 240 // 255).astype(np.uint8))
+    logo = cv2.warpAffine(logo, cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0), (side, side),
+                          borderValue=245)
+    page.img[150 : 150 + side, 150 : 150 + side] = logo
+    page.text("Delivery record", 150, 420, 1.4)
+    truth = page.number("4186", 500, 600, 75)
+    found = find_numbers(page.scan())
+    assert counts(found) == [4]
+    assert inside(found.numbers[0].box, truth)
+
+
+def neat_number(page: Page, text: str, x: int, y: int, height: int) -> tuple[int, int, int, int]:
+    """Handwritten digits on one baseline, set close, all but one of one height
+    (a neat hand), '.' a pen's point."""
+    boxes = []
+    for k, ch in enumerate(text):
+        if ch == ".":
+            x = page.separator(ch, x, y, height) - height // 8
+            continue
+        files = page.pool[ch]
+        h = height - (k == 1) * height // 10  # one digit a little shorter
+        boxes.append(page.paste(digit_ink(files[int(page.rng.integers(len(files)))]), x, y + height - h, h))
+        x = boxes[-1][0] + boxes[-1][2] + height // 8
+    x0 = boxes[0][0]
+    box = (x0, y, boxes[-1][0] + boxes[-1][2] - x0, height)
+    page.truth.append((text.replace(".", ""), box))
+    return box
+
+
+@pytest.mark.parametrize(("seed", "text"), [(79, "405.23"), (80, "97.28"), (81, "3186.4")])
+def test_a_neat_number_with_a_point_is_not_taken_for_type(seed, text):
+    page = Page(seed)
+    truth = neat_number(page, text, 500, 700, 60)
+    found = find_numbers(page.scan())
+    assert counts(found) == [len(text) - 1]
+    assert inside(found.numbers[0].box, truth)
+    assert found.numbers[0].separators[0][1] == "."

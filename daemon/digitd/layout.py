@@ -4,9 +4,10 @@
 (:mod:`digitd.page`): pieces become glyphs (stacked pieces), glyphs lines
 (sharing rows), a line's glyphs cells (between box walls) and numbers (split
 at wide gaps and jumps in size; one-digit cells side by side are a comb).
-Runs set as type (one exact baseline) are left out, and so are glyphs no
-digit looks like (words, logos, stamps); small marks between digits become
-separators ('.', ',', '-', '/') or doubts. Pure arithmetic on arrays.
+Runs set as type (one exact baseline), written words (small letters beside
+tall ones) and glyphs no digit looks like (logos, stamps) are left out; small
+marks between digits become separators ('.', ',', '-', '/') or doubts. Pure
+arithmetic on arrays.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ WIDE = 2.5  # a glyph wider than this times its height is no digit (letters run 
 SOLID = 0.3  # ... nor one whose widest stroke's half-width passes this share of its size (a logo)
 BLOCK = 0.85  # ... nor a block: its outline fills this share of its box, and its ink half of it (a logo's square)
 BLOCK_ASPECT = 0.5  # ... as wide as this of its height at least (a '1' is a thin block)
+FILLED = 0.7  # a glyph about as wide as tall that inks this share of its box is a logo's block (a pen leaves it open)
+HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this share of its size (a marker's is half)
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
@@ -54,6 +57,13 @@ SLASH_TILT = 22.0  # degrees from upright from which a thin straight stroke is a
 SLASH_THIN = 0.2  # a slash's spread across its axis, against along it
 DATE_TILT = 12.0  # two strokes leaning this much and as thin as DATE_THIN that cut a date are its slashes
 DATE_THIN = 0.3
+WORD_SPACE = 0.6  # a gap this wide (of the run's tallest glyph) or wider parts a run into words for the word test
+X_LEVEL = 0.78  # a written word's small letters reach at most this share of its tallest letter's height
+X_LOW = 0.35  # ... and at least this share (lower: a dot, a comma)
+X_LETTERS = 2  # a word has this many small letters at least, standing on its baseline
+X_SHARE = 0.3  # ... and at least this share of its letters small (a number's few short digits are not)
+JOINED = 2  # ... counting a small glyph as wide as two or more as two letters written joined (not a label's end)
+X_FEET = 0.15  # ... their feet within this share of the tallest letter's height of the other letters' feet
 
 
 @dataclass(frozen=True)
@@ -105,9 +115,15 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall, labels)
     numbers: list[Number] = []
     for run in runs:
-        number = read_number(run, labels, tall, [] if on_rule(run, ruled) else sizes, on_rule(run, ruled))
-        if number is not None:
-            numbers.append(number)
+        written = on_rule(run, ruled)
+        if not written and (len(run) >= TYPE_LINE and is_typeset(run) or is_text_line(run, labels)):
+            continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
+        for part in drop_words(run, labels):
+            if is_logo(part, labels):
+                continue
+            number = read_number(part, labels, tall, [] if written else sizes, written)
+            if number is not None:
+                numbers.append(number)
     return numbers
 
 
@@ -253,9 +269,10 @@ def is_text_line(run: list[Glyph], labels: np.ndarray) -> bool:
 def is_typeset(run: list[Glyph]) -> bool:
     """A run of type: at least ``PRINTED_RUN`` glyphs set close (gaps of at most
     ``TIGHT`` of their height, or letters run together into words), standing
-    on one exact baseline, their tops on at most two exact lines (capitals,
-    small letters). Words (small type) need half of them on the baseline only:
-    a word with a descender stands lower. Specks and slivers do not count."""
+    on one exact baseline, their tops on at most two exact lines (capitals;
+    small letters, ``X_LETTERS`` at least: a point is none). Words (small
+    type) need half of them on the baseline only: a word with a descender
+    stands lower. Specks and slivers do not count."""
     run = [g for g in run if g.h >= SPECK_H]
     if len(run) < PRINTED_RUN:
         return False
@@ -270,9 +287,9 @@ def is_typeset(run: list[Glyph]) -> bool:
     cap = max(held, key=lambda t: (held[t], -t))  # the top most glyphs share
     count = held[cap]
     apart = [t for t in held if abs(t - cap) >= X_HEIGHT * middle([g.h for g in run])]
-    if apart:  # small letters: a second level well apart from the first
+    if apart:  # small letters: a second level well apart from the first, of two letters at least (not a point)
         small = max(apart, key=lambda t: held[t])
-        count += held[small]
+        count += held[small] if held[small] >= X_LETTERS else 0
     return count >= PRINTED_SHARE * len(tops)
 
 
@@ -354,6 +371,82 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
         runs.extend(parts)
         comb = one_digit(parts[-1])
     return runs
+
+
+def drop_words(run: list[Glyph], labels: np.ndarray) -> list[list[Glyph]]:
+    """A run without its written words: the run parted at gaps of ``WORD_SPACE``
+    of its tallest glyph or more, the parts that are words (:func:`is_word`) left
+    out, the others kept as runs of their own where a word stood between them
+    ('Ethan 432' -> '432')."""
+    if len(run) < 2:
+        return [run]
+    top = max(g.h for g in run)
+    parts: list[list[Glyph]] = [[run[0]]]
+    for g in run[1:]:
+        last = parts[-1][-1]
+        if g.x - (last.x + last.w) >= WORD_SPACE * top:
+            parts.append([g])
+        else:
+            parts[-1].append(g)
+    words = [is_word(part, labels) for part in parts]
+    if not any(words):
+        return [run]
+    out: list[list[Glyph]] = [[]]
+    for part, word in zip(parts, words):
+        if word:
+            out.append([])
+        else:
+            out[-1].extend(part)
+    return [r for r in out if r]
+
+
+
+def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
+    """Letters written or set as a word: beside its tall letters (capitals,
+    ascenders), ``X_LETTERS`` or more small ones, ``X_SHARE`` of them at least
+    (x-height: ``X_LOW`` to ``X_LEVEL`` of the tallest), standing on the same
+    baseline. The digits of a number are all of one height; a date's slashes,
+    taller, are no letters."""
+    letters = [g for g in part if g.h >= SPECK_H and not is_slash_like(g, labels)]
+    if len(letters) < 2:
+        return False
+    top = max(g.h for g in letters)
+    small = [g for g in letters if X_LOW * top <= g.h <= X_LEVEL * top]
+    tall = [g for g in letters if g.h > X_LEVEL * top]
+    if not small or not tall:
+        return False
+    foot = middle([g.y + g.h for g in tall])
+    standing = sum(letters_in(g) for g in small if abs(g.y + g.h - foot) <= X_FEET * top)
+    return standing >= max(X_LETTERS, X_SHARE * sum(letters_in(g) for g in letters))
+
+
+def letters_in(g: Glyph) -> int:
+    """How many letters a glyph may hold: small letters written joined ('ar') are
+    about as wide as they are many (``JOINED`` at most)."""
+    return min(JOINED, max(1, round(g.w / g.h)))
+
+
+def is_logo(part: list[Glyph], labels: np.ndarray) -> bool:
+    """A logo: every glyph of the run that is not small a filled shape about as
+    wide as tall (:func:`is_filled`), the letters cut out of a printed block."""
+    top = max(g.h for g in part)
+    return all(is_filled(g, labels) for g in part if g.h >= SMALL * top)
+
+
+def is_filled(g: Glyph, labels: np.ndarray) -> bool:
+    """Ink filling ``FILLED`` of the glyph's box, or strokes ``HEAVY`` of its size
+    thick, the glyph about as wide as tall (a '1' is a thin block)."""
+    if g.w < BLOCK_ASPECT * g.h or g.h < BLOCK_ASPECT * g.w:
+        return False
+    if g.area >= FILLED * g.w * g.h:
+        return True
+    return widest_stroke(padded_pixels(g, labels)) >= HEAVY * max(g.w, g.h)
+
+
+def is_slash_like(g: Glyph, labels: np.ndarray) -> bool:
+    """A thin stroke leaning right as a date's slash does (``DATE_TILT``, ``DATE_THIN``)."""
+    tilt, thin = _axis(g, labels)
+    return tilt >= DATE_TILT and thin <= DATE_THIN
 
 
 def sizable(g: Glyph) -> bool:
@@ -492,10 +585,20 @@ def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
         return False
     if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
         return True
-    own = np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
-    if float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max()) > SOLID * max(g.w, g.h):
+    own = padded_pixels(g, labels)
+    if widest_stroke(own) > SOLID * max(g.w, g.h):
         return False
     return not is_block(g, own)
+
+
+def padded_pixels(g: Glyph, labels: np.ndarray) -> np.ndarray:
+    """The glyph's own pixels (uint8 0/1) in its box, a pixel's margin round."""
+    return np.pad(pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8), 1)
+
+
+def widest_stroke(own: np.ndarray) -> float:
+    """The half-width of the widest stroke of a glyph's padded pixels."""
+    return float(cv2.distanceTransform(own, cv2.DIST_L2, 3).max())
 
 
 def is_block(g: Glyph, own: np.ndarray) -> bool:
