@@ -388,7 +388,7 @@ class _Layout:
         model_text = _trim(f"model {model}", 40)
         draw.text((W - MARGIN, foot_y), model_text, font=note, fill="#57606a", anchor="rm")
         self.model_left = W - MARGIN - draw.textlength(model_text, font=note)
-        self.background = back
+        self.background = np.array(back)  # converted once: each picture starts from a copy
 
     @staticmethod
     def bar_x(plot: tuple[int, int, int, int], d: float) -> float:
@@ -401,7 +401,7 @@ class _Layout:
 
         dpi = self.dpi
         colour = COLOURS.get(view.status, "#24292f")
-        canvas = np.array(self.background)
+        canvas = self.background.copy()
         _paste(canvas, self.image_at, view.display)
         for i in range(self.columns):
             _paste(canvas, self.px[i], zoom(view.pixels[i]))
@@ -489,13 +489,13 @@ class _PageLayout:
         model_text = _trim(f"model {model}", 40)
         draw.text((W - MARGIN, self.foot_y), model_text, font=note, fill="#57606a", anchor="rm")
         self.model_left = W - MARGIN - draw.textlength(model_text, font=note)
-        self.background = back
+        self.background = np.array(back)  # converted once: each picture starts from a copy
 
     def render_rgb(self, view: PageView) -> np.ndarray:
         from PIL import Image, ImageDraw
 
         dpi = self.dpi
-        canvas = np.array(self.background)
+        canvas = self.background.copy()
         _paste(canvas, self.image_at, unpack_panel(view.display))
         im = Image.fromarray(canvas)
         draw = ImageDraw.Draw(im)
