@@ -22,7 +22,7 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 from digitd.formats import ends_early, file_ends_early, header_size, resolution, sniff, tiff_pages
-from digitd.imageio import InputError, Page, decode, pages
+from digitd.imageio import InputError, Page, ample_reduction, decode, pages
 from digitd.inbox.names import skip_reason
 
 LETTER = (612, 792)  # points
@@ -503,16 +503,29 @@ def test_a_48_megapixel_photo_is_read_reduced():
     img[1000:2000, 4000:6000] = 0
     data = encoded(".jpg", img)
     assert header_size(data, "JPEG") == (8000, 6000)
-    (page,) = pages(data, 40_000_000)
-    assert (page.scan.width, page.scan.height) == (4000, 3000)
+    (page,) = pages(data, 40_000_000)  # under the limit at 1/2, read at 1/4: DECODE_SIDE is ample
+    assert (page.scan.width, page.scan.height) == (2000, 1500)
     ys, xs = np.nonzero(page.scan.gray < 0.5)
-    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (500, 999, 2000, 2999)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (250, 499, 1000, 1499)
     small = pages(data, 3_000_000)  # 16 times the limit at most: a quarter
     assert (next(small).scan.width, 0) == (2000, 0)
     with pytest.raises(InputError) as err:
         next(pages(data, 2_999_999))  # more than 16 times
     assert err.value.reason == ("image too large: 8000x6000 = 48000000 pixels > limit 2999999 "
                                 "(max_image_pixels), even read at 1/4 size")
+
+
+def test_a_jpeg_far_larger_than_needed_is_decoded_reduced():
+    """A phone photo is decoded at half size, its longer side still DECODE_SIDE or more;
+    a 300 dpi A4 scan and any other format whole."""
+    assert ample_reduction("JPEG", 4000, 3000) == 2
+    assert ample_reduction("JPEG", 3000, 4000) == 2
+    assert ample_reduction("JPEG", 2480, 3508) == 1
+    assert ample_reduction("PNG", 8000, 6000) == 1
+    img = np.full((4000, 3000), 230, np.uint8)
+    img[1000:2000, 1000:2000] = 0
+    (page,) = pages(encoded(".jpg", img), 40_000_000)
+    assert (page.scan.width, page.scan.height) == (1500, 2000)
 
 
 def test_a_png_over_the_limit_is_still_refused():

@@ -14,7 +14,7 @@ import pickle
 import cv2
 import numpy as np
 import pytest
-from digitd.imageio import InputError, composite, decode, read_bytes, to_scan
+from digitd.imageio import InputError, composite, decode, read_bytes, to_scan, unit
 from digitd.preprocess import dilate_ellipse, to_mnist_form
 from digitd.records import Scan
 from digitd.segment import (
@@ -181,6 +181,17 @@ def test_order_statistics_are_numpys_bit_for_bit():
             lo, hi = np.percentile(x, [0.5, 99.5])
             assert median_and_tails(x.copy()) == (float(np.median(x)), float(lo), float(hi))
             assert median(x.copy()) == float(np.median(x))
+
+
+def test_unit_of_bytes_is_the_division_bit_for_bit():
+    """imageio.unit looks bytes up (cv2.LUT) where it can: the values of dividing by 255."""
+    rng = np.random.default_rng(8)
+    for shape in [(5,), (7, 9), (7, 9, 1), (7, 9, 2), (7, 9, 3), (7, 9, 4), (0, 5), (301, 200, 3)]:
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        for y in (x, x[::2]):
+            u = unit(y)
+            assert u.dtype == np.float32
+            assert np.array_equal(u, np.true_divide(y, 255.0, dtype=np.float32)) and u.shape == y.shape
 
 
 def test_dilate_ellipse_is_cv2_dilate():

@@ -219,9 +219,32 @@ def crashed(_source: Any) -> Analysis:
     return Analysis(reason=CRASH_REASON)
 
 
+# glibc's mallopt parameters, and how much freed memory a worker keeps for its next page
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+HEAP_KEEP = 256 << 20  # bytes: a 300 dpi colour page's arrays, with room
+
+
+def keep_freed_memory() -> None:
+    """Have glibc's malloc keep a page's freed arrays (up to HEAP_KEEP) for the
+    next page's, rather than unmapping each and having the kernel zero fresh
+    pages for the next (a tenth of a page's CPU time). The peak is the same;
+    a worker idles with up to HEAP_KEEP more resident. A no-op elsewhere."""
+    try:
+        import ctypes  # only here: glibc's mallopt
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(M_MMAP_THRESHOLD, HEAP_KEEP)
+        libc.mallopt(M_TRIM_THRESHOLD, HEAP_KEEP)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
 def init_worker() -> None:
-    """The pool's initializer: one OpenCV thread per worker (one worker per core)."""
+    """The pool's initializer: one OpenCV thread per worker (one worker per core),
+    freed memory kept for the next page (:func:`keep_freed_memory`)."""
     cv2.setNumThreads(1)
+    keep_freed_memory()
 
 
 def analyse_all(pool: Any, sources: Sequence[Any], *, analyse=analyse, **options: Any):

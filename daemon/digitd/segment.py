@@ -64,8 +64,8 @@ _TAILS: dict[int, tuple[int, float, int, float]] = {}  # size -> where those qua
 
 def median_and_tails(x: np.ndarray) -> tuple[float, float, float]:
     """``np.median(x)`` and ``np.percentile(x, [0.5, 99.5])`` of a float32 array,
-    bit for bit, from one sort (NumPy's SIMD sort beats its partition with
-    several pivots). ``x`` must be a 1-D array the caller owns: it is sorted."""
+    bit for bit, from one partition at the six order statistics they take (half
+    the time of a sort). ``x`` must be a 1-D array the caller owns: it is reordered."""
     n = x.size
     if n < 4 or x.ndim != 1 or x.dtype != np.float32:
         lo, hi = np.percentile(x, [0.5, 99.5])
@@ -80,7 +80,7 @@ def median_and_tails(x: np.ndarray) -> tuple[float, float, float]:
         where = _TAILS[n] = (int(below[0]), float(gamma[0]), int(below[1]), float(gamma[1]))
     i_lo, g_lo, i_hi, g_hi = where
     half = n // 2
-    x.sort()
+    x.partition(sorted({half - 1, half, i_lo, i_lo + 1, min(i_hi + 1, n - 1), i_hi}))
     if n % 2:
         median = float(x[half])
     else:  # np.mean of the two middle values: their float32 sum, halved
@@ -147,9 +147,10 @@ def detect_polarity(lum: np.ndarray) -> str:
     if lum.size > 8192:  # every other row and column tell the same
         lum, light = lum[::2, ::2], light[::2, ::2]
     flat = (lum - light).ravel()  # a new array: ours to reorder
-    paper, lo, hi = median_and_tails(flat)  # sorts flat
+    paper, lo, hi = median_and_tails(flat)  # reorders flat
     if max(paper - lo, hi - paper) < MIN_CONTRAST:  # ink under 0.5% of it (one digit on a page)
         k = flat.size // 5000
+        flat.partition([k, flat.size - 1 - k])
         lo, hi = float(flat[k]), float(flat[-1 - k])
     return "dark_on_light" if paper - lo >= hi - paper else "light_on_dark"
 
