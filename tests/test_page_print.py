@@ -138,6 +138,21 @@ def test_a_short_thick_minus_before_a_number_is_kept(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_a_minus_too_stubby_to_tell_makes_the_number_doubtful(seed):
+    """A minus drawn as a blob barely wider than tall is not read as one, but the
+    number is not given without it under ``ok``: it is doubted."""
+    page = Page(77 + seed)
+    height, pen = 36, 5
+    cv2.line(page.img, (400, 800 + height // 2), (400 + 6, 800 + height // 2), 35, pen, cv2.LINE_AA)  # 11 x 5
+    truth = page.number("202", 400 + 6 + 16, 800, height)
+    found = find_numbers(page.scan())
+    assert counts(found) == [3]
+    assert inside(found.numbers[0].box, truth)
+    assert found.numbers[0].separators == ()
+    assert found.numbers[0].doubts == ("a mark before the digits was not read",)
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_a_comma_stays_with_its_number_beside_a_line_that_starts_lower(seed):
     page = Page(71 + seed)
     left = page.number("178,023", 200, 800, 70)

@@ -506,7 +506,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     line_bottom = max(g.y + g.h for g, m in zip(run, main) if m)
     digits: list[Glyph] = []
     separators: list[tuple[int, str]] = []
-    unread = 0
+    unread = lead = 0
     for g, m, sl in zip(run, main, slash):
         if m and not sl:
             digits.append(g)
@@ -516,9 +516,12 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
             kind = None
         if kind is None:
             unread += bool(digits) and len(digits) < len(inner)  # only between digits
+            lead += not digits and may_be_minus(g, line_top, line_bottom, digit_h)
         elif digits and len(digits) < len(inner) or kind == "-" and not digits:
             separators.append((len(digits), kind))
     doubts = ("a mark between digits was not read",) if unread else ()
+    if lead:
+        doubts += ("a mark before the digits was not read",)
     if not well_formed(separators, len(digits)):
         doubts += ("separators that make no number",)
     return Number(digits=tuple(digits), separators=tuple(separators), doubts=doubts)
@@ -649,6 +652,15 @@ def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h
     if not digits:
         return [False] * len(run)
     return [strong[i] and digits[0] < i < digits[-1] and run[i].h >= SLASH_TALL * digit_h for i in range(len(run))]
+
+
+def may_be_minus(g: Glyph, line_top: int, line_bottom: int, digit_h: float) -> bool:
+    """A mark before the digits, not read as a minus, that may be one all the same:
+    wider than tall (not by ``FLAT``), larger than a speck, as thin and short as a
+    minus, and in the middle of the digits' band."""
+    centre = (g.y + g.h / 2 - line_top) / max(1, line_bottom - line_top)
+    return (g.h < g.w <= MINUS_LONG * digit_h and g.w >= 2 * DOT * digit_h and g.h <= MINUS_THICK * digit_h
+            and 0.25 <= centre <= 0.8)
 
 
 def separator_kind(g: Glyph, line_top: int, line_bottom: int, digit_h: float) -> str | None:
