@@ -204,8 +204,9 @@ def shrunk(img: np.ndarray, side: int) -> np.ndarray:
 
 
 def flagged_one(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A 28x28 MNIST 1 (ink bright, 0-1) with a flag drawn from its top down to the
-    left in its own pen (a share FOOT_SHARE also a foot): a 1 as much of the world writes it."""
+    """A 1 (ink bright, 0-1, any size) with a flag drawn from its top down to the
+    left in its own pen (a share FOOT_SHARE also a foot): a 1 as much of the world
+    writes it. A 1 leaning more than FLAG_MAX_LEAN_DEG is returned as it is."""
     import cv2
 
     ys, xs = np.nonzero(img > 0.5)
@@ -214,8 +215,9 @@ def flagged_one(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     top, bottom = ys.min(), ys.max()
     height = bottom - top + 1
     pen = max(1, int(round(np.count_nonzero(img > 0.5) / height)))  # a bare stroke: its area over its height
-    up = 4  # drawn at 4x for an antialiased line
-    big = cv2.resize(img, (SIZE * up, SIZE * up), interpolation=cv2.INTER_LINEAR)
+    h, w = img.shape
+    up = max(1, 4 * SIZE // max(h, w))  # drawn at 4x MNIST's size at least, for an antialiased line
+    big = cv2.resize(img, (w * up, h * up), interpolation=cv2.INTER_LINEAR) if up > 1 else img.copy()
     x0, xb = xs[ys <= top + 1].mean(), xs[ys >= bottom - 1].mean()
     stem = np.arctan2(height, xb - x0)  # its direction below the horizontal: 90 deg upright
     drop = min(stem + np.deg2rad(rng.uniform(*FLAG_TURN_DEG)), np.pi - np.deg2rad(FLAG_MIN_DROP_DEG))
@@ -229,12 +231,14 @@ def flagged_one(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         half = height * rng.uniform(0.15, 0.3)
         cv2.line(big, (int((xb - half) * up), int((bottom + 0.5) * up)), (int((xb + half) * up), int((bottom + 0.5) * up)),
                  1.0, pen * up, cv2.LINE_AA)
-    return np.clip(cv2.resize(big, (SIZE, SIZE), interpolation=cv2.INTER_AREA), 0, 1)
+    return np.clip(cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA) if up > 1 else big, 0, 1)
 
 
-def distort(img: np.ndarray, rng: np.random.Generator, lowres: float = 0.0) -> np.ndarray:
+def distort(img: np.ndarray, rng: np.random.Generator, lowres: float = 0.0, flag: bool = False) -> np.ndarray:
     """One random real-scan-like distortion of a 28x28 float digit, then MNIST form;
-    with probability ``lowres`` it is then shrunk to 8-16 px and read back (:func:`shrunk`)."""
+    ``flag``: a 1 given a flag once turned and sheared (:func:`flagged_one`, so the
+    flag keeps to the 1 as it now stands); with probability ``lowres`` it is then
+    shrunk to 8-16 px and read back (:func:`shrunk`)."""
     import cv2
 
     big = cv2.resize(img, (2 * SIZE, 2 * SIZE), interpolation=cv2.INTER_LINEAR)
@@ -254,6 +258,8 @@ def distort(img: np.ndarray, rng: np.random.Generator, lowres: float = 0.0) -> n
             big = cv2.dilate(big, k) if px > 0 else cv2.erode(big, k)
             break
         r -= p
+    if flag:
+        big = flagged_one(big, rng)
     out = to_mnist_form(big)
     if rng.random() < lowres:
         out = shrunk(out, int(rng.choice(LOWRES_SIDES)))
@@ -275,12 +281,10 @@ def make_epoch_dataset(x, y, batch_size: int, seed: int, lowres: float = 0.0, fl
             order = self.rng.permutation(len(x))
             # Low resolution for digits only: an 8 px letter is a blob a digit could be,
             # and a reject class taught so would refuse the thumbnails it is meant to read.
-            self.x = np.stack([distort(self.flag(x[i], y[i]), self.rng, lowres if y[i] < NUM_CLASSES else 0.0)
+            self.x = np.stack([distort(x[i], self.rng, lowres if y[i] < NUM_CLASSES else 0.0,
+                                       flag=y[i] == 1 and self.rng.random() < flag_ones)
                                for i in order])[..., None]
             self.y = y[order]
-
-        def flag(self, img, label):
-            return flagged_one(img, self.rng) if label == 1 and self.rng.random() < flag_ones else img
 
         def __len__(self):
             return (len(x) + batch_size - 1) // batch_size
@@ -701,12 +705,13 @@ def main(argv=None) -> int:
         "not_digit_bias": args.not_digit_bias if args.reject else None,
         "optimizer": f"Adam lr {args.lr}, decaying x {decay(args.epochs):.4f} per epoch to {FINAL_LR:.0%} of it",
         "augmentation": (
-            (f"each epoch: a share {args.flag_ones} of the 1s leaning at most {FLAG_MAX_LEAN_DEG} deg given a flag "
-             f"of {FLAG_LENGTH} of their height, turned {FLAG_TURN_DEG} deg left of the stem and at least "
-             f"{FLAG_MIN_DROP_DEG} deg below the horizontal, a share {FOOT_SHARE} of those a foot (flagged_one); "
-             if args.flag_ones > 0 else "each epoch: ")
-            + f"rotation +-{ROTATE_DEG} deg, shear +-{SHEAR}, scale {SCALE[0]}-{SCALE[1]} per axis, "
-            f"stroke thickness {THICKNESS} (px at 2x, probability), then to_mnist_form"
+            f"each epoch: rotation +-{ROTATE_DEG} deg, shear +-{SHEAR}, scale {SCALE[0]}-{SCALE[1]} per axis, "
+            f"stroke thickness {THICKNESS} (px at 2x, probability)"
+            + (f", then a share {args.flag_ones} of the 1s, if leaning at most {FLAG_MAX_LEAN_DEG} deg, given a flag "
+               f"of {FLAG_LENGTH} of their height, turned {FLAG_TURN_DEG} deg left of the stem and at least "
+               f"{FLAG_MIN_DROP_DEG} deg below the horizontal, a share {FOOT_SHARE} of those a foot (flagged_one)"
+               if args.flag_ones > 0 else "")
+            + ", then to_mnist_form"
             + (f", then for a share {args.lowres} shrunk to a side of {LOWRES_SIDES} px (INTER_AREA), enlarged "
                "back to 28 px (INTER_LINEAR) and read as the service reads such a file (segment.find_digits)"
                if args.lowres > 0 else "")

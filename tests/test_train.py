@@ -221,6 +221,16 @@ def test_a_flagged_one_gains_ink_left_of_its_top_only():
         assert flagged[one > 0.5].mean() > 0.9, seed  # the stem kept (its edges resampled)
 
 
+def test_a_one_at_any_size_gets_its_flag():
+    """distort flags a 1 after turning it, at twice MNIST's size with a border (112 px)."""
+    train = load_train_module()
+    one = cv2.resize(upright_one(), (112, 112), interpolation=cv2.INTER_LINEAR)
+    flagged = train.flagged_one(one, np.random.default_rng(0))
+    assert flagged.shape == one.shape
+    ys, xs = np.nonzero((flagged > 0.5) & ~(one > 0.5))
+    assert len(ys) >= 40 and xs.max() <= 64 and xs.min() <= 40 and ys.min() <= 20  # left of the stem (x 52-60), from the top
+
+
 def test_a_leaning_one_keeps_no_flag():
     """A 1 leaning far to the right with a flag is a 7: it is left bare."""
     train = load_train_module()
