@@ -184,8 +184,7 @@ def test_accuracy_forms_reads_the_set_with_its_templates(forms_set, tmp_path, sh
     assert t["empty_blank"] + t["empty_read_ok"] + t["empty_read_flagged"] == 2
     if find_real_dev() is None:
         pytest.skip("real-dev not found: the exact figures below are for the set written with its digits")
-    # two hard MNIST digits on the PDF's lab sheet: a 1 with a foot read 3 (uncertain), a faint 9 read 7 under ok
-    assert (t["exact"], t["exact_ok"], t["wrong_ok"], t["wrong_flagged"], t["empty_blank"]) == (13, 12, 1, 1, 2)
+    # a hard MNIST digit on the PDF's lab sheet: a faint 9 read 7 under ok
+    assert (t["exact"], t["exact_ok"], t["wrong_ok"], t["wrong_flagged"], t["empty_blank"]) == (14, 12, 1, 0, 2)
     assert [e for e in fig["errors"] if "read" in e] == [
-        "form-0000.pdf p1 lab-sample.temperature (mnist): 18 read 38 (uncertain: the 3 in place 1 may be a 1)",
         "form-0000.pdf p1 lab-sample.operator (mnist): 95011 read 75011 (ok)"]

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "scripts" / "train.py"
 EXPORT = ROOT / "scripts" / "export_tflite.py"
-SHIPPED = ROOT / "models" / "digitd-cnn-v1.keras"
+SHIPPED = ROOT / "models" / "digitd-cnn-v6.keras"
 
 FONTS = [
     cv2.FONT_HERSHEY_SIMPLEX,
