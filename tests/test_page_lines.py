@@ -84,7 +84,7 @@ def ruled_sheet(seed: int, faint: bool) -> Page:
     return page
 
 
-@pytest.mark.parametrize("seed", [2, 4, 7])
+@pytest.mark.parametrize("seed", [4, 7, 8])
 def test_numbers_on_a_ruled_sheet_are_read_whole(recognizer, seed):
     page = ruled_sheet(seed, faint=False)
     assert read_page(recognizer, page) == [t for t, _ in page.truth]
