@@ -90,7 +90,7 @@ def test_numbers_on_a_ruled_sheet_are_read_whole(recognizer, seed):
     assert read_page(recognizer, page) == [t for t, _ in page.truth]
 
 
-@pytest.mark.parametrize("seed", [0, 3, 4])
+@pytest.mark.parametrize("seed", [0, 6, 9])
 def test_numbers_on_a_faint_ruled_sheet_are_read_whole(recognizer, seed):
     """The line's dashes are taken out with it, not joined to the digits above them."""
     page = ruled_sheet(seed, faint=True)
