@@ -71,6 +71,7 @@ REJECT = 16000  # "not a digit" marks (scripts/glyphs.py) mixed into the CNN's t
 # measured after training (glyphs.HELD_OUT_SEED, never trained on).
 REJECT_VALIDATION = 2000
 FINE_TUNE_LR = 3e-4  # the learning rate with --start
+UNTAUGHT_BIAS = -30.0  # the "not a digit" logit of a network never taught it, not fitted: it never says so
 # Share of the 1s given a long flag by hand, as many people
 # write them; MNIST's 1s are nearly all bare strokes, and a flagged 1 reads as 7.
 # Off by default: no model trained with flags has kept MNIST's accuracy yet.
@@ -354,10 +355,11 @@ def members_of(model) -> list:
     return inner or [model]
 
 
-def widened(member, arch: str, classes: int):
+def widened(member, arch: str, classes: int, fitted: bool = True):
     """A copy of the network ``member`` with ``classes`` outputs: every layer's weights
-    kept; a last layer with fewer outputs gets new columns (small random weights,
-    zero bias) beside the old ones, so the old outputs start where they were."""
+    kept; a last layer with fewer outputs gets new columns beside the old ones, so the
+    old outputs start where they were: small random weights and zero bias to be
+    fitted, or (``fitted`` False) zero weights and a bias so low they stay silent."""
     new = digit_model.build(arch, name=member.name, classes=classes)
     if len(new.layers) != len(member.layers):
         raise ValueError(f"{member.name}: {len(member.layers)} layers, a {arch} has {len(new.layers)}; "
@@ -368,10 +370,54 @@ def widened(member, arch: str, classes: int):
     new_kernel, new_bias = new.layers[-1].get_weights()
     old = kernel.shape[1]
     new_kernel[:, :old], new_bias[:old] = kernel, bias
-    new_kernel[:, old:] *= 0.1
-    new_bias[old:] = 0.0
+    new_kernel[:, old:] *= 0.1 if fitted else 0.0
+    new_bias[old:] = 0.0 if fitted else UNTAUGHT_BIAS
     new.layers[-1].set_weights([new_kernel, new_bias])
     return new
+
+
+def parse_networks(spec: str) -> list[tuple[Path, int]]:
+    """'A.keras:0,B.keras:1' -> [(A.keras, 0), (B.keras, 1)] (ValueError on a bad part)."""
+    picked = []
+    for part in spec.split(","):
+        path, sep, index = part.strip().rpartition(":")
+        if not sep or not path or not index.isdigit():
+            raise ValueError(f"{part.strip()!r}: expected MODEL.keras:N (N the network's index, from 0)")
+        picked.append((Path(path), int(index)))
+    return picked
+
+
+def start_networks(args) -> list:
+    """The networks to fine-tune or combine: every member of --start, or the ones
+    --networks picks, each widened to this training's outputs."""
+    picked = []
+    for path, index in args.networks or [(args.start, None)]:
+        members = members_of(digit_model.load(path))
+        if index is not None and index >= len(members):
+            raise ValueError(f"--networks {path}:{index}: that model has {len(members)} network(s)")
+        for m in members if index is None else [members[index]]:
+            if m.output_shape[-1] > args.classes:
+                raise ValueError(f"{path} gives {m.output_shape[-1]} outputs; this training gives {args.classes}")
+            net = widened(m, args.arch, args.classes, fitted=args.epochs > 0)
+            net.name = f"{args.arch}_{len(picked)}"  # two models' networks may share a name
+            picked.append(net)
+    return picked
+
+
+def start_record(args) -> dict | None:
+    """The card's ``start``: the model (or networks) this training began from, with their cards."""
+    def card_of(path):
+        return {k: v for k, v in digit_model.read_card(path).items() if k != "tflite"} or None
+
+    how = ("each member's weights kept; a 10-output last Dense widened to 11 (old columns kept, the new one "
+           "small random, zero bias, or with --epochs 0 zero weights and bias " + str(UNTAUGHT_BIAS)
+           + "); then fine-tuned for --epochs (0: not at all)")
+    if args.networks is not None:
+        return {"networks": [{"from": str(path), "network": index, "sha256": sha256_file(path), "card": card_of(path)}
+                             for path, index in args.networks], "how": how}
+    if args.start is not None:
+        return {"from": str(args.start), "sha256": sha256_file(args.start), "how": how, "card": card_of(args.start)}
+    return None
 
 
 def shift_not_digit(member, bias: float) -> None:
@@ -520,6 +566,9 @@ def parse_args(argv=None):
     p.add_argument("--start", type=Path, metavar="MODEL.keras",
                    help="fine-tune this model's members instead of training new ones (its 10-output last layer "
                         "widened to 11 when --reject is on); --members is then theirs")
+    p.add_argument("--networks", metavar="A.keras:N,B.keras:M",
+                   help="like --start, but with the networks picked from models (N: a network's index in its model, "
+                        "from 0), averaged into one model; with --epochs 0 only combined")
     p.add_argument("--not-digit-bias", type=float, default=0.0, metavar="B",
                    help="add B to each member's 'not a digit' logit after fitting (a prior correction; default 0); "
                         "with --start and --epochs 0, only this, no fitting")
@@ -544,8 +593,19 @@ def parse_args(argv=None):
         p.error("--flag-ones must be between 0 and 1")
     if args.flag_ones > 0 and (args.arch != "cnn" or args.no_augment):
         p.error("--flag-ones needs augmentation (the cnn without --no-augment)")
+    if args.networks is not None:
+        if args.start is not None:
+            p.error("--networks and --start: give one of them")
+        try:
+            args.networks = parse_networks(args.networks)
+        except ValueError as exc:
+            p.error(f"--networks {exc}")
+        for path, _ in args.networks:
+            if not path.is_file():
+                p.error(f"--networks {path}: no such file")
+    args.tuning = args.start is not None or args.networks is not None
     if args.lr is None:
-        args.lr = FINE_TUNE_LR if args.start else LEARNING_RATE
+        args.lr = FINE_TUNE_LR if args.tuning else LEARNING_RATE
     args.classes = NUM_CLASSES + (args.reject > 0)
     args.reject_validation = min(REJECT_VALIDATION, max(50, args.reject // 8)) if args.reject > 0 else 0
     if args.reject < 0:
@@ -556,8 +616,8 @@ def parse_args(argv=None):
         p.error("--lowres needs augmentation (the cnn without --no-augment)")
     if args.start is not None and not args.start.is_file():
         p.error(f"--start {args.start}: no such file")
-    if args.epochs < (0 if args.start else 1):
-        p.error("--epochs must be at least 1 (0 with --start: no fitting)")
+    if args.epochs < (0 if args.tuning else 1):
+        p.error("--epochs must be at least 1 (0 with --start or --networks: no fitting)")
     if args.not_digit_bias and args.reject == 0:
         p.error("--not-digit-bias needs the reject class (--reject N)")
     if args.members < 1:
@@ -609,15 +669,15 @@ def main(argv=None) -> int:
           f"lowres={args.lowres} classes={args.classes}", flush=True)
 
     starts: list = [None] * args.members
-    if args.start is not None:
-        loaded = digit_model.load(args.start)
-        if loaded.output_shape[-1] > args.classes:
-            print(f"train.py: error: --start {args.start} gives {loaded.output_shape[-1]} outputs; "
-                  f"this training gives {args.classes}", file=sys.stderr)
+    if args.tuning:
+        try:
+            starts = start_networks(args)
+        except ValueError as exc:
+            print(f"train.py: error: {exc}", file=sys.stderr)
             return 2
-        starts = [widened(m, args.arch, args.classes) for m in members_of(loaded)]
+        source = args.start if args.networks is None else ", ".join(f"{p}:{i}" for p, i in args.networks)
         args.members = len(starts)
-        print(f"fine-tuning the {len(starts)} member(s) of {args.start}" + (" (no fitting: --epochs 0)" if args.epochs == 0 else ""), flush=True)
+        print(f"fine-tuning the {len(starts)} member(s) of {source}" + (" (no fitting: --epochs 0)" if args.epochs == 0 else ""), flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     fit_started = time.time()
@@ -695,13 +755,7 @@ def main(argv=None) -> int:
         "batch_size": args.batch_size,
         "outputs": args.classes,
         "output_meaning": "probabilities of the digits 0-9" + (", then of 'not a digit'" if args.classes > NUM_CLASSES else ""),
-        "start": (
-            {"from": str(args.start), "sha256": sha256_file(args.start),
-             "how": "each member's weights kept; a 10-output last Dense widened to 11 (old columns kept, "
-                    "the new one small random, zero bias); then fine-tuned for --epochs (0: not at all)",
-             "card": {k: v for k, v in digit_model.read_card(args.start).items() if k != "tflite"} or None}
-            if args.start else None
-        ),
+        "start": start_record(args),
         "not_digit_bias": args.not_digit_bias if args.reject else None,
         "optimizer": f"Adam lr {args.lr}, decaying x {decay(args.epochs):.4f} per epoch to {FINAL_LR:.0%} of it",
         "augmentation": (

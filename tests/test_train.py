@@ -191,6 +191,68 @@ def test_fine_tuning_widens_to_a_reject_class(font_npz, tmp_path):
         np.testing.assert_allclose(b1 - b0, [0.0] * 10 + [-2.0], atol=1e-6)
 
 
+@pytest.mark.slow
+def test_networks_picked_from_models_are_combined(font_npz, tmp_path):
+    """--networks A:1,B:0 --epochs 0: one model averaging exactly those networks,
+    each card on record; a network never taught "not a digit" is widened silent."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train import UNTAUGHT_BIAS, members_of
+
+    from digitd import model as digit_model
+
+    a, b = tmp_path / "a" / "a.keras", tmp_path / "b" / "b.keras"
+    for out, seed in ((a, 5), (b, 9)):
+        proc = run_train("--data", font_npz, "--epochs", 1, "--out", out, "--validation", 50, "--members", 2,
+                         "--fonts", 0, "--reject", 0, "--lowres", 0, "--seed", seed)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "ab" / "ab.keras"
+    proc = run_train("--data", font_npz, "--networks", f"{a}:1,{b}:0", "--epochs", 0, "--out", out,
+                     "--validation", 50, "--fonts", 0, "--reject", 200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"fine-tuning the 2 member(s) of {a}:1, {b}:0 (no fitting: --epochs 0)" in proc.stdout
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert [(n["from"], n["network"]) for n in card["start"]["networks"]] == [(str(a), 1), (str(b), 0)]
+    assert card["start"]["networks"][0]["sha256"] == hashlib.sha256(a.read_bytes()).hexdigest()
+    assert card["start"]["networks"][1]["card"]["command"].endswith("--seed 9")
+    assert card["outputs"] == 11 and len(card["members"]) == 2
+
+    picked = [members_of(digit_model.load(a))[1], members_of(digit_model.load(b))[0]]
+    combined = members_of(digit_model.load(out))
+    assert [m.name for m in combined] == ["cnn_0", "cnn_1"]
+    for old, new in zip(picked, combined):
+        for w_old, w_new in zip(old.get_weights()[:-2], new.get_weights()[:-2]):
+            np.testing.assert_array_equal(w_old, w_new)
+        kernel, bias = new.layers[-1].get_weights()
+        np.testing.assert_array_equal(kernel[:, :10], old.layers[-1].get_weights()[0])
+        assert not kernel[:, 10].any() and bias[10] == UNTAUGHT_BIAS
+    with np.load(font_npz) as npz:
+        x = mnist_form_batch(npz["x_test"])
+    together = digit_model.load(out).predict(x, verbose=0)
+    alone = np.mean([m.predict(x, verbose=0) for m in picked], axis=0)
+    np.testing.assert_allclose(together[:, :10], alone, atol=1e-5)
+    assert together[:, 10].max() < 1e-9
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--networks", "models/digitd-cnn-v6.keras"), "--networks 'models/digitd-cnn-v6.keras': expected MODEL.keras:N (N the network's index, from 0)"),
+    (("--networks", "nowhere.keras:0"), "--networks nowhere.keras: no such file"),
+    (("--networks", "models/digitd-cnn-v6.keras:0", "--start", "models/digitd-cnn-v6.keras"),
+     "--networks and --start: give one of them"),
+])
+def test_networks_errors_are_one_line(args, message):
+    proc = run_train(*args, "--epochs", 0, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"train.py: error: {message}"
+
+
+def test_networks_index_past_the_model_is_refused(font_npz, tmp_path):
+    proc = run_train("--data", font_npz, "--networks", "models/digitd-cnn-v6.keras:2", "--epochs", 0, "--reject", 0,
+                     "--fonts", 0, "--validation", 50, "--out", tmp_path / "x.keras", timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "train.py: error: --networks models/digitd-cnn-v6.keras:2: that model has 2 network(s)")
+
+
 def load_train_module():
     import importlib.util
 
@@ -243,7 +305,7 @@ def test_help_names_every_option():
     proc = run_train("--help", timeout=120)
     assert proc.returncode == 0, proc.stderr
     for option in ("--data", "--arch", "--epochs", "--out", "--members", "--fonts", "--reject", "--lowres", "--start",
-                   "--lr", "--not-digit-bias", "--flag-ones"):
+                   "--lr", "--not-digit-bias", "--flag-ones", "--networks"):
         assert f"  {option} " in proc.stdout, option
     assert "decaying to 3% of it" in proc.stdout
 
