@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .layout import (BASELINE, MIN_DIGIT, SPECK_AREA, Glyph, Number, gather_lines, glyph_pieces,
+from .layout import (BASELINE, MIN_DIGIT, SPECK_AREA, SPECK_H, Glyph, Number, gather_lines, glyph_pieces,
                      join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
 from .segment import (SPECK, Components, Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of,
@@ -42,6 +42,16 @@ FRAME = 0.8  # straight runs with this share of their ink along their bounding b
 TYPE_SMALL = 4  # working pixels: glyphs this tall make lines when up is told from down
 ORIENT = 0.1  # feet and heads must differ by this share of the glyphs counted to tell up from down
 UPRIGHT = 0.65  # below this share of across-neighbours the lines may run down the page
+TYPE_VOTE = 4  # feet on the baseline outnumbering heads on one line by this many at least tell up from down
+MARGIN = 3  # working pixels: runs this far apart in height stand on other lines
+MARGIN_TOL = 1  # ... and share a margin when they start (or end) within this
+MARGIN_VOTE = 3  # runs flush left outnumbering those flush right by this many tell up from down
+RULE_REACH = 3  # working pixels: a rule nearer the feet (or heads) of digits by this is the one they stand on (hang from)
+RULE_TOUCH = 0.25  # ... within this share of their height (a box's edges round them lie farther)
+RULE_ALONG = 0.5  # ... along this share of them at least (a faint rule is broken into dashes)
+RULED_SHEET = 0.5  # thin straight lines this share of the page long at least are a ruled sheet's
+THIN_LINE = 0.05  # ... no wider than this share of their length
+RULE_VOTE = 1  # numbers standing on rules outnumbering those hanging from them by this many tell up from down
 
 
 @dataclass(frozen=True)
@@ -468,11 +478,19 @@ def turn_clockwise(planes: list[np.ndarray], back: np.ndarray, quarters: int) ->
 
 
 def upside_down(found: list[Glyph], ruled: np.ndarray) -> bool | None:
-    """Whether the page's type stands on its heads (the page turned half round).
-    Type lines up its feet on the baseline more than its heads (small letters
-    and capitals stop at two heights): over every run of glyphs, feet on the
-    run's median foot against heads on its median head. None when that does not
-    tell (handwriting alone, capitals alone)."""
+    """Whether the page stands on its head (turned half round): the votes of
+    its type (:func:`type_vote`), its margin (:func:`margin_vote`) and its
+    rules (:func:`rule_vote`). None when they do not tell (a few numbers
+    alone)."""
+    votes = type_vote(found, ruled) + margin_vote(found, ruled) + rule_vote(found, ruled)
+    return None if votes == 0 else votes < 0
+
+
+def type_vote(found: list[Glyph], ruled: np.ndarray) -> int:
+    """+1 when type lines up its feet on the baseline more than its heads
+    (small letters and capitals stop at two heights), -1 for the other way,
+    0 when that does not tell (handwriting alone, capitals alone): over every
+    run of glyphs, feet on the run's median foot against heads on its median head."""
     feet = heads = counted = 0
     for line in gather_lines(found, TYPE_SMALL):  # small type too
         for run in split_numbers(join_pieces(line), ruled):
@@ -484,31 +502,115 @@ def upside_down(found: list[Glyph], ruled: np.ndarray) -> bool | None:
             feet += sum(abs(b - foot) <= BASELINE for b in bottoms)
             heads += sum(abs(t - head) <= BASELINE for t in tops)
             counted += len(run)
-    if abs(feet - heads) < max(6, ORIENT * counted):
-        return None
-    return heads > feet
+    if abs(feet - heads) < max(TYPE_VOTE, ORIENT * counted):
+        return 0
+    return 1 if feet > heads else -1
+
+
+def margin_vote(found: list[Glyph], ruled: np.ndarray) -> int:
+    """+1 when more runs of glyphs start at a margin they share with runs on
+    other lines (labels and text set flush left) than end at one, -1 for the
+    other way round (flush right: the page turned half round)."""
+    runs = []
+    for line in gather_lines(found, TYPE_SMALL):
+        for run in split_numbers(join_pieces(line), ruled):
+            run = [g for g in run if g.h >= SPECK_H and g.w <= 3 * g.h]  # not a rule's leftover dashes
+            if len(run) >= 3:
+                runs.append((run[0].x, run[-1].x + run[-1].w, run[0].y))
+    if len(runs) < 2:
+        return 0
+    lefts, rights, rows = (np.array(v) for v in zip(*runs))
+    apart = np.abs(rows[:, None] - rows[None, :]) > MARGIN
+    def flush(ends: np.ndarray) -> int:
+        return int(((np.abs(ends[:, None] - ends[None, :]) <= MARGIN_TOL) & apart).any(axis=1).sum())
+    left, right = flush(lefts), flush(rights)
+    if abs(left - right) < MARGIN_VOTE:
+        return 0
+    return 1 if left > right else -1
+
+
+def rule_vote(found: list[Glyph], ruled: np.ndarray) -> int:
+    """+1 when more numbers stand on a rule (an underline, a ruled line nearer
+    their feet than their heads) than hang from one, -1 for the other way round."""
+    tall = MIN_DIGIT * max(ruled.shape)
+    lines = cv2.dilate(ruled, _line(1, 3))  # a rule left a little turned spans rows
+    on = under = 0
+    for line in gather_lines(found, tall):
+        for run in split_numbers(join_pieces(line), ruled):
+            big = [g for g in run if g.h >= tall]
+            if big:
+                side = rule_side(lines, run[0].x, run[-1].x + run[-1].w, int(middle([g.y for g in big])),
+                                 int(middle([g.y + g.h for g in big])))
+                on += side > 0
+                under += side < 0
+    if abs(on - under) < RULE_VOTE:
+        return 0
+    return 1 if on > under else -1
+
+
+def rule_side(lines: np.ndarray, x0: int, x1: int, head: int, foot: int) -> int:
+    """+1 when a number stands on a rule (one under its feet within ``RULE_TOUCH``
+    of its height, nearer them by ``RULE_REACH`` than any over its heads is to
+    them), -1 when it hangs from one (the same, upside down), 0 when neither
+    (no rule near, or a box round it: walls beside it)."""
+    h = foot - head
+    walls = np.concatenate([lines[head:foot, max(0, x0 - h) : x0], lines[head:foot, x1 : x1 + h]], axis=1)
+    if walls.size and int(walls.sum(axis=0).max()) >= 0.6 * h:  # a box's or a comb's walls beside it
+        return 0
+    top, bottom = max(0, head - h), min(lines.shape[0], foot + h)
+    rows = np.flatnonzero(lines[top:bottom, x0:x1].mean(axis=1) >= RULE_ALONG) + top
+    below = rows[(rows >= foot - RULE_REACH) & (rows > head + h // 2)]
+    above = rows[(rows <= head + RULE_REACH) & (rows < foot - h // 2)]
+    gap_below = int(below.min()) - foot if below.size else h
+    gap_above = head - int(above.max()) if above.size else h
+    touch = max(RULE_REACH, RULE_TOUCH * h)
+    if gap_below <= touch and gap_below + RULE_REACH <= gap_above:
+        return 1
+    if gap_above <= touch and gap_above + RULE_REACH <= gap_below:
+        return -1
+    return 0
+
+
+def rules_run_down(mask: np.ndarray) -> bool:
+    """Whether the page's long straight lines (``RULED_SHEET`` of its height or
+    width, thin) run down it rather than across, ``COMB_TICKS`` of them at
+    least: ruled paper turned a quarter."""
+    n, _, stats = components(mask)
+    H, W = mask.shape
+    w, h = stats[1:, 2], stats[1:, 3]
+    down = int(np.sum((h >= RULED_SHEET * H) & (w <= THIN_LINE * h)))
+    across = int(np.sum((w >= RULED_SHEET * W) & (h <= THIN_LINE * w)))
+    return down >= COMB_TICKS and down > 2 * across
+
+
+def straighten(mask: np.ndarray, ratio: np.ndarray, back: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The page deskewed (:func:`estimate_skew`): (mask, soft ink, the scan's edge
+    in it, ``back`` extended to map its pixels to the scan's, skew applied)."""
+    angle = estimate_skew(mask)
+    if abs(angle) < MIN_SKEW:
+        return mask, ratio, np.zeros_like(mask), back, 0.0
+    mask, ratio, edge, turned = deskew(mask, ratio, angle)
+    return mask, ratio, edge, (np.vstack([back, [0, 0, 1]]) @ np.vstack([turned, [0, 0, 1]]))[:2], round(angle, 1)
 
 
 def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
                mark_h: float = 0.0) -> tuple[Frame, list[Glyph], float, int, tuple[str, ...]]:
     """The page upright: (frame, its pieces, skew applied, rotation applied, doubts).
 
-    Lines running down the page are turned a quarter clockwise; then type, if
-    any, tells a page upside down, which is turned half round. A quarter turn
-    that no type confirms leaves the doubt "may be rotated" (a digit upside
-    down is the model's to tell)."""
-    angle = estimate_skew(mask)
-    back = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
-    skew = 0.0
-    edge = np.zeros_like(mask)  # the scan's own edge is the frame's until it is turned
-    if abs(angle) >= MIN_SKEW:
-        mask, ratio, edge, back = deskew(mask, ratio, angle)
-        skew = round(angle, 1)
+    Lines running down the page are turned a quarter clockwise (the scan
+    turned, then deskewed: its skew is told by its lines once they run
+    across); then the page's type, margin and rules tell a page upside
+    down, which is turned half round. A quarter turn they do not confirm
+    leaves the doubt "may be rotated" (a digit upside down is the model's to tell)."""
+    scan_mask, scan_ratio = mask, ratio
+    mask, ratio, edge, back, skew = straighten(mask, ratio, np.array([[1, 0, 0], [0, 1, 0]], np.float64))
     clean, ruled = remove_rules(mask, mark_h, ratio)
     labels, found = glyph_pieces(clean, mark_h, edge)
     rotation = 0
-    if lines_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
-        (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 1)
+    if lines_run_down(found) or rules_run_down(mask):  # turned, the rules are found again (a comb's ticks stand on its foot)
+        (mask, ratio), back = turn_clockwise([scan_mask, scan_ratio], np.array([[1, 0, 0], [0, 1, 0]], np.float64), 1)
+        mask, ratio, edge, back, skew = straighten(mask, ratio, back)
         clean, ruled = remove_rules(mask, mark_h, ratio)
         labels, found = glyph_pieces(clean, mark_h, edge)
         rotation = 90
