@@ -4,7 +4,8 @@ Files of ``scripts/pages.py --set turned`` (each made from its own seed, as the
 script makes it, and saved in its format), read through ``find_numbers``: a
 form turned three quarters (its small type tells up from down by its margin
 and its feet at the working resolution), ruled sheets turned half round and a
-quarter (no type: the rules run down the page, the writing stands on them).
+quarter (no type: the rules run down the page, the writing stands on them), a
+form whose small bold type runs its letters together into words standing up.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def turned_file(bank, tmp_path, seed: int, index: int) -> tuple[list, list[dict]
     (11, 4, [180, 270, 270]),  # a ruled sheet half round; forms of small type three quarters
     (11, 5, [270]),
     (53, 7, [180, 180, 90]),  # a form, a ruled sheet half round, a ruled sheet a quarter
+    (41, 9, [90]),  # a form of bold small type, its words run together standing up
 ])
 def test_turned_pages_are_read_upright(bank, tmp_path, seed, index, rotations):
     read, labels = turned_file(bank, tmp_path, seed, index)

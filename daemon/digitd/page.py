@@ -41,6 +41,7 @@ THICK = 4  # strokes this thick (working pixels) are a pen's or a logo's, not a 
 FRAME = 0.8  # straight runs with this share of their ink along their bounding box's edges outline a box
 TYPE_SMALL = 4  # working pixels: glyphs this tall make lines when up is told from down
 ORIENT = 0.1  # feet and heads must differ by this share of the glyphs counted to tell up from down
+TALL_WORDS = 3  # words run together standing up this many times as many as lying down: type turned a quarter
 UPRIGHT = 0.65  # below this share of across-neighbours the lines may run down the page
 TYPE_VOTE = 4  # feet on the baseline outnumbering heads on one line by this many at least tell up from down
 MARGIN = 3  # working pixels: runs this far apart in height stand on other lines
@@ -449,12 +450,16 @@ def outlines_box(own: np.ndarray, area: int) -> bool:
 
 def lines_run_down(found: list[Glyph]) -> bool:
     """Whether the page's marks neighbour each other down the page rather than
-    across, and lie on their sides (wider than tall, as digits and letters are
-    not): lines of text turned a quarter. A column of digits one under the
-    other stands upright. False when too few to tell."""
+    across, and lie on their sides: wider than tall, as digits and letters are
+    not, or words run together standing up (``TALL_WORDS`` times as many as
+    lying down): lines of text turned a quarter. A column of digits one under
+    the other stands upright. False when too few to tell."""
     marks = [g for g in found if max(g.w, g.h) >= 4]
     single = [g.w / g.h for g in marks if max(g.w, g.h) <= 2 * min(g.w, g.h)]  # not words run together
-    if len(marks) < 8 or not single or middle(single) <= 1.0:
+    if len(marks) < 8 or not single:
+        return False
+    standing = sum(g.h > 2 * g.w for g in marks)
+    if middle(single) <= 1.0 and not (standing >= 8 and standing >= TALL_WORDS * sum(g.w > 2 * g.h for g in marks)):
         return False
     pts = np.array([(g.x + g.w / 2, g.y + g.h / 2) for g in marks], np.float32)
     pts = pts[:: max(1, len(pts) // 200)]
@@ -575,12 +580,11 @@ def rules_run_down(mask: np.ndarray) -> bool:
     """Whether the page's long straight lines (``RULED_SHEET`` of its height or
     width, thin) run down it rather than across, ``COMB_TICKS`` of them at
     least: ruled paper turned a quarter."""
-    n, _, stats = components(mask)
+    stats = components(mask)[2][1:]
     H, W = mask.shape
-    w, h = stats[1:, 2], stats[1:, 3]
+    w, h = stats[:, 2], stats[:, 3]
     down = int(np.sum((h >= RULED_SHEET * H) & (w <= THIN_LINE * h)))
-    across = int(np.sum((w >= RULED_SHEET * W) & (h <= THIN_LINE * w)))
-    return down >= COMB_TICKS and down > 2 * across
+    return down >= COMB_TICKS and down > 2 * int(np.sum((w >= RULED_SHEET * W) & (h <= THIN_LINE * w)))
 
 
 def straighten(mask: np.ndarray, ratio: np.ndarray, back: np.ndarray
