@@ -507,7 +507,8 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     digits: list[Glyph] = []
     separators: list[tuple[int, str]] = []
     unread = lead = 0
-    for g, m, sl in zip(run, main, slash):
+    skip = label_marks(run, inner[0], digit_h)
+    for g, m, sl in zip(run[skip:], main[skip:], slash[skip:]):
         if m and not sl:
             digits.append(g)
             continue
@@ -525,6 +526,13 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     if not well_formed(separators, len(digits)):
         doubts += ("separators that make no number",)
     return Number(digits=tuple(digits), separators=tuple(separators), doubts=doubts)
+
+
+def label_marks(run: list[Glyph], first: int, digit_h: float) -> int:
+    """How many of the marks before a run's first digit (``first``) are a label's
+    run into the number: all of them when one is a word (longer than a minus
+    can be, ``MINUS_LONG``), none otherwise ('Total: 513' is no '-513')."""
+    return first if any(g.w > MINUS_LONG * digit_h for g in run[:first]) else 0
 
 
 def well_formed(separators: list[tuple[int, str]], count: int) -> bool:
