@@ -2,14 +2,19 @@
 
 Glyphs drawn into a label image as in ``test_page_lines``: a short label's
 words set small and bold, run together (flat marks), before the digits of a
-number: the end of the label is no minus.
+number: the end of the label is no minus. A page of ``scripts/pages.py``
+whose decimal point stood on an underline and went with it: the number is
+uncertain, not read whole under ``ok``.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from digitd.layout import read_number
+from digitd.page import find_numbers
+from pageset_support import load_bank, script, set_file
 from test_page_lines import glyphs_of
 
 
@@ -33,3 +38,31 @@ def test_a_minus_alone_before_the_digits_is_kept():
     cv2.ellipse(labels, (140, 25), (9, 15), 0, 0, 360, 3, 2)
     number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
     assert number is not None and number.separators == ((0, "-"),)
+
+
+@pytest.fixture(scope="module")
+def bank(mnist_path):
+    bank = load_bank(mnist_path)
+    if bank is None:
+        pytest.skip("real-dev digits not found")
+    return bank
+
+
+def overlap(a, b) -> float:
+    """Intersection over union of two boxes (x, y, w, h)."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0, w) * max(0, h)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_a_point_taken_out_with_the_underline_under_it_makes_the_number_uncertain(bank, tmp_path):
+    """File page-0021 of ``pages.py --seed 5``, page 2: '631.24' written on an
+    underline, its point sitting on the line and taken out with it. The
+    number's five digits are read, and the point's loss is a doubt."""
+    read, labels = set_file(bank, tmp_path, 5, "page-", 21, script.make_form)
+    label = next(n for n in labels[1]["numbers"] if n["text"] == "631.24")
+    found = find_numbers(read[1].scan)
+    number = max(found.numbers, key=lambda n: overlap(n.box, label["box"]))
+    assert overlap(number.box, label["box"]) > 0.5
+    assert (len(number.marks), number.separators, number.doubts) == (5, (), ("a mark between digits was not read",))

@@ -10,37 +10,17 @@ form whose small bold type runs its letters together into words standing up.
 
 from __future__ import annotations
 
-import zlib
-
-import numpy as np
 import pytest
-from digitd.imageio import pages as decoded_pages
-from digitd.imageio import read_bytes
 from digitd.page import find_numbers
-from conftest import find_real_dev
-from test_pages_script import load_script
-
-script = load_script("pages")
+from pageset_support import load_bank, script, set_file
 
 
 @pytest.fixture(scope="module")
 def bank(mnist_path):
-    real = find_real_dev()
-    if real is None:
+    bank = load_bank(mnist_path)
+    if bank is None:
         pytest.skip("real-dev digits not found")
-    return script.load_bank(mnist_path, real)
-
-
-def turned_file(bank, tmp_path, seed: int, index: int) -> tuple[list, list[dict]]:
-    """File ``turn-{index:04d}`` of the turned set of ``seed``: its decoded pages and their labels."""
-    rng = np.random.default_rng([seed, zlib.crc32(b"turn-"), index])
-    fmt = script.pick_format(rng)
-    n = int(rng.integers(1, 4)) if fmt in ("pdf", "tiff") else 1
-    photo = fmt == "jpeg" and rng.random() < 0.3
-    images, entries, dpi = script.make_document(bank, rng, n, script.make_turned, fmt, photo)
-    path = tmp_path / f"turn-{index:04d}{script.EXT[fmt]}"
-    script.save(path, images, fmt, dpi, rng)
-    return list(decoded_pages(read_bytes(path, 1 << 30), 10**9)), entries
+    return bank
 
 
 @pytest.mark.parametrize(("seed", "index", "rotations"), [
@@ -50,7 +30,7 @@ def turned_file(bank, tmp_path, seed: int, index: int) -> tuple[list, list[dict]
     (41, 9, [90]),  # a form of bold small type, its words run together standing up
 ])
 def test_turned_pages_are_read_upright(bank, tmp_path, seed, index, rotations):
-    read, labels = turned_file(bank, tmp_path, seed, index)
+    read, labels = set_file(bank, tmp_path, seed, "turn-", index, script.make_turned)
     assert [label["rotation"] for label in labels] == rotations
     found = [find_numbers(page.scan) for page in read]
     assert [f.rotation for f in found] == rotations

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .layout import (BASELINE, MIN_DIGIT, SPECK_AREA, SPECK_H, Glyph, Number, gather_lines, glyph_pieces,
+from .layout import (BASELINE, DOT, MIN_DIGIT, SPECK_AREA, SPECK_H, Glyph, Number, gather_lines, glyph_pieces,
                      join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
 from .segment import (SPECK, Components, Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of,
                       median)
 
+UNREAD = "a mark between digits was not read"
+POINT_TALL = 0.35  # a point taken out with the rule under it stands at most this high (of the digits' height)
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
 LINE_GAP = 0.4  # rows this much of the tallest mark apart part two lines of marks (a broken digit's strokes lie closer)
 SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
@@ -104,7 +106,7 @@ def crop_separators(mask: np.ndarray, count: int, comps: Components | None = Non
         return (), ()
     if len(number.digits) == count:
         return number.separators, number.doubts
-    return (), ("a mark between digits was not read",)
+    return (), (UNREAD,)
 
 
 def enclosing(boxes: list[Box]) -> Box:
@@ -651,8 +653,11 @@ def mark_glyph(frame: Frame, g: Glyph) -> Mark:
 
 
 def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
+    """A number's record: its digits' marks, its box in the scan's pixels, its separators and doubts."""
     marks = tuple(mark_glyph(frame, g) for g in number.digits)
     doubts = number.doubts
+    if UNREAD not in doubts and mark_on_rule(frame.ruled, number):
+        doubts += (UNREAD,)
     if len(marks) > max_digits:
         doubts += (f"longer than max_digits ({max_digits}): all {len(marks)} digits kept",)
     x0 = min(g.x for g in number.digits)
@@ -661,6 +666,34 @@ def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
     y1 = max(g.y + g.h for g in number.digits)
     return Found(marks=marks, box=page_box(frame, x0, y0, x1 - x0, y1 - y0),
                  separators=number.separators, doubts=doubts)
+
+
+def mark_on_rule(ruled: np.ndarray, number: Number) -> bool:
+    """Whether a mark between two digits (a point, a comma's dot) stood on the rule
+    under them and was taken out with it: the rule taken out stands taller there,
+    by ``DOT`` of the digits' height (two pixels at least) to ``POINT_TALL`` of it
+    (taller: a comb's tick), across two columns or more."""
+    digits = sorted(number.digits, key=lambda g: g.x)
+    h = middle([g.h for g in digits])
+    foot = int(middle([g.y + g.h for g in digits]))
+    band = ruled[max(0, foot - int(h // 2)) : foot + RULE_REACH + 1]
+    x0, x1 = digits[0].x, digits[-1].x + digits[-1].w
+    cols = band[:, x0:x1]
+    inked = cols.any(axis=0)
+    if band.size == 0 or inked.mean() < RULE_ALONG:
+        return False
+    tops = np.argmax(cols, axis=0)  # each column's highest pixel taken out
+    line = middle(tops[inked].tolist())
+    read = {k for k, _ in number.separators}
+    for k, (a, b) in enumerate(zip(digits, digits[1:]), 1):
+        if k in read:  # its mark was read: what the rule took is its foot
+            continue
+        gap = tops[a.x + a.w + 1 - x0 : b.x - 1 - x0]
+        held = inked[a.x + a.w + 1 - x0 : b.x - 1 - x0]
+        rise = line - gap
+        if int(np.sum(held & (rise >= max(2.0, DOT * h)) & (rise <= POINT_TALL * h))) >= 2:
+            return True
+    return False
 
 
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
