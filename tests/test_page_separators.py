@@ -66,3 +66,21 @@ def test_a_point_taken_out_with_the_underline_under_it_makes_the_number_uncertai
     number = max(found.numbers, key=lambda n: overlap(n.box, label["box"]))
     assert overlap(number.box, label["box"]) > 0.5
     assert (len(number.marks), number.separators, number.doubts) == (5, (), ("a mark between digits was not read",))
+
+
+def test_a_leaning_one_beside_a_dates_slash_leaves_the_date_its_two_slashes():
+    """'24/03/1996' whose slashes lean little, its '1' leaning as much: of the
+    three leaning strokes, the two that cut the date are its slashes."""
+    labels = np.zeros((70, 420), np.int32)
+    x, k = 20, 1
+    for ch in "24/03/1996":
+        if ch.isdigit() and ch != "1":
+            cv2.ellipse(labels, (x + 9, 35), (9, 15), 0, 0, 360, k, 2)
+            x += 30
+        else:  # a stroke leaning 15 degrees: a slash, or a '1' as tall as the digits
+            cv2.line(labels, (x, 52 if ch == "/" else 50), (x + 9, 18 if ch == "/" else 20), k, 2)
+            x += 22
+        k += 1
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and len(number.digits) == 8
+    assert (number.separators, number.doubts) == (((2, "/"), (4, "/")), ())

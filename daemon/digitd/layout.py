@@ -643,8 +643,8 @@ def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h
     """Which of a run's glyphs are a date's slashes. A thin stroke leaning right
     is a slash between digits when it reaches beyond them (taller than they
     are), or when two such strokes (leaning less will do) cut the digits as a
-    date does (1-2, 1-2, 2-4 digits); otherwise it is a leaning '1', as it is
-    at either end."""
+    date does (1-2, 1-2, 2-4 digits; of more such strokes, the two tallest that
+    do: :func:`date_pair`); otherwise it is a leaning '1', as it is at either end."""
     axes = [_axis(g, labels) if m and g.w >= 0.2 * g.h else (0.0, 1.0) for g, m in zip(run, main)]
     strong = [t >= SLASH_TILT and th <= SLASH_THIN for t, th in axes]
     weak = [t >= DATE_TILT and th <= DATE_THIN for t, th in axes]
@@ -656,10 +656,27 @@ def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h
         groups = [sum(1 for d in digits if lo < d < hi) for lo, hi in zip([-1, *inside], [*inside, len(run)])]
         if len(inside) == 2 and 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4:
             return [i in inside for i in range(len(run))]
+        pair = date_pair(run, main, inside) if len(inside) > 2 else None
+        if pair is not None:  # a leaning '1' beside a slash: the two tallest strokes that make a date
+            return [i in pair for i in range(len(run))]
     digits = [i for i, m in enumerate(main) if m and not strong[i]]
     if not digits:
         return [False] * len(run)
     return [strong[i] and digits[0] < i < digits[-1] and run[i].h >= SLASH_TALL * digit_h for i in range(len(run))]
+
+
+def date_pair(run: list[Glyph], main: list[bool], inside: list[int]) -> tuple[int, int] | None:
+    """Of more than two leaning strokes between a run's digits, the two that cut
+    its digits (the other strokes counted as digits, leaning '1's) as a date
+    does (1-2, 1-2, 2-4 digits), the tallest such two; None when no two do."""
+    pairs = sorted(((a, b) for k, a in enumerate(inside) for b in inside[k + 1 :]),
+                   key=lambda p: -(run[p[0]].h + run[p[1]].h))
+    for a, b in pairs:
+        digits = [i for i, m in enumerate(main) if m and i not in (a, b)]
+        groups = [sum(1 for d in digits if lo < d < hi) for lo, hi in ((-1, a), (a, b), (b, len(run)))]
+        if 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4:
+            return a, b
+    return None
 
 
 def may_be_minus(g: Glyph, line_top: int, line_bottom: int, digit_h: float) -> bool:
