@@ -5,7 +5,8 @@ script makes it, and saved in its format), read through ``find_numbers``: a
 form turned three quarters (its small type tells up from down by its margin
 and its feet at the working resolution), ruled sheets turned half round and a
 quarter (no type: the rules run down the page, the writing stands on them), a
-form whose small bold type runs its letters together into words standing up.
+form whose small bold type runs its letters together into words standing up,
+a ruled sheet a quarter round whose faint slanting rules are only dashes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def bank(mnist_path):
     (11, 5, [270]),
     (53, 7, [180, 180, 90]),  # a form, a ruled sheet half round, a ruled sheet a quarter
     (41, 9, [90]),  # a form of bold small type, its words run together standing up
+    (53, 12, [90, 90]),  # a form; a ruled sheet whose faint rules, left slanting, are dashes
 ])
 def test_turned_pages_are_read_upright(bank, tmp_path, seed, index, rotations):
     read, labels = set_file(bank, tmp_path, seed, "turn-", index, script.make_turned)

@@ -53,6 +53,8 @@ RULE_REACH = 3  # working pixels: a rule nearer the feet (or heads) of digits by
 RULE_TOUCH = 0.25  # ... within this share of their height (a box's edges round them lie farther)
 RULE_ALONG = 0.5  # ... along this share of them at least (a faint rule is broken into dashes)
 RULED_SHEET = 0.5  # thin straight lines this share of the page long at least are a ruled sheet's
+DASHES = 100  # a page strewn with this many dashes of faint rules (down or across) at least is a ruled sheet
+THIN_DASH = 3  # working pixels: a faint rule's dash is this thin at most
 THIN_LINE = 0.05  # ... no wider than this share of their length
 RULE_VOTE = 1  # numbers standing on rules outnumbering those hanging from them by this many tell up from down
 
@@ -589,6 +591,16 @@ def rules_run_down(mask: np.ndarray) -> bool:
     return down >= COMB_TICKS and down > 2 * int(np.sum((w >= RULED_SHEET * W) & (h <= THIN_LINE * w)))
 
 
+def dashes_run_down(found: list[Glyph]) -> bool:
+    """Whether the page is strewn with the dashes of faint rules running down it
+    (thin pieces four times as tall as wide, ``DASHES`` of them at least and ten
+    times as many as lying down) that no rule down was found in: a ruled sheet
+    turned a quarter, its lines left slanting."""
+    down = sum(g.w <= THIN_DASH and g.h >= 4 * g.w for g in found)
+    across = sum(g.h <= THIN_DASH and g.w >= 4 * g.h for g in found)
+    return down >= DASHES and down >= 10 * across
+
+
 def straighten(mask: np.ndarray, ratio: np.ndarray, back: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """The page deskewed (:func:`estimate_skew`): (mask, soft ink, the scan's edge
@@ -614,7 +626,7 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
     clean, ruled = remove_rules(mask, mark_h, ratio)
     labels, found = glyph_pieces(clean, mark_h, edge)
     rotation = 0
-    if lines_run_down(found) or rules_run_down(mask):  # turned, the rules are found again (a comb's ticks stand on its foot)
+    if lines_run_down(found) or rules_run_down(mask) or dashes_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
         (mask, ratio), back = turn_clockwise([scan_mask, scan_ratio], np.array([[1, 0, 0], [0, 1, 0]], np.float64), 1)
         mask, ratio, edge, back, skew = straighten(mask, ratio, back)
         clean, ruled = remove_rules(mask, mark_h, ratio)
