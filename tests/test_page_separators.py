@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from digitd.layout import read_number
+from digitd.layout import Glyph, gather_lines, read_number
 from digitd.page import find_numbers
 from pageset_support import load_bank, script, set_file
 from test_page_lines import glyphs_of
@@ -84,3 +84,15 @@ def test_a_leaning_one_beside_a_dates_slash_leaves_the_date_its_two_slashes():
     number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
     assert number is not None and len(number.digits) == 8
     assert (number.separators, number.doubts) == (((2, "/"), (4, "/")), ())
+
+
+def test_a_comma_hanging_low_below_its_digits_stays_on_their_line():
+    """A comma whose top reaches a fifth of its height into the digits' rows
+    (a cropped '502,594', the crop read as a page) joins their line; it is
+    not a line, and a number, of its own."""
+    digits = [Glyph(x, y, w, h, w * h // 3, (i,)) for i, (x, y, w, h) in enumerate(
+        [(160, 163, 60, 35), (231, 163, 47, 36), (286, 166, 45, 33), (356, 165, 26, 34), (397, 163, 33, 36),
+         (446, 160, 33, 38)], 1)]
+    comma = Glyph(340, 195, 7, 14, 60, (7,))
+    lines = gather_lines([*digits, comma], 4.9)
+    assert [[g.labels[0] for g in line] for line in lines] == [[1, 2, 3, 7, 4, 5, 6]]

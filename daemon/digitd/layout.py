@@ -34,6 +34,7 @@ BLOCK_ASPECT = 0.5  # ... as wide as this of its height at least (a '1' is a thi
 FILLED = 0.7  # a glyph about as wide as tall that inks this share of its box is a logo's block (a pen leaves it open)
 HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this share of its size (a marker's is half)
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
+COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
 PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
@@ -144,7 +145,7 @@ def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
     def joins(p: Glyph, j: int) -> bool:
         top, bottom = bands[j]
         over = min(bottom, p.y + p.h) - p.y
-        return over >= 0.5 * min(p.h, bottom - top) or (over >= 0.3 * p.h and p.h < 0.5 * (bottom - top))
+        return over >= 0.5 * min(p.h, bottom - top) or (over >= COMMA_TOP * p.h and p.h < 0.5 * (bottom - top))
 
     for p in sorted((p for p in found if p.h >= tall), key=lambda p: p.y):
         if bands and joins(p, len(bands) - 1):
