@@ -96,3 +96,16 @@ def test_a_comma_hanging_low_below_its_digits_stays_on_their_line():
     comma = Glyph(340, 195, 7, 14, 60, (7,))
     lines = gather_lines([*digits, comma], 4.9)
     assert [[g.labels[0] for g in line] for line in lines] == [[1, 2, 3, 7, 4, 5, 6]]
+
+
+def test_a_point_too_small_for_a_glyph_at_the_digits_feet_makes_the_number_uncertain(bank, tmp_path):
+    """File page-0002 of ``pages.py --seed 11``: '406.84' written on a ruled
+    sheet, its point three working pixels (dust to the glyph finder) between
+    the 6 and the 8 at their feet. The five digits are read, the point's loss
+    is a doubt."""
+    read, labels = set_file(bank, tmp_path, 11, "page-", 2, script.make_form)
+    label = next(n for n in labels[0]["numbers"] if n["text"] == "406.84")
+    found = find_numbers(read[0].scan)
+    number = max(found.numbers, key=lambda n: overlap(n.box, label["box"]))
+    assert overlap(number.box, label["box"]) > 0.5
+    assert (len(number.marks), number.separators, number.doubts) == (5, (), ("a mark between digits was not read",))

@@ -22,6 +22,7 @@ from .segment import (SPECK, Components, Ink, components, digits_of_mask, ink_ma
                       median)
 
 UNREAD = "a mark between digits was not read"
+SPECK_POINT = 2  # working pixels of ink between two digits at their feet: a point too small to be a glyph
 POINT_TALL = 0.35  # a point taken out with the rule under it stands at most this high (of the digits' height)
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
 LINE_GAP = 0.4  # rows this much of the tallest mark apart part two lines of marks (a broken digit's strokes lie closer)
@@ -668,7 +669,7 @@ def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
     """A number's record: its digits' marks, its box in the scan's pixels, its separators and doubts."""
     marks = tuple(mark_glyph(frame, g) for g in number.digits)
     doubts = number.doubts
-    if UNREAD not in doubts and mark_on_rule(frame.ruled, number):
+    if UNREAD not in doubts and (mark_on_rule(frame.ruled, number) or speck_at_feet(frame.mask, frame.ruled, number)):
         doubts += (UNREAD,)
     if len(marks) > max_digits:
         doubts += (f"longer than max_digits ({max_digits}): all {len(marks)} digits kept",)
@@ -704,6 +705,26 @@ def mark_on_rule(ruled: np.ndarray, number: Number) -> bool:
         held = inked[a.x + a.w + 1 - x0 : b.x - 1 - x0]
         rise = line - gap
         if int(np.sum(held & (rise >= max(2.0, DOT * h)) & (rise <= POINT_TALL * h))) >= 2:
+            return True
+    return False
+
+
+def speck_at_feet(mask: np.ndarray, ruled: np.ndarray, number: Number) -> bool:
+    """Whether ink too small to be a glyph (a point of two or three working
+    pixels: dust to :func:`digitd.layout.glyph_pieces`) lies between two digits,
+    where no separator was read, at their feet (the lowest ``POINT_TALL`` of
+    their height), clear of the rules taken out (not what is left of them) and
+    two pixels from either digit (not a fragment of one)."""
+    digits = sorted(number.digits, key=lambda g: g.x)
+    h = middle([g.h for g in digits])
+    foot = int(middle([g.y + g.h for g in digits]))
+    read = {k for k, _ in number.separators}
+    for k, (a, b) in enumerate(zip(digits, digits[1:]), 1):
+        if k in read or b.x - (a.x + a.w) < 5:
+            continue
+        rows, cols = slice(foot - int(POINT_TALL * h), foot + 1), slice(a.x + a.w + 2, b.x - 2)  # not a digit's fragment
+        clear = cv2.dilate(ruled[rows.start - 1 : rows.stop + 1, cols.start - 1 : cols.stop + 1], _line(3, 3))[1:-1, 1:-1]
+        if int(np.count_nonzero(mask[rows, cols] & (clear ^ 1))) >= SPECK_POINT:
             return True
     return False
 
