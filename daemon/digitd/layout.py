@@ -34,6 +34,7 @@ BLOCK_ASPECT = 0.5  # ... as wide as this of its height at least (a '1' is a thi
 FILLED = 0.7  # a glyph about as wide as tall that inks this share of its box is a logo's block (a pen leaves it open)
 HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this share of its size (a marker's is half)
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
+COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
 PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
@@ -144,7 +145,7 @@ def gather_lines(found: list[Glyph], tall: float) -> list[list[Glyph]]:
     def joins(p: Glyph, j: int) -> bool:
         top, bottom = bands[j]
         over = min(bottom, p.y + p.h) - p.y
-        return over >= 0.5 * min(p.h, bottom - top) or (over >= 0.3 * p.h and p.h < 0.5 * (bottom - top))
+        return over >= 0.5 * min(p.h, bottom - top) or (over >= COMMA_TOP * p.h and p.h < 0.5 * (bottom - top))
 
     for p in sorted((p for p in found if p.h >= tall), key=lambda p: p.y):
         if bands and joins(p, len(bands) - 1):
@@ -507,7 +508,8 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     digits: list[Glyph] = []
     separators: list[tuple[int, str]] = []
     unread = lead = 0
-    for g, m, sl in zip(run, main, slash):
+    skip = label_marks(run, inner[0], digit_h)
+    for g, m, sl in zip(run[skip:], main[skip:], slash[skip:]):
         if m and not sl:
             digits.append(g)
             continue
@@ -525,6 +527,13 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     if not well_formed(separators, len(digits)):
         doubts += ("separators that make no number",)
     return Number(digits=tuple(digits), separators=tuple(separators), doubts=doubts)
+
+
+def label_marks(run: list[Glyph], first: int, digit_h: float) -> int:
+    """How many of the marks before a run's first digit (``first``) are a label's
+    run into the number: all of them when one is a word (longer than a minus
+    can be, ``MINUS_LONG``), none otherwise ('Total: 513' is no '-513')."""
+    return first if any(g.w > MINUS_LONG * digit_h for g in run[:first]) else 0
 
 
 def well_formed(separators: list[tuple[int, str]], count: int) -> bool:
@@ -635,8 +644,8 @@ def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h
     """Which of a run's glyphs are a date's slashes. A thin stroke leaning right
     is a slash between digits when it reaches beyond them (taller than they
     are), or when two such strokes (leaning less will do) cut the digits as a
-    date does (1-2, 1-2, 2-4 digits); otherwise it is a leaning '1', as it is
-    at either end."""
+    date does (1-2, 1-2, 2-4 digits; of more such strokes, the two tallest that
+    do: :func:`date_pair`); otherwise it is a leaning '1', as it is at either end."""
     axes = [_axis(g, labels) if m and g.w >= 0.2 * g.h else (0.0, 1.0) for g, m in zip(run, main)]
     strong = [t >= SLASH_TILT and th <= SLASH_THIN for t, th in axes]
     weak = [t >= DATE_TILT and th <= DATE_THIN for t, th in axes]
@@ -648,10 +657,27 @@ def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h
         groups = [sum(1 for d in digits if lo < d < hi) for lo, hi in zip([-1, *inside], [*inside, len(run)])]
         if len(inside) == 2 and 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4:
             return [i in inside for i in range(len(run))]
+        pair = date_pair(run, main, inside) if len(inside) > 2 else None
+        if pair is not None:  # a leaning '1' beside a slash: the two tallest strokes that make a date
+            return [i in pair for i in range(len(run))]
     digits = [i for i, m in enumerate(main) if m and not strong[i]]
     if not digits:
         return [False] * len(run)
     return [strong[i] and digits[0] < i < digits[-1] and run[i].h >= SLASH_TALL * digit_h for i in range(len(run))]
+
+
+def date_pair(run: list[Glyph], main: list[bool], inside: list[int]) -> tuple[int, int] | None:
+    """Of more than two leaning strokes between a run's digits, the two that cut
+    its digits (the other strokes counted as digits, leaning '1's) as a date
+    does (1-2, 1-2, 2-4 digits), the tallest such two; None when no two do."""
+    pairs = sorted(((a, b) for k, a in enumerate(inside) for b in inside[k + 1 :]),
+                   key=lambda p: -(run[p[0]].h + run[p[1]].h))
+    for a, b in pairs:
+        digits = [i for i, m in enumerate(main) if m and i not in (a, b)]
+        groups = [sum(1 for d in digits if lo < d < hi) for lo, hi in ((-1, a), (a, b), (b, len(run)))]
+        if 1 <= groups[0] <= 2 and 1 <= groups[1] <= 2 and 2 <= groups[2] <= 4:
+            return a, b
+    return None
 
 
 def may_be_minus(g: Glyph, line_top: int, line_bottom: int, digit_h: float) -> bool:

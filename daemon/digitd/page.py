@@ -15,12 +15,15 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .layout import (BASELINE, MIN_DIGIT, SPECK_AREA, Glyph, Number, gather_lines, glyph_pieces,
+from .layout import (BASELINE, DOT, MIN_DIGIT, SPECK_AREA, SPECK_H, Glyph, Number, gather_lines, glyph_pieces,
                      join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
 from .segment import (SPECK, Components, Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of,
                       median)
 
+UNREAD = "a mark between digits was not read"
+SPECK_POINT = 2  # working pixels of ink between two digits at their feet: a point too small to be a glyph
+POINT_TALL = 0.35  # a point taken out with the rule under it stands at most this high (of the digits' height)
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
 LINE_GAP = 0.4  # rows this much of the tallest mark apart part two lines of marks (a broken digit's strokes lie closer)
 SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
@@ -41,7 +44,20 @@ THICK = 4  # strokes this thick (working pixels) are a pen's or a logo's, not a 
 FRAME = 0.8  # straight runs with this share of their ink along their bounding box's edges outline a box
 TYPE_SMALL = 4  # working pixels: glyphs this tall make lines when up is told from down
 ORIENT = 0.1  # feet and heads must differ by this share of the glyphs counted to tell up from down
+TALL_WORDS = 3  # words run together standing up this many times as many as lying down: type turned a quarter
 UPRIGHT = 0.65  # below this share of across-neighbours the lines may run down the page
+TYPE_VOTE = 4  # feet on the baseline outnumbering heads on one line by this many at least tell up from down
+MARGIN = 3  # working pixels: runs this far apart in height stand on other lines
+MARGIN_TOL = 1  # ... and share a margin when they start (or end) within this
+MARGIN_VOTE = 3  # runs flush left outnumbering those flush right by this many tell up from down
+RULE_REACH = 3  # working pixels: a rule nearer the feet (or heads) of digits by this is the one they stand on (hang from)
+RULE_TOUCH = 0.25  # ... within this share of their height (a box's edges round them lie farther)
+RULE_ALONG = 0.5  # ... along this share of them at least (a faint rule is broken into dashes)
+RULED_SHEET = 0.5  # thin straight lines this share of the page long at least are a ruled sheet's
+DASHES = 100  # a page strewn with this many dashes of faint rules (down or across) at least is a ruled sheet
+THIN_DASH = 3  # working pixels: a faint rule's dash is this thin at most
+THIN_LINE = 0.05  # ... no wider than this share of their length
+RULE_VOTE = 1  # numbers standing on rules outnumbering those hanging from them by this many tell up from down
 
 
 @dataclass(frozen=True)
@@ -93,7 +109,7 @@ def crop_separators(mask: np.ndarray, count: int, comps: Components | None = Non
         return (), ()
     if len(number.digits) == count:
         return number.separators, number.doubts
-    return (), ("a mark between digits was not read",)
+    return (), (UNREAD,)
 
 
 def enclosing(boxes: list[Box]) -> Box:
@@ -439,12 +455,16 @@ def outlines_box(own: np.ndarray, area: int) -> bool:
 
 def lines_run_down(found: list[Glyph]) -> bool:
     """Whether the page's marks neighbour each other down the page rather than
-    across, and lie on their sides (wider than tall, as digits and letters are
-    not): lines of text turned a quarter. A column of digits one under the
-    other stands upright. False when too few to tell."""
+    across, and lie on their sides: wider than tall, as digits and letters are
+    not, or words run together standing up (``TALL_WORDS`` times as many as
+    lying down): lines of text turned a quarter. A column of digits one under
+    the other stands upright. False when too few to tell."""
     marks = [g for g in found if max(g.w, g.h) >= 4]
     single = [g.w / g.h for g in marks if max(g.w, g.h) <= 2 * min(g.w, g.h)]  # not words run together
-    if len(marks) < 8 or not single or middle(single) <= 1.0:
+    if len(marks) < 8 or not single:
+        return False
+    standing = sum(g.h > 2 * g.w for g in marks)
+    if middle(single) <= 1.0 and not (standing >= 8 and standing >= TALL_WORDS * sum(g.w > 2 * g.h for g in marks)):
         return False
     pts = np.array([(g.x + g.w / 2, g.y + g.h / 2) for g in marks], np.float32)
     pts = pts[:: max(1, len(pts) // 200)]
@@ -468,11 +488,19 @@ def turn_clockwise(planes: list[np.ndarray], back: np.ndarray, quarters: int) ->
 
 
 def upside_down(found: list[Glyph], ruled: np.ndarray) -> bool | None:
-    """Whether the page's type stands on its heads (the page turned half round).
-    Type lines up its feet on the baseline more than its heads (small letters
-    and capitals stop at two heights): over every run of glyphs, feet on the
-    run's median foot against heads on its median head. None when that does not
-    tell (handwriting alone, capitals alone)."""
+    """Whether the page stands on its head (turned half round): the votes of
+    its type (:func:`type_vote`), its margin (:func:`margin_vote`) and its
+    rules (:func:`rule_vote`). None when they do not tell (a few numbers
+    alone)."""
+    votes = type_vote(found, ruled) + margin_vote(found, ruled) + rule_vote(found, ruled)
+    return None if votes == 0 else votes < 0
+
+
+def type_vote(found: list[Glyph], ruled: np.ndarray) -> int:
+    """+1 when type lines up its feet on the baseline more than its heads
+    (small letters and capitals stop at two heights), -1 for the other way,
+    0 when that does not tell (handwriting alone, capitals alone): over every
+    run of glyphs, feet on the run's median foot against heads on its median head."""
     feet = heads = counted = 0
     for line in gather_lines(found, TYPE_SMALL):  # small type too
         for run in split_numbers(join_pieces(line), ruled):
@@ -484,31 +512,124 @@ def upside_down(found: list[Glyph], ruled: np.ndarray) -> bool | None:
             feet += sum(abs(b - foot) <= BASELINE for b in bottoms)
             heads += sum(abs(t - head) <= BASELINE for t in tops)
             counted += len(run)
-    if abs(feet - heads) < max(6, ORIENT * counted):
-        return None
-    return heads > feet
+    if abs(feet - heads) < max(TYPE_VOTE, ORIENT * counted):
+        return 0
+    return 1 if feet > heads else -1
+
+
+def margin_vote(found: list[Glyph], ruled: np.ndarray) -> int:
+    """+1 when more runs of glyphs start at a margin they share with runs on
+    other lines (labels and text set flush left) than end at one, -1 for the
+    other way round (flush right: the page turned half round)."""
+    runs = []
+    for line in gather_lines(found, TYPE_SMALL):
+        for run in split_numbers(join_pieces(line), ruled):
+            run = [g for g in run if g.h >= SPECK_H and g.w <= 3 * g.h]  # not a rule's leftover dashes
+            if len(run) >= 3:
+                runs.append((run[0].x, run[-1].x + run[-1].w, run[0].y))
+    if len(runs) < 2:
+        return 0
+    lefts, rights, rows = (np.array(v) for v in zip(*runs))
+    apart = np.abs(rows[:, None] - rows[None, :]) > MARGIN
+    def flush(ends: np.ndarray) -> int:
+        return int(((np.abs(ends[:, None] - ends[None, :]) <= MARGIN_TOL) & apart).any(axis=1).sum())
+    left, right = flush(lefts), flush(rights)
+    if abs(left - right) < MARGIN_VOTE:
+        return 0
+    return 1 if left > right else -1
+
+
+def rule_vote(found: list[Glyph], ruled: np.ndarray) -> int:
+    """+1 when more numbers stand on a rule (an underline, a ruled line nearer
+    their feet than their heads) than hang from one, -1 for the other way round."""
+    tall = MIN_DIGIT * max(ruled.shape)
+    lines = cv2.dilate(ruled, _line(1, 3))  # a rule left a little turned spans rows
+    on = under = 0
+    for line in gather_lines(found, tall):
+        for run in split_numbers(join_pieces(line), ruled):
+            big = [g for g in run if g.h >= tall]
+            if big:
+                side = rule_side(lines, run[0].x, run[-1].x + run[-1].w, int(middle([g.y for g in big])),
+                                 int(middle([g.y + g.h for g in big])))
+                on += side > 0
+                under += side < 0
+    if abs(on - under) < RULE_VOTE:
+        return 0
+    return 1 if on > under else -1
+
+
+def rule_side(lines: np.ndarray, x0: int, x1: int, head: int, foot: int) -> int:
+    """+1 when a number stands on a rule (one under its feet within ``RULE_TOUCH``
+    of its height, nearer them by ``RULE_REACH`` than any over its heads is to
+    them), -1 when it hangs from one (the same, upside down), 0 when neither
+    (no rule near, or a box round it: walls beside it)."""
+    h = foot - head
+    walls = np.concatenate([lines[head:foot, max(0, x0 - h) : x0], lines[head:foot, x1 : x1 + h]], axis=1)
+    if walls.size and int(walls.sum(axis=0).max()) >= 0.6 * h:  # a box's or a comb's walls beside it
+        return 0
+    top, bottom = max(0, head - h), min(lines.shape[0], foot + h)
+    rows = np.flatnonzero(lines[top:bottom, x0:x1].mean(axis=1) >= RULE_ALONG) + top
+    below = rows[(rows >= foot - RULE_REACH) & (rows > head + h // 2)]
+    above = rows[(rows <= head + RULE_REACH) & (rows < foot - h // 2)]
+    gap_below = int(below.min()) - foot if below.size else h
+    gap_above = head - int(above.max()) if above.size else h
+    touch = max(RULE_REACH, RULE_TOUCH * h)
+    if gap_below <= touch and gap_below + RULE_REACH <= gap_above:
+        return 1
+    if gap_above <= touch and gap_above + RULE_REACH <= gap_below:
+        return -1
+    return 0
+
+
+def rules_run_down(mask: np.ndarray) -> bool:
+    """Whether the page's long straight lines (``RULED_SHEET`` of its height or
+    width, thin) run down it rather than across, ``COMB_TICKS`` of them at
+    least: ruled paper turned a quarter."""
+    stats = components(mask)[2][1:]
+    H, W = mask.shape
+    w, h = stats[:, 2], stats[:, 3]
+    down = int(np.sum((h >= RULED_SHEET * H) & (w <= THIN_LINE * h)))
+    return down >= COMB_TICKS and down > 2 * int(np.sum((w >= RULED_SHEET * W) & (h <= THIN_LINE * w)))
+
+
+def dashes_run_down(found: list[Glyph]) -> bool:
+    """Whether the page is strewn with the dashes of faint rules running down it
+    (thin pieces four times as tall as wide, ``DASHES`` of them at least and ten
+    times as many as lying down) that no rule down was found in: a ruled sheet
+    turned a quarter, its lines left slanting."""
+    down = sum(g.w <= THIN_DASH and g.h >= 4 * g.w for g in found)
+    across = sum(g.h <= THIN_DASH and g.w >= 4 * g.h for g in found)
+    return down >= DASHES and down >= 10 * across
+
+
+def straighten(mask: np.ndarray, ratio: np.ndarray, back: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """The page deskewed (:func:`estimate_skew`): (mask, soft ink, the scan's edge
+    in it, ``back`` extended to map its pixels to the scan's, skew applied)."""
+    angle = estimate_skew(mask)
+    if abs(angle) < MIN_SKEW:
+        return mask, ratio, np.zeros_like(mask), back, 0.0
+    mask, ratio, edge, turned = deskew(mask, ratio, angle)
+    return mask, ratio, edge, (np.vstack([back, [0, 0, 1]]) @ np.vstack([turned, [0, 0, 1]]))[:2], round(angle, 1)
 
 
 def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
                mark_h: float = 0.0) -> tuple[Frame, list[Glyph], float, int, tuple[str, ...]]:
     """The page upright: (frame, its pieces, skew applied, rotation applied, doubts).
 
-    Lines running down the page are turned a quarter clockwise; then type, if
-    any, tells a page upside down, which is turned half round. A quarter turn
-    that no type confirms leaves the doubt "may be rotated" (a digit upside
-    down is the model's to tell)."""
-    angle = estimate_skew(mask)
-    back = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
-    skew = 0.0
-    edge = np.zeros_like(mask)  # the scan's own edge is the frame's until it is turned
-    if abs(angle) >= MIN_SKEW:
-        mask, ratio, edge, back = deskew(mask, ratio, angle)
-        skew = round(angle, 1)
+    Lines running down the page are turned a quarter clockwise (the scan
+    turned, then deskewed: its skew is told by its lines once they run
+    across); then the page's type, margin and rules tell a page upside
+    down, which is turned half round. A quarter turn they do not confirm
+    leaves the doubt "may be rotated" (a digit upside down is the model's to tell)."""
+    scan_mask, scan_ratio = mask, ratio
+    mask, ratio, edge, back, skew = straighten(mask, ratio, np.array([[1, 0, 0], [0, 1, 0]], np.float64))
     clean, ruled = remove_rules(mask, mark_h, ratio)
     labels, found = glyph_pieces(clean, mark_h, edge)
     rotation = 0
-    if lines_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
-        (mask, ratio, edge), back = turn_clockwise([mask, ratio, edge], back, 1)
+    if lines_run_down(found) or rules_run_down(mask) or dashes_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
+        (mask, ratio), back = turn_clockwise([scan_mask, scan_ratio], np.array([[1, 0, 0], [0, 1, 0]], np.float64), 1)
+        mask, ratio, edge, back, skew = straighten(mask, ratio, back)
         clean, ruled = remove_rules(mask, mark_h, ratio)
         labels, found = glyph_pieces(clean, mark_h, edge)
         rotation = 90
@@ -545,8 +666,11 @@ def mark_glyph(frame: Frame, g: Glyph) -> Mark:
 
 
 def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
+    """A number's record: its digits' marks, its box in the scan's pixels, its separators and doubts."""
     marks = tuple(mark_glyph(frame, g) for g in number.digits)
     doubts = number.doubts
+    if UNREAD not in doubts and (mark_on_rule(frame.ruled, number) or speck_at_feet(frame.mask, frame.ruled, number)):
+        doubts += (UNREAD,)
     if len(marks) > max_digits:
         doubts += (f"longer than max_digits ({max_digits}): all {len(marks)} digits kept",)
     x0 = min(g.x for g in number.digits)
@@ -555,6 +679,54 @@ def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
     y1 = max(g.y + g.h for g in number.digits)
     return Found(marks=marks, box=page_box(frame, x0, y0, x1 - x0, y1 - y0),
                  separators=number.separators, doubts=doubts)
+
+
+def mark_on_rule(ruled: np.ndarray, number: Number) -> bool:
+    """Whether a mark between two digits (a point, a comma's dot) stood on the rule
+    under them and was taken out with it: the rule taken out stands taller there,
+    by ``DOT`` of the digits' height (two pixels at least) to ``POINT_TALL`` of it
+    (taller: a comb's tick), across two columns or more."""
+    digits = sorted(number.digits, key=lambda g: g.x)
+    h = middle([g.h for g in digits])
+    foot = int(middle([g.y + g.h for g in digits]))
+    band = ruled[max(0, foot - int(h // 2)) : foot + RULE_REACH + 1]
+    x0, x1 = digits[0].x, digits[-1].x + digits[-1].w
+    cols = band[:, x0:x1]
+    inked = cols.any(axis=0)
+    if band.size == 0 or inked.mean() < RULE_ALONG:
+        return False
+    tops = np.argmax(cols, axis=0)  # each column's highest pixel taken out
+    line = middle(tops[inked].tolist())
+    read = {k for k, _ in number.separators}
+    for k, (a, b) in enumerate(zip(digits, digits[1:]), 1):
+        if k in read:  # its mark was read: what the rule took is its foot
+            continue
+        gap = tops[a.x + a.w + 1 - x0 : b.x - 1 - x0]
+        held = inked[a.x + a.w + 1 - x0 : b.x - 1 - x0]
+        rise = line - gap
+        if int(np.sum(held & (rise >= max(2.0, DOT * h)) & (rise <= POINT_TALL * h))) >= 2:
+            return True
+    return False
+
+
+def speck_at_feet(mask: np.ndarray, ruled: np.ndarray, number: Number) -> bool:
+    """Whether ink too small to be a glyph (a point of two or three working
+    pixels: dust to :func:`digitd.layout.glyph_pieces`) lies between two digits,
+    where no separator was read, at their feet (the lowest ``POINT_TALL`` of
+    their height), clear of the rules taken out (not what is left of them) and
+    two pixels from either digit (not a fragment of one)."""
+    digits = sorted(number.digits, key=lambda g: g.x)
+    h = middle([g.h for g in digits])
+    foot = int(middle([g.y + g.h for g in digits]))
+    read = {k for k, _ in number.separators}
+    for k, (a, b) in enumerate(zip(digits, digits[1:]), 1):
+        if k in read or b.x - (a.x + a.w) < 5:
+            continue
+        rows, cols = slice(foot - int(POINT_TALL * h), foot + 1), slice(a.x + a.w + 2, b.x - 2)  # not a digit's fragment
+        clear = cv2.dilate(ruled[rows.start - 1 : rows.stop + 1, cols.start - 1 : cols.stop + 1], _line(3, 3))[1:-1, 1:-1]
+        if int(np.count_nonzero(mask[rows, cols] & (clear ^ 1))) >= SPECK_POINT:
+            return True
+    return False
 
 
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,

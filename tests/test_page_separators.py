@@ -1,0 +1,111 @@
+"""A number's own marks, and marks that are not its own.
+
+Glyphs drawn into a label image as in ``test_page_lines``: a short label's
+words set small and bold, run together (flat marks), before the digits of a
+number: the end of the label is no minus. A page of ``scripts/pages.py``
+whose decimal point stood on an underline and went with it: the number is
+uncertain, not read whole under ``ok``.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from digitd.layout import Glyph, gather_lines, read_number
+from digitd.page import find_numbers
+from pageset_support import load_bank, script, set_file
+from test_page_lines import glyphs_of
+
+
+def test_a_labels_short_last_word_before_the_digits_is_no_minus():
+    """'Total:' set small and bold runs into two flat words; the second, as
+    short as a minus, stands before the digits after the first: no sign."""
+    labels = np.zeros((60, 260), np.int32)
+    cv2.rectangle(labels, (10, 22), (45, 29), 1, -1)  # a word longer than any minus
+    cv2.rectangle(labels, (50, 22), (72, 29), 2, -1)  # the label's end, as short as a minus
+    cv2.ellipse(labels, (110, 25), (9, 15), 0, 0, 360, 3, 2)
+    cv2.ellipse(labels, (140, 25), (9, 15), 0, 0, 360, 4, 2)
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and len(number.digits) == 2
+    assert (number.separators, number.doubts) == ((), ())
+
+
+def test_a_minus_alone_before_the_digits_is_kept():
+    labels = np.zeros((60, 260), np.int32)
+    cv2.rectangle(labels, (80, 23), (95, 26), 1, -1)
+    cv2.ellipse(labels, (110, 25), (9, 15), 0, 0, 360, 2, 2)
+    cv2.ellipse(labels, (140, 25), (9, 15), 0, 0, 360, 3, 2)
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and number.separators == ((0, "-"),)
+
+
+@pytest.fixture(scope="module")
+def bank(mnist_path):
+    bank = load_bank(mnist_path)
+    if bank is None:
+        pytest.skip("real-dev digits not found")
+    return bank
+
+
+def overlap(a, b) -> float:
+    """Intersection over union of two boxes (x, y, w, h)."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0, w) * max(0, h)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_a_point_taken_out_with_the_underline_under_it_makes_the_number_uncertain(bank, tmp_path):
+    """File page-0021 of ``pages.py --seed 5``, page 2: '631.24' written on an
+    underline, its point sitting on the line and taken out with it. The
+    number's five digits are read, and the point's loss is a doubt."""
+    read, labels = set_file(bank, tmp_path, 5, "page-", 21, script.make_form)
+    label = next(n for n in labels[1]["numbers"] if n["text"] == "631.24")
+    found = find_numbers(read[1].scan)
+    number = max(found.numbers, key=lambda n: overlap(n.box, label["box"]))
+    assert overlap(number.box, label["box"]) > 0.5
+    assert (len(number.marks), number.separators, number.doubts) == (5, (), ("a mark between digits was not read",))
+
+
+def test_a_leaning_one_beside_a_dates_slash_leaves_the_date_its_two_slashes():
+    """'24/03/1996' whose slashes lean little, its '1' leaning as much: of the
+    three leaning strokes, the two that cut the date are its slashes."""
+    labels = np.zeros((70, 420), np.int32)
+    x, k = 20, 1
+    for ch in "24/03/1996":
+        if ch.isdigit() and ch != "1":
+            cv2.ellipse(labels, (x + 9, 35), (9, 15), 0, 0, 360, k, 2)
+            x += 30
+        else:  # a stroke leaning 15 degrees: a slash, or a '1' as tall as the digits
+            cv2.line(labels, (x, 52 if ch == "/" else 50), (x + 9, 18 if ch == "/" else 20), k, 2)
+            x += 22
+        k += 1
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and len(number.digits) == 8
+    assert (number.separators, number.doubts) == (((2, "/"), (4, "/")), ())
+
+
+def test_a_comma_hanging_low_below_its_digits_stays_on_their_line():
+    """A comma whose top reaches a fifth of its height into the digits' rows
+    (a cropped '502,594', the crop read as a page) joins their line; it is
+    not a line, and a number, of its own."""
+    digits = [Glyph(x, y, w, h, w * h // 3, (i,)) for i, (x, y, w, h) in enumerate(
+        [(160, 163, 60, 35), (231, 163, 47, 36), (286, 166, 45, 33), (356, 165, 26, 34), (397, 163, 33, 36),
+         (446, 160, 33, 38)], 1)]
+    comma = Glyph(340, 195, 7, 14, 60, (7,))
+    lines = gather_lines([*digits, comma], 4.9)
+    assert [[g.labels[0] for g in line] for line in lines] == [[1, 2, 3, 7, 4, 5, 6]]
+
+
+def test_a_point_too_small_for_a_glyph_at_the_digits_feet_makes_the_number_uncertain(bank, tmp_path):
+    """File page-0002 of ``pages.py --seed 11``: '406.84' written on a ruled
+    sheet, its point three working pixels (dust to the glyph finder) between
+    the 6 and the 8 at their feet. The five digits are read, the point's loss
+    is a doubt."""
+    read, labels = set_file(bank, tmp_path, 11, "page-", 2, script.make_form)
+    label = next(n for n in labels[0]["numbers"] if n["text"] == "406.84")
+    found = find_numbers(read[0].scan)
+    number = max(found.numbers, key=lambda n: overlap(n.box, label["box"]))
+    assert overlap(number.box, label["box"]) > 0.5
+    assert (len(number.marks), number.separators, number.doubts) == (5, (), ("a mark between digits was not read",))
