@@ -206,6 +206,21 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of the service's main process and of its workers together."""
+    return cpu_seconds(pid), sum(cpu_seconds(c) for c in children(pid))
+
+
 def digitd_exe() -> str:
     exe = shutil.which("digitd", path=str(Path(sys.executable).parent)) or shutil.which("digitd")
     if not exe:
@@ -351,6 +366,7 @@ def page_burst(run: Run, folder: Path, timeout: float) -> dict:
     if not sources:
         run.fail(f"--pages {folder}: no PDF, TIFF, PNG or JPEG files")
     names = [f"page-{i:05d}" for i in range(len(sources))]
+    main0, workers0 = cpu_split(run.proc.pid)
     t0 = now()
     for src, name in zip(sources, names):
         part = run.inbox / f".{name}{src.suffix}.part"
@@ -359,13 +375,15 @@ def page_burst(run: Run, folder: Path, timeout: float) -> dict:
         os.rename(part, run.inbox / f"{name}{src.suffix}")
     run.wait(names, timeout)
     span = max(run.watch.seen[n] for n in names) - t0
+    main1, workers1 = cpu_split(run.proc.pid)
     results = [json.loads((run.outbox / "results" / f"{n}.json").read_text()) for n in names]
     pages = sum(len(r.get("pages") or [None]) for r in results)
     forms = sum(p.get("form") is not None for r in results for p in r.get("pages") or ())
     pictures = len(list((run.outbox / "annotated").glob("*.png"))) \
         if (run.outbox / "annotated").exists() else 0
     return {"files": len(names), "pages": pages, "seconds": span, "pages_per_s": pages / span,
-            "forms": forms,
+            "forms": forms, "main_ms": (main1 - main0) * 1000 / pages,
+            "workers_ms": (workers1 - workers0) * 1000 / pages,
             "failed": sum(r["status"] == "failed" for r in results), "pictures": pictures}
 
 
@@ -739,7 +757,8 @@ def bench_pages(folder: Path, modes: list[str], model: Path, out: Path) -> int:
                 raise
             bar = "—" if forms else "met" if r["pages_per_s"] >= 20 else "NOT met"
             print(f"bench [{m}]: READY {ready:.2f} s; {r['pages']} pages in {r['files']} files: "
-                  f"{r['pages_per_s']:.1f} pages/s; {r['forms']} read as forms", flush=True)
+                  f"{r['pages_per_s']:.1f} pages/s; {r['forms']} read as forms; CPU per page: "
+                  f"main process {r['main_ms']:.0f} ms, workers {r['workers_ms']:.0f} ms", flush=True)
             lines.append(f"| {m} | {r['files']} | {r['pages']} | {r['forms']} | {r['seconds']:.1f} | "
                          f"{r['pages_per_s']:.1f} | {r['failed']} | {r['pictures']} | "
                          f"{bar if m == 'pictures' else ''} |")

@@ -33,6 +33,7 @@ CRASH_REASON = "the image crashed the decoder (its worker process died)"
 OOM_REASON = "image too large to process (out of memory)"
 SMALL_PAGE = 1000  # a blank image up to this long (pixels) keeps the digits picture
 FORM_SIDE = 600  # a scan this many pixels or more on each side is tried against the templates
+TASK_BYTES = 64 << 10  # inputs up to this many bytes together make one task for a worker
 
 
 @dataclass(frozen=True)
@@ -247,9 +248,21 @@ def init_worker() -> None:
     keep_freed_memory()
 
 
+def input_size(source: Any) -> int:
+    """An input's bytes (0 when it cannot be looked at: its reading will say why)."""
+    if isinstance(source, bytes):
+        return len(source)
+    try:
+        return os.stat(source).st_size
+    except (OSError, ValueError):
+        return 0
+
+
 def analyse_all(pool: Any, sources: Sequence[Any], *, analyse=analyse, **options: Any):
     """:func:`analyse` of every source on the pool (in input order; a
     :class:`digitd.pool.Pending`); an input that kills its worker fails with
-    :data:`CRASH_REASON`."""
-    return pool.map(functools.partial(analyse, **options), [os.fspath(s) if not isinstance(
-        s, bytes) else s for s in sources], on_crash=crashed)
+    :data:`CRASH_REASON`. Inputs go to the workers in tasks of up to
+    TASK_BYTES (a page scan alone, the heaviest first)."""
+    items = [os.fspath(s) if not isinstance(s, bytes) else s for s in sources]
+    return pool.map(functools.partial(analyse, **options), items, on_crash=crashed,
+                    weights=[input_size(s) for s in items], most=TASK_BYTES)

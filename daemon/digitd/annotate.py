@@ -16,7 +16,9 @@ import functools
 import io
 import importlib.util
 import os
+import struct
 import time
+import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -51,6 +53,13 @@ BOX_PAD = 5  # pixels between a number's ink and its box on a page picture
 PANEL_QUALITY = 90  # JPEG quality of a page's panel between processes
 BAR = "#afb8c1"
 PNG_LEVEL = 1  # zlib level: fast; pictures are ~30-60 KB
+# A page picture of a grey page is written with a palette (a third of the bytes
+# to compress): greys, and shades of each colour it draws in towards white
+# (its text's edges); one with a pixel further than INK_ERROR from every
+# entry (a colour scan) is written in full colour.
+PAGE_INKS = (*COLOURS.values(), PRINTED, "#24292f")
+INK_SHADES = 12
+INK_ERROR = 24
 
 
 @dataclass(frozen=True)
@@ -85,10 +94,11 @@ def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL, *,
                   gray: bool = False) -> tuple[np.ndarray, float, float, float]:
     """The image fitted into a height x width uint8 panel: (panel, scale, x0, y0).
 
-    Shrunk with area averaging after a cheap stride for huge scans, else by
-    :func:`shrink`; enlarged with nearest neighbours so small drawings show
-    their pixels. ``gray``: a 2-D image gives a 2-D panel (a third of the bytes
-    to send between processes).
+    Shrunk with area averaging after a cheap stride for huge scans, bilinear
+    for one two to four times the panel's size (a 300 dpi page: its strokes
+    are wider than the pixels it skips), else by :func:`shrink`; enlarged with nearest
+    neighbours so small drawings show their pixels. ``gray``: a 2-D image
+    gives a 2-D panel (a third of the bytes to send between processes).
     """
     h, w = rgb.shape[:2]
     scale = min(width / w, height / h)
@@ -99,13 +109,11 @@ def display_image(rgb: np.ndarray, width: int = PANEL, height: int = PANEL, *,
         if step >= 2:
             small = cv2.resize(img[::step, ::step], (nw, nh), interpolation=cv2.INTER_AREA)
         else:
-            small = shrink(img, nw, nh)
+            small = shrink(img, nw, nh) if scale > 0.5 else \
+                cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
     else:
         small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_NEAREST)
-    small = small.astype(np.float32, copy=False)
-    small *= 255.0  # small is ours: rounded in place, as np.clip(small * 255 + 0.5, 0, 255)
-    small += 0.5
-    small = np.clip(small, 0, 255, out=small).astype(np.uint8)
+    small = cv2.convertScaleAbs(small, alpha=255.0)  # 0-1 -> 0-255, rounded and clipped in one pass
     if small.ndim == 2 and not gray:
         small = np.repeat(small[..., None], 3, axis=2)
     panel = np.full((height, width, *small.shape[2:]), BACKDROP, np.uint8)
@@ -554,8 +562,11 @@ class Annotator:
         return self.layout(len(view.digits), view.model).render_rgb(view)
 
     def render(self, view: View | PageView) -> bytes:
-        """The picture as PNG bytes."""
+        """The picture as PNG bytes (a grey page's with a palette)."""
         rgb = self.render_rgb(view)
+        entries = palette_entries(rgb) if isinstance(view, PageView) else None
+        if entries is not None:
+            return palette_png(entries, page_palette()[0], self.png_level)
         # No PNG row filters: adaptive filtering costs more than the deflate
         # itself, and flat figure colours compress as well without it.
         ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
@@ -564,6 +575,69 @@ class Annotator:
         if not ok:  # pragma: no cover - encoding an ordinary array does not fail
             raise RuntimeError("PNG encoding failed")
         return buf.tobytes()
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+@functools.cache
+def page_palette() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A page picture's 256 colours (uint8 x 3): greys, then INK_SHADES shades of
+    each of PAGE_INKS towards white; the entry of each grey level; the entry
+    nearest the centre of each RGB cell of 8 x 8 x 8 levels."""
+    inks = np.float32([_rgb(c) for c in dict.fromkeys(PAGE_INKS)])
+    share = np.arange(1, INK_SHADES + 1, dtype=np.float32)[:, None, None] / INK_SHADES
+    shades = np.rint(255.0 - share * (255.0 - inks[None])).reshape(-1, 3)
+    n = 256 - len(shades)
+    greys = np.rint(np.arange(n, dtype=np.float32) * (255.0 / (n - 1)))
+    palette = np.vstack([np.repeat(greys[:, None], 3, axis=1), shades]).astype(np.uint8)
+    of_grey = np.rint(np.arange(256) * ((n - 1) / 255.0)).astype(np.uint8)
+    cells = np.stack(np.meshgrid(*[np.arange(4, 256, 8, dtype=np.float32)] * 3, indexing="ij"),
+                     -1).reshape(-1, 3)
+    entries = palette.astype(np.float32)
+    # squared distances less each cell's own square (the same for every entry): one product
+    far = (entries * entries).sum(axis=1) - 2.0 * (cells @ entries.T)
+    return palette, of_grey, far.argmin(axis=1).astype(np.uint8)
+
+
+def palette_entries(rgb: np.ndarray) -> np.ndarray | None:
+    """An RGB picture's pixels as :func:`page_palette` entries (H x W uint8), or
+    None when it is not grey but for a few pixels close to the palette."""
+    palette, of_grey, nearest = page_palette()
+    r, g, b = cv2.split(rgb)
+    coloured = cv2.bitwise_or(cv2.absdiff(r, g), cv2.absdiff(g, b))
+    if cv2.countNonZero(coloured) > coloured.size // 8:
+        return None
+    entries = cv2.LUT(r, of_grey)
+    points = cv2.findNonZero(coloured)  # (x, y) of each, a third of np.flatnonzero's time
+    if points is not None:
+        xy = points.reshape(-1, 2)
+        where = xy[:, 1] * rgb.shape[1] + xy[:, 0]
+        pixels = rgb.reshape(-1, 3)[where].astype(np.int32)
+        cell = (pixels[:, 0] >> 3 << 10) | (pixels[:, 1] >> 3 << 5) | (pixels[:, 2] >> 3)
+        found = nearest[cell]
+        if np.abs(palette[found].astype(np.int32) - pixels).max() > INK_ERROR:
+            return None
+        entries.reshape(-1)[where] = found
+    return entries
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def palette_png(entries: np.ndarray, palette: np.ndarray, level: int) -> bytes:
+    """An 8-bit palette PNG of H x W ``entries`` into ``palette`` (N x 3 uint8), rows unfiltered."""
+    h, w = entries.shape
+    rows = np.empty((h, w + 1), np.uint8)
+    rows[:, 0] = 0  # filter type None
+    rows[:, 1:] = entries
+    return b"".join((b"\x89PNG\r\n\x1a\n",
+                     _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0)),
+                     _png_chunk(b"PLTE", palette.tobytes()),
+                     _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), level)),
+                     _png_chunk(b"IEND", b"")))
 
 
 # ---------------------------------------------------------------------------

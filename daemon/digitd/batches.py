@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.2  # an idle batch thread looks for work this often, seconds
 ARRIVING_POLL = 0.005  # filling a batch: how often to look whether more files are coming
+BUSY_POLL = 0.02  # a batch being analysed: how often to look for files to begin meanwhile
 
 
 @dataclass
@@ -73,7 +75,8 @@ class BatchThread:
                 if not self.stop_event.is_set():
                     self.maybe_adopt()
                     self.maybe_reload()
-                    jobs = self.next_batch(wait=pending is None)
+                    jobs = self.next_batch(wait=pending is None,
+                                           busy=pending.started.analysing if pending else None)
                     self.in_batch = len(jobs) + (len(pending.jobs) if pending else 0)
                     if jobs:
                         stage = self.begin(jobs)
@@ -137,9 +140,11 @@ class BatchThread:
 
     # -- filling a batch ----------------------------------------------------------------
 
-    def next_batch(self, wait: bool = True) -> list[Job]:
+    def next_batch(self, wait: bool = True, busy: Callable[[], bool] | None = None) -> list[Job]:
         """Up to batch_max jobs: recovered, due for retry, then ready in the inbox
-        (waiting up to a tick for one when ``wait``)."""
+        (waiting up to a tick for one when ``wait``; while ``busy()``, the batch
+        before being analysed, for one that comes meanwhile: the workers then
+        go on with it rather than wait for that batch to be written)."""
         limit = self.config.batch_max
         jobs = self.queue.take(limit)
         room = limit - len(jobs)
@@ -150,6 +155,9 @@ class BatchThread:
         if due is not None:
             timeout = min(timeout, due)
         paths = self.inbox.take(room, timeout)
+        while not paths and not jobs and busy is not None and busy() \
+                and not self.stop_event.is_set():
+            paths = self.inbox.take(room, BUSY_POLL)
         if paths and len(jobs) + len(paths) < limit and self.config.batch_wait_ms > 0:
             # More only while more files are on their way (noticed, not yet ready):
             # a burst fills the batch; under a trickle a file goes at once.

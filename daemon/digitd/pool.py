@@ -59,6 +59,25 @@ def _start_worker(parent: int, initializer: Callable[..., Any] | None, initargs:
         initializer(*initargs)
 
 
+def split(n: int, parts: int, weights: Sequence[float] | None = None,
+          most: float = float("inf")) -> list[tuple[slice, float]]:
+    """``n`` items cut into about ``parts`` runs of at least MIN_CHUNK items, each
+    closed early before its ``weights`` pass ``most`` (at least one item a run):
+    (slice, weight) per run, in order."""
+    size = max(MIN_CHUNK, -(-n // parts)) if n else 0
+    out: list[tuple[slice, float]] = []
+    start, held = 0, 0.0
+    for i in range(n):
+        w = weights[i] if weights is not None else 0.0
+        if i > start and (i - start >= size or held + w > most):
+            out.append((slice(start, i), held))
+            start, held = i, 0.0
+        held += w
+    if n:
+        out.append((slice(start, n), held))
+    return out
+
+
 def _run_chunk(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     return [fn(item) for item in items]
 
@@ -82,6 +101,10 @@ class Pending:
         self._fn = fn
         self._on_crash = on_crash
         self._chunks = chunks
+
+    def done(self) -> bool:
+        """Whether every chunk has finished (or failed): ``result()`` will not wait."""
+        return all(future.done() for _, future, _ in self._chunks)
 
     def result(self) -> list[Any]:
         out: list[Any] = []
@@ -148,17 +171,18 @@ class Pool:
         return self._submit(fn, *args)[0]
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any], *,
-            on_crash: Callable[[Any], Any]) -> Pending:
+            on_crash: Callable[[Any], Any], weights: Sequence[float] | None = None,
+            most: float = float("inf")) -> Pending:
         """Start ``fn(item)`` for every item, in a few chunks; ``.result()`` gives the
-        results in input order, ``on_crash(item)`` for an item that kills a worker."""
+        results in input order, ``on_crash(item)`` for an item that kills a worker.
+        ``weights``: each item's cost, roughly; a chunk holds up to ``most`` of it (at
+        least one item), and the heaviest chunks start first (the last to finish
+        are light ones, so no worker waits long for another at the end)."""
         items = list(items)
-        chunks = []
-        if items:
-            parts = max(1, self.processes * CHUNKS_PER_WORKER)
-            size = max(MIN_CHUNK, -(-len(items) // parts))
-            for start in range(0, len(items), size):
-                part = items[start : start + size]
-                chunks.append((part, *self._submit(_run_chunk, fn, part)))
+        parts = split(len(items), max(1, self.processes * CHUNKS_PER_WORKER), weights, most)
+        order = sorted(range(len(parts)), key=lambda k: -parts[k][1]) if weights else range(len(parts))
+        submitted = {k: self._submit(_run_chunk, fn, items[parts[k][0]]) for k in order}
+        chunks = [(items[part], *submitted[k]) for k, (part, _) in enumerate(parts)]
         return Pending(self, fn, on_crash, chunks)
 
     def _replace(self, broken: Any, exc: BaseException) -> None:

@@ -185,6 +185,11 @@ class Started:
     pending: Any  # digitd.pool.Pending of Analysis
     unnamed: dict[int, Outcome]  # position in the batch -> an input whose NAME was not reserved
 
+    def analysing(self) -> bool:
+        """Whether the workers are still analysing this batch."""
+        done = getattr(self.pending, "done", None)
+        return done is not None and not done()
+
 
 class Runner:
     """Runs batches of inputs through the stages into one writer.
