@@ -168,12 +168,12 @@ def test_a_batch_whose_commit_fails_after_its_rows_is_retried_without_second_row
     caplog.set_level(logging.INFO)
     run_service(outbox_factory=lambda root: BrokenCommit(root, failures=1), batch_wait_ms=300)
     drop(tmp_path / "inbox", 5, "commit")
-    wait_until(lambda: done_count(tmp_path / "outbox") == 5, 20, "five files finished")
+    wait_until(lambda: done_count(tmp_path / "outbox") == 5 and work_files(tmp_path / "inbox") == [], 20,
+               "five files finished, their work copies gone")
     assert "cannot write the results of a batch" in caplog.text
     rows = csv_rows(tmp_path / "outbox")
     assert sorted(r["source"] for r in rows) == [f"commit-{i}.png" for i in range(5)]
     assert len(result_files(tmp_path / "outbox")) == 5
-    assert work_files(tmp_path / "inbox") == []
 
 
 def test_disk_full_for_good_never_drops_the_file(tmp_path, run_service, caplog):
@@ -195,8 +195,9 @@ def test_disk_full_for_good_never_drops_the_file(tmp_path, run_service, caplog):
     assert result_files(tmp_path / "outbox") == []
     with service.outbox.lock:
         service.outbox.failures = 0  # space is back
-    wait_until(lambda: done_count(tmp_path / "outbox") == 1, 30, "the file finished")
-    assert work_files(tmp_path / "inbox") == []
+    # the original is linked into the outbox before its work copy is removed: wait for both
+    wait_until(lambda: done_count(tmp_path / "outbox") == 1 and work_files(tmp_path / "inbox") == [], 30,
+               "the file finished and its work copy gone")
     assert len(csv_rows(tmp_path / "outbox")) == 1
     assert len(result_files(tmp_path / "outbox")) == 1
 
@@ -225,12 +226,12 @@ def test_a_file_that_breaks_recognition_is_failed_alone(tmp_path, run_service):
 def test_recognition_failing_for_everything_is_retried_then_failed(tmp_path, run_service):
     run_service(recognizer=FakeRecognizer(always=True), retry_max_attempts=2)
     drop(tmp_path / "inbox", 2, "doomed")
-    wait_until(lambda: done_count(tmp_path / "outbox") == 2, 20, "both files failed")
+    wait_until(lambda: done_count(tmp_path / "outbox") == 2 and work_files(tmp_path / "inbox") == [], 20,
+               "both files failed, their work copies gone")
     reasons = {r["source"]: r for r in error_records(tmp_path / "outbox")}
     for record in reasons.values():
         assert record["reason"].startswith("gave up after 2 attempts: recognition failed")
         assert record["attempts"] == 3
-    assert work_files(tmp_path / "inbox") == []
 
 
 def test_watchdog_pings_stop_when_the_watcher_dies_and_the_service_exits(tmp_path,
