@@ -58,6 +58,7 @@ DASHES = 100  # a page strewn with this many dashes of faint rules (down or acro
 THIN_DASH = 3  # working pixels: a faint rule's dash is this thin at most
 THIN_LINE = 0.05  # ... no wider than this share of their length
 RULE_VOTE = 1  # numbers standing on rules outnumbering those hanging from them by this many tell up from down
+FAINT_STROKE = 0.4  # working pixels of full ink across a stroke (its width times its contrast): less, a hair or dust
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Frame:
     ratio: np.ndarray  # float32 soft ink (contrast / level)
     back: np.ndarray  # 2 x 3 affine: frame pixels -> working pixels of the scan
     scale: float  # working pixels per original pixel
+    level: float  # the ink's typical contrast (0-1): ``ratio`` times this is the ink's contrast
 
 
 def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
@@ -640,7 +642,8 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
         labels, found = glyph_pieces(clean, mark_h, edge)
         rotation += 180
     doubts = ("may be rotated",) if rotation == 90 and flipped is None else ()
-    frame = Frame(mask=clean, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale)
+    frame = Frame(mask=clean, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale,
+                  level=ink.level)
     return frame, found, skew, rotation, doubts
 
 
@@ -729,11 +732,36 @@ def speck_at_feet(mask: np.ndarray, ruled: np.ndarray, number: Number) -> bool:
     return False
 
 
+def stroke_weight(frame: Frame, g: Glyph) -> float:
+    """The ink a glyph's strokes carry across them (working pixels of full
+    contrast): the contrast round its pixels over half its outline, the
+    strokes' length. A pen's stroke carries its width in ink; a hair, thin
+    and light, a fraction of a pixel."""
+    labels = frame.labels
+    H, W = labels.shape
+    y0, y1 = max(0, g.y - 1), min(H, g.y + g.h + 1)
+    x0, x1 = max(0, g.x - 1), min(W, g.x + g.w + 1)
+    own = pixels_of(g, labels[y0:y1, x0:x1]).view(np.uint8)
+    contours, _ = cv2.findContours(own, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    length = sum(cv2.arcLength(c, True) for c in contours) / 2
+    if length <= 0:
+        return 0.0
+    near = cv2.dilate(own, _line(3, 3)) > 0  # the soft edges of its strokes too
+    return float(frame.ratio[y0:y1, x0:x1][near].sum()) * frame.level / length
+
+
+def is_faint(frame: Frame, number: Number) -> bool:
+    """Whether a number's digits carry too little ink for a pen's strokes
+    (their median :func:`stroke_weight` under ``FAINT_STROKE``): a hair or
+    dust on the glass, a crease, the faint dashes of a rule."""
+    return middle([stroke_weight(frame, g) for g in number.digits]) < FAINT_STROKE
+
+
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
               mark_h: float = 0.0) -> PageFound:
     """A page's handwritten numbers in reading order (top to bottom, left to right);
     ``mark_h``: the marks' median height (:func:`survey`)."""
     frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio, mark_h)
-    numbers = read_layout(frame.labels, pieces_found, frame.ruled)
+    numbers = [n for n in read_layout(frame.labels, pieces_found, frame.ruled) if not is_faint(frame, n)]
     found = tuple(found_of(frame, n, max_digits) for n in numbers)
     return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)
