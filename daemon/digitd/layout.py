@@ -22,6 +22,7 @@ from .segment import components
 SPECK_AREA = 4  # pieces of fewer pixels (working scale) are dust
 SPECK_H = 4  # glyphs lower than this (working pixels) do not set the height of a run
 MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer side tall
+SMALL_TYPE = 1.2  # a number's digits stand this many times that tall at least (their median): lower, small type's
 MAX_DIGIT = 1 / 6  # and at most this (taller: a logo, a stamp, a drawing)
 JOIN = 0.35  # pieces whose columns overlap this much (of the narrower) are one glyph
 GAP = 1.2  # a gap wider than this times the digits' height ends a number
@@ -496,6 +497,8 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     if top < tall:
         return None
     digit_h = middle([g.h for g in run if g.h >= SMALL * top])
+    if digit_h < SMALL_TYPE * tall:  # a label's or a footer's small type, a colon after a word
+        return None
     if not written and (is_printed(run, digit_h, sizes) or is_text_line(run, labels)):
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]

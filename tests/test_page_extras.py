@@ -1,0 +1,50 @@
+"""Printed marks are no handwritten numbers.
+
+Files of ``scripts/pages.py --set pages`` (each made from its own seed, as
+the script makes it, and saved in its format), read through
+``find_numbers``: every number found is one written by hand where the
+labels say. Small type at the working resolution (a label's capitals, the
+colon after 'Phone', a footer's 'Page 1 of 4') stands lower than any
+handwritten digit.
+"""
+
+from __future__ import annotations
+
+import pytest
+from digitd.page import find_numbers
+from pageset_support import load_bank, script, set_file
+
+
+@pytest.fixture(scope="module")
+def bank(mnist_path):
+    bank = load_bank(mnist_path)
+    if bank is None:
+        pytest.skip("real-dev digits not found")
+    return bank
+
+
+def overlap(a, b) -> float:
+    """Intersection over union of two boxes (x, y, w, h)."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0, w) * max(0, h)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def extras(read, labels) -> list[list[tuple[int, int, int, int]]]:
+    """Per page, the boxes of the numbers found that match no labelled one (as accuracy.py matches)."""
+    out = []
+    for page, label in zip(read, labels):
+        boxes = [n["box"] for n in label["numbers"]]
+        found = find_numbers(page.scan).numbers
+        out.append([n.box for n in found if not any(overlap(n.box, b) >= 0.3 for b in boxes)])
+    return out
+
+
+@pytest.mark.parametrize(("seed", "index"), [
+    (5, 15),  # the colon after 'Phone', a label's end, the footer 'Page 1 of 4'
+    (23, 13),  # a short label in small capitals with its colon
+])
+def test_small_type_is_no_number(bank, tmp_path, seed, index):
+    read, labels = set_file(bank, tmp_path, seed, "page-", index, script.make_form)
+    assert extras(read, labels) == [[]] * len(read)
