@@ -48,3 +48,14 @@ def extras(read, labels) -> list[list[tuple[int, int, int, int]]]:
 def test_small_type_is_no_number(bank, tmp_path, seed, index):
     read, labels = set_file(bank, tmp_path, seed, "page-", index, script.make_form)
     assert extras(read, labels) == [[]] * len(read)
+
+
+def test_a_written_name_with_a_descender_is_a_word(bank, tmp_path):
+    """File page-0022 of ``pages.py --seed 5``: 'Cathy 0141' written on a
+    ruled line. Its small letters are the 'a' and the 'y', whose tail hangs
+    below the line: the name is a word and goes, the number beside it stays."""
+    read, labels = set_file(bank, tmp_path, 5, "page-", 22, script.make_form)
+    assert [n["text"] for n in labels[0]["numbers"]] == ["0141", "797"]
+    found = find_numbers(read[0].scan).numbers
+    assert [len(n.marks) for n in found] == [4, 3]
+    assert [overlap(n.box, label["box"]) >= 0.3 for n, label in zip(found, labels[0]["numbers"])] == [True, True]

@@ -407,8 +407,8 @@ def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
     """Letters written or set as a word: beside its tall letters (capitals,
     ascenders), ``X_LETTERS`` or more small ones, ``X_SHARE`` of them at least
     (x-height: ``X_LOW`` to ``X_LEVEL`` of the tallest), standing on the same
-    baseline. The digits of a number are all of one height; a date's slashes,
-    taller, are no letters."""
+    baseline or hanging below it (:func:`descends`). The digits of a number
+    are all of one height; a date's slashes, taller, are no letters."""
     letters = [g for g in part if g.h >= SPECK_H and not is_slash_like(g, labels)]
     if len(letters) < 2:
         return False
@@ -419,7 +419,15 @@ def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
         return False
     foot = middle([g.y + g.h for g in tall])
     standing = sum(letters_in(g) for g in small if abs(g.y + g.h - foot) <= X_FEET * top)
+    standing += sum(letters_in(g) for g in tall if descends(g, foot, top))
     return standing >= max(X_LETTERS, X_SHARE * sum(letters_in(g) for g in letters))
+
+
+def descends(g: Glyph, foot: float, top: int) -> bool:
+    """A small letter with a descender ('g', 'p', 'y'): its head at x-height
+    above the word's baseline (``X_LOW`` to ``X_LEVEL`` of its tallest letter),
+    its tail hanging below it."""
+    return g.y + g.h - foot > X_FEET * top and X_LOW * top <= foot - g.y <= X_LEVEL * top
 
 
 def letters_in(g: Glyph) -> int:
