@@ -59,3 +59,14 @@ def test_a_written_name_with_a_descender_is_a_word(bank, tmp_path):
     found = find_numbers(read[0].scan).numbers
     assert [len(n.marks) for n in found] == [4, 3]
     assert [overlap(n.box, label["box"]) >= 0.3 for n, label in zip(found, labels[0]["numbers"])] == [True, True]
+
+
+def test_a_rubber_stamps_letters_are_no_numbers(bank, tmp_path):
+    """File turn-0001 of ``pages.py --set turned --seed 11``: a form scanned a
+    quarter turn round with a round stamp in red, its letters and date
+    broken and pale against the page's black type. Only the six numbers
+    written by hand are found."""
+    read, labels = set_file(bank, tmp_path, 11, "turn-", 1, script.make_turned)
+    assert [n["text"] for n in labels[0]["numbers"]] == ["0", "5", "8343124", "698", "975.4", "48292201"]
+    assert extras(read, labels) == [[]]
+    assert len(find_numbers(read[0].scan).numbers) == 6

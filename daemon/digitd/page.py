@@ -59,6 +59,8 @@ THIN_DASH = 3  # working pixels: a faint rule's dash is this thin at most
 THIN_LINE = 0.05  # ... no wider than this share of their length
 RULE_VOTE = 1  # numbers standing on rules outnumbering those hanging from them by this many tell up from down
 FAINT_STROKE = 0.4  # working pixels of full ink across a stroke (its width times its contrast): less, a hair or dust
+PALE_INK = 0.6  # digits whose ink peaks under this share of the page's ink contrast are a stamp's or a shadow's, not a pen's
+INK_PEAK = 90  # percentile of a glyph's soft ink taken as its peak
 
 
 @dataclass(frozen=True)
@@ -750,11 +752,20 @@ def stroke_weight(frame: Frame, g: Glyph) -> float:
     return float(frame.ratio[y0:y1, x0:x1][near].sum()) * frame.level / length
 
 
+def ink_peak(frame: Frame, g: Glyph) -> float:
+    """How dark a glyph's ink is against the page's (``INK_PEAK`` percentile of its soft ink)."""
+    own = pixels_of(g, frame.labels[g.y : g.y + g.h, g.x : g.x + g.w])
+    return float(np.percentile(frame.ratio[g.y : g.y + g.h, g.x : g.x + g.w][own], INK_PEAK))
+
+
 def is_faint(frame: Frame, number: Number) -> bool:
     """Whether a number's digits carry too little ink for a pen's strokes
-    (their median :func:`stroke_weight` under ``FAINT_STROKE``): a hair or
-    dust on the glass, a crease, the faint dashes of a rule."""
-    return middle([stroke_weight(frame, g) for g in number.digits]) < FAINT_STROKE
+    (their median :func:`stroke_weight` under ``FAINT_STROKE``: a hair or
+    dust on the glass, a crease, the faint dashes of a rule), or are paler
+    than any pen against the page's ink (their median :func:`ink_peak`
+    under ``PALE_INK``: a rubber stamp's letters)."""
+    return (middle([stroke_weight(frame, g) for g in number.digits]) < FAINT_STROKE
+            or middle([ink_peak(frame, g) for g in number.digits]) < PALE_INK)
 
 
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
