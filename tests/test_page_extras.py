@@ -70,3 +70,18 @@ def test_a_rubber_stamps_letters_are_no_numbers(bank, tmp_path):
     assert [n["text"] for n in labels[0]["numbers"]] == ["0", "5", "8343124", "698", "975.4", "48292201"]
     assert extras(read, labels) == [[]]
     assert len(find_numbers(read[0].scan).numbers) == 6
+
+
+@pytest.mark.parametrize(("seed", "index", "rotations"), [
+    (41, 2, [90, 270, 270]),  # black and white; on page 3 a few big marks outweigh its small type
+    (41, 3, [270, 270]),  # a ruled sheet on its side with a black bar along its edge
+    (53, 3, [90]),  # a phone photo, the page's shadow round it
+])
+def test_a_page_whose_rules_or_bars_outweigh_its_writing_is_read_as_a_page(bank, tmp_path, seed, index, rotations):
+    """Files of ``pages.py --set turned``: pages whose few large marks (rules
+    running down, an edge bar, the desk) made the first look take them for
+    one cropped number (read whole, into extra numbers). Their many
+    glyph-sized marks make them pages, read upright."""
+    read, labels = set_file(bank, tmp_path, seed, "turn-", index, script.make_turned)
+    assert [label["rotation"] for label in labels] == rotations
+    assert [find_numbers(page.scan).rotation for page in read] == rotations

@@ -27,6 +27,8 @@ POINT_TALL = 0.35  # a point taken out with the rule under it stands at most thi
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
 LINE_GAP = 0.4  # rows this much of the tallest mark apart part two lines of marks (a broken digit's strokes lie closer)
 SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
+PAGE_GLYPHS = 24  # a page-sized scan with this many glyph-sized marks at least is a page (rules, bars or a desk beside them)
+GLYPH_AREA = 8  # working pixels: a glyph-sized mark has this many at least (noise has fewer)
 MAX_SKEW = 5.0  # degrees of skew looked for either way
 SKEW_FEET = 40  # glyphs enough to take the skew from their feet
 SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
@@ -139,6 +141,30 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
 
 
 def survey(mask: np.ndarray, scale: float, comps: Components | None = None) -> Survey:
+    """Whether the ink is a page's (:func:`first_look`), or else, for a page-sized
+    scan, whether it holds many glyph-sized marks (:func:`many_glyphs`): a page
+    whose rules, edge bar or desk outweigh its writing."""
+    comps = components(mask) if comps is None else comps
+    first = first_look(mask, scale, comps)
+    if first.page or min(mask.shape) / scale < PAGE_SIDE:
+        return first
+    return many_glyphs(mask, comps) or first
+
+
+def many_glyphs(mask: np.ndarray, comps: Components) -> Survey | None:
+    """A page (the marks' median height) when ``PAGE_GLYPHS`` marks at least are
+    glyph-sized (``SPECK_H`` tall, ``GLYPH_AREA`` pixels, under ``SMALL_MARKS``
+    of the scan either way); None when fewer: a cropped number has a few."""
+    H, W = mask.shape
+    _, _, stats = comps
+    x, y, w, h, area = stats[1:].T
+    glyphs = (h >= SPECK_H) & (area >= GLYPH_AREA) & (h < SMALL_MARKS * H) & (w < SMALL_MARKS * W)
+    if int(glyphs.sum()) < PAGE_GLYPHS:
+        return None
+    return Survey(True, median(h[glyphs].astype(np.float32)))
+
+
+def first_look(mask: np.ndarray, scale: float, comps: Components | None = None) -> Survey:
     """Whether the ink is a page's (read by :func:`read_page`) rather than one cropped
     digit or number's (read as :func:`digitd.segment.find_digits_scan` reads it).
 
