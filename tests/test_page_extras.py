@@ -85,3 +85,15 @@ def test_a_page_whose_rules_or_bars_outweigh_its_writing_is_read_as_a_page(bank,
     read, labels = set_file(bank, tmp_path, seed, "turn-", index, script.make_turned)
     assert [label["rotation"] for label in labels] == rotations
     assert [find_numbers(page.scan).rotation for page in read] == rotations
+
+
+def test_a_combs_ticks_left_standing_are_no_ones(bank, tmp_path):
+    """File page-0014 of ``pages.py --seed 5``, page 1: a '4' written in the
+    first cell of a comb of three whose ticks stay on the page (the rule
+    under them not found): three strokes of one height, evenly spaced, are
+    the comb's, and the number is the '4' alone."""
+    read, labels = set_file(bank, tmp_path, 5, "page-", 14, script.make_form)
+    assert [n["text"] for n in labels[0]["numbers"]] == ["397.1", "4"]
+    found = find_numbers(read[0].scan).numbers
+    assert [len(n.marks) for n in found] == [4, 1]
+    assert extras(read[:1], labels[:1]) == [[]]

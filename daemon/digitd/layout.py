@@ -65,6 +65,10 @@ X_LOW = 0.35  # ... and at least this share (lower: a dot, a comma)
 X_LETTERS = 2  # a word has this many small letters at least, standing on its baseline
 X_SHARE = 0.3  # ... and at least this share of its letters small (a number's few short digits are not)
 JOINED = 2  # ... counting a small glyph as wide as two or more as two letters written joined (not a label's end)
+TICKS = 3  # this many thin upright strokes of one height, evenly spaced, are a comb's ticks left on the page
+TICK_THIN = 0.15  # ... each this thin at most (of its height)
+TICK_ALIGN = 1  # working pixels: ... their tops and feet on the same rows within this
+TICK_EVEN = 0.1  # ... their spacing within this share of its median
 X_FEET = 0.15  # ... their feet within this share of the tallest letter's height of the other letters' feet
 
 
@@ -120,8 +124,8 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
         written = on_rule(run, ruled)
         if not written and (len(run) >= TYPE_LINE and is_typeset(run) or is_text_line(run, labels)):
             continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
-        for part in drop_words(run, labels):
-            if is_logo(part, labels):
+        for part in drop_words(drop_ticks(run), labels):
+            if not part or is_logo(part, labels):
                 continue
             number = read_number(part, labels, tall, [] if written else sizes, written)
             if number is not None:
@@ -373,6 +377,25 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
         runs.extend(parts)
         comb = one_digit(parts[-1])
     return runs
+
+
+def drop_ticks(run: list[Glyph]) -> list[Glyph]:
+    """A run without a comb's ticks left standing (the rule under them not
+    found): ``TICKS`` or more thin upright strokes (``TICK_THIN``) whose tops
+    and feet lie on the same rows (``TICK_ALIGN``), evenly spaced
+    (``TICK_EVEN``). Printed ticks line up to the pixel; written 1s do not."""
+    thin = [g for g in run if g.w <= TICK_THIN * g.h]
+    if len(thin) < TICKS:
+        return run
+    for first in thin:
+        ticks = [g for g in thin if abs(g.y - first.y) <= TICK_ALIGN and abs(g.y + g.h - first.y - first.h) <= TICK_ALIGN]
+        if len(ticks) < TICKS:
+            continue
+        steps = [b.x - a.x for a, b in zip(ticks, ticks[1:])]
+        step = middle(steps)
+        if step > 0 and all(abs(d - step) <= TICK_EVEN * step for d in steps):
+            return [g for g in run if g not in ticks]
+    return run
 
 
 def drop_words(run: list[Glyph], labels: np.ndarray) -> list[list[Glyph]]:
