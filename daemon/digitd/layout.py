@@ -22,6 +22,7 @@ from .segment import components
 SPECK_AREA = 4  # pieces of fewer pixels (working scale) are dust
 SPECK_H = 4  # glyphs lower than this (working pixels) do not set the height of a run
 MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer side tall
+SMALL_TYPE = 1.2  # a number's digits stand this many times that tall at least (their median): lower, small type's
 MAX_DIGIT = 1 / 6  # and at most this (taller: a logo, a stamp, a drawing)
 JOIN = 0.35  # pieces whose columns overlap this much (of the narrower) are one glyph
 GAP = 1.2  # a gap wider than this times the digits' height ends a number
@@ -64,6 +65,10 @@ X_LOW = 0.35  # ... and at least this share (lower: a dot, a comma)
 X_LETTERS = 2  # a word has this many small letters at least, standing on its baseline
 X_SHARE = 0.3  # ... and at least this share of its letters small (a number's few short digits are not)
 JOINED = 2  # ... counting a small glyph as wide as two or more as two letters written joined (not a label's end)
+TICKS = 3  # this many thin upright strokes of one height, evenly spaced, are a comb's ticks left on the page
+TICK_THIN = 0.15  # ... each this thin at most (of its height)
+TICK_ALIGN = 1  # working pixels: ... their tops and feet on the same rows within this
+TICK_EVEN = 0.1  # ... their spacing within this share of its median
 X_FEET = 0.15  # ... their feet within this share of the tallest letter's height of the other letters' feet
 
 
@@ -119,8 +124,8 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
         written = on_rule(run, ruled)
         if not written and (len(run) >= TYPE_LINE and is_typeset(run) or is_text_line(run, labels)):
             continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
-        for part in drop_words(run, labels):
-            if is_logo(part, labels):
+        for part in drop_words(drop_ticks(run), labels):
+            if not part or is_logo(part, labels):
                 continue
             number = read_number(part, labels, tall, [] if written else sizes, written)
             if number is not None:
@@ -374,6 +379,25 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
     return runs
 
 
+def drop_ticks(run: list[Glyph]) -> list[Glyph]:
+    """A run without a comb's ticks left standing (the rule under them not
+    found): ``TICKS`` or more thin upright strokes (``TICK_THIN``) whose tops
+    and feet lie on the same rows (``TICK_ALIGN``), evenly spaced
+    (``TICK_EVEN``). Printed ticks line up to the pixel; written 1s do not."""
+    thin = [g for g in run if g.w <= TICK_THIN * g.h]
+    if len(thin) < TICKS:
+        return run
+    for first in thin:
+        ticks = [g for g in thin if abs(g.y - first.y) <= TICK_ALIGN and abs(g.y + g.h - first.y - first.h) <= TICK_ALIGN]
+        if len(ticks) < TICKS:
+            continue
+        steps = [b.x - a.x for a, b in zip(ticks, ticks[1:])]
+        step = middle(steps)
+        if step > 0 and all(abs(d - step) <= TICK_EVEN * step for d in steps):
+            return [g for g in run if g not in ticks]
+    return run
+
+
 def drop_words(run: list[Glyph], labels: np.ndarray) -> list[list[Glyph]]:
     """A run without its written words: the run parted at gaps of ``WORD_SPACE``
     of its tallest glyph or more, the parts that are words (:func:`is_word`) left
@@ -406,8 +430,8 @@ def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
     """Letters written or set as a word: beside its tall letters (capitals,
     ascenders), ``X_LETTERS`` or more small ones, ``X_SHARE`` of them at least
     (x-height: ``X_LOW`` to ``X_LEVEL`` of the tallest), standing on the same
-    baseline. The digits of a number are all of one height; a date's slashes,
-    taller, are no letters."""
+    baseline or hanging below it (:func:`descends`). The digits of a number
+    are all of one height; a date's slashes, taller, are no letters."""
     letters = [g for g in part if g.h >= SPECK_H and not is_slash_like(g, labels)]
     if len(letters) < 2:
         return False
@@ -418,7 +442,15 @@ def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
         return False
     foot = middle([g.y + g.h for g in tall])
     standing = sum(letters_in(g) for g in small if abs(g.y + g.h - foot) <= X_FEET * top)
+    standing += sum(letters_in(g) for g in tall if descends(g, foot, top))
     return standing >= max(X_LETTERS, X_SHARE * sum(letters_in(g) for g in letters))
+
+
+def descends(g: Glyph, foot: float, top: int) -> bool:
+    """A small letter with a descender ('g', 'p', 'y'): its head at x-height
+    above the word's baseline (``X_LOW`` to ``X_LEVEL`` of its tallest letter),
+    its tail hanging below it."""
+    return g.y + g.h - foot > X_FEET * top and X_LOW * top <= foot - g.y <= X_LEVEL * top
 
 
 def letters_in(g: Glyph) -> int:
@@ -496,6 +528,8 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     if top < tall:
         return None
     digit_h = middle([g.h for g in run if g.h >= SMALL * top])
+    if digit_h < SMALL_TYPE * tall:  # a label's or a footer's small type, a colon after a word
+        return None
     if not written and (is_printed(run, digit_h, sizes) or is_text_line(run, labels)):
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]

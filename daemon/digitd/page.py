@@ -27,6 +27,8 @@ POINT_TALL = 0.35  # a point taken out with the rule under it stands at most thi
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
 LINE_GAP = 0.4  # rows this much of the tallest mark apart part two lines of marks (a broken digit's strokes lie closer)
 SMALL_MARKS = 1 / 8  # marks shorter than this fraction of the image: a page, not a cropped number
+PAGE_GLYPHS = 24  # a page-sized scan with this many glyph-sized marks at least is a page (rules, bars or a desk beside them)
+GLYPH_AREA = 8  # working pixels: a glyph-sized mark has this many at least (noise has fewer)
 MAX_SKEW = 5.0  # degrees of skew looked for either way
 SKEW_FEET = 40  # glyphs enough to take the skew from their feet
 SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
@@ -58,6 +60,9 @@ DASHES = 100  # a page strewn with this many dashes of faint rules (down or acro
 THIN_DASH = 3  # working pixels: a faint rule's dash is this thin at most
 THIN_LINE = 0.05  # ... no wider than this share of their length
 RULE_VOTE = 1  # numbers standing on rules outnumbering those hanging from them by this many tell up from down
+FAINT_STROKE = 0.4  # working pixels of full ink across a stroke (its width times its contrast): less, a hair or dust
+PALE_INK = 0.6  # digits whose ink peaks under this share of the page's ink contrast are a stamp's or a shadow's, not a pen's
+INK_PEAK = 90  # percentile of a glyph's soft ink taken as its peak
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Frame:
     ratio: np.ndarray  # float32 soft ink (contrast / level)
     back: np.ndarray  # 2 x 3 affine: frame pixels -> working pixels of the scan
     scale: float  # working pixels per original pixel
+    level: float  # the ink's typical contrast (0-1): ``ratio`` times this is the ink's contrast
 
 
 def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
@@ -135,6 +141,30 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
 
 
 def survey(mask: np.ndarray, scale: float, comps: Components | None = None) -> Survey:
+    """Whether the ink is a page's (:func:`first_look`), or else, for a page-sized
+    scan, whether it holds many glyph-sized marks (:func:`many_glyphs`): a page
+    whose rules, edge bar or desk outweigh its writing."""
+    comps = components(mask) if comps is None else comps
+    first = first_look(mask, scale, comps)
+    if first.page or min(mask.shape) / scale < PAGE_SIDE:
+        return first
+    return many_glyphs(mask, comps) or first
+
+
+def many_glyphs(mask: np.ndarray, comps: Components) -> Survey | None:
+    """A page (the marks' median height) when ``PAGE_GLYPHS`` marks at least are
+    glyph-sized (``SPECK_H`` tall, ``GLYPH_AREA`` pixels, under ``SMALL_MARKS``
+    of the scan either way); None when fewer: a cropped number has a few."""
+    H, W = mask.shape
+    _, _, stats = comps
+    x, y, w, h, area = stats[1:].T
+    glyphs = (h >= SPECK_H) & (area >= GLYPH_AREA) & (h < SMALL_MARKS * H) & (w < SMALL_MARKS * W)
+    if int(glyphs.sum()) < PAGE_GLYPHS:
+        return None
+    return Survey(True, median(h[glyphs].astype(np.float32)))
+
+
+def first_look(mask: np.ndarray, scale: float, comps: Components | None = None) -> Survey:
     """Whether the ink is a page's (read by :func:`read_page`) rather than one cropped
     digit or number's (read as :func:`digitd.segment.find_digits_scan` reads it).
 
@@ -640,7 +670,8 @@ def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
         labels, found = glyph_pieces(clean, mark_h, edge)
         rotation += 180
     doubts = ("may be rotated",) if rotation == 90 and flipped is None else ()
-    frame = Frame(mask=clean, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale)
+    frame = Frame(mask=clean, labels=labels, ruled=ruled, ratio=ratio, back=back, scale=ink.scale,
+                  level=ink.level)
     return frame, found, skew, rotation, doubts
 
 
@@ -729,11 +760,45 @@ def speck_at_feet(mask: np.ndarray, ruled: np.ndarray, number: Number) -> bool:
     return False
 
 
+def stroke_weight(frame: Frame, g: Glyph) -> float:
+    """The ink a glyph's strokes carry across them (working pixels of full
+    contrast): the contrast round its pixels over half its outline, the
+    strokes' length. A pen's stroke carries its width in ink; a hair, thin
+    and light, a fraction of a pixel."""
+    labels = frame.labels
+    H, W = labels.shape
+    y0, y1 = max(0, g.y - 1), min(H, g.y + g.h + 1)
+    x0, x1 = max(0, g.x - 1), min(W, g.x + g.w + 1)
+    own = pixels_of(g, labels[y0:y1, x0:x1]).view(np.uint8)
+    contours, _ = cv2.findContours(own, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    length = sum(cv2.arcLength(c, True) for c in contours) / 2
+    if length <= 0:
+        return 0.0
+    near = cv2.dilate(own, _line(3, 3)) > 0  # the soft edges of its strokes too
+    return float(frame.ratio[y0:y1, x0:x1][near].sum()) * frame.level / length
+
+
+def ink_peak(frame: Frame, g: Glyph) -> float:
+    """How dark a glyph's ink is against the page's (``INK_PEAK`` percentile of its soft ink)."""
+    own = pixels_of(g, frame.labels[g.y : g.y + g.h, g.x : g.x + g.w])
+    return float(np.percentile(frame.ratio[g.y : g.y + g.h, g.x : g.x + g.w][own], INK_PEAK))
+
+
+def is_faint(frame: Frame, number: Number) -> bool:
+    """Whether a number's digits carry too little ink for a pen's strokes
+    (their median :func:`stroke_weight` under ``FAINT_STROKE``: a hair or
+    dust on the glass, a crease, the faint dashes of a rule), or are paler
+    than any pen against the page's ink (their median :func:`ink_peak`
+    under ``PALE_INK``: a rubber stamp's letters)."""
+    return (middle([stroke_weight(frame, g) for g in number.digits]) < FAINT_STROKE
+            or middle([ink_peak(frame, g) for g in number.digits]) < PALE_INK)
+
+
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
               mark_h: float = 0.0) -> PageFound:
     """A page's handwritten numbers in reading order (top to bottom, left to right);
     ``mark_h``: the marks' median height (:func:`survey`)."""
     frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio, mark_h)
-    numbers = read_layout(frame.labels, pieces_found, frame.ruled)
+    numbers = [n for n in read_layout(frame.labels, pieces_found, frame.ruled) if not is_faint(frame, n)]
     found = tuple(found_of(frame, n, max_digits) for n in numbers)
     return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)
