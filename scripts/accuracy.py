@@ -628,7 +628,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=default_mnist(), help="MNIST npz (default ../shared/data/mnist.npz or $DIGITD_MNIST)")
     p.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real-dev", help="real-dev folder")
-    p.add_argument("--model", type=Path, default=ROOT / "models" / "digitd-cnn-v6.keras")
+    p.add_argument("--model", type=Path, default=ROOT / "models" / "digitd-cnn-v8.keras")
     p.add_argument("--mnist-count", type=int, default=10000, help="MNIST test digits written as files (default all 10000)")
     p.add_argument("--numbers", type=int, default=500, help="composed numbers of 2-5 digits (default 500)")
     p.add_argument("--seed", type=int, default=7)

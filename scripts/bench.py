@@ -70,7 +70,7 @@ import numpy as np
 from benchdata import digits, find_data, write_pngs  # noqa: E402  (beside this script)
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "models" / "digitd-cnn-v6.keras"
+DEFAULT_MODEL = ROOT / "models" / "digitd-cnn-v8.keras"
 MODES = {"pictures": True, "no pictures": False}
 BACKLOG = 512  # files waiting in the inbox during the long run
 GROWTH_FROM = 5000

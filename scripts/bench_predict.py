@@ -2,7 +2,7 @@
 """Benchmark ``digitd predict``: images per second after start-up, and accuracy.
 
     python scripts/bench_predict.py [--data PATH/mnist.npz] [--n 1000] [--size 112]
-                                    [--model models/digitd-cnn-v6.keras] [--profile]
+                                    [--model models/digitd-cnn-v8.keras] [--profile]
 
 1. Writes ``--n`` MNIST test digits (``--data``, else ``$DIGITD_MNIST``, else
    ``../shared/data/mnist.npz`` from the repo; font-drawn digits if none is
@@ -42,7 +42,7 @@ import numpy as np
 from benchdata import digits, find_data, write_pngs  # noqa: E402  (beside this script)
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = ROOT / "models" / "digitd-cnn-v6.keras"
+DEFAULT_MODEL = ROOT / "models" / "digitd-cnn-v8.keras"
 BARS = {"pictures": 100.0, "no pictures": 1000.0}
 
 

@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=0.8, help="the threshold to mark (default 0.8)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "tradeoff", help="OUT.md and OUT.png")
     args = p.parse_args(argv)
-    models = args.model or [ROOT / "models" / "digitd-cnn-v6.keras"]
+    models = args.model or [ROOT / "models" / "digitd-cnn-v8.keras"]
     labels = json.loads((args.pages / "labels.json").read_text())
     if not args.no_real and not (args.real / "labels.csv").is_file():
         sys.exit(f"tradeoff.py: no {args.real}/labels.csv (real-dev; --no-real for the page set alone)")

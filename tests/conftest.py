@@ -110,7 +110,7 @@ def run_digitd(digitd_exe: Path, tmp_path: Path) -> RunDigitd:
 
 # --- models for tests -----------------------------------------------------------------
 
-SHIPPED_MODEL = REPO_ROOT / "models" / "digitd-cnn-v6.keras"
+SHIPPED_MODEL = REPO_ROOT / "models" / "digitd-cnn-v8.keras"
 FONTS = (0, 1, 2, 3, 4, 6)  # cv2.FONT_HERSHEY_{SIMPLEX,PLAIN,DUPLEX,COMPLEX,TRIPLEX,COMPLEX_SMALL}
 
 
@@ -180,7 +180,7 @@ def small_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_model() -> Path:
-    """The shipped model ``models/digitd-cnn-v6.keras``; skipped if it is not there."""
+    """The shipped model ``models/digitd-cnn-v8.keras``; skipped if it is not there."""
     if not SHIPPED_MODEL.is_file():
         pytest.skip(f"shipped model {SHIPPED_MODEL} not present (train it: make train)")
     return SHIPPED_MODEL

@@ -151,7 +151,7 @@ def test_check_config_warns_about_missing_folders_and_model(run_digitd, tmp_path
     assert result.stderr == (
         f"digitd: warning: inbox folder {tmp_path}/in does not exist (key 'inbox' in {config})\n"
         f"digitd: warning: outbox folder {tmp_path}/out does not exist (key 'outbox' in {config})\n"
-        f"digitd: warning: model file {tmp_path}/conf/models/digitd-cnn-v6.keras does not exist "
+        f"digitd: warning: model file {tmp_path}/conf/models/digitd-cnn-v8.keras does not exist "
         f"(key 'model' in {config})\n")
 
 

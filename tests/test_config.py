@@ -51,7 +51,7 @@ EXPECTED = {
 DEFAULTS = {
     "inbox": "inbox",  # relative to the config file's folder
     "outbox": "outbox",
-    "model": "models/digitd-cnn-v6.keras",
+    "model": "models/digitd-cnn-v8.keras",
     "forms": None,  # no forms
     "recursive": False,
     "polling": False,

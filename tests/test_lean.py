@@ -106,7 +106,7 @@ def test_predict_without_a_config_uses_the_shipped_model(tmp_path):
     proc = digitd("predict", "--json", "--out", tmp_path / "results", scan, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert (result["number"], result["model"]) == ("8", "digitd-cnn-v6")
+    assert (result["number"], result["model"]) == ("8", "digitd-cnn-v8")
     assert (f"from {PACKAGED_MODEL}; config defaults (no config file); 1 input(s)") in proc.stderr
     assert (tmp_path / "results" / "results" / f"{scan.stem}.json").is_file()
 
@@ -123,8 +123,8 @@ def test_the_loaded_line_names_the_config_and_model(tmp_path):
     (scan,) = scans(tmp_path / "in", "1")
     proc = digitd("predict", "--config", setup.config, "--no-annotate", scan, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert re.search(r"^INFO digitd\.predict: model digitd-cnn-v6 loaded in \d+\.\d s \(TFLite .* from "
-                     r"digitd-cnn-v6\.tflite\) from " + re.escape(f"{SHIPPED_MODEL}; config {setup.config};"),
+    assert re.search(r"^INFO digitd\.predict: model digitd-cnn-v8 loaded in \d+\.\d s \(TFLite .* from "
+                     r"digitd-cnn-v8\.tflite\) from " + re.escape(f"{SHIPPED_MODEL}; config {setup.config};"),
                      proc.stderr, re.M), proc.stderr
 
 

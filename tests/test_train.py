@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "scripts" / "train.py"
 EXPORT = ROOT / "scripts" / "export_tflite.py"
-SHIPPED = ROOT / "models" / "digitd-cnn-v6.keras"
+SHIPPED = ROOT / "models" / "digitd-cnn-v8.keras"
 
 FONTS = [
     cv2.FONT_HERSHEY_SIMPLEX,
@@ -391,7 +391,7 @@ def test_bad_out_is_a_usage_error(tmp_path):
 def test_shipped_model_reaches_its_card_on_mnist(mnist_path):
     card = json.loads(SHIPPED.with_suffix(".json").read_text())
     assert card["file"] == SHIPPED.name
-    assert card["test_accuracy"] >= 0.995
+    assert card["test_accuracy"] >= 0.993  # v8 trades MNIST (99.38%) for flagged 1s and "not a digit" (README "v8")
     with np.load(mnist_path) as npz:
         x_test, y_test = npz["x_test"], npz["y_test"]
     acc = accuracy_of(SHIPPED, x_test, y_test)
@@ -476,7 +476,7 @@ def test_shipped_companion_is_recorded_and_served():
     assert entry["keras_sha256"] == hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
     assert entry["sha256"] == hashlib.sha256(companion.read_bytes()).hexdigest()
     assert entry["test_data"]["images"] == 10000
-    assert entry["test_accuracy"] >= 0.995 and abs(entry["test_accuracy"] - card["test_accuracy"]) <= 0.001
+    assert entry["test_accuracy"] >= 0.993 and abs(entry["test_accuracy"] - card["test_accuracy"]) <= 0.001
 
 
 @pytest.mark.slow

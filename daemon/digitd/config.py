@@ -26,7 +26,7 @@ from digitd.yamltext import YAMLTextError, parse_yaml
 DEFAULT_CONFIG_NAME = "config.yaml"
 CONFIG_ENV = "DIGITD_CONFIG"
 # The model shipped inside the package (package data): served when there is no config file.
-PACKAGED_MODEL = Path(__file__).resolve().parent / "models" / "digitd-cnn-v6.tflite"
+PACKAGED_MODEL = Path(__file__).resolve().parent / "models" / "digitd-cnn-v8.tflite"
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ KEYS: tuple[KeySpec, ...] = (
             "Folder watched for new images (PNG, JPEG, TIFF, BMP, WebP)."),
     KeySpec("outbox", "path", "outbox",
             "Folder the results go to: results/, annotated/, originals/, failed/, results.csv."),
-    KeySpec("model", "path", "models/digitd-cnn-v6.keras",
+    KeySpec("model", "path", "models/digitd-cnn-v8.keras",
             "Model file: NAME.keras, served from its NAME.tflite companion, or a .tflite itself."),
     KeySpec("forms", "path", None,
             "Folder of form templates (*.yaml), read and checked at start; empty: no forms.",

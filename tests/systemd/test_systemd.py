@@ -152,7 +152,7 @@ def site():
             f.write("/srv/share /srv/scans/inbox none bind,_netdev 0 0\n")
         config = (REPO / "config.yaml").read_text()
         for key, value in {"inbox": INBOX, "outbox": OUTBOX,
-                           "model": f"{container.CHECKOUT}/models/digitd-cnn-v6.keras",
+                           "model": f"{container.CHECKOUT}/models/digitd-cnn-v8.keras",
                            "settle_seconds": "0.2", "status_interval_seconds": "1.0"}.items():
             config, n = re.subn(rf"(?m)^{key}:.*$", f"{key}: {value}", config)
             assert n == 1, key
