@@ -6,6 +6,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import find_real_dev
 from digitd.imageio import Page, pages, read_bytes
 from test_pages_script import load_script
@@ -17,6 +18,23 @@ def load_bank(mnist: Path):
     """The digits the script draws with (MNIST test digits, real-dev's); None without real-dev."""
     real = find_real_dev()
     return None if real is None else script.load_bank(mnist, real)
+
+
+@pytest.fixture(scope="module")
+def bank(mnist_path):
+    """The script's digit bank for a test module; skipped without real-dev."""
+    found = load_bank(mnist_path)
+    if found is None:
+        pytest.skip("real-dev digits not found")
+    return found
+
+
+def overlap(a, b) -> float:
+    """Intersection over union of two boxes (x, y, w, h)."""
+    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0, w) * max(0, h)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def set_file(bank, folder: Path, seed: int, prefix: str, index: int, make) -> tuple[list[Page], list[dict]]:

@@ -12,15 +12,7 @@ from __future__ import annotations
 
 import pytest
 from digitd.page import find_numbers
-from pageset_support import load_bank, script, set_file
-
-
-@pytest.fixture(scope="module")
-def bank(mnist_path):
-    bank = load_bank(mnist_path)
-    if bank is None:
-        pytest.skip("real-dev digits not found")
-    return bank
+from pageset_support import bank, overlap, script, set_file  # noqa: F401 (bank: a fixture)
 
 
 @pytest.mark.parametrize(("prefix", "index", "make"), [
@@ -31,14 +23,6 @@ def test_hairs_on_an_empty_page_are_no_number(bank, tmp_path, prefix, index, mak
     read, labels = set_file(bank, tmp_path, 11, prefix, index, getattr(script, make))
     assert [label["numbers"] for label in labels] == [[]]
     assert [find_numbers(page.scan).numbers for page in read] == [()]
-
-
-def overlap(a, b) -> float:
-    """Intersection over union of two boxes (x, y, w, h)."""
-    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    inter = max(0, w) * max(0, h)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def test_thin_dark_handwriting_is_kept(bank, tmp_path):

@@ -12,23 +12,7 @@ from __future__ import annotations
 
 import pytest
 from digitd.page import find_numbers
-from pageset_support import load_bank, script, set_file
-
-
-@pytest.fixture(scope="module")
-def bank(mnist_path):
-    bank = load_bank(mnist_path)
-    if bank is None:
-        pytest.skip("real-dev digits not found")
-    return bank
-
-
-def overlap(a, b) -> float:
-    """Intersection over union of two boxes (x, y, w, h)."""
-    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    inter = max(0, w) * max(0, h)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+from pageset_support import bank, overlap, script, set_file  # noqa: F401 (bank: a fixture)
 
 
 def extras(read, labels) -> list[list[tuple[int, int, int, int]]]:

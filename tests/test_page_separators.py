@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 from digitd.layout import Glyph, gather_lines, read_number
 from digitd.page import find_numbers
-from pageset_support import load_bank, script, set_file
+from pageset_support import bank, overlap, script, set_file  # noqa: F401 (bank: a fixture)
 from test_page_lines import glyphs_of
 
 
@@ -38,22 +37,6 @@ def test_a_minus_alone_before_the_digits_is_kept():
     cv2.ellipse(labels, (140, 25), (9, 15), 0, 0, 360, 3, 2)
     number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
     assert number is not None and number.separators == ((0, "-"),)
-
-
-@pytest.fixture(scope="module")
-def bank(mnist_path):
-    bank = load_bank(mnist_path)
-    if bank is None:
-        pytest.skip("real-dev digits not found")
-    return bank
-
-
-def overlap(a, b) -> float:
-    """Intersection over union of two boxes (x, y, w, h)."""
-    w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    inter = max(0, w) * max(0, h)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def test_a_point_taken_out_with_the_underline_under_it_makes_the_number_uncertain(bank, tmp_path):

@@ -13,15 +13,7 @@ from __future__ import annotations
 
 import pytest
 from digitd.page import find_numbers
-from pageset_support import load_bank, script, set_file
-
-
-@pytest.fixture(scope="module")
-def bank(mnist_path):
-    bank = load_bank(mnist_path)
-    if bank is None:
-        pytest.skip("real-dev digits not found")
-    return bank
+from pageset_support import bank, script, set_file  # noqa: F401 (bank: a fixture)
 
 
 @pytest.mark.parametrize(("seed", "index", "rotations"), [
