@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from digitd.layout import Glyph, gather_lines, read_number
 from digitd.page import find_numbers
 from pageset_support import bank, overlap, script, set_file  # noqa: F401 (bank: a fixture)
@@ -39,13 +40,16 @@ def test_a_minus_alone_before_the_digits_is_kept():
     assert number is not None and number.separators == ((0, "-"),)
 
 
-def test_a_point_taken_out_with_the_underline_under_it_makes_the_number_uncertain(bank, tmp_path):
-    """File page-0021 of ``pages.py --seed 5``, page 2: '631.24' written on an
-    underline, its point sitting on the line and taken out with it. The
-    number's five digits are read, and the point's loss is a doubt."""
-    read, labels = set_file(bank, tmp_path, 5, "page-", 21, script.make_form)
-    label = next(n for n in labels[1]["numbers"] if n["text"] == "631.24")
-    found = find_numbers(read[1].scan)
+@pytest.mark.parametrize(("seed", "index", "page", "text"), [
+    (5, 21, 1, "631.24"),  # its point sitting on an underline, taken out with it
+    (11, 2, 0, "406.84"),  # its point three working pixels (dust to the glyph finder) at the 6's and 8's feet
+])
+def test_a_point_lost_between_digits_makes_the_number_uncertain(bank, tmp_path, seed, index, page, text):
+    """A form of ``pages.py`` whose written decimal point the reader loses:
+    the number's five digits are read, and the point's loss is a doubt."""
+    read, labels = set_file(bank, tmp_path, seed, "page-", index, script.make_form)
+    label = next(n for n in labels[page]["numbers"] if n["text"] == text)
+    found = find_numbers(read[page].scan)
     number = max(found.numbers, key=lambda n: overlap(n.box, label["box"]))
     assert overlap(number.box, label["box"]) > 0.5
     assert (len(number.marks), number.separators, number.doubts) == (5, (), ("a mark between digits was not read",))
@@ -79,16 +83,3 @@ def test_a_comma_hanging_low_below_its_digits_stays_on_their_line():
     comma = Glyph(340, 195, 7, 14, 60, (7,))
     lines = gather_lines([*digits, comma], 4.9)
     assert [[g.labels[0] for g in line] for line in lines] == [[1, 2, 3, 7, 4, 5, 6]]
-
-
-def test_a_point_too_small_for_a_glyph_at_the_digits_feet_makes_the_number_uncertain(bank, tmp_path):
-    """File page-0002 of ``pages.py --seed 11``: '406.84' written on a ruled
-    sheet, its point three working pixels (dust to the glyph finder) between
-    the 6 and the 8 at their feet. The five digits are read, the point's loss
-    is a doubt."""
-    read, labels = set_file(bank, tmp_path, 11, "page-", 2, script.make_form)
-    label = next(n for n in labels[0]["numbers"] if n["text"] == "406.84")
-    found = find_numbers(read[0].scan)
-    number = max(found.numbers, key=lambda n: overlap(n.box, label["box"]))
-    assert overlap(number.box, label["box"]) > 0.5
-    assert (len(number.marks), number.separators, number.doubts) == (5, (), ("a mark between digits was not read",))
