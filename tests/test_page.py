@@ -567,12 +567,29 @@ def test_a_cropped_number_keeps_its_marks_and_gains_its_separators(text, separat
     assert (number.separators, number.doubts) == (separators, ())
 
 
-def test_a_cropped_date_whose_slashes_today_reads_as_digits_is_flagged():
-    page = Page(35, shape=(200, 1000))
+@pytest.mark.parametrize("seed", [35, 36, 37])
+def test_a_cropped_date_reads_its_digits_without_the_slashes(seed):
+    page = Page(seed, shape=(200, 1000))
     page.number("12/05/2026", 40, 50, 90)
     scan = page.scan()
     marks, _ = find_digits_scan(scan)
-    assert len(marks) == 10  # the cropped path reads the two slashes as digits
+    assert len(marks) == 10  # the cropped path's marks hold the two slashes
+    number = find_numbers(scan).numbers[0]
+    digits = [marks[i] for i in (0, 1, 3, 4, 6, 7, 8, 9)]
+    assert [m.box for m in number.marks] == [m.box for m in digits]  # today's marks, the slashes left out
+    assert all(np.array_equal(a.pixels, b.pixels) for a, b in zip(number.marks, digits))
+    assert (number.separators, number.doubts) == (((2, "/"), (4, "/")), ())
+
+
+def test_a_cropped_date_whose_slash_touches_a_digit_is_flagged():
+    page = Page(35, shape=(200, 1000))
+    page.number("12/05/2026", 40, 50, 90)
+    slash, zero = (m.box for m in find_digits_scan(page.scan())[0][2:4])
+    y = zero[1] + zero[3] // 2
+    cv2.line(page.img, (slash[0] + slash[2] // 2, y), (zero[0] + 10, y), 35, 6, cv2.LINE_AA)  # the slash run into the 0
+    scan = page.scan()
+    marks, _ = find_digits_scan(scan)
+    assert len(marks) == 9
     number = find_numbers(scan).numbers[0]
     assert [m.box for m in number.marks] == [m.box for m in marks]
     assert (number.separators, number.doubts) == ((), ("a mark between digits was not read",))

@@ -2,7 +2,8 @@
 
 :func:`find_numbers` is the one entry point the pipeline calls for each page or
 image. A cropped digit or number (:func:`is_page` says no) is read exactly as
-:func:`digitd.segment.digits_of_mask` reads it. A page is read by
+:func:`digitd.segment.digits_of_mask` reads it, less the marks that are its
+separators (:func:`crop_number`). A page is read by
 :func:`read_page`: deskewed, turned if its lines run down, cleared of rules and
 box edges, its marks gathered into lines and numbers (:mod:`digitd.layout`),
 printed text left out, separators kept. Pure: arrays in, records out.
@@ -10,7 +11,7 @@ printed text left out, separators kept. Pure: arrays in, records out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -18,8 +19,8 @@ import numpy as np
 from .layout import (BASELINE, DOT, MIN_DIGIT, SPECK_AREA, SPECK_H, Glyph, Number, gather_lines, glyph_pieces,
                      join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
-from .segment import (SPECK, Components, Ink, components, digits_of_mask, ink_map, ink_mask_and_ratio, mark_of,
-                      median)
+from .segment import (SPECK, Components, Ink, components, digits_of_mask, group_marks, ink_map, ink_mask_and_ratio,
+                      mark_of, median, pieces)
 
 UNREAD = "a mark between digits was not read"
 SPECK_POINT = 2  # working pixels of ink between two digits at their feet: a point too small to be a glyph
@@ -90,32 +91,66 @@ def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
         marks, polarity = digits_of_mask(mask, ratio, ink, max_digits, comps)
         if not marks:
             return PageFound(numbers=(), polarity=polarity)
-        separators, doubts = crop_separators(mask, len(marks), comps) if len(marks) >= 2 else ((), ())
-        return PageFound(numbers=(Found(marks=tuple(marks), box=enclosing([m.box for m in marks]),
-                                        separators=separators, doubts=doubts),), polarity=polarity)
+        return PageFound(numbers=(crop_number(mask, marks, comps),), polarity=polarity)
     return read_page(ink, mask, ratio, max_digits, first.mark_h)
 
 
-def crop_separators(mask: np.ndarray, count: int, comps: Components | None = None
-                    ) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...]]:
-    """A cropped number's separators, its marks left as they are: the page
-    reader's reading of its one line, when it finds separators. Where it counts
-    its digits as the marks do, its separators; where not (a slash or a point
-    taken for a digit, or merged into one), the doubt that a mark was not read."""
-    n, labels, stats = components(mask) if comps is None else comps  # a crop's digits may touch its edge: every piece counts
-    found = [Glyph(*(int(v) for v in stats[i]), (i,)) for i in range(1, n) if stats[i, 4] >= SPECK_AREA]
+def crop_number(mask: np.ndarray, marks: list[Mark], comps: Components) -> Found:
+    """A cropped number's Found: its marks as read, with the separators the page
+    reader finds on its one line. Marks it reads as separators (a date's
+    slashes, a comma) are left out of the digits when the rest are its digits
+    one for one; where its digits and the marks differ otherwise, the doubt
+    that a mark was not read."""
+    whole = Found(marks=tuple(marks), box=enclosing([m.box for m in marks]))
+    number = crop_reading(mask, comps) if len(marks) >= 2 else None
+    if number is None:
+        return whole
+    kept = digit_marks(mask, comps, number, len(marks))
+    if kept is None:
+        return replace(whole, doubts=(UNREAD,))
+    if len(kept) < len(marks) and (number.doubts or not number.digits):
+        return replace(whole, doubts=(UNREAD,))
+    digits = tuple(marks[i] for i in kept)
+    return Found(marks=digits, box=enclosing([m.box for m in digits]),
+                 separators=number.separators, doubts=number.doubts)
+
+
+def crop_reading(mask: np.ndarray, comps: Components) -> Number | None:
+    """The page reader's reading of a crop's one line, when it finds separators on it."""
+    _, labels, stats = comps  # a crop's digits may touch its edge: every piece counts
+    found = [Glyph(*(int(v) for v in stats[i]), (i,)) for i in range(1, comps[0]) if stats[i, 4] >= SPECK_AREA]
     lines = gather_lines(found, MIN_DIGIT * max(mask.shape))
     if len(lines) != 1:
-        return (), ()
+        return None
     runs = split_at_gaps(join_pieces(lines[0]))
     if len(runs) != 1:
-        return (), ()
+        return None
     number = read_number(runs[0], labels, 0.0, [], written=True)
     if number is None or not number.separators:  # a loose fragment of a digit is no separator
-        return (), ()
-    if len(number.digits) == count:
-        return number.separators, number.doubts
-    return (), (UNREAD,)
+        return None
+    return number
+
+
+def digit_marks(mask: np.ndarray, comps: Components, number: Number, count: int) -> list[int] | None:
+    """Which of a crop's ``count`` marks (as :func:`digitd.segment.digits_of_mask`
+    groups its pieces) are the ``number``'s digits, in order: each digit's pieces
+    in one mark of its own, every other mark sharing no piece with a digit and
+    standing for a separator. None when they do not match so."""
+    _, groups = pieces(mask, comps)
+    groups = group_marks(groups)
+    if len(groups) != count:
+        return None
+    owner = {label: k for k, glyph in enumerate(number.digits) for label in glyph.labels}
+    kept: list[int] = []
+    for i, group in enumerate(groups):
+        held = {owner[p.label] for p in group if p.label in owner}
+        if len(held) > 1 or held and held != {len(kept)}:
+            return None
+        if held:
+            kept.append(i)
+    if len(kept) != len(number.digits) or count - len(kept) > len(number.separators):
+        return None
+    return kept
 
 
 def enclosing(boxes: list[Box]) -> Box:
