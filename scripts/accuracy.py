@@ -299,9 +299,12 @@ def measure_pages(labels: dict, results: dict[str, dict], seconds: float) -> dic
                     add_counts(fields.setdefault(key, {}), {"labelled": 1, "exact": int(j in exact)})
             errors += page_errors(f"{name} p{label.get('page', i)}", label, page)
             add_counts(fmt, {k: counts[k] for k in ("labelled", "exact", "extra")})
+    every: dict[str, int] = {}
+    for counts in kinds.values():
+        add_counts(every, counts)
     return {"files": len(labels["files"]), "pages": pages, "seconds": round(seconds, 2),
             "pages_per_second": round(pages / seconds, 2) if seconds > 0 else None,
-            "handwritten": kinds, "not_numbers": not_numbers, "by_format": formats, "by_field": fields,
+            "handwritten": kinds, "all": every, "not_numbers": not_numbers, "by_format": formats, "by_field": fields,
             "failed": failed, "errors": errors}
 
 
@@ -345,6 +348,14 @@ def print_pages(fig: dict) -> None:
             kept = c["sep_kept"] + c["sep_flagged"]
             print(f"| {kind}: separators kept / flagged (dropped {c['sep_dropped']}, missed {c['sep_missed']}) | "
                   f"{c['sep_kept']} / {c['sep_flagged']} | {s} | {percent(kept, s)} | 100% |")
+    if len(fig["handwritten"]) > 1:
+        c = fig["all"]
+        n = c["labelled"]
+        print(f"| all kinds: handwritten numbers read exactly | {c['exact']} | {n} | {percent(c['exact'], n)} | 95% |")
+        print(f"| all kinds: &nbsp; read wrong under `ok` (silent errors) | {c['wrong_ok']} | {n} | {percent(c['wrong_ok'], n)} | |")
+        s = c["sep_labelled"]
+        print(f"| all kinds: separators kept / flagged | {c['sep_kept']} / {c['sep_flagged']} | {s} | "
+              f"{percent(c['sep_kept'] + c['sep_flagged'], s)} | 100% |")
     for kind, k in sorted(fig["not_numbers"].items()):
         print(f"| {kind}: pages with a number read `ok` ({k['numbers_reported']} numbers reported) | "
               f"{k['read_ok']} | {k['pages']} | {percent(k['read_ok'], k['pages'])} | 0 |")

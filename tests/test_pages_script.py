@@ -286,6 +286,7 @@ def test_a_set_is_measured_by_kind_and_format():
     assert fig["by_format"]["jpeg"] == {"files": 1, "pages": 1, "labelled": 4, "exact": 0, "extra": 0}
     assert fig["failed"] == ["gone.jpg: no result"]
     assert fig["by_field"] == {"page, field ?": {"labelled": 12, "exact": 1}, "page, scan ?": {"labelled": 12, "exact": 1}}
+    assert fig["all"] == page  # one kind of page: all kinds are its figures
 
 
 def test_accuracy_pages_runs_digitd_predict_over_a_set(full_set, tmp_path, digitd_exe):
@@ -302,6 +303,9 @@ def test_accuracy_pages_runs_digitd_predict_over_a_set(full_set, tmp_path, digit
     def numbers(kind):
         return sum(len(pg["numbers"]) for f in files.values() if f["kind"] == kind for pg in f["pages"])
 
+    assert fig["all"]["labelled"] == sum(c["labelled"] for c in fig["handwritten"].values())
+    assert fig["all"]["exact"] == sum(c["exact"] for c in fig["handwritten"].values())
+    assert "| all kinds: handwritten numbers read exactly |" in done.stdout
     for kind in ("page", "separator"):
         c = fig["handwritten"][kind]
         assert c["labelled"] == numbers(kind) and c["found"] + c["missed"] == c["labelled"]
