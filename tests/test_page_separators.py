@@ -109,3 +109,26 @@ def test_cropped_numbers_of_the_separator_set_keep_their_separators(bank, tmp_pa
         assert (len(number.marks), number.separators) == (sum(c.isdigit() for c in text), want), text
         kept += 1
     assert kept >= 36  # the rest flagged (a speck between digits not read), never read with a separator lost or made up
+
+
+def test_a_digit_run_into_a_stroke_after_the_number_makes_it_uncertain():
+    """'690' whose 0 is joined to a rule's remnant at its feet: the 0 and the
+    stroke are one glyph far wider than a digit, which the reader cannot take
+    for a digit; the number is not '69' under ok but doubted."""
+    labels = np.zeros((60, 300), np.int32)
+    cv2.ellipse(labels, (60, 30), (9, 15), 0, 0, 360, 1, 2)
+    cv2.ellipse(labels, (90, 30), (9, 15), 0, 0, 360, 2, 2)
+    cv2.ellipse(labels, (120, 30), (9, 15), 0, 0, 360, 3, 2)
+    cv2.line(labels, (112, 45), (200, 45), 3, 2)  # the rule's remnant, touching the 0's foot
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and len(number.digits) == 2
+    assert number.doubts == ("a mark after the digits was not read",)
+
+
+def test_a_small_mark_after_the_number_is_no_doubt():
+    labels = np.zeros((60, 300), np.int32)
+    cv2.ellipse(labels, (60, 30), (9, 15), 0, 0, 360, 1, 2)
+    cv2.ellipse(labels, (90, 30), (9, 15), 0, 0, 360, 2, 2)
+    cv2.circle(labels, (112, 43), 2, 3, -1)  # a full stop after the number
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and (len(number.digits), number.doubts) == (2, ())

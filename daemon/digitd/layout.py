@@ -36,6 +36,7 @@ FILLED = 0.7  # a glyph about as wide as tall that inks this share of its box is
 HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this share of its size (a marker's is half)
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
+TRAILING = "a mark after the digits was not read"
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
 PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
@@ -558,6 +559,8 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     doubts = ("a mark between digits was not read",) if unread else ()
     if lead:
         doubts += ("a mark before the digits was not read",)
+    if any(g.h >= SMALL * digit_h and not main[i] for i, g in enumerate(run) if i > inner[-1]):
+        doubts += (TRAILING,)  # a digit run into a stroke (a rule's remnant, a tick) is no digit to the reader
     if not well_formed(separators, len(digits)):
         doubts += ("separators that make no number",)
     return Number(digits=tuple(digits), separators=tuple(separators), doubts=doubts)
