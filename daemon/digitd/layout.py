@@ -37,6 +37,7 @@ HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this shar
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
+OVER_RULE = 0.5  # a run whose feet stand this much of its digits' height over a rule at most is written on it
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
 PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
 X_HEIGHT = 0.2  # type's second level of tops (small letters) lies this far (of the height) from capitals'
@@ -118,10 +119,11 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
     runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
-    sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall, labels)
+    on_rules = [on_rule(run, ruled) for run in runs]
+    sizes = type_sizes([run for run, w in zip(runs, on_rules) if not w], tall, labels,
+                       [run for run, w in zip(runs, on_rules) if w])
     numbers: list[Number] = []
-    for run in runs:
-        written = on_rule(run, ruled)
+    for run, written in zip(runs, on_rules):
         if not written and (len(run) >= TYPE_LINE and is_typeset(run) or is_text_line(run, labels)):
             continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
         for part in drop_words(drop_ticks(run), labels):
@@ -300,25 +302,31 @@ def is_typeset(run: list[Glyph]) -> bool:
 
 
 def on_rule(run: list[Glyph], ruled: np.ndarray) -> bool:
-    """Whether the run stands on a rule taken out of the page (within 3 pixels
-    under its feet, along most of it): writing on a ruled line or an underline,
-    whose even feet are the rule's, not type's."""
+    """Whether the run stands on a rule taken out of the page, or is written
+    just over one (within ``OVER_RULE`` of its digits' height under their feet),
+    along most of it: writing on a ruled line or an underline, whose even
+    feet are the rule's or the writer's, not type's (type is set on no rule)."""
     x0, x1 = run[0].x, run[-1].x + run[-1].w
     foot = int(middle([g.y + g.h for g in run]))
-    under = ruled[max(0, foot - 2) : foot + 4, x0:x1]
+    top = max(g.h for g in run)
+    digit_h = middle([g.h for g in run if g.h >= SMALL * top])
+    under = ruled[max(0, foot - 2) : foot + max(4, int(OVER_RULE * digit_h)), x0:x1]
     return under.size > 0 and float(under.any(axis=0).mean()) >= 0.8
 
 
-def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None = None) -> list[tuple[float, float]]:
+def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None = None,
+               written: list[list[Glyph]] = ()) -> list[tuple[float, float]]:
     """The heights of the page's type: for each typeset run, the range of heights
     its glyphs (and short words set in it elsewhere) may have; kept under the
-    height of the page's other runs (handwriting set as neatly as type must not
-    make every number its size type). A line of text (:func:`is_text_line`,
+    height of the page's other runs, ``written`` ones (on a rule) among them
+    (handwriting set as neatly as type must not make every number its size
+    type). A line of text (:func:`is_text_line`,
     when ``labels`` are given) of one size of type (its tall letters under
     ``ONE_SIZE`` of its median) is type for sure: its range, up to its tall
     letters' height, is not kept under the others (labels set in its type are)."""
     typeset = [len(run) >= TYPE_LINE and is_typeset(run) for run in runs]
     others = [max(g.h for g in run) for run, t in zip(runs, typeset) if not t and max(g.h for g in run) >= tall]
+    others += [max(g.h for g in run) for run in written if max(g.h for g in run) >= tall]
     cap = 0.85 * middle(others) if others else float("inf")
     out = []
     for run, t in zip(runs, typeset):
