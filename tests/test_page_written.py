@@ -96,3 +96,26 @@ def test_a_ruled_sheet_is_deskewed_by_its_lines(bank, tmp_path, recognizer):
     for text in ("589.4", "185992"):
         truth = [v * f for v in next(n for n in labels[0]["numbers"] if n["text"] == text)["box"]]
         assert [t for t, box in found if overlap(box, truth) >= 0.3] == [text]
+
+
+@pytest.mark.parametrize(("seed", "text"), [(100, "07490832"), (102, "42841558")])
+def test_a_neat_number_on_no_line_is_not_taken_for_type(recognizer, seed, text):
+    """A neat hand's digits written plain after a label in type, all of one
+    height on one baseline, set close: as type stands, but each digit drawn
+    with its own stroke width, as no font's are."""
+    page = Page(seed)
+    page.text("Reference:", 150, 600, 1.1)
+    box = neat_date(page, text, 480, 560, 44)
+    found = texts(recognizer, page.scan())
+    assert [t for t, _ in found] == [text]
+    assert overlap(found[0][1], box) >= 0.5
+
+
+def test_a_neat_plain_number_in_a_page_set_is_read(bank, tmp_path, recognizer):
+    """File page-0026 of ``pages.py --seed 11``, page 2: an id written plain
+    after its label, its MNIST digits set neatly on one baseline."""
+    read, labels = set_file(bank, tmp_path, 11, "page-", 26, script.make_form)
+    scan = read[1].scan
+    f = scan.width / labels[1]["width"]
+    truth = [v * f for v in next(n for n in labels[1]["numbers"] if n["text"] == "07490832")["box"]]
+    assert [t for t, box in texts(recognizer, scan) if overlap(box, truth) >= 0.3] == ["07490832"]

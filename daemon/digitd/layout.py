@@ -45,6 +45,7 @@ TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (med
 WORDY = 0.3  # ... or this share of glyphs half as wide again as tall (words)
 LONG_LINE = 13  # a run of this many glyphs or more is a line of text when set as type (no number is that long)
 LONG_SHARE = 0.75  # ... its feet on one straight line (any small slope) for this share of its glyphs
+TYPE_PEN = 0.2  # a typeset run's stroke widths spread (std / mean) no more than this
 EVEN_PEN = 0.3  # ... drawn with one pen: its glyphs' stroke widths spread (std / mean) no more than this
 MAX_SLOPE = 0.05  # a baseline rises or falls at most this much per pixel across (3 degrees: a page left skewed)
 TALL_LETTERS = 0.9  # a line of text's tall letters: this share of its glyphs are no taller
@@ -124,7 +125,7 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
                        [run for run, w in zip(runs, on_rules) if w])
     numbers: list[Number] = []
     for run, written in zip(runs, on_rules):
-        if not written and (len(run) >= TYPE_LINE and is_typeset(run) or is_text_line(run, labels)):
+        if not written and (len(run) >= TYPE_LINE and is_typeset(run, labels) or is_text_line(run, labels)):
             continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
         for part in drop_words(drop_ticks(run), labels):
             if not part or is_logo(part, labels):
@@ -274,13 +275,15 @@ def is_text_line(run: list[Glyph], labels: np.ndarray) -> bool:
             and pen_spread(run, labels) <= EVEN_PEN)
 
 
-def is_typeset(run: list[Glyph]) -> bool:
+def is_typeset(run: list[Glyph], labels: np.ndarray | None = None) -> bool:
     """A run of type: at least ``PRINTED_RUN`` glyphs set close (gaps of at most
     ``TIGHT`` of their height, or letters run together into words), standing
     on one exact baseline, their tops on at most two exact lines (capitals;
     small letters, ``X_LETTERS`` at least: a point is none). Words (small
     type) need half of them on the baseline only: a word with a descender
-    stands lower. Specks and slivers do not count."""
+    stands lower. Specks and slivers do not count. With ``labels``, a run
+    of one height (no small letters) is drawn with one even pen too
+    (``TYPE_PEN``): a neat hand's digits, each its own shape, spread wider."""
     run = [g for g in run if g.h >= SPECK_H]
     if len(run) < PRINTED_RUN:
         return False
@@ -295,10 +298,14 @@ def is_typeset(run: list[Glyph]) -> bool:
     cap = max(held, key=lambda t: (held[t], -t))  # the top most glyphs share
     count = held[cap]
     apart = [t for t in held if abs(t - cap) >= X_HEIGHT * middle([g.h for g in run])]
+    lettered = False  # small letters beside capitals: words, not a neat hand's digits
     if apart:  # small letters: a second level well apart from the first, of two letters at least (not a point)
         small = max(apart, key=lambda t: held[t])
-        count += held[small] if held[small] >= X_LETTERS else 0
-    return count >= PRINTED_SHARE * len(tops)
+        lettered = held[small] >= X_LETTERS
+        count += held[small] if lettered else 0
+    if count < PRINTED_SHARE * len(tops):
+        return False
+    return lettered or labels is None or pen_spread(run, labels) <= TYPE_PEN
 
 
 def on_rule(run: list[Glyph], ruled: np.ndarray) -> bool:
@@ -324,7 +331,7 @@ def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None =
     when ``labels`` are given) of one size of type (its tall letters under
     ``ONE_SIZE`` of its median) is type for sure: its range, up to its tall
     letters' height, is not kept under the others (labels set in its type are)."""
-    typeset = [len(run) >= TYPE_LINE and is_typeset(run) for run in runs]
+    typeset = [len(run) >= TYPE_LINE and is_typeset(run, labels) for run in runs]
     others = [max(g.h for g in run) for run, t in zip(runs, typeset) if not t and max(g.h for g in run) >= tall]
     others += [max(g.h for g in run) for run in written if max(g.h for g in run) >= tall]
     cap = 0.85 * middle(others) if others else float("inf")
@@ -519,10 +526,10 @@ def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
     return runs
 
 
-def is_printed(run: list[Glyph], digit_h: float, sizes: list[tuple[float, float]]) -> bool:
+def is_printed(run: list[Glyph], digit_h: float, sizes: list[tuple[float, float]], labels: np.ndarray) -> bool:
     """Type: a typeset run, or a short one of the page's type size, half of it
     on one baseline at least (a label: 'Date:', 'No.', 'Amount')."""
-    if is_typeset(run):
+    if is_typeset(run, labels):
         return True
     main = [g for g in run if g.h >= SMALL * digit_h]
     return any(lo <= digit_h <= hi for lo, hi in sizes) and on_baseline(main, 0.5)
@@ -538,7 +545,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     digit_h = middle([g.h for g in run if g.h >= SMALL * top])
     if digit_h < SMALL_TYPE * tall:  # a label's or a footer's small type, a colon after a word
         return None
-    if not written and (is_printed(run, digit_h, sizes) or is_text_line(run, labels)):
+    if not written and (is_printed(run, digit_h, sizes, labels) or is_text_line(run, labels)):
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]
     slash = read_slashes(run, main, labels, digit_h)
