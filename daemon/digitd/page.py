@@ -293,11 +293,14 @@ def sharpest_turn(xs: np.ndarray, ys: np.ndarray, H: int, W: int) -> float | Non
 
 
 def flat_runs(mask: np.ndarray) -> np.ndarray:
-    """The ink in runs across at least ``FLAT_RUN`` of the page's width long
-    within one row: ruled lines, however broken or little turned (a line
-    turned ``MAX_SKEW`` steps a row in less), and none of a hand's strokes."""
+    """The thin ink in runs across at least ``FLAT_RUN`` of the page's width
+    long within one row: ruled lines, however broken or little turned (a line
+    turned ``MAX_SKEW`` steps a row in less), and none of a hand's strokes,
+    nor the inside of a solid stretch (a scanner's shadow along the edge, the
+    desk round a page photographed), whose rows are the scan's."""
     length = max(9, int(FLAT_RUN * mask.shape[1])) | 1
-    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(length, 1))
+    thin = cv2.bitwise_and(mask, cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(THICK, THICK)) ^ 1)
+    return cv2.morphologyEx(thin, cv2.MORPH_OPEN, _line(length, 1))
 
 
 def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
