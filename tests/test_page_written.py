@@ -133,3 +133,15 @@ def test_a_ruled_sheet_is_deskewed_by_its_lines_not_the_scanners_shadow(bank, tm
     for text in ("282307", "393"):
         truth = [v * f for v in next(n for n in labels[0]["numbers"] if n["text"] == text)["box"]]
         assert [t for t, box in found if overlap(box, truth) >= 0.3] == [text]
+
+
+def test_a_box_side_in_a_page_set_parts_two_numbers(bank, tmp_path, recognizer):
+    """File page-0028 of ``pages.py --seed 11``, page 1: '73,530' in a box,
+    then 'Room:' in bold type and '461' on an underline, on one line."""
+    read, labels = set_file(bank, tmp_path, 11, "page-", 28, script.make_form)
+    scan = read[0].scan
+    f = scan.width / labels[0]["width"]
+    found = texts(recognizer, scan)
+    for text in ("73,530", "461"):
+        truth = [v * f for v in next(n for n in labels[0]["numbers"] if n["text"] == text)["box"]]
+        assert [t for t, box in found if overlap(box, truth) >= 0.3] == [text]

@@ -349,38 +349,61 @@ def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None =
 
 def divided(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
     """Whether a box edge or a comb's tick stands between two glyphs: their cells' wall."""
+    return walled(a, b, ruled) and edge_along(a, b, a.x, b.x + b.w, ruled)
+
+
+def walled(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
+    """Whether a wall taken out (a run down ``0.6`` of the glyphs' height) stands between two glyphs."""
     if b.x - (a.x + a.w) < 2:
         return False
     y0, y1 = min(a.y, b.y), max(a.y + a.h, b.y + b.h)
     between = ruled[y0:y1, a.x + a.w : b.x]
-    if not between.any() or int(between.sum(axis=0).max()) < 0.6 * min(a.h, b.h):
-        return False
-    margin = (y1 - y0) // 2  # and the comb's edge runs along both, above or below (within a pixel)
-    edge = ruled[max(0, y0 - margin) : y1 + margin, a.x : b.x + b.w]
+    return bool(between.any()) and int(between.sum(axis=0).max()) >= 0.6 * min(a.h, b.h)
+
+
+def edge_along(a: Glyph, b: Glyph, x0: int, x1: int, ruled: np.ndarray) -> bool:
+    """Whether a box's or a comb's edge taken out runs along columns ``x0`` to
+    ``x1`` above or below two glyphs (within half their height, a pixel either way)."""
+    y0, y1 = min(a.y, b.y), max(a.y + a.h, b.y + b.h)
+    margin = (y1 - y0) // 2
+    edge = ruled[max(0, y0 - margin) : y1 + margin, x0:x1]
     edge = edge[:-2] | edge[1:-1] | edge[2:]
     return edge.size > 0 and int(edge.sum(axis=1).max()) >= 0.9 * edge.shape[1]
+
+
+def boxed_off(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
+    """Whether a box's side stands between two glyphs: a wall whose box's edge
+    runs along one of them only (what stands beyond it is outside the box)."""
+    return walled(a, b, ruled) and (edge_along(a, b, a.x, a.x + a.w, ruled)
+                                   or edge_along(a, b, b.x, b.x + b.w, ruled))
 
 
 def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
     """A line's glyphs (left to right) -> runs. The walls of boxes (a table's,
     a comb's) part the line into cells; within a cell, runs split at wide gaps
     and jumps in size. Cells of one digit each side by side are a comb: one
-    number (one box per digit); a wall beside a cell of more parts numbers."""
+    number (one box per digit); a wall beside a cell of more parts numbers,
+    and a box's side parts what stands inside it from what stands beyond."""
     cells: list[list[Glyph]] = []
+    boxed: list[bool] = []  # each cell: begun beyond a box's side (not a comb's wall)
     for g in glyphs:
         if cells and not divided(cells[-1][-1], g, ruled):
-            cells[-1].append(g)
+            if not boxed_off(cells[-1][-1], g, ruled):
+                cells[-1].append(g)
+                continue
+            boxed.append(True)
         else:
-            cells.append([g])
+            boxed.append(False)
+        cells.append([g])
     def one_digit(part: list[Glyph]) -> bool:
         tallest = max(g.h for g in part)
         return sum(g.h >= SMALL * tallest for g in part) == 1
 
     runs: list[list[Glyph]] = []
     comb = False  # the last run ends a cell with one digit: a comb may go on
-    for cell in cells:
+    for cell, beyond in zip(cells, boxed):
         parts = split_at_gaps(cell)
-        if comb and one_digit(parts[0]):
+        if comb and not beyond and one_digit(parts[0]):
             last = max(runs[-1], key=lambda g: g.h)
             g = max(parts[0], key=lambda g: g.h)  # the digits of the two cells, their heights alike
             if parts[0][0].x - (runs[-1][-1].x + runs[-1][-1].w) <= COMB * max(last.h, g.h) \
