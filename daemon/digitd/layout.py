@@ -38,6 +38,7 @@ PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
 TRAILING = "a mark after the digits was not read"
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
+OVER_RULE = 0.5  # a run whose feet stand this much of its digits' height over a rule at most is written on it
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
 PRINTED_RUN = 5  # this many glyphs on one baseline, tops on two lines, are type
 X_HEIGHT = 0.2  # type's second level of tops (small letters) lies this far (of the height) from capitals'
@@ -45,6 +46,7 @@ TIGHT = 0.2  # type is set with gaps of at most this fraction of its height (med
 WORDY = 0.3  # ... or this share of glyphs half as wide again as tall (words)
 LONG_LINE = 13  # a run of this many glyphs or more is a line of text when set as type (no number is that long)
 LONG_SHARE = 0.75  # ... its feet on one straight line (any small slope) for this share of its glyphs
+TYPE_PEN = 0.2  # a typeset run's stroke widths spread (std / mean) no more than this
 EVEN_PEN = 0.3  # ... drawn with one pen: its glyphs' stroke widths spread (std / mean) no more than this
 MAX_SLOPE = 0.05  # a baseline rises or falls at most this much per pixel across (3 degrees: a page left skewed)
 TALL_LETTERS = 0.9  # a line of text's tall letters: this share of its glyphs are no taller
@@ -119,11 +121,12 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
     runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
-    sizes = type_sizes([run for run in runs if not on_rule(run, ruled)], tall, labels)
+    on_rules = [on_rule(run, ruled) for run in runs]
+    sizes = type_sizes([run for run, w in zip(runs, on_rules) if not w], tall, labels,
+                       [run for run, w in zip(runs, on_rules) if w])
     numbers: list[Number] = []
-    for run in runs:
-        written = on_rule(run, ruled)
-        if not written and (len(run) >= TYPE_LINE and is_typeset(run) or is_text_line(run, labels)):
+    for run, written in zip(runs, on_rules):
+        if not written and (len(run) >= TYPE_LINE and is_typeset(run, labels) or is_text_line(run, labels)):
             continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
         for part in drop_words(drop_ticks(run), labels):
             if not part or is_logo(part, labels):
@@ -273,13 +276,15 @@ def is_text_line(run: list[Glyph], labels: np.ndarray) -> bool:
             and pen_spread(run, labels) <= EVEN_PEN)
 
 
-def is_typeset(run: list[Glyph]) -> bool:
+def is_typeset(run: list[Glyph], labels: np.ndarray | None = None) -> bool:
     """A run of type: at least ``PRINTED_RUN`` glyphs set close (gaps of at most
     ``TIGHT`` of their height, or letters run together into words), standing
     on one exact baseline, their tops on at most two exact lines (capitals;
     small letters, ``X_LETTERS`` at least: a point is none). Words (small
     type) need half of them on the baseline only: a word with a descender
-    stands lower. Specks and slivers do not count."""
+    stands lower. Specks and slivers do not count. With ``labels``, a run
+    of one height (no small letters) is drawn with one even pen too
+    (``TYPE_PEN``): a neat hand's digits, each its own shape, spread wider."""
     run = [g for g in run if g.h >= SPECK_H]
     if len(run) < PRINTED_RUN:
         return False
@@ -294,32 +299,42 @@ def is_typeset(run: list[Glyph]) -> bool:
     cap = max(held, key=lambda t: (held[t], -t))  # the top most glyphs share
     count = held[cap]
     apart = [t for t in held if abs(t - cap) >= X_HEIGHT * middle([g.h for g in run])]
+    lettered = False  # small letters beside capitals: words, not a neat hand's digits
     if apart:  # small letters: a second level well apart from the first, of two letters at least (not a point)
         small = max(apart, key=lambda t: held[t])
-        count += held[small] if held[small] >= X_LETTERS else 0
-    return count >= PRINTED_SHARE * len(tops)
+        lettered = held[small] >= X_LETTERS
+        count += held[small] if lettered else 0
+    if count < PRINTED_SHARE * len(tops):
+        return False
+    return lettered or labels is None or pen_spread(run, labels) <= TYPE_PEN
 
 
 def on_rule(run: list[Glyph], ruled: np.ndarray) -> bool:
-    """Whether the run stands on a rule taken out of the page (within 3 pixels
-    under its feet, along most of it): writing on a ruled line or an underline,
-    whose even feet are the rule's, not type's."""
+    """Whether the run stands on a rule taken out of the page, or is written
+    just over one (within ``OVER_RULE`` of its digits' height under their feet),
+    along most of it: writing on a ruled line or an underline, whose even
+    feet are the rule's or the writer's, not type's (type is set on no rule)."""
     x0, x1 = run[0].x, run[-1].x + run[-1].w
     foot = int(middle([g.y + g.h for g in run]))
-    under = ruled[max(0, foot - 2) : foot + 4, x0:x1]
+    top = max(g.h for g in run)
+    digit_h = middle([g.h for g in run if g.h >= SMALL * top])
+    under = ruled[max(0, foot - 2) : foot + max(4, int(OVER_RULE * digit_h)), x0:x1]
     return under.size > 0 and float(under.any(axis=0).mean()) >= 0.8
 
 
-def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None = None) -> list[tuple[float, float]]:
+def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None = None,
+               written: list[list[Glyph]] = ()) -> list[tuple[float, float]]:
     """The heights of the page's type: for each typeset run, the range of heights
     its glyphs (and short words set in it elsewhere) may have; kept under the
-    height of the page's other runs (handwriting set as neatly as type must not
-    make every number its size type). A line of text (:func:`is_text_line`,
+    height of the page's other runs, ``written`` ones (on a rule) among them
+    (handwriting set as neatly as type must not make every number its size
+    type). A line of text (:func:`is_text_line`,
     when ``labels`` are given) of one size of type (its tall letters under
     ``ONE_SIZE`` of its median) is type for sure: its range, up to its tall
     letters' height, is not kept under the others (labels set in its type are)."""
-    typeset = [len(run) >= TYPE_LINE and is_typeset(run) for run in runs]
+    typeset = [len(run) >= TYPE_LINE and is_typeset(run, labels) for run in runs]
     others = [max(g.h for g in run) for run, t in zip(runs, typeset) if not t and max(g.h for g in run) >= tall]
+    others += [max(g.h for g in run) for run in written if max(g.h for g in run) >= tall]
     cap = 0.85 * middle(others) if others else float("inf")
     out = []
     for run, t in zip(runs, typeset):
@@ -335,38 +350,61 @@ def type_sizes(runs: list[list[Glyph]], tall: float, labels: np.ndarray | None =
 
 def divided(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
     """Whether a box edge or a comb's tick stands between two glyphs: their cells' wall."""
+    return walled(a, b, ruled) and edge_along(a, b, a.x, b.x + b.w, ruled)
+
+
+def walled(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
+    """Whether a wall taken out (a run down ``0.6`` of the glyphs' height) stands between two glyphs."""
     if b.x - (a.x + a.w) < 2:
         return False
     y0, y1 = min(a.y, b.y), max(a.y + a.h, b.y + b.h)
     between = ruled[y0:y1, a.x + a.w : b.x]
-    if not between.any() or int(between.sum(axis=0).max()) < 0.6 * min(a.h, b.h):
-        return False
-    margin = (y1 - y0) // 2  # and the comb's edge runs along both, above or below (within a pixel)
-    edge = ruled[max(0, y0 - margin) : y1 + margin, a.x : b.x + b.w]
+    return bool(between.any()) and int(between.sum(axis=0).max()) >= 0.6 * min(a.h, b.h)
+
+
+def edge_along(a: Glyph, b: Glyph, x0: int, x1: int, ruled: np.ndarray) -> bool:
+    """Whether a box's or a comb's edge taken out runs along columns ``x0`` to
+    ``x1`` above or below two glyphs (within half their height, a pixel either way)."""
+    y0, y1 = min(a.y, b.y), max(a.y + a.h, b.y + b.h)
+    margin = (y1 - y0) // 2
+    edge = ruled[max(0, y0 - margin) : y1 + margin, x0:x1]
     edge = edge[:-2] | edge[1:-1] | edge[2:]
     return edge.size > 0 and int(edge.sum(axis=1).max()) >= 0.9 * edge.shape[1]
+
+
+def boxed_off(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
+    """Whether a box's side stands between two glyphs: a wall whose box's edge
+    runs along one of them only (what stands beyond it is outside the box)."""
+    return walled(a, b, ruled) and (edge_along(a, b, a.x, a.x + a.w, ruled)
+                                   or edge_along(a, b, b.x, b.x + b.w, ruled))
 
 
 def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
     """A line's glyphs (left to right) -> runs. The walls of boxes (a table's,
     a comb's) part the line into cells; within a cell, runs split at wide gaps
     and jumps in size. Cells of one digit each side by side are a comb: one
-    number (one box per digit); a wall beside a cell of more parts numbers."""
+    number (one box per digit); a wall beside a cell of more parts numbers,
+    and a box's side parts what stands inside it from what stands beyond."""
     cells: list[list[Glyph]] = []
+    boxed: list[bool] = []  # each cell: begun beyond a box's side (not a comb's wall)
     for g in glyphs:
         if cells and not divided(cells[-1][-1], g, ruled):
-            cells[-1].append(g)
+            if not boxed_off(cells[-1][-1], g, ruled):
+                cells[-1].append(g)
+                continue
+            boxed.append(True)
         else:
-            cells.append([g])
+            boxed.append(False)
+        cells.append([g])
     def one_digit(part: list[Glyph]) -> bool:
         tallest = max(g.h for g in part)
         return sum(g.h >= SMALL * tallest for g in part) == 1
 
     runs: list[list[Glyph]] = []
     comb = False  # the last run ends a cell with one digit: a comb may go on
-    for cell in cells:
+    for cell, beyond in zip(cells, boxed):
         parts = split_at_gaps(cell)
-        if comb and one_digit(parts[0]):
+        if comb and not beyond and one_digit(parts[0]):
             last = max(runs[-1], key=lambda g: g.h)
             g = max(parts[0], key=lambda g: g.h)  # the digits of the two cells, their heights alike
             if parts[0][0].x - (runs[-1][-1].x + runs[-1][-1].w) <= COMB * max(last.h, g.h) \
@@ -512,10 +550,10 @@ def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
     return runs
 
 
-def is_printed(run: list[Glyph], digit_h: float, sizes: list[tuple[float, float]]) -> bool:
+def is_printed(run: list[Glyph], digit_h: float, sizes: list[tuple[float, float]], labels: np.ndarray) -> bool:
     """Type: a typeset run, or a short one of the page's type size, half of it
     on one baseline at least (a label: 'Date:', 'No.', 'Amount')."""
-    if is_typeset(run):
+    if is_typeset(run, labels):
         return True
     main = [g for g in run if g.h >= SMALL * digit_h]
     return any(lo <= digit_h <= hi for lo, hi in sizes) and on_baseline(main, 0.5)
@@ -531,7 +569,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     digit_h = middle([g.h for g in run if g.h >= SMALL * top])
     if digit_h < SMALL_TYPE * tall:  # a label's or a footer's small type, a colon after a word
         return None
-    if not written and (is_printed(run, digit_h, sizes) or is_text_line(run, labels)):
+    if not written and (is_printed(run, digit_h, sizes, labels) or is_text_line(run, labels)):
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]
     slash = read_slashes(run, main, labels, digit_h)

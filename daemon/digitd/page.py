@@ -34,6 +34,8 @@ MAX_SKEW = 5.0  # degrees of skew looked for either way
 SKEW_FEET = 40  # glyphs enough to take the skew from their feet
 SKEW_GAIN = 1.12  # turned rows must be this much sharper than the rows as scanned
 EDGE_SOLID = 0.5  # a piece on the scan's edge this full of ink (of its box) is a shadow or the desk
+FLAT_RUN = 1 / 80  # runs across a row this share of the page's width long are a ruled line's pieces
+RULED_LINES = 20  # ... and this many page widths of them are a ruled sheet's lines: the skew is theirs
 MIN_SKEW = 0.2  # degrees below which the page is left as it is
 RULE = 1 / 12  # straight runs at least this fraction of the page's width are rules
 RULE_MARKS = 2.5  # ... and at least this many times the marks' median height (large digits on a small image)
@@ -257,34 +259,57 @@ def first_look(mask: np.ndarray, scale: float, comps: Components | None = None) 
 # ------------------------------------------------------------ clean-up
 def estimate_skew(mask: np.ndarray) -> float:
     """The angle (degrees, as cv2.getRotationMatrix2D takes it) that makes the
-    page's rows sharpest: the feet of its glyphs (bottom centres of pieces no
-    wider than a word) when there are enough of them, else its ink (rules),
-    less the solid bands along the scan's edge (a shadow, the desk), whose
-    rows are the scan's and not the page's."""
+    page's rows sharpest: its ruled lines' (:func:`flat_runs`, ``RULED_LINES``
+    page widths of them) when they tell it, else the feet of its glyphs
+    (bottom centres of pieces no wider than a word) when there are enough of
+    them, else its ink (rules); less the solid bands along the scan's edge (a
+    shadow, the desk), whose rows are the scan's and not the page's."""
     n, labels, stats = components(mask)
     x, y, w, h = (stats[1:, i].astype(np.float32) for i in range(4))
-    glyphs = (h >= 3) & (w <= 0.08 * mask.shape[1])
+    H, W = mask.shape
+    edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
+    solid = edge & (stats[1:, 4] > EDGE_SOLID * w * h) & (np.maximum(w, h) > 0.5 * min(H, W))
+    if solid.any():
+        keep = np.ones(n, np.uint8)
+        keep[1:][solid] = 0
+        keep[0] = 0
+        mask = keep[labels]
+    flat = flat_runs(mask)
+    if cv2.countNonZero(flat) >= RULED_LINES * W:
+        angle = sharpest_turn(*ink_points(flat), H, W)
+        if angle is not None:  # the pieces of lines lie in rows as scanned: turned, they must line up better
+            return angle
+    glyphs = (h >= 3) & (w <= 0.08 * W)
     if int(glyphs.sum()) >= SKEW_FEET:
         xs, ys = x[glyphs] + w[glyphs] / 2, y[glyphs] + h[glyphs]
     else:
-        H, W = mask.shape
-        edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
-        solid = edge & (stats[1:, 4] > EDGE_SOLID * w * h) & (np.maximum(w, h) > 0.5 * min(H, W))
-        if solid.any():
-            keep = np.ones(n, np.uint8)
-            keep[1:][solid] = 0
-            keep[0] = 0
-            mask = keep[labels]
-        points = cv2.findNonZero(np.ascontiguousarray(mask[::2, ::2]))  # every other row and column tell as well
-        if points is None or len(points) < 50:
+        points = ink_points(mask)
+        if points is None:
             return 0.0
-        points = points.reshape(-1, 2)[:: max(1, len(points) // 20000)]
-        xs, ys = points[:, 0].astype(np.float32) * 2, points[:, 1].astype(np.float32) * 2
-    xs = xs - mask.shape[1] / 2
-    ys = ys - mask.shape[0] / 2
+        xs, ys = points
+    angle = sharpest_turn(xs, ys, H, W)
+    return 0.0 if angle is None else angle
+
+
+def ink_points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(xs, ys) of the mask's ink, every other row and column (they tell as
+    well), 20,000 points at most; None for fewer than 50."""
+    points = cv2.findNonZero(np.ascontiguousarray(mask[::2, ::2]))
+    if points is None or len(points) < 50:
+        return None
+    points = points.reshape(-1, 2)[:: max(1, len(points) // 20000)]
+    return points[:, 0].astype(np.float32) * 2, points[:, 1].astype(np.float32) * 2
+
+
+def sharpest_turn(xs: np.ndarray, ys: np.ndarray, H: int, W: int) -> float | None:
+    """The turn (degrees, ``MAX_SKEW`` either way, to a tenth) that makes the
+    rows of these points of an H x W page sharpest; None when it is not
+    ``SKEW_GAIN`` sharper than the rows as scanned (no lines to tell by)."""
+    xs = xs - W / 2
+    ys = ys - H / 2
     # A fixed jitter of up to a row: unturned, every point would fall on a row
     # exactly, and the page as scanned would look sharper than any turn of it.
-    offset = mask.shape[0] + mask.shape[1] + np.random.default_rng(0).random(xs.size, np.float32)
+    offset = H + W + np.random.default_rng(0).random(xs.size, np.float32)
 
     def sharpness(a: float) -> float:
         r = np.deg2rad(a)
@@ -297,9 +322,20 @@ def estimate_skew(mask: np.ndarray) -> float:
     fine = np.arange(best - 0.4, best + 0.4 + 1e-6, 0.1)
     scores = [sharpness(a) for a in fine]
     k = int(np.argmax(scores))
-    if scores[k] < SKEW_GAIN * sharpness(0.0):  # no lines to tell by (a few numbers alone)
-        return 0.0
+    if scores[k] < SKEW_GAIN * sharpness(0.0):
+        return None
     return float(fine[k])
+
+
+def flat_runs(mask: np.ndarray) -> np.ndarray:
+    """The thin ink in runs across at least ``FLAT_RUN`` of the page's width
+    long within one row: ruled lines, however broken or little turned (a line
+    turned ``MAX_SKEW`` steps a row in less), and none of a hand's strokes,
+    nor the inside of a solid stretch (a scanner's shadow along the edge, the
+    desk round a page photographed), whose rows are the scan's."""
+    length = max(9, int(FLAT_RUN * mask.shape[1])) | 1
+    thin = cv2.bitwise_and(mask, cv2.morphologyEx(mask, cv2.MORPH_OPEN, _line(THICK, THICK)) ^ 1)
+    return cv2.morphologyEx(thin, cv2.MORPH_OPEN, _line(length, 1))
 
 
 def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
