@@ -225,6 +225,29 @@ def test_a_number_with_doubts_is_uncertain_whatever_its_confidence():
     assert (clean.reading.number, clean.reading.status) == ("4.4", "ok")
 
 
+def test_a_page_keeps_no_number_that_has_no_digit_unless_it_is_alone():
+    """Of a page's marks, a group the model calls all 'not a digit' (a logo, a
+    letter) is no number beside real ones; found alone, it stays, blank, with
+    its reason."""
+    from digitd.analyse import ImageInfo, PageAnalysis
+    from digitd.records import Found, Mark, PageFound
+    from digitd.runner import read_page
+
+    mark = Mark((0, 0, 5, 5), np.zeros((28, 28), np.float32))
+    d = DigitReading(4, 0.99, (0, 0, 5, 5), (0.0,) * 10, np.zeros((28, 28), np.float32))
+    ok = Reading("ok", "4", (d,), 0.99)
+    logo = Reading("blank", None, (), None, doubts=("no digit: a mark that is not a digit",))
+    found = (Found((mark,), (0, 0, 5, 5)), Found((mark,), (0, 50, 5, 5)), Found((mark,), (0, 90, 5, 5)))
+    info = ImageInfo(100, 100, "grey")
+    page = PageAnalysis(1, info=info, found=PageFound(numbers=found, polarity="dark-on-light"))
+    read = read_page(page, [logo, ok, logo])
+    assert [(n.reading.number, n.reading.status, n.box) for n in read.numbers] == [("4", "ok", (0, 50, 5, 5))]
+    assert [n.reading.status for n in read_page(page, [logo, logo, logo]).numbers] == []
+    alone = PageAnalysis(1, info=info, found=PageFound(numbers=found[:1], polarity="dark-on-light"))
+    (kept,) = read_page(alone, [logo]).numbers
+    assert (kept.reading.status, kept.reading.doubts) == ("blank", ("no digit: a mark that is not a digit",))
+
+
 def test_limits_carry_the_document_keys(tmp_path):
     from dataclasses import replace as with_values
 

@@ -107,17 +107,20 @@ def read_form_page(page: PageAnalysis, readings: Sequence[Reading], steady: Stea
 
 
 def read_page(page: PageAnalysis, readings: Sequence[Reading], steady: Steady | None = None) -> PageRead:
-    """One page's numbers read (``readings`` in its numbers' order), or its failure."""
+    """One page's numbers read (``readings`` in its numbers' order), or its failure.
+    Of several marks found on a page, those with no digit at all (every mark more
+    likely not a digit: a logo, a letter) are no number; one alone keeps its reason."""
     if page.found is None:
         return PageRead(page=page.number, dpi=page.dpi, error=page.reason or "not read")
     if page.form is not None:
         return read_form_page(page, readings, steady)
     f = page.found
+    numbers = tuple(read_number(r, n, f.doubts) for r, n in zip(readings, f.numbers, strict=True))
+    if len(numbers) > 1:
+        numbers = tuple(n for n in numbers if n.reading.status != "blank")
     return PageRead(page=page.number, width=page.info.width, height=page.info.height,
                     dpi=page.dpi, rotation=f.rotation, polarity=f.polarity,
-                    numbers=tuple(read_number(r, n, f.doubts)
-                                  for r, n in zip(readings, f.numbers, strict=True)),
-                    doubts=f.doubts)
+                    numbers=numbers, doubts=f.doubts)
 
 
 def numbers_of(a: Analysis) -> list[tuple[list[Any], str | None]]:
