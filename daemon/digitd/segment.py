@@ -303,9 +303,9 @@ def components(mask: np.ndarray) -> Components:
             x, y, w, h = cv2.boundingRect(own)
             stats[i] = (x + x0, y + y0, w, h, cv2.countNonZero(own))
         return n, labels, stats
-    where = np.flatnonzero(crop)  # the ink: a byte a pixel, quicker to scan than the labels
-    own = inner.ravel()[where]
-    ys, xs = np.divmod(where, w0)
+    ink = cv2.findNonZero(crop).reshape(-1, 2)  # the ink's (x, y): a byte a pixel, quicker to scan than the labels
+    xs, ys = ink[:, 0], ink[:, 1]
+    own = inner[ys, xs]
     lo_x = np.full(n, w0, np.int64)
     np.minimum.at(lo_x, own, xs)
     hi_x = np.zeros(n, np.int64)
