@@ -202,8 +202,11 @@ from digitd.analyse import ImageInfo, Shown, show_page, wants_page_picture  # no
 from digitd.annotate import (  # noqa: E402
     MARGIN,
     PAGE_FOOT_H,
+    PAGE_GREYS,
     PAGE_H,
+    PAGE_LEVELS,
     PAGE_TITLE_H,
+    channel_levels,
     make_page_view,
     page_panel_size,
     page_title,
@@ -273,6 +276,27 @@ def test_a_page_picture_shows_the_page_with_a_labelled_box_per_number(annotator)
     s = shown.scale
     r0, c0 = PAGE_TITLE_H + int(shown.y0 + 500 * s), MARGIN + int(shown.x0 + 300 * s)
     assert img[r0 : r0 + int(70 * s), c0 : c0 + int(150 * s)].min() < 60
+
+
+def test_page_pictures_hold_few_shades(annotator):
+    """A grey page's picture: PAGE_GREYS greys and the shades of its inks; a colour
+    page's: PAGE_LEVELS levels of each channel, black and white among them."""
+    scan, page = a4_page()
+    grey = np.rint(np.arange(PAGE_GREYS) * (255 / (PAGE_GREYS - 1)))
+    shown = show_page(scan, found(*(n.box for n in page.numbers)))
+    view = make_page_view(ImageInfo(1654, 2339, "uint8 gray"), page, source="p.pdf", model="m", shown=shown)
+    img = png_image(annotator.render(view))
+    plain = img[..., 0][(img[..., 0] == img[..., 1]) & (img[..., 1] == img[..., 2])]
+    assert set(np.unique(plain).tolist()) <= set(grey.tolist())
+    tinted = scan.image * np.float32([1.0, 0.9, 0.7])  # the same page on yellow paper
+    colour = Scan(image=tinted, width=scan.width, height=scan.height, mode="uint8 RGB")
+    shown = show_page(colour, found(*(n.box for n in page.numbers)))
+    view = make_page_view(ImageInfo(1654, 2339, "uint8 RGB"), page, source="p.pdf", model="m", shown=shown)
+    img = png_image(annotator.render(view))
+    levels = np.unique(channel_levels())
+    assert len(levels) == PAGE_LEVELS and levels[0] == 0 and levels[-1] == 255
+    assert set(np.unique(img).tolist()) <= set(levels.tolist())
+    assert len(np.unique(img[..., 0])) > 10  # the paper's tint and the ink's shades show
 
 
 def test_page_titles():

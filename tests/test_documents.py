@@ -171,11 +171,11 @@ def test_colours_come_out_as_rgb():
 
 
 def test_a_grey_page_is_drawn_grey_and_a_hairline_of_colour_keeps_it_colour():
-    """Pages are drawn in grey (a third of the work) unless a small drawing shows colour."""
+    """A page drawn without colour is read as one grey plane; a hairline of colour keeps it colour."""
     grey = make_pdf([(*LETTER, square(72, 144, 144, 72, "0.5 g"))])
     (page,) = pages(grey, 40_000_000, dpi=100)
     assert page.scan.mode == "uint8 gray" and round(float(page.scan.gray[850, 200]) * 255) == 128
-    hairline = make_pdf([(*LETTER, b"0 0 1 RG 0.1 w 100 100 m 300 400 l S")])  # 0.1 pt: 0.05 px at the probe's 36 dpi
+    hairline = make_pdf([(*LETTER, b"0 0 1 RG 0.1 w 100 100 m 300 400 l S")])  # 0.1 pt wide
     (page,) = pages(hairline, 40_000_000, dpi=100)
     assert page.scan.mode == "uint8 RGB"
 

@@ -54,12 +54,16 @@ PANEL_QUALITY = 90  # JPEG quality of a page's panel between processes
 BAR = "#afb8c1"
 PNG_LEVEL = 1  # zlib level: fast; pictures are ~30-60 KB
 # A page picture of a grey page is written with a palette (a third of the bytes
-# to compress): greys, and shades of each colour it draws in towards white
-# (its text's edges); one with a pixel further than INK_ERROR from every
-# entry (a colour scan) is written in full colour.
+# to compress): PAGE_GREYS greys, and shades of each colour it draws in towards
+# white (its text's edges); one with a pixel further than INK_ERROR from every
+# entry (a colour scan) is written in full colour, PAGE_LEVELS levels a channel.
+# Fewer shades than a byte holds: a scan's noise then costs deflate far less
+# time and bytes, and a picture to check a reading against shows no difference.
 PAGE_INKS = (*COLOURS.values(), PRINTED, "#24292f")
 INK_SHADES = 12
 INK_ERROR = 24
+PAGE_GREYS = 64
+PAGE_LEVELS = 32
 
 
 @dataclass(frozen=True)
@@ -562,11 +566,14 @@ class Annotator:
         return self.layout(len(view.digits), view.model).render_rgb(view)
 
     def render(self, view: View | PageView) -> bytes:
-        """The picture as PNG bytes (a grey page's with a palette)."""
+        """The picture as PNG bytes (a grey page's with a palette, a colour page's
+        in PAGE_LEVELS levels a channel)."""
         rgb = self.render_rgb(view)
-        entries = palette_entries(rgb) if isinstance(view, PageView) else None
-        if entries is not None:
-            return palette_png(entries, page_palette()[0], self.png_level)
+        if isinstance(view, PageView):
+            entries = palette_entries(rgb)
+            if entries is not None:
+                return palette_png(entries, page_palette()[0], self.png_level)
+            rgb = cv2.LUT(rgb, channel_levels())
         # No PNG row filters: adaptive filtering costs more than the deflate
         # itself, and flat figure colours compress as well without it.
         ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
@@ -582,17 +589,23 @@ def _rgb(colour: str) -> tuple[int, int, int]:
 
 
 @functools.cache
+def channel_levels() -> np.ndarray:
+    """Each byte value's nearest of PAGE_LEVELS evenly spaced levels, 0 and 255 among them."""
+    steps = np.rint(np.arange(256, dtype=np.float32) * ((PAGE_LEVELS - 1) / 255.0))
+    return np.rint(steps * (255.0 / (PAGE_LEVELS - 1))).astype(np.uint8)
+
+
+@functools.cache
 def page_palette() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A page picture's 256 colours (uint8 x 3): greys, then INK_SHADES shades of
-    each of PAGE_INKS towards white; the entry of each grey level; the entry
-    nearest the centre of each RGB cell of 8 x 8 x 8 levels."""
+    """A page picture's colours (uint8 x 3): PAGE_GREYS greys, then INK_SHADES
+    shades of each of PAGE_INKS towards white; the entry of each grey level; the
+    entry nearest the centre of each RGB cell of 8 x 8 x 8 levels."""
     inks = np.float32([_rgb(c) for c in dict.fromkeys(PAGE_INKS)])
     share = np.arange(1, INK_SHADES + 1, dtype=np.float32)[:, None, None] / INK_SHADES
     shades = np.rint(255.0 - share * (255.0 - inks[None])).reshape(-1, 3)
-    n = 256 - len(shades)
-    greys = np.rint(np.arange(n, dtype=np.float32) * (255.0 / (n - 1)))
+    greys = np.rint(np.arange(PAGE_GREYS, dtype=np.float32) * (255.0 / (PAGE_GREYS - 1)))
     palette = np.vstack([np.repeat(greys[:, None], 3, axis=1), shades]).astype(np.uint8)
-    of_grey = np.rint(np.arange(256) * ((n - 1) / 255.0)).astype(np.uint8)
+    of_grey = np.rint(np.arange(256) * ((PAGE_GREYS - 1) / 255.0)).astype(np.uint8)
     cells = np.stack(np.meshgrid(*[np.arange(4, 256, 8, dtype=np.float32)] * 3, indexing="ij"),
                      -1).reshape(-1, 3)
     entries = palette.astype(np.float32)

@@ -72,7 +72,7 @@ def open_pdf(data: bytes, max_pages: int) -> Iterator[PdfDocument]:
             doc.close()
 
 
-_STREAM = re.compile(rb"(?<!end)stream\r?\n")
+_STREAM = re.compile(rb"stream\r?\n")  # an "endstream" too, skipped: a look-behind would slow the search
 _IMAGE = re.compile(rb"/Subtype\s*/Image\b")
 _FONT = re.compile(rb"/Length1\b|/Subtype\s*/(?:Type1C|CIDFontType0C|OpenType)\b")  # an embedded font file
 
@@ -84,6 +84,8 @@ def check_streams(data: bytes) -> None:
     away, stopping at the limit."""
     total = 0
     for match in _STREAM.finditer(data):
+        if data.endswith(b"end", 0, match.start()):
+            continue
         head = data[max(0, match.start() - 4096): match.start()]
         head = head[head.rfind(b" obj") + 1:]  # the stream's dictionary, from its object's start
         if b"/FlateDecode" not in head or _IMAGE.search(head):
@@ -129,17 +131,12 @@ def fit_dpi(width: float, height: float, dpi: float, max_pixels: int) -> float:
     return at
 
 
-PROBE_DPI = 36  # a page is first drawn this small to see whether it has any colour
-
-
-def _is_grey(bgr: np.ndarray) -> bool:
-    return np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2])
-
-
 def render_page(doc: PdfDocument, index: int, dpi: float, max_pixels: int) -> tuple[np.ndarray, float]:
-    """Page ``index`` (0-based) drawn on white, and the dpi it was drawn at
-    (:func:`fit_dpi`): uint8 grey if a small drawing of it shows no colour (a
-    third of the work), else BGR; InputError if the page cannot be read or drawn."""
+    """Page ``index`` (0-based) drawn on white in uint8 BGR, and the dpi it was drawn
+    at (:func:`fit_dpi`); InputError if the page cannot be read or drawn. Drawn once,
+    in colour: a grey page is told afterwards by its equal channels
+    (``imageio.pages``); a small drawing first to tell would cost as much (PDFium
+    decodes a scanned page's image whole for either)."""
     import pypdfium2 as pdfium
 
     with _LOCK:
@@ -150,12 +147,9 @@ def render_page(doc: PdfDocument, index: int, dpi: float, max_pixels: int) -> tu
         try:
             at = fit_dpi(*page.get_size(), dpi, max_pixels)
             try:
-                grey = _is_grey(page.render(scale=PROBE_DPI / 72).to_numpy())
                 # pypdfium2 sizes the bitmap by ceil(points * scale): a hair under the
                 # scale keeps a 3 in page at 150 dpi 450 pixels, not 451 by rounding.
-                # A grey bitmap, not grayscale=True: that mode decodes images whole.
-                bitmap = page.render(scale=at / 72 * (1 - 1e-9), bitmap_maker=pdfium.PdfBitmap.new_native,
-                                     force_bitmap_format=pdfium.raw.FPDFBitmap_Gray if grey else None)
+                bitmap = page.render(scale=at / 72 * (1 - 1e-9), bitmap_maker=pdfium.PdfBitmap.new_native)
             except pdfium.PdfiumError as exc:
                 raise InputError(f"cannot draw the page: {exc}") from None
             pixels = bitmap.to_numpy()  # a view of memory Python owns (new_native), kept by the array

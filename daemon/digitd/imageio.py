@@ -99,7 +99,8 @@ def pages(data: bytes, max_pixels: int, *, dpi: float = 200.0, max_pages: int = 
                 except InputError as exc:
                     yield Page(number=index + 1, reason=exc.reason)
                     continue
-                yield Page(number=index + 1, scan=to_scan(pixels), dpi=at)
+                plane = _equal_channels(pixels)  # a grey page: its mode says so
+                yield Page(number=index + 1, scan=to_scan(pixels if plane is None else plane), dpi=at)
     elif fmt == "TIFF" and len(found := tiff_pages(data)) > 1:
         if len(found) > max_pages:
             more = "or more " if len(found) >= MAX_TIFF_PAGES else ""
