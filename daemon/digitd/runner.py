@@ -33,7 +33,7 @@ from .writer import Record, Writer
 
 log = logging.getLogger(__name__)
 
-# A form page's readings checked again (formread.steady_readings with the recognizer)
+# Readings checked again, each digit slightly changed (formread.steady_readings with the recognizer)
 Steady = Callable[[Sequence[Found], Sequence[Reading]], list[Reading]]
 
 
@@ -108,19 +108,32 @@ def read_form_page(page: PageAnalysis, readings: Sequence[Reading], steady: Stea
 
 def read_page(page: PageAnalysis, readings: Sequence[Reading], steady: Steady | None = None) -> PageRead:
     """One page's numbers read (``readings`` in its numbers' order), or its failure.
-    Of several marks found on a page, those with no digit at all (every mark more
-    likely not a digit: a logo, a letter) are no number; one alone keeps its reason."""
+    Of several numbers found on a page, each one read ``ok`` is checked by
+    ``steady`` (its digits read again slightly changed), and those with no digit
+    at all (every mark more likely not a digit: a logo, a letter) are no number;
+    one number alone (a cropped number) is read as it is."""
     if page.found is None:
         return PageRead(page=page.number, dpi=page.dpi, error=page.reason or "not read")
     if page.form is not None:
         return read_form_page(page, readings, steady)
     f = page.found
+    if steady is not None and len(f.numbers) > 1:
+        readings = check_ok(steady, f.numbers, readings)
     numbers = tuple(read_number(r, n, f.doubts) for r, n in zip(readings, f.numbers, strict=True))
     if len(numbers) > 1:
         numbers = tuple(n for n in numbers if n.reading.status != "blank")
     return PageRead(page=page.number, width=page.info.width, height=page.info.height,
                     dpi=page.dpi, rotation=f.rotation, polarity=f.polarity,
                     numbers=numbers, doubts=f.doubts)
+
+
+def check_ok(steady: Steady, found: Sequence[Found], readings: Sequence[Reading]) -> list[Reading]:
+    """``readings`` with those read ``ok`` checked by ``steady`` (the others are doubted already)."""
+    ok = [j for j, r in enumerate(readings) if r.status == "ok"]
+    out = list(readings)
+    for j, r in zip(ok, steady([found[j] for j in ok], [readings[j] for j in ok]) if ok else []):
+        out[j] = r
+    return out
 
 
 def numbers_of(a: Analysis) -> list[tuple[list[Any], str | None]]:
@@ -324,10 +337,9 @@ class Runner:
         asked = {i: numbers_of(analyses[i]) for i in found}
         classify = self.recognizer.classify
         steady = None
-        if self.limits.templates:  # a form's digits are read again, slightly changed
-            from .formread import steady_readings
+        from .formread import steady_readings  # a page's digits are read again, slightly changed
 
-            steady = functools.partial(steady_readings, self.recognizer)
+        steady = functools.partial(steady_readings, self.recognizer)
         try:
             everything = [n for i in found for n in asked[i]]
             readings = classify(everything) if everything else []
