@@ -13,7 +13,8 @@ from digitd.runner import read_page
 from pageset_support import bank, overlap, script, set_file  # noqa: F401 (bank: a fixture)
 
 MARK = Mark((0, 0, 5, 5), np.zeros((28, 28), np.float32))
-DIGIT = DigitReading(4, 0.99, (0, 0, 5, 5), (0.0,) * 10, np.zeros((28, 28), np.float32))
+DIGIT = DigitReading(4, 0.95, (0, 0, 5, 5), (0.0,) * 10, np.zeros((28, 28), np.float32))
+SURE = DigitReading(4, 0.995, (0, 0, 5, 5), (0.0,) * 10, np.zeros((28, 28), np.float32))
 
 
 class Steady:
@@ -33,19 +34,21 @@ def page_of(count: int) -> PageAnalysis:
     return PageAnalysis(1, info=ImageInfo(100, 200, "grey"), found=PageFound(numbers=found, polarity="dark-on-light"))
 
 
-def test_only_a_pages_numbers_read_ok_are_checked_again():
-    ok = Reading("ok", "4", (DIGIT,), 0.99)
+def test_only_a_pages_numbers_read_ok_and_not_sure_of_every_digit_are_checked_again():
+    ok = Reading("ok", "44", (SURE, DIGIT), 0.95)
     low = Reading("uncertain", "4", (DIGIT,), 0.5)
+    sure = Reading("ok", "44", (SURE, SURE), 0.995)
     steady = Steady()
-    read = read_page(page_of(3), [ok, low, ok], steady)
+    read = read_page(page_of(4), [ok, low, ok, sure], steady)
     assert [len(g) for g in steady.given] == [2] and all(r.status == "ok" for r in steady.given[0])
     assert [(n.reading.status, n.reading.doubts) for n in read.numbers] == [
-        ("uncertain", ("the 4 in place 1 may be a 9",)), ("uncertain", ()), ("uncertain", ("the 4 in place 1 may be a 9",))]
+        ("uncertain", ("the 4 in place 1 may be a 9",)), ("uncertain", ()),
+        ("uncertain", ("the 4 in place 1 may be a 9",)), ("ok", ())]
 
 
 def test_a_cropped_number_is_not_checked_again():
     steady = Steady()
-    read = read_page(page_of(1), [Reading("ok", "4", (DIGIT,), 0.99)], steady)
+    read = read_page(page_of(1), [Reading("ok", "4", (DIGIT,), 0.95)], steady)
     assert steady.given == [] and read.numbers[0].reading.status == "ok"
 
 

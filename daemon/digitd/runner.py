@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 # Readings checked again, each digit slightly changed (formread.steady_readings with the recognizer)
 Steady = Callable[[Sequence[Found], Sequence[Reading]], list[Reading]]
+STEADY_BELOW = 0.99  # a page's number read ok is checked again when one of its digits is less sure than this
 
 
 def _full(exc: BaseException) -> bool:
@@ -128,8 +129,10 @@ def read_page(page: PageAnalysis, readings: Sequence[Reading], steady: Steady | 
 
 
 def check_ok(steady: Steady, found: Sequence[Found], readings: Sequence[Reading]) -> list[Reading]:
-    """``readings`` with those read ``ok`` checked by ``steady`` (the others are doubted already)."""
-    ok = [j for j, r in enumerate(readings) if r.status == "ok"]
+    """``readings`` with those read ``ok`` checked by ``steady``, unless each of
+    their digits is surer than ``STEADY_BELOW`` (the others are doubted already)."""
+    ok = [j for j, r in enumerate(readings)
+          if r.status == "ok" and min(d.confidence for d in r.digits) < STEADY_BELOW]
     out = list(readings)
     for j, r in zip(ok, steady([found[j] for j in ok], [readings[j] for j in ok]) if ok else []):
         out[j] = r
