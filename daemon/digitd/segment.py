@@ -25,6 +25,9 @@ BG_KERNEL = 15  # side of the background-estimation kernel at its reduced scale
 SPECK = 0.02  # pieces smaller than this fraction of the largest piece's area are specks
 SMALL_GROUP = 0.35  # groups shorter than this fraction of the tallest are not digits on their own
 X_OVERLAP = 0.35  # pieces whose columns overlap this much (of the narrower) are one digit
+HAIR_AREA = 0.25  # pieces smaller than this fraction of the largest ...
+HAIR_WIDTH = 0.5  # ... drawn finer than this fraction of the main strokes' width ...
+HAIR_TALL = 0.75  # ... and shorter than this fraction of the main strokes' height are hairs, not ink of a digit
 FEW = 4  # up to this many pieces are measured one by one (cheaper than scanning the ink)
 
 
@@ -353,7 +356,26 @@ def pieces(mask: np.ndarray, comps: Components | None = None) -> tuple[np.ndarra
             or (touches(p) and (p.w > 0.9 * W or p.h > 0.9 * H or too_thick(p)))]
     if junk and len(junk) < len(kept):
         kept = [p for p in kept if p not in junk]
-    return labels, kept
+    return labels, drop_hairlines(kept, width)
+
+
+def drop_hairlines(kept: list[Piece], width) -> list[Piece]:
+    """Beside one digit, pieces drawn far finer than its strokes, small and
+    shorter (a hair on the glass, a sliver of the next field's digit at a
+    crop's edge), left out; ``width(p)`` is a piece's stroke width. Beside several digits
+    they stay: digits may differ in their pens."""
+    if len(kept) < 2:
+        return kept
+    largest = max(p.area for p in kept)
+    small = [p for p in kept if p.area < HAIR_AREA * largest]
+    if not small:
+        return kept
+    main = [p for p in kept if p.area >= HAIR_AREA * largest]
+    pen = float(np.median([width(p) for p in main]))
+    tall = max(p.h for p in main)
+    hairs = [p for p in small if p.h < HAIR_TALL * tall and width(p) < HAIR_WIDTH * pen]
+    rest = [p for p in kept if p not in hairs]
+    return rest if hairs and len(group_marks(rest)) == 1 else kept
 
 
 def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
