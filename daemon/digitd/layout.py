@@ -72,6 +72,8 @@ TICKS = 3  # this many thin upright strokes of one height, evenly spaced, are a 
 TICK_THIN = 0.15  # ... each this thin at most (of its height)
 TICK_ALIGN = 1  # working pixels: ... their tops and feet on the same rows within this
 TICK_EVEN = 0.1  # ... their spacing within this share of its median
+WALL_TALL = 1.3  # a thin upright stroke standing on a rule, this many times as tall as the glyphs beside it, is a box's wall
+WALL_TILT = 4.0  # ... leaning this many degrees at most (a printed wall stands plumb)
 X_FEET = 0.15  # ... their feet within this share of the tallest letter's height of the other letters' feet
 
 
@@ -120,7 +122,8 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     """The handwritten numbers among a page's pieces (:func:`glyph_pieces`), in
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
-    runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
+    runs = [run for line in gather_lines(found, tall)
+            for run in split_numbers(*wall_off(join_pieces(line), labels, ruled))]
     on_rules = [on_rule(run, ruled) for run in runs]
     sizes = type_sizes([run for run, w in zip(runs, on_rules) if not w], tall, labels,
                        [run for run, w in zip(runs, on_rules) if w])
@@ -416,6 +419,39 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
         runs.extend(parts)
         comb = one_digit(parts[-1])
     return runs
+
+
+def find_walls(glyphs: list[Glyph], labels: np.ndarray, ruled: np.ndarray) -> list[Glyph]:
+    """The walls of boxes left standing among a line's glyphs (a comb's tick
+    drawn heavier than the rule it stands on): thin upright strokes
+    (``TICK_THIN``, ``WALL_TILT``) whose foot stands on a rule taken out,
+    ``WALL_TALL`` times as tall as the nearest other glyphs beside them at least."""
+    def stroke(g: Glyph) -> bool:
+        return (g.w <= TICK_THIN * g.h and ruled[g.y + g.h : g.y + g.h + 2, max(0, g.x - 1) : g.x + g.w + 1].any()
+                and abs(_axis(g, labels)[0]) <= WALL_TILT)
+
+    strokes = [stroke(g) for g in glyphs]
+    walls = []
+    for i, g in enumerate(glyphs):
+        if not strokes[i]:
+            continue
+        left = [q.h for q, s in zip(glyphs[:i], strokes[:i]) if not s and q.h >= SPECK_H][-1:]
+        right = [q.h for q, s in zip(glyphs[i + 1 :], strokes[i + 1 :]) if not s and q.h >= SPECK_H][:1]
+        if left + right and g.h >= WALL_TALL * max(left + right):
+            walls.append(g)
+    return walls
+
+
+def wall_off(glyphs: list[Glyph], labels: np.ndarray, ruled: np.ndarray) -> tuple[list[Glyph], np.ndarray]:
+    """(a line's glyphs without the walls left standing (:func:`find_walls`), the
+    rules taken out with those walls added: they part cells as the others do)."""
+    walls = find_walls(glyphs, labels, ruled)
+    if not walls:
+        return glyphs, ruled
+    ruled = ruled.copy()
+    for g in walls:
+        ruled[g.y : g.y + g.h, g.x : g.x + g.w] |= pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8)
+    return [g for g in glyphs if g not in walls], ruled
 
 
 def drop_ticks(run: list[Glyph]) -> list[Glyph]:

@@ -1,0 +1,45 @@
+"""The page reader's safety: no number read wrong under ``ok``, no printed mark read as a number.
+
+Glyphs drawn into a label image as in ``test_page_lines``, the rules taken
+out drawn into a ``ruled`` image beside it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from digitd.layout import read_layout
+from test_page_lines import glyphs_of
+
+
+def comb(cells: int, standing: int) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, ruled): a comb of ``cells`` boxes 30 pixels wide, a digit (a ring
+    25 pixels tall) in each, its walls taken out with its rule but wall
+    ``standing``, drawn heavier, left on the page as a glyph."""
+    labels = np.zeros((90, 60 + 30 * cells), np.int32)
+    ruled = np.zeros_like(labels, np.uint8)
+    cv2.rectangle(ruled, (40, 60), (40 + 30 * cells, 61), 1, -1)
+    label = 1
+    for k in range(cells + 1):
+        x = 40 + 30 * k
+        if k == standing:
+            cv2.rectangle(labels, (x, 20), (x + 1, 59), label, -1)
+            label += 1
+        else:
+            cv2.rectangle(ruled, (x, 20), (x, 59), 1, -1)
+        if k < cells:
+            cv2.ellipse(labels, (x + 15, 45), (6, 12), 0, 0, 360, label, 2)
+            label += 1
+    return labels, ruled
+
+
+@pytest.mark.parametrize("standing", [1, 3, 4])
+def test_a_combs_wall_left_standing_parts_its_cells(standing):
+    """A comb's wall the rule finder left (drawn heavier than the others) is no
+    digit and no letter: it parts two cells as the walls taken out do, and the
+    comb's four digits are one number, none lost."""
+    labels, ruled = comb(4, standing)
+    numbers = read_layout(labels, glyphs_of(labels), ruled)
+    assert [(len(n.digits), n.separators, n.doubts) for n in numbers] == [(4, (), ())]
+    assert all(g.w > 2 for g in numbers[0].digits)
