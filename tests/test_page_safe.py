@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from digitd.layout import read_layout
+from digitd.layout import UNSURE_POINT, read_layout, read_number
 from test_page_lines import glyphs_of
 
 
@@ -43,3 +43,32 @@ def test_a_combs_wall_left_standing_parts_its_cells(standing):
     numbers = read_layout(labels, glyphs_of(labels), ruled)
     assert [(len(n.digits), n.separators, n.doubts) for n in numbers] == [(4, (), ())]
     assert all(g.w > 2 for g in numbers[0].digits)
+
+
+def two_digits_and(point: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, ruled): two rings 31 pixels tall, their feet on row 40, and a
+    small mark ``(x, y, w, h)`` between them; a rule taken out on rows 45-46."""
+    labels = np.zeros((60, 200), np.int32)
+    cv2.ellipse(labels, (80, 25), (9, 15), 0, 0, 360, 1, 2)
+    cv2.ellipse(labels, (120, 25), (9, 15), 0, 0, 360, 2, 2)
+    x, y, w, h = point
+    labels[y : y + h, x : x + w] = 3
+    ruled = np.zeros_like(labels, np.uint8)
+    ruled[45:47, 40:160] = 1
+    return labels, ruled
+
+
+@pytest.mark.parametrize(("point", "unsure"), [
+    ((98, 37, 4, 4), False),  # a pen's dot in the gap at the digits' feet
+    ((87, 37, 4, 4), True),  # under the first digit's columns: its stroke's end broken off
+    ((99, 34, 3, 7), True),  # a short upright stroke at the feet: a stroke's end, no dot
+    ((98, 40, 4, 5), True),  # hanging below the feet to the rule: a comma whose tail went with the rule
+])
+def test_a_point_that_may_be_a_strokes_end_or_a_comma_is_a_doubt(point, unsure):
+    """A mark read as a point between two digits keeps its reading, but the
+    number is uncertain when the mark may be no point: a digit's stroke broken
+    off, or a comma cut short by the rule taken out."""
+    labels, ruled = two_digits_and(point)
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True, ruled=ruled)
+    assert number is not None and number.separators == ((1, "."),)
+    assert number.doubts == ((UNSURE_POINT,) if unsure else ())

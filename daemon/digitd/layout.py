@@ -37,6 +37,9 @@ HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this shar
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
 TRAILING = "a mark after the digits was not read"
+UNSURE_POINT = "a mark read as a point or comma may be neither"
+UNDER_DIGIT = 0.5  # a point this share of whose width lies in a digit's columns is that digit's stroke broken off, may be
+POINT_STROKE = 1.4  # a point this many times as tall as wide at its feet, not hanging below them, may be a stroke's end
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 OVER_RULE = 0.5  # a run whose feet stand this much of its digits' height over a rule at most is written on it
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
@@ -134,7 +137,7 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
         for part in drop_words(drop_ticks(run), labels):
             if not part or is_logo(part, labels):
                 continue
-            number = read_number(part, labels, tall, [] if written else sizes, written)
+            number = read_number(part, labels, tall, [] if written else sizes, written, ruled)
             if number is not None:
                 numbers.append(number)
     return numbers
@@ -596,9 +599,11 @@ def is_printed(run: list[Glyph], digit_h: float, sizes: list[tuple[float, float]
 
 
 def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
-                sizes: list[tuple[float, float]], written: bool = False) -> Number | None:
+                sizes: list[tuple[float, float]], written: bool = False,
+                ruled: np.ndarray | None = None) -> Number | None:
     """A run of glyphs -> a handwritten number, or None (printed, or no digit in
-    it); ``written``: standing on a rule, it is not taken for type."""
+    it); ``written``: standing on a rule, it is not taken for type; ``ruled``:
+    the rules taken out, which may have cut a point (:func:`is_unsure_point`)."""
     top = max(g.h for g in run)
     if top < tall:
         return None
@@ -616,7 +621,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     line_bottom = max(g.y + g.h for g, m in zip(run, main) if m)
     digits: list[Glyph] = []
     separators: list[tuple[int, str]] = []
-    unread = lead = 0
+    unread = lead = unsure = 0
     skip = label_marks(run, inner[0], digit_h)
     for g, m, sl in zip(run[skip:], main[skip:], slash[skip:]):
         if m and not sl:
@@ -630,14 +635,37 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
             lead += not digits and may_be_minus(g, line_top, line_bottom, digit_h)
         elif digits and len(digits) < len(inner) or kind == "-" and not digits:
             separators.append((len(digits), kind))
+            if kind in ".,":
+                unsure += is_unsure_point(g, kind, digits[-1], run[inner[len(digits)]], line_bottom, digit_h, ruled)
     doubts = ("a mark between digits was not read",) if unread else ()
     if lead:
         doubts += ("a mark before the digits was not read",)
+    if unsure:
+        doubts += (UNSURE_POINT,)
     if any(g.h >= SMALL * digit_h and not main[i] for i, g in enumerate(run) if i > inner[-1]):
         doubts += (TRAILING,)  # a digit run into a stroke (a rule's remnant, a tick) is no digit to the reader
     if not well_formed(separators, len(digits)):
         doubts += ("separators that make no number",)
     return Number(digits=tuple(digits), separators=tuple(separators), doubts=doubts)
+
+
+def is_unsure_point(g: Glyph, kind: str, left: Glyph, right: Glyph, line_bottom: int, digit_h: float,
+                    ruled: np.ndarray | None) -> bool:
+    """Whether a mark read as a point or comma between two digits may be
+    neither: ``UNDER_DIGIT`` of it in a digit's columns (a stroke's end broken
+    off), taller than wide by ``POINT_STROKE`` without hanging below the digits'
+    feet (a stroke's end, no pen's dot), or, read as a point, hanging below
+    the digits' feet to a rule taken out (a comma whose tail went with it)."""
+    inside = max(min(g.x + g.w, d.x + d.w) - max(g.x, d.x) for d in (left, right))
+    if inside > UNDER_DIGIT * g.w:
+        return True
+    hangs = g.y + g.h > line_bottom + DOT * digit_h
+    if not hangs and g.h >= POINT_STROKE * g.w:
+        return True
+    if ruled is None or not hangs or kind != ".":
+        return False
+    H, W = ruled.shape
+    return bool(ruled[max(0, g.y - 1) : min(H, g.y + g.h + 1), max(0, g.x - 1) : min(W, g.x + g.w + 1)].any())
 
 
 def label_marks(run: list[Glyph], first: int, digit_h: float) -> int:
