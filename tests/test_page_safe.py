@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from digitd.layout import UNSURE_POINT, read_layout, read_number
+from digitd.page import Frame, drop_hairs
 from test_page_lines import glyphs_of
 
 
@@ -72,3 +73,19 @@ def test_a_point_that_may_be_a_strokes_end_or_a_comma_is_a_doubt(point, unsure):
     number = read_number(glyphs_of(labels), labels, 8.0, [], written=True, ruled=ruled)
     assert number is not None and number.separators == ((1, "."),)
     assert number.doubts == ((UNSURE_POINT,) if unsure else ())
+
+
+def test_a_hair_beside_the_pages_writing_is_no_number():
+    """A straight line one pixel wide, as dark as the pen but carrying a
+    fraction of its ink across it (a hair, a scratch on the glass), is no '1'
+    on a page whose numbers are written with a pen's full stroke."""
+    labels = np.zeros((120, 300), np.int32)
+    for k in range(3):
+        cv2.ellipse(labels, (60 + 30 * k, 40), (9, 15), 0, 0, 360, k + 1, 4)
+    labels[70:95, 200] = 4  # the hair
+    mask = (labels > 0).astype(np.uint8)
+    frame = Frame(mask=mask, labels=labels, ruled=np.zeros_like(mask), ratio=mask.astype(np.float32),
+                  back=np.array([[1, 0, 0], [0, 1, 0]], np.float64), scale=1.0, level=1.0)
+    numbers = read_layout(labels, glyphs_of(labels), frame.ruled)
+    assert sorted(len(n.digits) for n in numbers) == [1, 3]
+    assert [len(n.digits) for n in drop_hairs(frame, numbers)] == [3]
