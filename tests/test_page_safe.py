@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from digitd.layout import UNSURE_POINT, read_layout, read_number
+from digitd.layout import TRAILING, UNSURE_POINT, read_layout, read_number
 from digitd.page import Frame, drop_hairs
 from test_page_lines import glyphs_of
 
@@ -89,3 +89,22 @@ def test_a_hair_beside_the_pages_writing_is_no_number():
     numbers = read_layout(labels, glyphs_of(labels), frame.ruled)
     assert sorted(len(n.digits) for n in numbers) == [1, 3]
     assert [len(n.digits) for n in drop_hairs(frame, numbers)] == [3]
+
+
+@pytest.mark.parametrize(("mark", "doubt"), [
+    ((140, 27, 12, 14), True),  # half a digit's height, read as nothing: a faint digit broken up
+    ((140, 37, 4, 4), False),  # a point at the feet after the number
+    ((140, 38, 3, 3), False),  # dust
+])
+def test_a_broken_mark_after_the_last_digit_is_a_doubt(mark, doubt):
+    """What stands after a number's last digit, as tall as a third of a digit or
+    more, that the reader takes for no separator may be the last digit broken
+    into pieces too small to read: the number is not read short under ``ok``."""
+    labels = np.zeros((60, 200), np.int32)
+    cv2.ellipse(labels, (80, 25), (9, 15), 0, 0, 360, 1, 2)
+    cv2.ellipse(labels, (110, 25), (9, 15), 0, 0, 360, 2, 2)
+    x, y, w, h = mark
+    cv2.ellipse(labels, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360, 3, 1)
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and len(number.digits) == 2
+    assert (TRAILING in number.doubts) == doubt

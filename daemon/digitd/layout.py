@@ -37,6 +37,7 @@ HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this shar
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
 TRAILING = "a mark after the digits was not read"
+TRAIL_MARK = 0.35  # a mark after the last digit this share of the digits' height at least, read as nothing, may be a digit broken up
 UNSURE_POINT = "a mark read as a point or comma may be neither"
 UNDER_DIGIT = 0.5  # a point this share of whose width lies in a digit's columns is that digit's stroke broken off, may be
 POINT_STROKE = 1.4  # a point this many times as tall as wide at its feet, not hanging below them, may be a stroke's end
@@ -621,7 +622,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     line_bottom = max(g.y + g.h for g, m in zip(run, main) if m)
     digits: list[Glyph] = []
     separators: list[tuple[int, str]] = []
-    unread = lead = unsure = 0
+    unread = lead = unsure = trail = 0
     skip = label_marks(run, inner[0], digit_h)
     for g, m, sl in zip(run[skip:], main[skip:], slash[skip:]):
         if m and not sl:
@@ -632,6 +633,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
             kind = None
         if kind is None:
             unread += bool(digits) and len(digits) < len(inner)  # only between digits
+            trail += len(digits) == len(inner) and g.h >= TRAIL_MARK * digit_h
             lead += not digits and may_be_minus(g, line_top, line_bottom, digit_h)
         elif digits and len(digits) < len(inner) or kind == "-" and not digits:
             separators.append((len(digits), kind))
@@ -642,7 +644,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
         doubts += ("a mark before the digits was not read",)
     if unsure:
         doubts += (UNSURE_POINT,)
-    if any(g.h >= SMALL * digit_h and not main[i] for i, g in enumerate(run) if i > inner[-1]):
+    if trail or any(g.h >= SMALL * digit_h and not main[i] for i, g in enumerate(run) if i > inner[-1]):
         doubts += (TRAILING,)  # a digit run into a stroke (a rule's remnant, a tick) is no digit to the reader
     if not well_formed(separators, len(digits)):
         doubts += ("separators that make no number",)
