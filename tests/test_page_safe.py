@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from digitd.layout import TRAILING, UNSURE_POINT, read_layout, read_number
+from digitd.layout import TRAILING, UNSURE_POINT, drop_words, read_layout, read_number
 from digitd.page import Frame, drop_hairs
 from test_page_lines import glyphs_of
 
@@ -108,3 +108,18 @@ def test_a_broken_mark_after_the_last_digit_is_a_doubt(mark, doubt):
     number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
     assert number is not None and len(number.digits) == 2
     assert (TRAILING in number.doubts) == doubt
+
+
+@pytest.mark.parametrize(("end_top", "word"), [(22, True), (10, False)])
+def test_a_capital_run_into_a_small_letter_makes_a_word(end_top, word):
+    """'Mark' written with its 'M' and 'a' run together: the joined glyph, as
+    wide as two letters, ends in a small letter (its last columns reach only
+    x-height), which with the 'r' makes a word, left out. Two digits run
+    together, both full height, do not."""
+    labels = np.zeros((60, 120), np.int32)
+    cv2.rectangle(labels, (10, 10), (35, 40), 1, 2)  # 'M'
+    cv2.rectangle(labels, (35, end_top), (58, 40), 1, 2)  # 'a' run into it
+    cv2.rectangle(labels, (64, 22), (74, 40), 2, 2)  # 'r'
+    cv2.rectangle(labels, (80, 10), (95, 40), 3, 2)  # 'k'
+    glyphs = glyphs_of(labels)
+    assert drop_words(glyphs, labels) == ([] if word else [glyphs])

@@ -71,6 +71,7 @@ X_LEVEL = 0.78  # a written word's small letters reach at most this share of its
 X_LOW = 0.35  # ... and at least this share (lower: a dot, a comma)
 X_LETTERS = 2  # a word has this many small letters at least, standing on its baseline
 X_SHARE = 0.3  # ... and at least this share of its letters small (a number's few short digits are not)
+END = 0.3  # ... its first or last this share of columns reaching only x-height (a small letter run into a capital)
 JOINED = 2  # ... counting a small glyph as wide as two or more as two letters written joined (not a label's end)
 TICKS = 3  # this many thin upright strokes of one height, evenly spaced, are a comb's ticks left on the page
 TICK_THIN = 0.15  # ... each this thin at most (of its height)
@@ -522,7 +523,21 @@ def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
     foot = middle([g.y + g.h for g in tall])
     standing = sum(letters_in(g) for g in small if abs(g.y + g.h - foot) <= X_FEET * top)
     standing += sum(letters_in(g) for g in tall if descends(g, foot, top))
+    standing += sum(small_end(g, labels, top) for g in tall if letters_in(g) == JOINED)
     return standing >= max(X_LETTERS, X_SHARE * sum(letters_in(g) for g in letters))
+
+
+def small_end(g: Glyph, labels: np.ndarray, top: int) -> bool:
+    """Whether a tall glyph as wide as two letters ends in a small one ('Ma'
+    run together): the ink of its first or last ``END`` of columns reaches
+    only x-height (``X_LOW`` to ``X_LEVEL`` of the word's tallest letter)."""
+    own = pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w])
+    k = max(1, int(END * g.w))
+    for end in (own[:, :k], own[:, -k:]):
+        rows = np.flatnonzero(end.any(axis=1))
+        if rows.size and X_LOW * top <= g.h - rows[0] <= X_LEVEL * top:
+            return True
+    return False
 
 
 def descends(g: Glyph, foot: float, top: int) -> bool:
