@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from digitd.layout import TRAILING, UNSURE_POINT, drop_words, read_layout, read_number
+from digitd.layout import TRAILING, UNSURE_POINT, Glyph, drop_words, read_layout, read_number, split_at_gaps
 from digitd.page import Frame, drop_hairs
 from test_page_lines import glyphs_of
 
@@ -123,3 +123,27 @@ def test_a_capital_run_into_a_small_letter_makes_a_word(end_top, word):
     cv2.rectangle(labels, (80, 10), (95, 40), 3, 2)  # 'k'
     glyphs = glyphs_of(labels)
     assert drop_words(glyphs, labels) == ([] if word else [glyphs])
+
+
+def test_a_broken_rings_sliver_does_not_part_it_from_the_next_digit():
+    """A faint 0 broken into an arc and a sliver one pixel wide, then a digit
+    twice the sliver's height: the sliver does not set the run's height, so
+    the 0's pieces stay in the number's run, not cut off as a run of their own."""
+    glyphs = [Glyph(20, 30, 7, 10, 30, (1,)), Glyph(29, 32, 1, 8, 8, (2,)),
+              Glyph(37, 21, 14, 19, 90, (3,)), Glyph(56, 21, 14, 19, 90, (4,))]
+    assert split_at_gaps(glyphs) == [glyphs]
+
+
+@pytest.mark.parametrize(("mark", "doubt"), [((50, 19, 8, 12), True), ((55, 37, 4, 4), False)])
+def test_a_mark_before_the_first_digit_is_a_doubt(mark, doubt):
+    """A mark before a number's first digit a third of its height or more that
+    is no minus (a faint leading digit broken up) makes the number uncertain; a
+    point or dust there does not."""
+    labels = np.zeros((60, 200), np.int32)
+    x, y, w, h = mark
+    cv2.ellipse(labels, (x + w // 2, y + h // 2), (w // 2, h // 2), 0, 0, 360, 1, 1)
+    cv2.ellipse(labels, (80, 25), (9, 15), 0, 0, 360, 2, 2)
+    cv2.ellipse(labels, (110, 25), (9, 15), 0, 0, 360, 3, 2)
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and len(number.digits) == 2
+    assert ("a mark before the digits was not read" in number.doubts) == doubt

@@ -20,6 +20,7 @@ import numpy as np
 from .segment import components
 
 SPECK_AREA = 4  # pieces of fewer pixels (working scale) are dust
+SLIVER = 2  # working pixels: glyphs narrower than this (a broken ring's arc) do not set the height of a run either
 SPECK_H = 4  # glyphs lower than this (working pixels) do not set the height of a run
 MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer side tall
 SMALL_TYPE = 1.2  # a number's digits stand this many times that tall at least (their median): lower, small type's
@@ -579,7 +580,7 @@ def is_slash_like(g: Glyph, labels: np.ndarray) -> bool:
 def sizable(g: Glyph) -> bool:
     """A glyph that tells the height of its neighbours: not flat (a minus, a
     stroke's tail cut by a box's edge) nor a speck."""
-    return 2 * g.h >= g.w and g.h >= SPECK_H
+    return 2 * g.h >= g.w and g.h >= SPECK_H and g.w >= SLIVER
 
 
 def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
@@ -649,7 +650,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
         if kind is None:
             unread += bool(digits) and len(digits) < len(inner)  # only between digits
             trail += len(digits) == len(inner) and g.h >= TRAIL_MARK * digit_h
-            lead += not digits and may_be_minus(g, line_top, line_bottom, digit_h)
+            lead += not digits and (may_be_minus(g, line_top, line_bottom, digit_h) or g.h >= TRAIL_MARK * digit_h)
         elif digits and len(digits) < len(inner) or kind == "-" and not digits:
             separators.append((len(digits), kind))
             if kind in ".,":
