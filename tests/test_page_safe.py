@@ -147,3 +147,19 @@ def test_a_mark_before_the_first_digit_is_a_doubt(mark, doubt):
     number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
     assert number is not None and len(number.digits) == 2
     assert ("a mark before the digits was not read" in number.doubts) == doubt
+
+
+@pytest.mark.parametrize("dot", [True, False])
+def test_a_point_touching_a_digit_corner_to_corner_is_a_doubt(dot):
+    """A decimal point whose corner touches the next digit's (one piece to the
+    glyph finder, two when pixels join side to side only) is no part of the
+    digit: the number, read without it, is uncertain."""
+    labels = np.zeros((60, 160), np.int32)
+    cv2.ellipse(labels, (75, 25), (9, 15), 0, 0, 360, 1, 2)
+    labels[10:41, 100:119] = 2
+    labels[12:39, 102:117] = 0  # a '0' drawn square, its corner at (100, 40)
+    if dot:
+        labels[41:45, 95:100] = 2  # the point, corner to corner with it
+    number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
+    assert number is not None and len(number.digits) == 2 and number.separators == ()
+    assert number.doubts == (("a mark between digits was not read",) if dot else ())

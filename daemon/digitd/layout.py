@@ -39,6 +39,7 @@ PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
 TRAILING = "a mark after the digits was not read"
 TRAIL_MARK = 0.35  # a mark after the last digit this share of the digits' height at least, read as nothing, may be a digit broken up
+POINT_SIZE = 0.45  # a point is at most this share of the digits' height across
 UNSURE_POINT = "a mark read as a point or comma may be neither"
 UNDER_DIGIT = 0.5  # a point this share of whose width lies in a digit's columns is that digit's stroke broken off, may be
 POINT_STROKE = 1.4  # a point this many times as tall as wide at its feet, not hanging below them, may be a stroke's end
@@ -655,6 +656,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
             separators.append((len(digits), kind))
             if kind in ".,":
                 unsure += is_unsure_point(g, kind, digits[-1], run[inner[len(digits)]], line_bottom, digit_h, ruled)
+    unread += any(stuck_point(g, labels, digit_h, k > 0, k < len(digits) - 1) for k, g in enumerate(digits))
     doubts = ("a mark between digits was not read",) if unread else ()
     if lead:
         doubts += ("a mark before the digits was not read",)
@@ -684,6 +686,24 @@ def is_unsure_point(g: Glyph, kind: str, left: Glyph, right: Glyph, line_bottom:
         return False
     H, W = ruled.shape
     return bool(ruled[max(0, g.y - 1) : min(H, g.y + g.h + 1), max(0, g.x - 1) : min(W, g.x + g.w + 1)].any())
+
+
+def stuck_point(g: Glyph, labels: np.ndarray, digit_h: float, left: bool, right: bool) -> bool:
+    """Whether a point touches a digit corner to corner at its feet: the glyph
+    two pieces when pixels join side to side only, the smaller a dot (point-
+    sized, ``DOT`` to ``POINT_SIZE`` of the digits' height, half its box inked)
+    at the glyph's foot, beside the digit's columns more than under them, at
+    the glyph's ``left`` or ``right`` edge."""
+    own = pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(own, connectivity=4)
+    if n != 3:
+        return False
+    (X, _, W, _, _), (x, y, w, h, area) = sorted((tuple(int(v) for v in s) for s in stats[1:]), key=lambda s: -s[4])
+    if y + h < g.h or not DOT * digit_h <= min(w, h) <= max(w, h) <= POINT_SIZE * digit_h or 2 * area < w * h:
+        return False
+    if 2 * (min(x + w, X + W) - max(x, X)) >= w:
+        return False
+    return (left and x == 0) or (right and x + w == g.w)
 
 
 def label_marks(run: list[Glyph], first: int, digit_h: float) -> int:
