@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from digitd.layout import TRAILING, UNSURE_POINT, Glyph, drop_words, read_layout, read_number, split_at_gaps
+from digitd.layout import TRAILING, UNSURE_POINT, Glyph, drop_words, is_digit_like, read_layout, read_number, split_at_gaps
 from digitd.page import Frame, drop_hairs
 from test_page_lines import glyphs_of
 
@@ -163,3 +163,27 @@ def test_a_point_touching_a_digit_corner_to_corner_is_a_doubt(dot):
     number = read_number(glyphs_of(labels), labels, 8.0, [], written=True)
     assert number is not None and len(number.digits) == 2 and number.separators == ()
     assert number.doubts == (("a mark between digits was not read",) if dot else ())
+
+
+def joined(labels: np.ndarray) -> Glyph:
+    """All the labels' pieces as one glyph."""
+    x, y, w, h = cv2.boundingRect((labels > 0).astype(np.uint8))
+    return Glyph(x, y, w, h, int(np.count_nonzero(labels)), tuple(range(1, int(labels.max()) + 1)))
+
+
+@pytest.mark.parametrize("box", [True, False])
+def test_a_box_left_standing_with_a_mark_in_it_is_no_digit(box):
+    """A comb of two cells the rule finder left on the page (its edges and
+    walls straight lines the whole way across or down) with a stroke in a
+    cell is no digit; a 0 with a dot in it is one."""
+    labels = np.zeros((60, 120), np.int32)
+    if box:
+        labels[10:41, 20:22] = 1
+        labels[10:41, 50:52] = 1
+        labels[10:41, 80:82] = 1
+        labels[39:41, 20:82] = 1  # open at the top
+        cv2.line(labels, (30, 35), (38, 17), 2, 2)
+    else:
+        cv2.ellipse(labels, (50, 25), (12, 15), 0, 0, 360, 1, 2)
+        labels[24:27, 49:52] = 2
+    assert is_digit_like(joined(labels), labels) != box

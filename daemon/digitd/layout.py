@@ -35,6 +35,8 @@ BLOCK = 0.85  # ... nor a block: its outline fills this share of its box, and it
 BLOCK_ASPECT = 0.5  # ... as wide as this of its height at least (a '1' is a thin block)
 FILLED = 0.7  # a glyph about as wide as tall that inks this share of its box is a logo's block (a pen leaves it open)
 HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this share of its size (a marker's is half)
+WALL_FULL = 0.9  # a box's edge or wall inks its row or column this much of the way
+BOX_LINES = 0.8  # ... and a box left standing has this share of its ink in such lines
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
 TRAILING = "a mark after the digits was not read"
@@ -770,7 +772,7 @@ def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
     filled (a logo: the widest stroke over ``SOLID`` of the glyph's size)."""
     if g.w > WIDE * g.h or len(g.labels) > PIECES:
         return False
-    if len(g.labels) >= 3 and holds_marks(g, labels):
+    if len(g.labels) >= 3 and holds_marks(g, labels) or len(g.labels) == 2 and boxes_mark(g, labels):
         return False
     if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
         return True
@@ -815,6 +817,24 @@ def holds_marks(g: Glyph, labels: np.ndarray) -> bool:
     m = max(1, min(W, H) // 8)
     inside = sum(X + m <= x and Y + m <= y and x + w <= X + W - m and y + h <= Y + H - m for _, x, y, w, h in boxes[1:])
     return inside >= 2
+
+
+def boxes_mark(g: Glyph, labels: np.ndarray) -> bool:
+    """Whether a glyph of two pieces is a box left standing with a mark in it:
+    the larger piece drawn in straight lines across or down its whole box
+    (``BOX_LINES`` of its ink in rows or columns inked ``WALL_FULL`` of the
+    way: a comb's edges and walls), the other inside its box."""
+    window = labels[g.y : g.y + g.h, g.x : g.x + g.w]
+    pieces = sorted(((window == i) for i in g.labels), key=lambda own: -int(own.sum()))
+    outer, inner = pieces
+    ys, xs = np.nonzero(outer)
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    iy, ix = np.nonzero(inner)
+    if not (x0 < ix.min() and ix.max() < x1 and y0 <= iy.min() and iy.max() < y1):
+        return False
+    box = outer[y0 : y1 + 1, x0 : x1 + 1]
+    lines = (box.mean(axis=1) >= WALL_FULL)[:, None] | (box.mean(axis=0) >= WALL_FULL)[None, :]
+    return int(np.count_nonzero(box & lines)) >= BOX_LINES * int(box.sum())
 
 
 def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h: float) -> list[bool]:
