@@ -20,6 +20,7 @@ import numpy as np
 from .segment import components
 
 SPECK_AREA = 4  # pieces of fewer pixels (working scale) are dust
+SLIVER = 2  # working pixels: glyphs narrower than this (a broken ring's arc) do not set the height of a run either
 SPECK_H = 4  # glyphs lower than this (working pixels) do not set the height of a run
 MIN_DIGIT = 1 / 130  # a digit is at least this fraction of the page's longer side tall
 SMALL_TYPE = 1.2  # a number's digits stand this many times that tall at least (their median): lower, small type's
@@ -34,9 +35,16 @@ BLOCK = 0.85  # ... nor a block: its outline fills this share of its box, and it
 BLOCK_ASPECT = 0.5  # ... as wide as this of its height at least (a '1' is a thin block)
 FILLED = 0.7  # a glyph about as wide as tall that inks this share of its box is a logo's block (a pen leaves it open)
 HEAVY = 0.25  # ... as is one whose widest stroke's half-width reaches this share of its size (a marker's is half)
+WALL_FULL = 0.9  # a box's edge or wall inks its row or column this much of the way
+BOX_LINES = 0.8  # ... and a box left standing has this share of its ink in such lines
 PIECES = 4  # ... nor one of more pieces than this (a stamp with its lettering)
 COMMA_TOP = 0.25  # a small piece (under half the line) with this share of its height in the line joins it: a comma
 TRAILING = "a mark after the digits was not read"
+TRAIL_MARK = 0.35  # a mark after the last digit this share of the digits' height at least, read as nothing, may be a digit broken up
+POINT_SIZE = 0.45  # a point is at most this share of the digits' height across
+UNSURE_POINT = "a mark read as a point or comma may be neither"
+UNDER_DIGIT = 0.5  # a point this share of whose width lies in a digit's columns is that digit's stroke broken off, may be
+POINT_STROKE = 1.4  # a point this many times as tall as wide at its feet, not hanging below them, may be a stroke's end
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 OVER_RULE = 0.5  # a run whose feet stand this much of its digits' height over a rule at most is written on it
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
@@ -67,11 +75,14 @@ X_LEVEL = 0.78  # a written word's small letters reach at most this share of its
 X_LOW = 0.35  # ... and at least this share (lower: a dot, a comma)
 X_LETTERS = 2  # a word has this many small letters at least, standing on its baseline
 X_SHARE = 0.3  # ... and at least this share of its letters small (a number's few short digits are not)
+END = 0.3  # ... its first or last this share of columns reaching only x-height (a small letter run into a capital)
 JOINED = 2  # ... counting a small glyph as wide as two or more as two letters written joined (not a label's end)
 TICKS = 3  # this many thin upright strokes of one height, evenly spaced, are a comb's ticks left on the page
 TICK_THIN = 0.15  # ... each this thin at most (of its height)
 TICK_ALIGN = 1  # working pixels: ... their tops and feet on the same rows within this
 TICK_EVEN = 0.1  # ... their spacing within this share of its median
+WALL_TALL = 1.3  # a thin upright stroke standing on a rule, this many times as tall as the glyphs beside it, is a box's wall
+WALL_TILT = 4.0  # ... leaning this many degrees at most (a printed wall stands plumb)
 X_FEET = 0.15  # ... their feet within this share of the tallest letter's height of the other letters' feet
 
 
@@ -120,7 +131,8 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     """The handwritten numbers among a page's pieces (:func:`glyph_pieces`), in
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
-    runs = [run for line in gather_lines(found, tall) for run in split_numbers(join_pieces(line), ruled)]
+    runs = [run for line in gather_lines(found, tall)
+            for run in split_numbers(*wall_off(join_pieces(line), labels, ruled))]
     on_rules = [on_rule(run, ruled) for run in runs]
     sizes = type_sizes([run for run, w in zip(runs, on_rules) if not w], tall, labels,
                        [run for run, w in zip(runs, on_rules) if w])
@@ -131,7 +143,7 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
         for part in drop_words(drop_ticks(run), labels):
             if not part or is_logo(part, labels):
                 continue
-            number = read_number(part, labels, tall, [] if written else sizes, written)
+            number = read_number(part, labels, tall, [] if written else sizes, written, ruled)
             if number is not None:
                 numbers.append(number)
     return numbers
@@ -418,6 +430,39 @@ def split_numbers(glyphs: list[Glyph], ruled: np.ndarray) -> list[list[Glyph]]:
     return runs
 
 
+def find_walls(glyphs: list[Glyph], labels: np.ndarray, ruled: np.ndarray) -> list[Glyph]:
+    """The walls of boxes left standing among a line's glyphs (a comb's tick
+    drawn heavier than the rule it stands on): thin upright strokes
+    (``TICK_THIN``, ``WALL_TILT``) whose foot stands on a rule taken out,
+    ``WALL_TALL`` times as tall as the nearest other glyphs beside them at least."""
+    def stroke(g: Glyph) -> bool:
+        return (g.w <= TICK_THIN * g.h and ruled[g.y + g.h : g.y + g.h + 2, max(0, g.x - 1) : g.x + g.w + 1].any()
+                and abs(_axis(g, labels)[0]) <= WALL_TILT)
+
+    strokes = [stroke(g) for g in glyphs]
+    walls = []
+    for i, g in enumerate(glyphs):
+        if not strokes[i]:
+            continue
+        left = [q.h for q, s in zip(glyphs[:i], strokes[:i]) if not s and q.h >= SPECK_H][-1:]
+        right = [q.h for q, s in zip(glyphs[i + 1 :], strokes[i + 1 :]) if not s and q.h >= SPECK_H][:1]
+        if left + right and g.h >= WALL_TALL * max(left + right):
+            walls.append(g)
+    return walls
+
+
+def wall_off(glyphs: list[Glyph], labels: np.ndarray, ruled: np.ndarray) -> tuple[list[Glyph], np.ndarray]:
+    """(a line's glyphs without the walls left standing (:func:`find_walls`), the
+    rules taken out with those walls added: they part cells as the others do)."""
+    walls = find_walls(glyphs, labels, ruled)
+    if not walls:
+        return glyphs, ruled
+    ruled = ruled.copy()
+    for g in walls:
+        ruled[g.y : g.y + g.h, g.x : g.x + g.w] |= pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8)
+    return [g for g in glyphs if g not in walls], ruled
+
+
 def drop_ticks(run: list[Glyph]) -> list[Glyph]:
     """A run without a comb's ticks left standing (the rule under them not
     found): ``TICKS`` or more thin upright strokes (``TICK_THIN``) whose tops
@@ -482,7 +527,21 @@ def is_word(part: list[Glyph], labels: np.ndarray) -> bool:
     foot = middle([g.y + g.h for g in tall])
     standing = sum(letters_in(g) for g in small if abs(g.y + g.h - foot) <= X_FEET * top)
     standing += sum(letters_in(g) for g in tall if descends(g, foot, top))
+    standing += sum(small_end(g, labels, top) for g in tall if letters_in(g) == JOINED)
     return standing >= max(X_LETTERS, X_SHARE * sum(letters_in(g) for g in letters))
+
+
+def small_end(g: Glyph, labels: np.ndarray, top: int) -> bool:
+    """Whether a tall glyph as wide as two letters ends in a small one ('Ma'
+    run together): the ink of its first or last ``END`` of columns reaches
+    only x-height (``X_LOW`` to ``X_LEVEL`` of the word's tallest letter)."""
+    own = pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w])
+    k = max(1, int(END * g.w))
+    for end in (own[:, :k], own[:, -k:]):
+        rows = np.flatnonzero(end.any(axis=1))
+        if rows.size and X_LOW * top <= g.h - rows[0] <= X_LEVEL * top:
+            return True
+    return False
 
 
 def descends(g: Glyph, foot: float, top: int) -> bool:
@@ -524,7 +583,7 @@ def is_slash_like(g: Glyph, labels: np.ndarray) -> bool:
 def sizable(g: Glyph) -> bool:
     """A glyph that tells the height of its neighbours: not flat (a minus, a
     stroke's tail cut by a box's edge) nor a speck."""
-    return 2 * g.h >= g.w and g.h >= SPECK_H
+    return 2 * g.h >= g.w and g.h >= SPECK_H and g.w >= SLIVER
 
 
 def split_at_gaps(glyphs: list[Glyph]) -> list[list[Glyph]]:
@@ -560,9 +619,11 @@ def is_printed(run: list[Glyph], digit_h: float, sizes: list[tuple[float, float]
 
 
 def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
-                sizes: list[tuple[float, float]], written: bool = False) -> Number | None:
+                sizes: list[tuple[float, float]], written: bool = False,
+                ruled: np.ndarray | None = None) -> Number | None:
     """A run of glyphs -> a handwritten number, or None (printed, or no digit in
-    it); ``written``: standing on a rule, it is not taken for type."""
+    it); ``written``: standing on a rule, it is not taken for type; ``ruled``:
+    the rules taken out, which may have cut a point (:func:`is_unsure_point`)."""
     top = max(g.h for g in run)
     if top < tall:
         return None
@@ -580,7 +641,7 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
     line_bottom = max(g.y + g.h for g, m in zip(run, main) if m)
     digits: list[Glyph] = []
     separators: list[tuple[int, str]] = []
-    unread = lead = 0
+    unread = lead = unsure = trail = 0
     skip = label_marks(run, inner[0], digit_h)
     for g, m, sl in zip(run[skip:], main[skip:], slash[skip:]):
         if m and not sl:
@@ -591,17 +652,60 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
             kind = None
         if kind is None:
             unread += bool(digits) and len(digits) < len(inner)  # only between digits
-            lead += not digits and may_be_minus(g, line_top, line_bottom, digit_h)
+            trail += len(digits) == len(inner) and g.h >= TRAIL_MARK * digit_h
+            lead += not digits and (may_be_minus(g, line_top, line_bottom, digit_h) or g.h >= TRAIL_MARK * digit_h)
         elif digits and len(digits) < len(inner) or kind == "-" and not digits:
             separators.append((len(digits), kind))
+            if kind in ".,":
+                unsure += is_unsure_point(g, kind, digits[-1], run[inner[len(digits)]], line_bottom, digit_h, ruled)
+    unread += any(stuck_point(g, labels, digit_h, k > 0, k < len(digits) - 1) for k, g in enumerate(digits))
     doubts = ("a mark between digits was not read",) if unread else ()
     if lead:
         doubts += ("a mark before the digits was not read",)
-    if any(g.h >= SMALL * digit_h and not main[i] for i, g in enumerate(run) if i > inner[-1]):
+    if unsure:
+        doubts += (UNSURE_POINT,)
+    if trail or any(g.h >= SMALL * digit_h and not main[i] for i, g in enumerate(run) if i > inner[-1]):
         doubts += (TRAILING,)  # a digit run into a stroke (a rule's remnant, a tick) is no digit to the reader
     if not well_formed(separators, len(digits)):
         doubts += ("separators that make no number",)
     return Number(digits=tuple(digits), separators=tuple(separators), doubts=doubts)
+
+
+def is_unsure_point(g: Glyph, kind: str, left: Glyph, right: Glyph, line_bottom: int, digit_h: float,
+                    ruled: np.ndarray | None) -> bool:
+    """Whether a mark read as a point or comma between two digits may be
+    neither: ``UNDER_DIGIT`` of it in a digit's columns (a stroke's end broken
+    off), taller than wide by ``POINT_STROKE`` without hanging below the digits'
+    feet (a stroke's end, no pen's dot), or, read as a point, hanging below
+    the digits' feet to a rule taken out (a comma whose tail went with it)."""
+    inside = max(min(g.x + g.w, d.x + d.w) - max(g.x, d.x) for d in (left, right))
+    if inside > UNDER_DIGIT * g.w:
+        return True
+    hangs = g.y + g.h > line_bottom + DOT * digit_h
+    if not hangs and g.h >= POINT_STROKE * g.w:
+        return True
+    if ruled is None or not hangs or kind != ".":
+        return False
+    H, W = ruled.shape
+    return bool(ruled[max(0, g.y - 1) : min(H, g.y + g.h + 1), max(0, g.x - 1) : min(W, g.x + g.w + 1)].any())
+
+
+def stuck_point(g: Glyph, labels: np.ndarray, digit_h: float, left: bool, right: bool) -> bool:
+    """Whether a point touches a digit corner to corner at its feet: the glyph
+    two pieces when pixels join side to side only, the smaller a dot (point-
+    sized, ``DOT`` to ``POINT_SIZE`` of the digits' height, half its box inked)
+    at the glyph's foot, beside the digit's columns more than under them, at
+    the glyph's ``left`` or ``right`` edge."""
+    own = pixels_of(g, labels[g.y : g.y + g.h, g.x : g.x + g.w]).view(np.uint8)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(own, connectivity=4)
+    if n != 3:
+        return False
+    (X, _, W, _, _), (x, y, w, h, area) = sorted((tuple(int(v) for v in s) for s in stats[1:]), key=lambda s: -s[4])
+    if y + h < g.h or not DOT * digit_h <= min(w, h) <= max(w, h) <= POINT_SIZE * digit_h or 2 * area < w * h:
+        return False
+    if 2 * (min(x + w, X + W) - max(x, X)) >= w:
+        return False
+    return (left and x == 0) or (right and x + w == g.w)
 
 
 def label_marks(run: list[Glyph], first: int, digit_h: float) -> int:
@@ -668,7 +772,7 @@ def is_digit_like(g: Glyph, labels: np.ndarray) -> bool:
     filled (a logo: the widest stroke over ``SOLID`` of the glyph's size)."""
     if g.w > WIDE * g.h or len(g.labels) > PIECES:
         return False
-    if len(g.labels) >= 3 and holds_marks(g, labels):
+    if len(g.labels) >= 3 and holds_marks(g, labels) or len(g.labels) == 2 and boxes_mark(g, labels):
         return False
     if g.area <= 0.5 * g.w * g.h:  # open strokes: no need to measure them
         return True
@@ -713,6 +817,24 @@ def holds_marks(g: Glyph, labels: np.ndarray) -> bool:
     m = max(1, min(W, H) // 8)
     inside = sum(X + m <= x and Y + m <= y and x + w <= X + W - m and y + h <= Y + H - m for _, x, y, w, h in boxes[1:])
     return inside >= 2
+
+
+def boxes_mark(g: Glyph, labels: np.ndarray) -> bool:
+    """Whether a glyph of two pieces is a box left standing with a mark in it:
+    the larger piece drawn in straight lines across or down its whole box
+    (``BOX_LINES`` of its ink in rows or columns inked ``WALL_FULL`` of the
+    way: a comb's edges and walls), the other inside its box."""
+    window = labels[g.y : g.y + g.h, g.x : g.x + g.w]
+    pieces = sorted(((window == i) for i in g.labels), key=lambda own: -int(own.sum()))
+    outer, inner = pieces
+    ys, xs = np.nonzero(outer)
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    iy, ix = np.nonzero(inner)
+    if not (x0 < ix.min() and ix.max() < x1 and y0 <= iy.min() and iy.max() < y1):
+        return False
+    box = outer[y0 : y1 + 1, x0 : x1 + 1]
+    lines = (box.mean(axis=1) >= WALL_FULL)[:, None] | (box.mean(axis=0) >= WALL_FULL)[None, :]
+    return int(np.count_nonzero(box & lines)) >= BOX_LINES * int(box.sum())
 
 
 def read_slashes(run: list[Glyph], main: list[bool], labels: np.ndarray, digit_h: float) -> list[bool]:

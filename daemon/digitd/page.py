@@ -65,6 +65,8 @@ THIN_LINE = 0.05  # ... no wider than this share of their length
 RULE_VOTE = 1  # numbers standing on rules outnumbering those hanging from them by this many tell up from down
 FAINT_STROKE = 0.4  # working pixels of full ink across a stroke (its width times its contrast): less, a hair or dust
 PALE_INK = 0.6  # digits whose ink peaks under this share of the page's ink contrast are a stamp's or a shadow's, not a pen's
+HAIR = 0.35  # digits whose strokes carry under this share of the page's numbers' ink (their median) are a hair's
+HAIR_THIN = 0.1  # ... when they are one straight stroke this thin (of its height) at most
 INK_PEAK = 90  # percentile of a glyph's soft ink taken as its peak
 
 
@@ -865,11 +867,23 @@ def is_faint(frame: Frame, number: Number) -> bool:
             or middle([ink_peak(frame, g) for g in number.digits]) < PALE_INK)
 
 
+def drop_hairs(frame: Frame, numbers: list[Number]) -> list[Number]:
+    """The numbers but a lone straight stroke (one digit, ``HAIR_THIN`` of its
+    height wide at most) carrying under ``HAIR`` of the ink the page's digits
+    carry across their strokes (median :func:`stroke_weight`): a hair or a
+    scratch beside the page's writing, as dark but far thinner."""
+    weights = [[stroke_weight(frame, g) for g in n.digits] for n in numbers]
+    page = middle([w for ws in weights for w in ws]) if numbers else 0.0
+    def hair(n: Number, ws: list[float]) -> bool:
+        return len(ws) == 1 and n.digits[0].w <= HAIR_THIN * n.digits[0].h and ws[0] < HAIR * page
+    return [n for n, ws in zip(numbers, weights) if not hair(n, ws)]
+
+
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
               mark_h: float = 0.0) -> PageFound:
     """A page's handwritten numbers in reading order (top to bottom, left to right);
     ``mark_h``: the marks' median height (:func:`survey`)."""
     frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio, mark_h)
-    numbers = [n for n in read_layout(frame.labels, pieces_found, frame.ruled) if not is_faint(frame, n)]
+    numbers = drop_hairs(frame, [n for n in read_layout(frame.labels, pieces_found, frame.ruled) if not is_faint(frame, n)])
     found = tuple(found_of(frame, n, max_digits) for n in numbers)
     return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)
