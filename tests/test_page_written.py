@@ -36,6 +36,23 @@ def texts(recognizer: Recognizer, scan) -> list[tuple[str, tuple]]:
     return out
 
 
+def read_where_written(bank, tmp_path, recognizer, seed: int, prefix: str, index: int, page: int,
+                       wanted: tuple[str, ...]) -> dict[str, list[str]]:
+    """File ``{prefix}{index}`` of ``pages.py --seed {seed}``, page ``page``: for
+    each labelled number of ``wanted``, what is read where it is written."""
+    make = script.make_separator_form if prefix == "sepp-" else script.make_form
+    read, labels = set_file(bank, tmp_path, seed, prefix, index, make)
+    scan = read[page - 1].scan
+    label = labels[page - 1]
+    f = scan.width / label["width"]  # a photo's labels are in the size it was taken at
+    found = texts(recognizer, scan)
+    out = {}
+    for text in wanted:
+        truth = [v * f for v in next(n for n in label["numbers"] if n["text"] == text)["box"]]
+        out[text] = [t for t, box in found if overlap(box, truth) >= 0.3]
+    return out
+
+
 def neat_date(page: Page, text: str, x: int, y: int, height: int) -> tuple[int, int, int, int]:
     """A date in a neat hand: its digits of one height on one baseline, set
     close, the slashes drawn with the pen; the digits' box."""
@@ -75,13 +92,7 @@ def test_a_neat_date_written_just_over_an_underline_is_read(recognizer, seed, te
 def test_a_neat_number_over_a_line_in_a_page_set_is_read(bank, tmp_path, recognizer, seed, prefix, index, page, text):
     """Files of ``pages.py --seed 11``: numbers written a little over their
     line, their MNIST digits set neatly on one baseline."""
-    make = script.make_separator_form if prefix == "sepp-" else script.make_form
-    read, labels = set_file(bank, tmp_path, seed, prefix, index, make)
-    scan = read[page - 1].scan
-    truth = next(n for n in labels[page - 1]["numbers"] if n["text"] == text)
-    f = scan.width / labels[page - 1]["width"]  # a photo's labels are in the size it was taken at
-    found = [t for t, box in texts(recognizer, scan) if overlap(box, [v * f for v in truth["box"]]) >= 0.3]
-    assert found == [text]
+    assert read_where_written(bank, tmp_path, recognizer, seed, prefix, index, page, (text,)) == {text: [text]}
 
 
 def test_a_ruled_sheet_is_deskewed_by_its_lines(bank, tmp_path, recognizer):
@@ -89,13 +100,8 @@ def test_a_ruled_sheet_is_deskewed_by_its_lines(bank, tmp_path, recognizer):
     black and white, a little turned, its lines broken into steps and few
     glyph feet beside them to tell the turn by. Its lines tell it: they are
     taken out, and the numbers written on them read."""
-    read, labels = set_file(bank, tmp_path, 5, "page-", 18, script.make_form)
-    scan = read[0].scan
-    f = scan.width / labels[0]["width"]
-    found = texts(recognizer, scan)
-    for text in ("589.4", "185992"):
-        truth = [v * f for v in next(n for n in labels[0]["numbers"] if n["text"] == text)["box"]]
-        assert [t for t, box in found if overlap(box, truth) >= 0.3] == [text]
+    wanted = ("589.4", "185992")
+    assert read_where_written(bank, tmp_path, recognizer, 5, "page-", 18, 1, wanted) == {t: [t] for t in wanted}
 
 
 @pytest.mark.parametrize(("seed", "text"), [(100, "07490832"), (102, "42841558")])
@@ -114,11 +120,7 @@ def test_a_neat_number_on_no_line_is_not_taken_for_type(recognizer, seed, text):
 def test_a_neat_plain_number_in_a_page_set_is_read(bank, tmp_path, recognizer):
     """File page-0026 of ``pages.py --seed 11``, page 2: an id written plain
     after its label, its MNIST digits set neatly on one baseline."""
-    read, labels = set_file(bank, tmp_path, 11, "page-", 26, script.make_form)
-    scan = read[1].scan
-    f = scan.width / labels[1]["width"]
-    truth = [v * f for v in next(n for n in labels[1]["numbers"] if n["text"] == "07490832")["box"]]
-    assert [t for t, box in texts(recognizer, scan) if overlap(box, truth) >= 0.3] == ["07490832"]
+    assert read_where_written(bank, tmp_path, recognizer, 11, "page-", 26, 2, ("07490832",)) == {"07490832": ["07490832"]}
 
 
 def test_a_ruled_sheet_is_deskewed_by_its_lines_not_the_scanners_shadow(bank, tmp_path, recognizer):
@@ -126,22 +128,12 @@ def test_a_ruled_sheet_is_deskewed_by_its_lines_not_the_scanners_shadow(bank, tm
     little turned, the scanner's dark shadow along its foot. The lines tell
     the turn, the inside of the shadow (the scan's rows) none: the rules are
     taken out and the numbers written on them read."""
-    read, labels = set_file(bank, tmp_path, 23, "page-", 24, script.make_form)
-    scan = read[0].scan
-    f = scan.width / labels[0]["width"]
-    found = texts(recognizer, scan)
-    for text in ("282307", "393"):
-        truth = [v * f for v in next(n for n in labels[0]["numbers"] if n["text"] == text)["box"]]
-        assert [t for t, box in found if overlap(box, truth) >= 0.3] == [text]
+    wanted = ("282307", "393")
+    assert read_where_written(bank, tmp_path, recognizer, 23, "page-", 24, 1, wanted) == {t: [t] for t in wanted}
 
 
 def test_a_box_side_in_a_page_set_parts_two_numbers(bank, tmp_path, recognizer):
     """File page-0028 of ``pages.py --seed 11``, page 1: '73,530' in a box,
     then 'Room:' in bold type and '461' on an underline, on one line."""
-    read, labels = set_file(bank, tmp_path, 11, "page-", 28, script.make_form)
-    scan = read[0].scan
-    f = scan.width / labels[0]["width"]
-    found = texts(recognizer, scan)
-    for text in ("73,530", "461"):
-        truth = [v * f for v in next(n for n in labels[0]["numbers"] if n["text"] == text)["box"]]
-        assert [t for t, box in found if overlap(box, truth) >= 0.3] == [text]
+    wanted = ("73,530", "461")
+    assert read_where_written(bank, tmp_path, recognizer, 11, "page-", 28, 1, wanted) == {t: [t] for t in wanted}
