@@ -199,20 +199,22 @@ def beside(p: Glyph, k: int, bands: list[list[int]], members: list[list[Glyph]],
     glyph beside it (within ``GAP`` of its height) when line ``k`` has none:
     lines side by side on the page (a comma beside its number, not another
     column's line that starts a little lower)."""
-    def distance(j: int) -> float:
-        cx = p.x + p.w / 2
-        return min(max(0.0, abs(q.x + q.w / 2 - cx) - (q.w + p.w) / 2) for q in members[j])
+    cx2 = 2 * p.x + p.w  # twice the piece's centre, and below twice the gaps: integers
+
+    def near(j: int) -> bool:
+        limit = 2 * reach(j)
+        return any(abs(2 * q.x + q.w - cx2) - (q.w + p.w) <= limit for q in members[j])
 
     def reach(j: int) -> float:
         return GAP * (bands[j][1] - bands[j][0])
 
-    if distance(k) <= reach(k):
+    if near(k):
         return k
     c = p.y + p.h / 2
     for j in range(k - 1, -1, -1):
         if bands[j][1] < c - reach(j) and bands[j][0] < bands[k][0] - 4 * reach(k):
             break
-        if takes(p, j) and distance(j) <= reach(j):
+        if takes(p, j) and near(j):
             return j
     return k
 
