@@ -96,7 +96,7 @@ def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
         if not marks:
             return PageFound(numbers=(), polarity=polarity)
         return PageFound(numbers=(crop_number(mask, marks, comps),), polarity=polarity)
-    return read_page(ink, mask, ratio, max_digits, first.mark_h)
+    return read_page(ink, mask, ratio, max_digits, first.mark_h, comps)
 
 
 def crop_number(mask: np.ndarray, marks: list[Mark], comps: Components) -> Found:
@@ -259,14 +259,15 @@ def first_look(mask: np.ndarray, scale: float, comps: Components | None = None) 
 
 
 # ------------------------------------------------------------ clean-up
-def estimate_skew(mask: np.ndarray) -> float:
+def estimate_skew(mask: np.ndarray, comps: Components | None = None) -> float:
     """The angle (degrees, as cv2.getRotationMatrix2D takes it) that makes the
     page's rows sharpest: its ruled lines' (:func:`flat_runs`, ``RULED_LINES``
     page widths of them) when they tell it, else the feet of its glyphs
     (bottom centres of pieces no wider than a word) when there are enough of
     them, else its ink (rules); less the solid bands along the scan's edge (a
-    shadow, the desk), whose rows are the scan's and not the page's."""
-    n, labels, stats = components(mask)
+    shadow, the desk), whose rows are the scan's and not the page's.
+    ``comps``: the mask's :func:`components`, when the caller has them."""
+    n, labels, stats = components(mask) if comps is None else comps
     x, y, w, h = (stats[1:, i].astype(np.float32) for i in range(4))
     H, W = mask.shape
     edge = (x == 0) | (y == 0) | (x + w == W) | (y + h == H)
@@ -684,11 +685,11 @@ def rule_side(lines: np.ndarray, x0: int, x1: int, head: int, foot: int) -> int:
     return 0
 
 
-def rules_run_down(mask: np.ndarray) -> bool:
+def rules_run_down(mask: np.ndarray, comps: Components | None = None) -> bool:
     """Whether the page's long straight lines (``RULED_SHEET`` of its height or
     width, thin) run down it rather than across, ``COMB_TICKS`` of them at
     least: ruled paper turned a quarter."""
-    stats = components(mask)[2][1:]
+    stats = (components(mask) if comps is None else comps)[2][1:]
     H, W = mask.shape
     w, h = stats[:, 2], stats[:, 3]
     down = int(np.sum((h >= RULED_SHEET * H) & (w <= THIN_LINE * h)))
@@ -705,32 +706,34 @@ def dashes_run_down(found: list[Glyph]) -> bool:
     return down >= DASHES and down >= 10 * across
 
 
-def straighten(mask: np.ndarray, ratio: np.ndarray, back: np.ndarray
+def straighten(mask: np.ndarray, ratio: np.ndarray, back: np.ndarray, comps: Components | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """The page deskewed (:func:`estimate_skew`): (mask, soft ink, the scan's edge
-    in it, ``back`` extended to map its pixels to the scan's, skew applied)."""
-    angle = estimate_skew(mask)
+    in it, ``back`` extended to map its pixels to the scan's, skew applied);
+    ``comps``: the mask's :func:`components`, when the caller has them."""
+    angle = estimate_skew(mask, comps)
     if abs(angle) < MIN_SKEW:
         return mask, ratio, np.zeros_like(mask), back, 0.0
     mask, ratio, edge, turned = deskew(mask, ratio, angle)
     return mask, ratio, edge, (np.vstack([back, [0, 0, 1]]) @ np.vstack([turned, [0, 0, 1]]))[:2], round(angle, 1)
 
 
-def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray,
-               mark_h: float = 0.0) -> tuple[Frame, list[Glyph], float, int, tuple[str, ...]]:
+def make_frame(ink: Ink, mask: np.ndarray, ratio: np.ndarray, mark_h: float = 0.0,
+               comps: Components | None = None) -> tuple[Frame, list[Glyph], float, int, tuple[str, ...]]:
     """The page upright: (frame, its pieces, skew applied, rotation applied, doubts).
 
     Lines running down the page are turned a quarter clockwise (the scan
     turned, then deskewed: its skew is told by its lines once they run
     across); then the page's type, margin and rules tell a page upside
     down, which is turned half round. A quarter turn they do not confirm
-    leaves the doubt "may be rotated" (a digit upside down is the model's to tell)."""
+    leaves the doubt "may be rotated" (a digit upside down is the model's to tell).
+    ``comps``: the scan mask's :func:`components`, when the caller has them."""
     scan_mask, scan_ratio = mask, ratio
-    mask, ratio, edge, back, skew = straighten(mask, ratio, np.array([[1, 0, 0], [0, 1, 0]], np.float64))
+    mask, ratio, edge, back, skew = straighten(mask, ratio, np.array([[1, 0, 0], [0, 1, 0]], np.float64), comps)
     clean, ruled = remove_rules(mask, mark_h, ratio)
     labels, found = glyph_pieces(clean, mark_h, edge)
     rotation = 0
-    if lines_run_down(found) or rules_run_down(mask) or dashes_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
+    if lines_run_down(found) or rules_run_down(mask, comps if mask is scan_mask else None) or dashes_run_down(found):  # turned, the rules are found again (a comb's ticks stand on its foot)
         (mask, ratio), back = turn_clockwise([scan_mask, scan_ratio], np.array([[1, 0, 0], [0, 1, 0]], np.float64), 1)
         mask, ratio, edge, back, skew = straighten(mask, ratio, back)
         clean, ruled = remove_rules(mask, mark_h, ratio)
@@ -880,10 +883,11 @@ def drop_hairs(frame: Frame, numbers: list[Number]) -> list[Number]:
 
 
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
-              mark_h: float = 0.0) -> PageFound:
+              mark_h: float = 0.0, comps: Components | None = None) -> PageFound:
     """A page's handwritten numbers in reading order (top to bottom, left to right);
-    ``mark_h``: the marks' median height (:func:`survey`)."""
-    frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio, mark_h)
+    ``mark_h``: the marks' median height (:func:`survey`); ``comps``: the mask's
+    :func:`components`, when the caller has them."""
+    frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio, mark_h, comps)
     numbers = drop_hairs(frame, [n for n in read_layout(frame.labels, pieces_found, frame.ruled) if not is_faint(frame, n)])
     found = tuple(found_of(frame, n, max_digits) for n in numbers)
     return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)
