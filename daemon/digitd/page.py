@@ -596,44 +596,44 @@ def upside_down(found: list[Glyph], ruled: np.ndarray) -> bool | None:
     its type (:func:`type_vote`), its margin (:func:`margin_vote`) and its
     rules (:func:`rule_vote`). None when they do not tell (a few numbers
     alone)."""
-    votes = type_vote(found, ruled) + margin_vote(found, ruled) + rule_vote(found, ruled)
+    runs = [run for line in gather_lines(found, TYPE_SMALL) for run in split_numbers(join_pieces(line), ruled)]
+    votes = type_vote(runs) + margin_vote(runs) + rule_vote(found, ruled)
     return None if votes == 0 else votes < 0
 
 
-def type_vote(found: list[Glyph], ruled: np.ndarray) -> int:
+def type_vote(runs: list[list[Glyph]]) -> int:
     """+1 when type lines up its feet on the baseline more than its heads
     (small letters and capitals stop at two heights), -1 for the other way,
     0 when that does not tell (handwriting alone, capitals alone): over every
-    run of glyphs, feet on the run's median foot against heads on its median head."""
+    run of glyphs (small type's too), feet on the run's median foot against
+    heads on its median head."""
     feet = heads = counted = 0
-    for line in gather_lines(found, TYPE_SMALL):  # small type too
-        for run in split_numbers(join_pieces(line), ruled):
-            if len(run) < 4:
-                continue
-            bottoms = [g.y + g.h for g in run]
-            tops = [g.y for g in run]
-            foot, head = middle(bottoms), middle(tops)
-            feet += sum(abs(b - foot) <= BASELINE for b in bottoms)
-            heads += sum(abs(t - head) <= BASELINE for t in tops)
-            counted += len(run)
+    for run in runs:
+        if len(run) < 4:
+            continue
+        bottoms = [g.y + g.h for g in run]
+        tops = [g.y for g in run]
+        foot, head = middle(bottoms), middle(tops)
+        feet += sum(abs(b - foot) <= BASELINE for b in bottoms)
+        heads += sum(abs(t - head) <= BASELINE for t in tops)
+        counted += len(run)
     if abs(feet - heads) < max(TYPE_VOTE, ORIENT * counted):
         return 0
     return 1 if feet > heads else -1
 
 
-def margin_vote(found: list[Glyph], ruled: np.ndarray) -> int:
+def margin_vote(runs: list[list[Glyph]]) -> int:
     """+1 when more runs of glyphs start at a margin they share with runs on
     other lines (labels and text set flush left) than end at one, -1 for the
     other way round (flush right: the page turned half round)."""
-    runs = []
-    for line in gather_lines(found, TYPE_SMALL):
-        for run in split_numbers(join_pieces(line), ruled):
-            run = [g for g in run if g.h >= SPECK_H and g.w <= 3 * g.h]  # not a rule's leftover dashes
-            if len(run) >= 3:
-                runs.append((run[0].x, run[-1].x + run[-1].w, run[0].y))
-    if len(runs) < 2:
+    ends = []
+    for run in runs:
+        run = [g for g in run if g.h >= SPECK_H and g.w <= 3 * g.h]  # not a rule's leftover dashes
+        if len(run) >= 3:
+            ends.append((run[0].x, run[-1].x + run[-1].w, run[0].y))
+    if len(ends) < 2:
         return 0
-    lefts, rights, rows = (np.array(v) for v in zip(*runs))
+    lefts, rights, rows = (np.array(v) for v in zip(*ends))
     apart = np.abs(rows[:, None] - rows[None, :]) > MARGIN
     def flush(ends: np.ndarray) -> int:
         return int(((np.abs(ends[:, None] - ends[None, :]) <= MARGIN_TOL) & apart).any(axis=1).sum())
