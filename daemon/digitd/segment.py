@@ -28,6 +28,7 @@ X_OVERLAP = 0.35  # pieces whose columns overlap this much (of the narrower) are
 HAIR_AREA = 0.25  # pieces smaller than this fraction of the largest ...
 HAIR_WIDTH = 0.5  # ... drawn finer than this fraction of the main strokes' width ...
 HAIR_TALL = 0.75  # ... and shorter than this fraction of the main strokes' height are hairs, not ink of a digit
+CHIP_TALL = 0.5  # ... as are, in columns of their own, those shorter than this whatever their pen (chips of ink)
 FEW = 4  # up to this many pieces are measured one by one (cheaper than scanning the ink)
 
 
@@ -362,8 +363,9 @@ def pieces(mask: np.ndarray, comps: Components | None = None) -> tuple[np.ndarra
 def drop_hairlines(kept: list[Piece], width) -> list[Piece]:
     """Beside one digit, pieces drawn far finer than its strokes, small and
     shorter (a hair on the glass, a sliver of the next field's digit at a
-    crop's edge), left out; ``width(p)`` is a piece's stroke width. Beside several digits
-    they stay: digits may differ in their pens."""
+    crop's edge), or small, under half its height and in columns of their
+    own (a chip of ink), left out; ``width(p)`` is a piece's stroke width.
+    Beside several digits they stay: digits may differ in their pens."""
     if len(kept) < 2:
         return kept
     largest = max(p.area for p in kept)
@@ -373,7 +375,13 @@ def drop_hairlines(kept: list[Piece], width) -> list[Piece]:
     main = [p for p in kept if p.area >= HAIR_AREA * largest]
     pen = float(np.median([width(p) for p in main]))
     tall = max(p.h for p in main)
-    hairs = [p for p in small if p.h < HAIR_TALL * tall and width(p) < HAIR_WIDTH * pen]
+    x0, x1 = min(p.x for p in main), max(p.x + p.w for p in main)
+
+    def beside(p: Piece) -> bool:  # in a group of its own, apart from the main strokes
+        return _overlap(p.x, p.x + p.w, x0, x1) <= X_OVERLAP * min(p.w, x1 - x0)
+
+    hairs = [p for p in small if (p.h < HAIR_TALL * tall and width(p) < HAIR_WIDTH * pen)
+             or (p.h < CHIP_TALL * tall and beside(p))]
     rest = [p for p in kept if p not in hairs]
     return rest if hairs and len(group_marks(rest)) == 1 else kept
 
