@@ -55,7 +55,9 @@ def test_a_cropped_number_is_not_checked_again():
 def test_a_date_the_model_misreads_on_a_page_is_not_ok(bank, tmp_path, run_digitd):
     """File page-0010 of ``pages.py --seed 11`` (a JPEG): the handwritten date
     07/01/2026, its 0 and 7 touching at the working resolution and its 2 in
-    '2026' unsteady, read '7/01/2096'; checked again, the misread 2 is doubted."""
+    '2026' unsteady, read '7/01/2096'; the misread 2 is doubted: the digit's
+    two cuts (the scan's pixels and the working ones) do not both hold it
+    sure, or, sure by both, it does not hold when read again."""
     read, labels = set_file(bank, tmp_path, 11, "page-", 10, script.make_form)
     (path,) = tmp_path.glob("page-0010.*")
     done = run_digitd("predict", "--json", "--out", tmp_path / "out", path, timeout=120)
@@ -66,4 +68,6 @@ def test_a_date_the_model_misreads_on_a_page_is_not_ok(bank, tmp_path, run_digit
     assert overlap(number["box"], label["box"]) > 0.3
     assert number["number"] != "07/01/2026"  # still misread
     assert number["status"] == "uncertain"
-    assert any(d.startswith("the ") and " may be a " in d for d in number["doubts"]), number["doubts"]
+    misread = number["digits"][5]
+    assert misread["digit"] == 9
+    assert misread["confidence"] < 0.8 or any(d == "the 9 in place 6 may be a 2" for d in number["doubts"]), number

@@ -241,7 +241,8 @@ def variants(pixels: np.ndarray) -> np.ndarray:
 
 
 def steady_readings(recognizer: Recognizer, found: Sequence[Found], readings: Sequence[Reading]) -> list[Reading]:
-    """The readings (of ``found``'s marks), each digit read again with its :func:`variants`: a
+    """The readings (of ``found``'s marks), each digit read again with its :func:`variants`
+    (and its mark's ``alt`` cut, when it has one): a
     digit whose average over itself and them is another digit, or below the confidence
     threshold, makes its reading uncertain, with the doubt ``the 7 in place 1 may be a 1``. One
     model call."""
@@ -251,8 +252,11 @@ def steady_readings(recognizer: Recognizer, found: Sequence[Found], readings: Se
     marks = [m for j in checked for m in found[j].marks]
     if not marks:
         return list(readings)
-    stacked = np.concatenate([np.concatenate([m.pixels[None], variants(m.pixels)]) for m in marks])
-    probs = recognizer.probabilities(stacked).reshape(len(marks), 9, -1).mean(axis=1)
+    views = [np.concatenate([m.pixels[None], variants(m.pixels)] + ([m.alt[None]] if m.alt is not None else []))
+             for m in marks]
+    every = recognizer.probabilities(np.concatenate(views))
+    ends = np.cumsum([len(v) for v in views])
+    probs = np.stack([every[e - len(v) : e].mean(axis=0) for v, e in zip(views, ends)])
     out = list(readings)
     k = 0
     for j in checked:

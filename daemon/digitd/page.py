@@ -19,8 +19,8 @@ import numpy as np
 from .layout import (BASELINE, DOT, MIN_DIGIT, SPECK_AREA, SPECK_H, Glyph, Number, gather_lines, glyph_pieces,
                      join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps, split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
-from .segment import (SPECK, Components, Ink, components, digits_of_mask, group_marks, ink_map, ink_mask_and_ratio,
-                      mark_of, median, pieces)
+from .segment import (SPECK, Components, Ink, components, digits_of_mask, fine_mark, group_marks, ink_map,
+                      ink_mask_and_ratio, mark_of, median, pieces)
 
 UNREAD = "a mark between digits was not read"
 SPECK_POINT = 2  # working pixels of ink between two digits at their feet: a point too small to be a glyph
@@ -68,6 +68,8 @@ PALE_INK = 0.6  # digits whose ink peaks under this share of the page's ink cont
 HAIR = 0.35  # digits whose strokes carry under this share of the page's numbers' ink (their median) are a hair's
 HAIR_THIN = 0.1  # ... when they are one straight stroke this thin (of its height) at most
 INK_PEAK = 90  # percentile of a glyph's soft ink taken as its peak
+FINE = 1.5  # a digit is cut from the scan's own pixels when they are this many times finer than the working ones
+FINE_H = 112  # ... at this many of them tall at most
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class Frame:
     back: np.ndarray  # 2 x 3 affine: frame pixels -> working pixels of the scan
     scale: float  # working pixels per original pixel
     level: float  # the ink's typical contrast (0-1): ``ratio`` times this is the ink's contrast
+    source: np.ndarray | None = None  # the scan's own pixels (grey plane or RGB), digits are cut from
+    dark: bool = True  # dark ink on light paper
 
 
 def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
@@ -96,7 +100,8 @@ def find_numbers(scan: Scan, max_digits: int = 12) -> PageFound:
         if not marks:
             return PageFound(numbers=(), polarity=polarity)
         return PageFound(numbers=(crop_number(mask, marks, comps),), polarity=polarity)
-    return read_page(ink, mask, ratio, max_digits, first.mark_h, comps)
+    return read_page(ink, mask, ratio, max_digits, first.mark_h, comps,
+                     source=scan.gray if scan.gray is not None else scan.image)
 
 
 def crop_number(mask: np.ndarray, marks: list[Mark], comps: Components) -> Found:
@@ -769,7 +774,18 @@ def mark_glyph(frame: Frame, g: Glyph) -> Mark:
     x0, x1 = max(0, g.x - pad), min(W, g.x + g.w + pad)
     window = labels[y0:y1, x0:x1]
     own = pixels_of(g, window)
-    return mark_of(own, frame.ratio[y0:y1, x0:x1], page_box(frame, g.x, g.y, g.w, g.h))
+    box = page_box(frame, g.x, g.y, g.w, g.h)
+    k = min(1.0 / frame.scale, FINE_H / (y1 - y0))
+    if frame.source is None or k < FINE:
+        return mark_of(own, frame.ratio[y0:y1, x0:x1], box)
+    # the cut's pixel centres -> the frame's -> the working scan's (back) -> the scan's own
+    to_frame = np.array([[1 / k, 0, x0 + 0.5 / k - 0.5], [0, 1 / k, y0 + 0.5 / k - 0.5], [0, 0, 1]])
+    s = 1.0 / frame.scale
+    to_scan = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5]])
+    working = np.vstack([frame.back @ to_frame, [0, 0, 1]])
+    size = (max(1, round((x1 - x0) * k)), max(1, round((y1 - y0) * k)))
+    fine = fine_mark(frame.source, to_scan @ working, own, size, frame.level, frame.dark, box)
+    return replace(fine, alt=mark_of(own, frame.ratio[y0:y1, x0:x1], box).pixels)
 
 
 def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
@@ -883,11 +899,13 @@ def drop_hairs(frame: Frame, numbers: list[Number]) -> list[Number]:
 
 
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
-              mark_h: float = 0.0, comps: Components | None = None) -> PageFound:
+              mark_h: float = 0.0, comps: Components | None = None, source: np.ndarray | None = None) -> PageFound:
     """A page's handwritten numbers in reading order (top to bottom, left to right);
     ``mark_h``: the marks' median height (:func:`survey`); ``comps``: the mask's
-    :func:`components`, when the caller has them."""
+    :func:`components`, when the caller has them; ``source``: the scan's own
+    pixels, its digits are cut from (None: from the working ones)."""
     frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio, mark_h, comps)
+    frame = replace(frame, source=source, dark=ink.polarity == "dark_on_light")
     numbers = drop_hairs(frame, [n for n in read_layout(frame.labels, pieces_found, frame.ruled) if not is_faint(frame, n)])
     found = tuple(found_of(frame, n, max_digits) for n in numbers)
     return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)

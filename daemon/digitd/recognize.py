@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +89,17 @@ class Recognizer:
     def classify(self, found: Sequence[tuple[list[Mark], str | None]]) -> list[Reading]:
         """Per scan, its digits already found (``segment.find_digits``: the marks and
         the polarity) -> its reading; one batched model call for all of them."""
-        stacked = [m.pixels for marks, _ in found for m in marks]
-        probs = self.probabilities(np.stack(stacked) if stacked else np.zeros((0, 28, 28), np.float32))
+        every = [m for marks, _ in found for m in marks]
+        probs = self.probabilities(np.stack([m.pixels for m in every]) if every else np.zeros((0, 28, 28), np.float32))
+        digits = read_marks(probs, every)
+        alts = [i for i, m in enumerate(every) if m.alt is not None]
+        if alts:  # a mark cut two ways is read from its first cut, as sure as the less sure cut
+            other = self.probabilities(np.stack([every[i].alt for i in alts]))
+            for i, p in zip(alts, other.tolist()):
+                digits[i] = replace(digits[i], confidence=min(digits[i].confidence, p[digits[i].digit]))
         readings, k = [], 0
         for marks, polarity in found:
-            readings.append(self.reading(read_marks(probs[k : k + len(marks)], marks), polarity))
+            readings.append(self.reading(digits[k : k + len(marks)], polarity))
             k += len(marks)
         return readings
 
@@ -105,7 +112,7 @@ class Recognizer:
         if not digits:
             return Reading(status="blank", number=None, digits=(), confidence=None, polarity=polarity,
                            doubts=tuple(doubts))
-        rejected = [i for i, d in enumerate(digits) if d.not_digit > d.confidence]
+        rejected = [i for i, d in enumerate(digits) if d.not_digit > d.probabilities[d.digit]]
         if rejected:
             doubts = (*doubts, not_digit_doubt(rejected, len(digits)))
         if len(rejected) == len(digits):

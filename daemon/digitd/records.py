@@ -48,10 +48,15 @@ class Scan:
 
 @dataclass(frozen=True)
 class Mark:
-    """One digit found on a scan: where it is, and the 28x28 input the model sees."""
+    """One digit found on a scan: where it is, and the 28x28 input the model sees.
+
+    ``alt``: on a page, the digit cut from the working pixels as well (``pixels``
+    is cut from the scan's own): the digit is read from ``pixels`` and is as
+    sure as the less sure of the two."""
 
     box: Box
     pixels: np.ndarray  # float32 28 x 28, 0-1, white ink on black (MNIST form)
+    alt: np.ndarray | None = field(default=None, repr=False, compare=False)  # the same digit cut another way
 
 
 @dataclass(frozen=True)

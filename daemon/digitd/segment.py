@@ -29,6 +29,7 @@ HAIR_AREA = 0.25  # pieces smaller than this fraction of the largest ...
 HAIR_WIDTH = 0.5  # ... drawn finer than this fraction of the main strokes' width ...
 HAIR_TALL = 0.75  # ... and shorter than this fraction of the main strokes' height are hairs, not ink of a digit
 CHIP_TALL = 0.5  # ... as are, in columns of their own, those shorter than this whatever their pen (chips of ink)
+FINE_FLOOR = 0.15  # a digit cut from the scan's own pixels keeps ink over this share of the page's ink level
 FEW = 4  # up to this many pieces are measured one by one (cheaper than scanning the ink)
 
 
@@ -483,6 +484,30 @@ def digits_of_mask(mask: np.ndarray | None, ratio: np.ndarray | None, ink: Ink,
 
 
 _GROW = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+
+def fine_mark(source: np.ndarray, to_source: np.ndarray, own: np.ndarray, size: tuple[int, int],
+              level: float, dark: bool, box: tuple[int, int, int, int]) -> Mark:
+    """One digit's Mark cut from the scan's own pixels, finer than the working ones.
+
+    ``source``: the scan's grey plane or RGB image (0-1); ``to_source``: the
+    2 x 3 affine from the cut's pixels (``size``: width, height) to the
+    scan's; ``own``: the digit's pixels in the working window the cut covers.
+    The ink is the cut's paper (its median away from the digit) less its
+    pixels, in units of the page's ink ``level``, kept near the digit's own
+    pixels (grown as :func:`mark_of` grows them) and over ``FINE_FLOOR``."""
+    patch = cv2.warpAffine(source, to_source, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
+    grown = cv2.dilate(np.ascontiguousarray(own).view(np.uint8), _GROW)
+    near = cv2.resize(grown, size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    away = patch[~near]
+    paper = np.median(away, axis=0) if away.size else (patch.max(axis=(0, 1)) if dark else patch.min(axis=(0, 1)))
+    diff = paper - patch if dark else patch - paper
+    if diff.ndim == 3:  # the channel that shows the ink most, as ink_map takes it
+        diff = diff.max(axis=2)
+    soft = np.clip(diff / max(level, 1e-3), 0.0, 1.0)
+    soft[(soft < FINE_FLOOR) | ~near] = 0.0
+    return Mark(box=box, pixels=to_mnist_form(soft))
 
 
 def mark_of(own: np.ndarray, ratio: np.ndarray, box: tuple[int, int, int, int]) -> Mark:
