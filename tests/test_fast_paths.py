@@ -257,3 +257,19 @@ def test_read_bytes_reads_the_whole_file_and_refuses_large_ones(tmp_path):
     assert read_bytes(tmp_path / "empty", 10) == b""
     with pytest.raises(InputError, match="file too large"):
         read_bytes(tmp_path / "f.bin", len(data) - 1)
+
+
+@pytest.mark.parametrize("across", [True, False])
+@pytest.mark.parametrize("op", [cv2.MORPH_OPEN, cv2.MORPH_CLOSE])
+def test_line_morph_is_cv2s(across, op):
+    """Openings and closings by a long line, done by doubling, are cv2's pixel for pixel,
+    at the border too, on masks of any size (a line longer than the image included)."""
+    from digitd.segment import line_morph
+
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        h, w = (int(v) for v in rng.integers(1, 160, 2))
+        mask = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+        for length in (3, 31, 33, 61, 147, 513):
+            kernel = np.ones((1, length) if across else (length, 1), np.uint8)
+            assert np.array_equal(line_morph(mask, op, length, across), cv2.morphologyEx(mask, op, kernel))

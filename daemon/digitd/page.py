@@ -488,10 +488,12 @@ def find_rules(mask: np.ndarray, length: int, faint: np.ndarray | None = None) -
     is thicker than ``THICK`` across them (a filled bar; a stroke lying along
     the rule keeps the rule's pixels under it); a band thick over
     ``THICK_SHARE`` of it (a scanner's shadow, a logo) is no rule."""
+    from .segment import line_morph  # long lines' openings by doubling, the same pixels
+
     out = []
     for axis in (1, 0):  # across (along rows), then down (along columns)
         along = _line if axis else _down
-        found = cv2.morphologyEx(mask, cv2.MORPH_OPEN, along(length, 1))
+        found = line_morph(mask, cv2.MORPH_OPEN, length, bool(axis))
         span = max(length, mask.shape[axis] // 2)
         bridged = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, along(DASH, 1)), cv2.MORPH_CLOSE, along(DASH_GAP, 1))
         if faint is not None:  # there a faint rule is whole but for a pixel or two: lines by no rule found yet
@@ -506,10 +508,10 @@ def find_rules(mask: np.ndarray, length: int, faint: np.ndarray | None = None) -
         lines = np.flatnonzero(cv2.reduce(bridged, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= span)
         if lines.size:  # the opening along a line keeps it to itself: only the lines that may hold one
             if axis:
-                found[lines] |= cv2.morphologyEx(bridged[lines], cv2.MORPH_OPEN, along(span | 1, 1)) & mask[lines]
+                found[lines] |= line_morph(bridged[lines], cv2.MORPH_OPEN, span | 1, True) & mask[lines]
             else:
                 part = np.ascontiguousarray(bridged[:, lines])
-                found[:, lines] |= cv2.morphologyEx(part, cv2.MORPH_OPEN, along(span | 1, 1)) & mask[:, lines]
+                found[:, lines] |= line_morph(part, cv2.MORPH_OPEN, span | 1, False) & mask[:, lines]
         if found.any():
             thick = cv2.morphologyEx(found, cv2.MORPH_OPEN, _line(1, THICK) if axis else _line(THICK, 1))
             if thick.any():
