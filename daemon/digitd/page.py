@@ -355,7 +355,7 @@ def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarra
     m[1, 2] += (h - H) / 2
     # The soft ink is turned and cut again where the mask was cut: thin lines stay
     # whole and straight (a turned mask frays them into steps).
-    cut = float(ratio[mask > 0].min())
+    cut = cv2.minMaxLoc(ratio, mask)[0]  # the least soft ink under the mask
     turned = cv2.warpAffine(ratio, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     inside = cv2.warpAffine(np.ones((H, W), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -539,10 +539,16 @@ def keep_strokes(mask: np.ndarray, core: np.ndarray, drop: np.ndarray, reach: in
         kept = cv2.bitwise_or(kept, cv2.bitwise_and(cv2.dilate(kept, _line(1, 3)), fringe))
     drop = cv2.bitwise_and(drop, kept ^ 1)
     wide = cv2.dilate(kept, _line(3, 1))
+    # ink within ``reach`` rows above (below) a pixel, itself left out: ``wide`` dilated
+    # over ``reach`` rows ending (starting) at a pixel, moved a row down (up)
     above, below = np.zeros_like(drop), np.zeros_like(drop)
-    for i in range(1, reach + 1):
-        above[i:] |= wide[:-i]
-        below[:-i] |= wide[i:]
+    if reach < drop.shape[0]:
+        above[1:] = cv2.dilate(wide, _line(1, reach), anchor=(0, reach - 1))[:-1]
+        below[:-1] = cv2.dilate(wide, _line(1, reach), anchor=(0, 0))[1:]
+    else:
+        for i in range(1, reach + 1):
+            above[i:] |= wide[:-i]
+            below[:-i] |= wide[i:]
     return cv2.bitwise_and(drop, (above & below) ^ 1)
 
 
