@@ -244,15 +244,24 @@ def steady_readings(recognizer: Recognizer, found: Sequence[Found], readings: Se
     """The readings (of ``found``'s marks), each digit read again with its :func:`variants`: a
     digit whose average over itself and them is another digit, or below the confidence
     threshold, makes its reading uncertain, with the doubt ``the 7 in place 1 may be a 1``. One
-    model call."""
+    model call; a digit's own probabilities are its reading's (the model reads an image
+    the same in any batch), when each mark has its digit."""
     checked = [j for j, r in enumerate(readings) if r.number is not None and r.digits]
     if len(found) != len(readings):
         raise ValueError("a reading for every field's marks")
     marks = [m for j in checked for m in found[j].marks]
     if not marks:
         return list(readings)
-    stacked = np.concatenate([np.concatenate([m.pixels[None], variants(m.pixels)]) for m in marks])
-    probs = recognizer.probabilities(stacked).reshape(len(marks), 9, -1).mean(axis=1)
+    if all(len(readings[j].digits) == len(found[j].marks) for j in checked):
+        own = [(*d.probabilities, d.not_digit) for j in checked for d in readings[j].digits]
+        changed = recognizer.probabilities(np.concatenate([variants(m.pixels) for m in marks]))
+        changed = changed.reshape(len(marks), 8, -1)
+        outputs = changed.shape[2]
+        every = np.concatenate([np.float32([p[:outputs] for p in own])[:, None], changed], axis=1)
+    else:  # a reading not of these marks: each read here too
+        stacked = np.concatenate([np.concatenate([m.pixels[None], variants(m.pixels)]) for m in marks])
+        every = recognizer.probabilities(stacked).reshape(len(marks), 9, -1)
+    probs = every.mean(axis=1)
     out = list(readings)
     k = 0
     for j in checked:
