@@ -257,3 +257,47 @@ def test_read_bytes_reads_the_whole_file_and_refuses_large_ones(tmp_path):
     assert read_bytes(tmp_path / "empty", 10) == b""
     with pytest.raises(InputError, match="file too large"):
         read_bytes(tmp_path / "f.bin", len(data) - 1)
+
+
+@pytest.mark.parametrize("across", [True, False])
+@pytest.mark.parametrize("op", [cv2.MORPH_OPEN, cv2.MORPH_CLOSE])
+def test_line_morph_is_cv2s(across, op):
+    """Openings and closings by a long line, done by doubling, are cv2's pixel for pixel,
+    at the border too, on masks of any size (a line longer than the image included)."""
+    from digitd.segment import line_morph
+
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        h, w = (int(v) for v in rng.integers(1, 160, 2))
+        mask = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+        for length in (3, 31, 33, 61, 147, 513):
+            kernel = np.ones((1, length) if across else (length, 1), np.uint8)
+            assert np.array_equal(line_morph(mask, op, length, across), cv2.morphologyEx(mask, op, kernel))
+
+
+def test_keep_strokes_reach_is_row_by_row():
+    """keep_strokes' ink within ``reach`` rows above and below, found by two dilations,
+    is what shifting the rows one by one finds."""
+    from digitd.page import keep_strokes
+
+    def by_rows(mask, core, drop, reach=4):
+        fringe = cv2.bitwise_and(drop, core ^ 1)
+        kept = cv2.bitwise_and(mask, drop ^ 1)
+        for _ in range(2):
+            kept = cv2.bitwise_or(kept, cv2.bitwise_and(cv2.dilate(kept, np.ones((3, 1), np.uint8)), fringe))
+        drop = cv2.bitwise_and(drop, kept ^ 1)
+        wide = cv2.dilate(kept, np.ones((1, 3), np.uint8))
+        above, below = np.zeros_like(drop), np.zeros_like(drop)
+        for i in range(1, reach + 1):
+            above[i:] |= wide[:-i]
+            below[:-i] |= wide[i:]
+        return cv2.bitwise_and(drop, (above & below) ^ 1)
+
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        mask = (rng.random((h, w)) < 0.4).astype(np.uint8)
+        core = mask & (rng.random((h, w)) < 0.3).astype(np.uint8)
+        drop = mask & (core | (rng.random((h, w)) < 0.3).astype(np.uint8))
+        for reach in (1, 4, 7):
+            assert np.array_equal(keep_strokes(mask, core, drop, reach), by_rows(mask, core, drop, reach))

@@ -245,18 +245,31 @@ def steady_readings(recognizer: Recognizer, found: Sequence[Found], readings: Se
     (and its mark's ``alt`` cut, when it has one): a
     digit whose average over itself and them is another digit, or below the confidence
     threshold, makes its reading uncertain, with the doubt ``the 7 in place 1 may be a 1``. One
-    model call."""
+    model call; a digit's own probabilities are its reading's (the model reads an image
+    the same in any batch), when each mark has its digit."""
     checked = [j for j, r in enumerate(readings) if r.number is not None and r.digits]
     if len(found) != len(readings):
         raise ValueError("a reading for every field's marks")
     marks = [m for j in checked for m in found[j].marks]
     if not marks:
         return list(readings)
-    views = [np.concatenate([m.pixels[None], variants(m.pixels)] + ([m.alt[None]] if m.alt is not None else []))
-             for m in marks]
-    every = recognizer.probabilities(np.concatenate(views))
-    ends = np.cumsum([len(v) for v in views])
-    probs = np.stack([every[e - len(v) : e].mean(axis=0) for v, e in zip(views, ends)])
+    alts = [i for i, m in enumerate(marks) if m.alt is not None]
+    alt_views = [np.stack([marks[i].alt for i in alts])] if alts else []
+    if all(len(readings[j].digits) == len(found[j].marks) for j in checked):
+        own = [(*d.probabilities, d.not_digit) for j in checked for d in readings[j].digits]
+        read = recognizer.probabilities(np.concatenate([variants(m.pixels) for m in marks] + alt_views))
+        changed = read[: 8 * len(marks)].reshape(len(marks), 8, -1)
+        outputs = changed.shape[2]
+        every = np.concatenate([np.float32([p[:outputs] for p in own])[:, None], changed], axis=1)
+    else:  # a reading not of these marks: each read here too
+        stacked = [np.concatenate([m.pixels[None], variants(m.pixels)]) for m in marks]
+        read = recognizer.probabilities(np.concatenate(stacked + alt_views))
+        every = read[: 9 * len(marks)].reshape(len(marks), 9, -1)
+    sums, views = every.sum(axis=1), np.full(len(marks), every.shape[1])
+    if alts:  # a mark's other cut is one view more
+        sums[alts] += read[len(read) - len(alts) :]
+        views[alts] += 1
+    probs = sums / views[:, None]
     out = list(readings)
     k = 0
     for j in checked:

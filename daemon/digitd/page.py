@@ -360,7 +360,7 @@ def deskew(mask: np.ndarray, ratio: np.ndarray, angle: float) -> tuple[np.ndarra
     m[1, 2] += (h - H) / 2
     # The soft ink is turned and cut again where the mask was cut: thin lines stay
     # whole and straight (a turned mask frays them into steps).
-    cut = float(ratio[mask > 0].min())
+    cut = cv2.minMaxLoc(ratio, mask)[0]  # the least soft ink under the mask
     turned = cv2.warpAffine(ratio, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     inside = cv2.warpAffine(np.ones((H, W), np.uint8), m, (w, h), flags=cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -493,10 +493,12 @@ def find_rules(mask: np.ndarray, length: int, faint: np.ndarray | None = None) -
     is thicker than ``THICK`` across them (a filled bar; a stroke lying along
     the rule keeps the rule's pixels under it); a band thick over
     ``THICK_SHARE`` of it (a scanner's shadow, a logo) is no rule."""
+    from .segment import line_morph  # long lines' openings by doubling, the same pixels
+
     out = []
     for axis in (1, 0):  # across (along rows), then down (along columns)
         along = _line if axis else _down
-        found = cv2.morphologyEx(mask, cv2.MORPH_OPEN, along(length, 1))
+        found = line_morph(mask, cv2.MORPH_OPEN, length, bool(axis))
         span = max(length, mask.shape[axis] // 2)
         bridged = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, along(DASH, 1)), cv2.MORPH_CLOSE, along(DASH_GAP, 1))
         if faint is not None:  # there a faint rule is whole but for a pixel or two: lines by no rule found yet
@@ -511,10 +513,10 @@ def find_rules(mask: np.ndarray, length: int, faint: np.ndarray | None = None) -
         lines = np.flatnonzero(cv2.reduce(bridged, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= span)
         if lines.size:  # the opening along a line keeps it to itself: only the lines that may hold one
             if axis:
-                found[lines] |= cv2.morphologyEx(bridged[lines], cv2.MORPH_OPEN, along(span | 1, 1)) & mask[lines]
+                found[lines] |= line_morph(bridged[lines], cv2.MORPH_OPEN, span | 1, True) & mask[lines]
             else:
                 part = np.ascontiguousarray(bridged[:, lines])
-                found[:, lines] |= cv2.morphologyEx(part, cv2.MORPH_OPEN, along(span | 1, 1)) & mask[:, lines]
+                found[:, lines] |= line_morph(part, cv2.MORPH_OPEN, span | 1, False) & mask[:, lines]
         if found.any():
             thick = cv2.morphologyEx(found, cv2.MORPH_OPEN, _line(1, THICK) if axis else _line(THICK, 1))
             if thick.any():
@@ -542,10 +544,16 @@ def keep_strokes(mask: np.ndarray, core: np.ndarray, drop: np.ndarray, reach: in
         kept = cv2.bitwise_or(kept, cv2.bitwise_and(cv2.dilate(kept, _line(1, 3)), fringe))
     drop = cv2.bitwise_and(drop, kept ^ 1)
     wide = cv2.dilate(kept, _line(3, 1))
+    # ink within ``reach`` rows above (below) a pixel, itself left out: ``wide`` dilated
+    # over ``reach`` rows ending (starting) at a pixel, moved a row down (up)
     above, below = np.zeros_like(drop), np.zeros_like(drop)
-    for i in range(1, reach + 1):
-        above[i:] |= wide[:-i]
-        below[:-i] |= wide[i:]
+    if reach < drop.shape[0]:
+        above[1:] = cv2.dilate(wide, _line(1, reach), anchor=(0, reach - 1))[:-1]
+        below[:-1] = cv2.dilate(wide, _line(1, reach), anchor=(0, 0))[1:]
+    else:
+        for i in range(1, reach + 1):
+            above[i:] |= wide[:-i]
+            below[:-i] |= wide[i:]
     return cv2.bitwise_and(drop, (above & below) ^ 1)
 
 
