@@ -98,3 +98,21 @@ def test_small_real_digits_on_a_page_are_read_from_the_scans_pixels(recognizer):
                 wrong += hits[0].number != str(d)
     assert read_right >= 3 * len(items) - 20
     assert wrong <= 2
+
+
+def test_a_rule_under_a_digits_feet_stays_out_of_its_fine_cut():
+    """A rule from the second row under a digit's own pixels (taken out of the working mask,
+    so not the digit's): the cut is the same with it as without it."""
+    from digitd.segment import fine_mark
+
+    def cut(rule: bool):
+        source = np.full((60, 40), 0.95, np.float32)
+        source[10:40, 18:22] = 0.1  # a 1
+        if rule:
+            source[41:43, 2:38] = 0.1
+        own = np.zeros((60, 40), bool)
+        own[10:40, 18:22] = True
+        return fine_mark(source, np.float64([[1, 0, 0], [0, 1, 0]]), own, (40, 60), 0.85, True, (0, 0, 40, 60))
+
+    with_rule, without = cut(True), cut(False)
+    np.testing.assert_allclose(with_rule.pixels, without.pixels, atol=1e-6)

@@ -30,6 +30,7 @@ HAIR_WIDTH = 0.5  # ... drawn finer than this fraction of the main strokes' widt
 HAIR_TALL = 0.75  # ... and shorter than this fraction of the main strokes' height are hairs, not ink of a digit
 CHIP_TALL = 0.5  # ... as are, in columns of their own, those shorter than this whatever their pen (chips of ink)
 FINE_FLOOR = 0.15  # a digit cut from the scan's own pixels keeps ink over this share of the page's ink level
+FINE_ROWS = 1  # ... and within this many working rows above and below its own pixels
 FEW = 4  # up to this many pieces are measured one by one (cheaper than scanning the ink)
 
 
@@ -533,10 +534,15 @@ def fine_mark(source: np.ndarray, to_source: np.ndarray, own: np.ndarray, size: 
     scan's; ``own``: the digit's pixels in the working window the cut covers.
     The ink is the cut's paper (its median away from the digit) less its
     pixels, in units of the page's ink ``level``, kept near the digit's own
-    pixels (grown as :func:`mark_of` grows them) and over ``FINE_FLOOR``."""
+    pixels (grown as :func:`mark_of` grows them, but no more than
+    ``FINE_ROWS`` above and below them) and over ``FINE_FLOOR``."""
     patch = cv2.warpAffine(source, to_source, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE)
-    grown = cv2.dilate(np.ascontiguousarray(own).view(np.uint8), _GROW)
+    own = np.ascontiguousarray(own).view(np.uint8)
+    grown = cv2.dilate(own, _GROW)
+    _, y, _, h = cv2.boundingRect(own)
+    grown[: max(0, y - FINE_ROWS)] = 0  # the growth kept to the digit's rows: a rule under its feet stays out
+    grown[y + h + FINE_ROWS :] = 0
     near = cv2.resize(grown, size, interpolation=cv2.INTER_NEAREST).astype(bool)
     away = patch[~near]
     paper = np.median(away, axis=0) if away.size else (patch.max(axis=(0, 1)) if dark else patch.min(axis=(0, 1)))
