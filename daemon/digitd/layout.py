@@ -132,19 +132,24 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     """The handwritten numbers among a page's pieces (:func:`glyph_pieces`), in
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
-    runs = [run for line in gather_lines(found, tall)
-            for run in split_numbers(*wall_off(join_pieces(line), labels, ruled))]
+    runs: list[list[Glyph]] = []
+    walls: list[np.ndarray] = []  # each run's line's rules, with the walls left standing among its glyphs
+    for line in gather_lines(found, tall):
+        glyphs, walled_in = wall_off(join_pieces(line), labels, ruled)
+        for run in split_numbers(glyphs, walled_in):
+            runs.append(run)
+            walls.append(walled_in)
     on_rules = [on_rule(run, ruled) for run in runs]
     sizes = type_sizes([run for run, w in zip(runs, on_rules) if not w], tall, labels,
                        [run for run, w in zip(runs, on_rules) if w])
     numbers: list[Number] = []
-    for run, written in zip(runs, on_rules):
+    for run, written, walled_in in zip(runs, on_rules, walls):
         if not written and (len(run) >= TYPE_LINE and is_typeset(run, labels) or is_text_line(run, labels)):
             continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
         for part in drop_words(drop_ticks(run), labels):
             if not part or is_logo(part, labels):
                 continue
-            number = read_number(part, labels, tall, [] if written else sizes, written, ruled)
+            number = read_number(part, labels, tall, [] if written else sizes, written, walled_in)
             if number is not None:
                 numbers.append(number)
     return numbers
@@ -385,6 +390,12 @@ def edge_along(a: Glyph, b: Glyph, x0: int, x1: int, ruled: np.ndarray) -> bool:
     edge = ruled[max(0, y0 - margin) : y1 + margin, x0:x1]
     edge = edge[:-2] | edge[1:-1] | edge[2:]
     return edge.size > 0 and int(edge.sum(axis=1).max()) >= 0.9 * edge.shape[1]
+
+
+def walled_beside(run: list[Glyph], i: int, ruled: np.ndarray) -> bool:
+    """Whether a wall taken out (a comb's tick, a box's side) stands between a
+    run's glyph ``i`` and a neighbour: the glyph is in a cell of its own."""
+    return (i > 0 and walled(run[i - 1], run[i], ruled)) or (i + 1 < len(run) and walled(run[i], run[i + 1], ruled))
 
 
 def boxed_off(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
@@ -637,6 +648,8 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]
     slash = read_slashes(run, main, labels, digit_h)
+    if ruled is not None:  # a stroke a box's wall parts from its neighbour stands in a cell of its own: a digit
+        slash = [sl and not walled_beside(run, i, ruled) for i, sl in enumerate(slash)]
     inner = [i for i, m in enumerate(main) if m and not slash[i]]
     if not inner:
         return None
