@@ -182,12 +182,18 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
 def survey(mask: np.ndarray, scale: float, comps: Components | None = None) -> Survey:
     """Whether the ink is a page's (:func:`first_look`), or else, for a page-sized
     scan, whether it holds many glyph-sized marks (:func:`many_glyphs`): a page
-    whose rules, edge bar or desk outweigh its writing."""
+    whose rules, edge bar or desk outweigh its writing. A page-sized page's
+    marks are as tall as its glyph-sized ones when those are lower: a logo
+    or a stamp, far larger than the rest, leaves :func:`first_look` only the
+    large marks to count (the page's rules are told from its marks by it)."""
     comps = components(mask) if comps is None else comps
     first = first_look(mask, scale, comps)
-    if first.page or min(mask.shape) / scale < PAGE_SIDE:
+    if min(mask.shape) / scale < PAGE_SIDE:
         return first
-    return many_glyphs(mask, comps) or first
+    glyphs = many_glyphs(mask, comps)
+    if first.page:
+        return glyphs if glyphs is not None and glyphs.mark_h < first.mark_h else first
+    return glyphs or first
 
 
 def many_glyphs(mask: np.ndarray, comps: Components) -> Survey | None:
