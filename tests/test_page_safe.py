@@ -61,7 +61,7 @@ def two_digits_and(point: tuple[int, int, int, int]) -> tuple[np.ndarray, np.nda
 
 @pytest.mark.parametrize(("point", "unsure"), [
     ((98, 37, 4, 4), False),  # a pen's dot in the gap at the digits' feet
-    ((87, 37, 4, 4), True),  # under the first digit's columns: its stroke's end broken off
+    ((87, 42, 4, 3), True),  # under the first digit's columns, below its ink: its stroke's end broken off
     ((99, 34, 3, 7), True),  # a short upright stroke at the feet: a stroke's end, no dot
     ((98, 40, 4, 5), True),  # hanging below the feet to the rule: a comma whose tail went with the rule
 ])

@@ -45,6 +45,7 @@ POINT_SIZE = 0.45  # a point is at most this share of the digits' height across
 UNSURE_POINT = "a mark read as a point or comma may be neither"
 UNDER_DIGIT = 0.5  # a point this share of whose width lies in a digit's columns is that digit's stroke broken off, may be
 POINT_STROKE = 1.4  # a point this many times as tall as wide at its feet, not hanging below them, may be a stroke's end
+BROKEN_OFF = 3.5  # working pixels: a point this near a digit's ink, in columns the digit's box reaches, is a piece of it
 SMALL = 0.55  # glyphs shorter than this fraction of the digits' height are separators, not digits
 OVER_RULE = 0.5  # a run whose feet stand this much of its digits' height over a rule at most is written on it
 BASELINE = 1.0  # working pixels: printed glyphs stand on one baseline within this
@@ -131,19 +132,24 @@ def read_layout(labels: np.ndarray, found: list[Glyph], ruled: np.ndarray) -> li
     """The handwritten numbers among a page's pieces (:func:`glyph_pieces`), in
     reading order; ``ruled`` holds the rules and box edges taken out of the page."""
     tall = MIN_DIGIT * max(labels.shape)
-    runs = [run for line in gather_lines(found, tall)
-            for run in split_numbers(*wall_off(join_pieces(line), labels, ruled))]
+    runs: list[list[Glyph]] = []
+    walls: list[np.ndarray] = []  # each run's line's rules, with the walls left standing among its glyphs
+    for line in gather_lines(found, tall):
+        glyphs, walled_in = wall_off(join_pieces(line), labels, ruled)
+        for run in split_numbers(glyphs, walled_in):
+            runs.append(run)
+            walls.append(walled_in)
     on_rules = [on_rule(run, ruled) for run in runs]
     sizes = type_sizes([run for run, w in zip(runs, on_rules) if not w], tall, labels,
                        [run for run, w in zip(runs, on_rules) if w])
     numbers: list[Number] = []
-    for run, written in zip(runs, on_rules):
+    for run, written, walled_in in zip(runs, on_rules, walls):
         if not written and (len(run) >= TYPE_LINE and is_typeset(run, labels) or is_text_line(run, labels)):
             continue  # a line of type as a whole, its words and all (a label's words go, its number stays)
         for part in drop_words(drop_ticks(run), labels):
             if not part or is_logo(part, labels):
                 continue
-            number = read_number(part, labels, tall, [] if written else sizes, written, ruled)
+            number = read_number(part, labels, tall, [] if written else sizes, written, walled_in)
             if number is not None:
                 numbers.append(number)
     return numbers
@@ -384,6 +390,12 @@ def edge_along(a: Glyph, b: Glyph, x0: int, x1: int, ruled: np.ndarray) -> bool:
     edge = ruled[max(0, y0 - margin) : y1 + margin, x0:x1]
     edge = edge[:-2] | edge[1:-1] | edge[2:]
     return edge.size > 0 and int(edge.sum(axis=1).max()) >= 0.9 * edge.shape[1]
+
+
+def walled_beside(run: list[Glyph], i: int, ruled: np.ndarray) -> bool:
+    """Whether a wall taken out (a comb's tick, a box's side) stands between a
+    run's glyph ``i`` and a neighbour: the glyph is in a cell of its own."""
+    return (i > 0 and walled(run[i - 1], run[i], ruled)) or (i + 1 < len(run) and walled(run[i], run[i + 1], ruled))
 
 
 def boxed_off(a: Glyph, b: Glyph, ruled: np.ndarray) -> bool:
@@ -636,6 +648,8 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
         return None
     main = [g.h >= SMALL * digit_h and is_digit_like(g, labels) for g in run]
     slash = read_slashes(run, main, labels, digit_h)
+    if ruled is not None:  # a stroke a box's wall parts from its neighbour stands in a cell of its own: a digit
+        slash = [sl and not walled_beside(run, i, ruled) for i, sl in enumerate(slash)]
     inner = [i for i, m in enumerate(main) if m and not slash[i]]
     if not inner:
         return None
@@ -650,6 +664,10 @@ def read_number(run: list[Glyph], labels: np.ndarray, tall: float,
             digits.append(g)
             continue
         kind = "/" if sl else separator_kind(g, line_top, line_bottom, digit_h)
+        if kind in (".", ",") and digits and len(digits) < len(inner) \
+                and broken_off(g, digits[-1], run[inner[len(digits)]], labels):
+            unread += 1  # no point: a piece of a digit a thin or cut stroke left apart (left out: the model reads the rest)
+            continue
         if kind == "-" and not digits and g.w > MINUS_LONG * digit_h:  # a word or a label's end, not a sign
             kind = None
         if kind is None:
@@ -690,6 +708,24 @@ def is_unsure_point(g: Glyph, kind: str, left: Glyph, right: Glyph, line_bottom:
         return False
     H, W = ruled.shape
     return bool(ruled[max(0, g.y - 1) : min(H, g.y + g.h + 1), max(0, g.x - 1) : min(W, g.x + g.w + 1)].any())
+
+
+def broken_off(g: Glyph, left: Glyph, right: Glyph, labels: np.ndarray) -> bool:
+    """Whether a mark between two digits, read as a point or comma, is a piece
+    of one of them broken off (a thin stroke broken, a foot cut by a rule):
+    in columns the digit's box reaches (no clear column between them) and
+    within ``BROKEN_OFF`` of its ink. A written point stands clear of both."""
+    for d in (left, right):
+        if max(g.x, d.x) > min(g.x + g.w, d.x + d.w):
+            continue
+        reach = int(BROKEN_OFF) + 1
+        x0, y0 = max(0, min(g.x, d.x) - reach), max(0, min(g.y, d.y) - reach)
+        x1, y1 = max(g.x + g.w, d.x + d.w) + reach, max(g.y + g.h, d.y + d.h) + reach
+        window = labels[y0:y1, x0:x1]
+        apart = cv2.distanceTransform((~pixels_of(d, window)).view(np.uint8), cv2.DIST_L2, 5)
+        if float(apart[pixels_of(g, window)].min()) <= BROKEN_OFF:
+            return True
+    return False
 
 
 def stuck_point(g: Glyph, labels: np.ndarray, digit_h: float, left: bool, right: bool) -> bool:

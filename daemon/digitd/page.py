@@ -16,13 +16,15 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from .layout import (BASELINE, DOT, MIN_DIGIT, SPECK_AREA, SPECK_H, Glyph, Number, gather_lines, glyph_pieces,
-                     join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps, split_numbers)
+from .layout import (BASELINE, DOT, MIN_DIGIT, SPECK_AREA, SPECK_H, WALL_FULL, Glyph, Number, gather_lines,
+                     glyph_pieces, join_pieces, middle, pixels_of, read_layout, read_number, split_at_gaps,
+                     split_numbers)
 from .records import Box, Found, Mark, PageFound, Scan
 from .segment import (SPECK, Components, Ink, components, digits_of_mask, fine_mark, group_marks, ink_map,
                       ink_mask_and_ratio, mark_of, median, pieces)
 
 UNREAD = "a mark between digits was not read"
+CUT_OFF = "a digit was cut off a short rule it stood on"
 SPECK_POINT = 2  # working pixels of ink between two digits at their feet: a point too small to be a glyph
 POINT_TALL = 0.35  # a point taken out with the rule under it stands at most this high (of the digits' height)
 PAGE_SIDE = 600  # original pixels: a scan at least this large on both sides may be a page
@@ -70,6 +72,9 @@ HAIR_THIN = 0.1  # ... when they are one straight stroke this thin (of its heigh
 INK_PEAK = 90  # percentile of a glyph's soft ink taken as its peak
 FINE = 1.5  # a digit is cut from the scan's own pixels when they are this many times finer than the working ones
 FINE_H = 112  # ... at this many of them tall at most
+SHORT_RULE_WIDE = 1.5  # a piece this many times as wide as tall may be a digit standing on a rule too short to be found
+SHORT_RULE_SPAN = 0.6  # ... when what stands on the rule spans at most this share of it (a written word spans its line)
+SHORT_RULE_BEYOND = 0.25  # ... and the rule runs on beyond it this share of the piece's height at both ends at least
 
 
 @dataclass(frozen=True)
@@ -187,12 +192,18 @@ def is_page(mask: np.ndarray, scale: float) -> bool:
 def survey(mask: np.ndarray, scale: float, comps: Components | None = None) -> Survey:
     """Whether the ink is a page's (:func:`first_look`), or else, for a page-sized
     scan, whether it holds many glyph-sized marks (:func:`many_glyphs`): a page
-    whose rules, edge bar or desk outweigh its writing."""
+    whose rules, edge bar or desk outweigh its writing. A page-sized page's
+    marks are as tall as its glyph-sized ones when those are lower: a logo
+    or a stamp, far larger than the rest, leaves :func:`first_look` only the
+    large marks to count (the page's rules are told from its marks by it)."""
     comps = components(mask) if comps is None else comps
     first = first_look(mask, scale, comps)
-    if first.page or min(mask.shape) / scale < PAGE_SIDE:
+    if min(mask.shape) / scale < PAGE_SIDE:
         return first
-    return many_glyphs(mask, comps) or first
+    glyphs = many_glyphs(mask, comps)
+    if first.page:
+        return glyphs if glyphs is not None and glyphs.mark_h < first.mark_h else first
+    return glyphs or first
 
 
 def many_glyphs(mask: np.ndarray, comps: Components) -> Survey | None:
@@ -796,10 +807,14 @@ def mark_glyph(frame: Frame, g: Glyph) -> Mark:
     return replace(fine, alt=mark_of(own, frame.ratio[y0:y1, x0:x1], box).pixels)
 
 
-def found_of(frame: Frame, number: Number, max_digits: int) -> Found:
-    """A number's record: its digits' marks, its box in the scan's pixels, its separators and doubts."""
+def found_of(frame: Frame, number: Number, max_digits: int, cut: frozenset[int] = frozenset()) -> Found:
+    """A number's record: its digits' marks, its box in the scan's pixels, its
+    separators and doubts; ``cut``: the labels of pieces cut off a short rule
+    (:func:`cut_short_rules`), whose digits may read as others."""
     marks = tuple(mark_glyph(frame, g) for g in number.digits)
     doubts = number.doubts
+    if any(label in cut for g in number.digits for label in g.labels):
+        doubts += (CUT_OFF,)
     if UNREAD not in doubts and (mark_on_rule(frame.ruled, number) or speck_at_feet(frame.mask, frame.ruled, number)):
         doubts += (UNREAD,)
     if len(marks) > max_digits:
@@ -906,6 +921,64 @@ def drop_hairs(frame: Frame, numbers: list[Number]) -> list[Number]:
     return [n for n, ws in zip(numbers, weights) if not hair(n, ws)]
 
 
+def cut_short_rules(frame: Frame, found: list[Glyph]) -> tuple[Frame, list[Glyph], frozenset[int]]:
+    """The frame and its pieces with the short rules run into digits cut off
+    (:func:`short_rule`), and the labels of the pieces that stood on them: an
+    underline too short for :func:`remove_rules` (under a twelfth of the page
+    wide) that a digit stands on is one piece with it, far wider than a
+    digit. Its rows go into the rules taken out; what stood on it becomes
+    pieces of its own, which lost the strokes that lay along the rule."""
+    cuts = [(g, band) for g in found if (band := short_rule(g, frame.labels)) is not None]
+    if not cuts:
+        return frame, found, frozenset()
+    labels, mask, ruled = frame.labels.copy(), frame.mask.copy(), frame.ruled.copy()
+    kept = [g for g in found if all(g is not c for c, _ in cuts)]
+    top = int(labels.max())
+    first = top + 1  # the labels the cut pieces get
+    for g, (r0, r1) in cuts:
+        window = labels[g.y : g.y + g.h, g.x : g.x + g.w]
+        own = window == g.labels[0]
+        line = own.copy()
+        line[:r0] = False
+        line[r1:] = False
+        ruled[g.y : g.y + g.h, g.x : g.x + g.w][line] = 1
+        mask[g.y : g.y + g.h, g.x : g.x + g.w][line] = 0
+        window[line] = 0
+        rest = (own & ~line).view(np.uint8)
+        n, parts, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+        for i in range(1, n):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            if area < SPECK_AREA:
+                window[parts == i] = 0
+                continue
+            top += 1
+            window[parts == i] = top
+            kept.append(Glyph(g.x + x, g.y + y, w, h, area, (top,)))
+    return replace(frame, labels=labels, mask=mask, ruled=ruled), kept, frozenset(range(first, top + 1))
+
+
+def short_rule(g: Glyph, labels: np.ndarray) -> tuple[int, int] | None:
+    """The rows (first, past the last) of a straight line across a piece's
+    whole width at its feet: a piece ``SHORT_RULE_WIDE`` times as wide as tall
+    at least, rows inked ``WALL_FULL`` of the way across in one band of at
+    most ``THICK`` rows in its lower half, ink standing over it on no more
+    than ``SHORT_RULE_SPAN`` of its width (a digit, not a word), the line
+    running on beyond that ink at both ends by ``SHORT_RULE_BEYOND`` of the
+    piece's height (an underline, no digit's foot). None when it holds none."""
+    if len(g.labels) != 1 or g.w < SHORT_RULE_WIDE * g.h:
+        return None
+    own = labels[g.y : g.y + g.h, g.x : g.x + g.w] == g.labels[0]
+    rows = np.flatnonzero(own.mean(axis=1) >= WALL_FULL)
+    if rows.size == 0 or rows.size > THICK or rows[-1] - rows[0] + 1 != rows.size or 2 * rows[0] < g.h:
+        return None
+    above = np.flatnonzero(own[: rows[0]].any(axis=0))
+    if above.size == 0 or above[-1] + 1 - above[0] > SHORT_RULE_SPAN * g.w:
+        return None
+    if min(above[0], g.w - 1 - above[-1]) < SHORT_RULE_BEYOND * g.h:  # a 2's flat foot ends where its stroke comes down
+        return None
+    return int(rows[0]), int(rows[-1]) + 1
+
+
 def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 12,
               mark_h: float = 0.0, comps: Components | None = None, source: np.ndarray | None = None) -> PageFound:
     """A page's handwritten numbers in reading order (top to bottom, left to right);
@@ -914,6 +987,7 @@ def read_page(ink: Ink, mask: np.ndarray, ratio: np.ndarray, max_digits: int = 1
     pixels, its digits are cut from (None: from the working ones)."""
     frame, pieces_found, skew, rotation, doubts = make_frame(ink, mask, ratio, mark_h, comps)
     frame = replace(frame, source=source, dark=ink.polarity == "dark_on_light")
+    frame, pieces_found, cut = cut_short_rules(frame, pieces_found)
     numbers = drop_hairs(frame, [n for n in read_layout(frame.labels, pieces_found, frame.ruled) if not is_faint(frame, n)])
-    found = tuple(found_of(frame, n, max_digits) for n in numbers)
+    found = tuple(found_of(frame, n, max_digits, cut) for n in numbers)
     return PageFound(numbers=found, polarity=ink.polarity, rotation=rotation, skew=skew, doubts=doubts)
