@@ -90,13 +90,13 @@ class Recognizer:
         """Per scan, its digits already found (``segment.find_digits``: the marks and
         the polarity) -> its reading; one batched model call for all of them."""
         every = [m for marks, _ in found for m in marks]
-        probs = self.probabilities(np.stack([m.pixels for m in every]) if every else np.zeros((0, 28, 28), np.float32))
-        digits = read_marks(probs, every)
         alts = [i for i, m in enumerate(every) if m.alt is not None]
-        if alts:  # a mark cut two ways is read from its first cut, as sure as the less sure cut
-            other = self.probabilities(np.stack([every[i].alt for i in alts]))
-            for i, p in zip(alts, other.tolist()):
-                digits[i] = replace(digits[i], confidence=min(digits[i].confidence, p[digits[i].digit]))
+        inputs = [m.pixels for m in every] + [every[i].alt for i in alts]
+        probs = self.probabilities(np.stack(inputs) if inputs else np.zeros((0, 28, 28), np.float32))
+        digits = read_marks(probs[: len(every)], every)
+        # a mark cut two ways is read from its first cut, as sure as the less sure cut
+        for i, p in zip(alts, probs[len(every) :].tolist()):
+            digits[i] = replace(digits[i], confidence=min(digits[i].confidence, p[digits[i].digit]))
         readings, k = [], 0
         for marks, polarity in found:
             readings.append(self.reading(digits[k : k + len(marks)], polarity))
