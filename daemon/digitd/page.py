@@ -786,6 +786,9 @@ def page_box(frame: Frame, x: int, y: int, w: int, h: int) -> Box:
 
 
 def mark_glyph(frame: Frame, g: Glyph) -> Mark:
+    """A digit's Mark, cut from the scan's own pixels when they are ``FINE`` times
+    finer than the working ones (the working cut kept as its ``alt``), else from
+    the working ones."""
     labels = frame.labels
     H, W = labels.shape
     pad = 2
