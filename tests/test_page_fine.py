@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import find_real_dev
 from digitd.page import find_numbers
 from digitd.records import Mark, Scan
 from digitd.recognize import Recognizer
@@ -66,16 +65,10 @@ def test_a_digit_is_read_from_its_fine_cut_as_sure_as_the_less_sure_cut(recogniz
     assert (alone.status, other.status) == ("ok", "uncertain")
 
 
-def test_small_real_digits_on_a_page_are_read_from_the_scans_pixels(recognizer):
+def test_small_real_digits_on_a_page_are_read_from_the_scans_pixels(recognizer, bank):
     """real-dev's digits, 24-36 pixels tall on an A4 page at 200 dpi (10-16
     working pixels): cut from the working pixels, 7 of 3 x 136 were misread
     (flat-topped 3s as 5, closed 4s as 9); cut from the scan's, 1."""
-    real = find_real_dev()
-    if real is None:
-        pytest.skip("real-dev digits not found (../shared/data/real-dev)")
-    bank = script.load_bank(script.SHARED / "mnist.npz", real) if (script.SHARED / "mnist.npz").is_file() else None
-    if bank is None:
-        pytest.skip("MNIST not found")
     items = [(d, ink) for d in range(10) for ink in bank.real[d]]
     wrong = read_right = 0
     for height in (24, 30, 36):
